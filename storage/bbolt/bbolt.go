@@ -1,0 +1,113 @@
+// Package bbolt implements the storage interfaces on a single bbolt file
+// (go.etcd.io/bbolt). It is Kiez's default storage.
+//
+// # Layout
+//
+// Each store has one top-level bucket ("accounts" for storage.Accounts).
+// Inside it, each user has a nested bucket named by their bare JID, so
+// deleting a user drops exactly one bucket per store. An account's bucket
+// holds one record under the key "account": a small versioned binary
+// encoding of its SCRAM credentials per hash and its creation and last
+// login days. Neither passwords nor times of day are stored.
+//
+// # Deleted data
+//
+// Like most databases, bbolt does not overwrite the pages that deleted
+// data occupied; they are reused for later writes. Until then, a deleted
+// account's bytes can remain in the file even though no bucket or key
+// refers to them. Compacting the database (bbolt compact) into a new file
+// removes them.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Only one process may open a database
+// file at a time; Open gives up after Options.Timeout with an error wrapping
+// ErrLocked.
+package bbolt
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// ErrLocked is returned, wrapped, by Open when another process holds the
+// database file open.
+var ErrLocked = errors.New("bbolt: database is locked by another process")
+
+// ErrCorrupt is returned, wrapped, when a stored record cannot be decoded.
+// The record is left as it is; deleting the account removes it.
+var ErrCorrupt = errors.New("bbolt: corrupt record")
+
+// Names of buckets and keys. The layout is described in the package
+// documentation.
+const (
+	accountsBucket = "accounts"
+	accountKey     = "account"
+)
+
+// defaultTimeout is how long Open waits for the file lock if
+// Options.Timeout is zero.
+const defaultTimeout = time.Second
+
+// Options configure Open. The zero value is ready to use.
+type Options struct {
+	// Timeout is how long Open waits for another process to release the
+	// database file before failing with ErrLocked. Zero or less means one
+	// second.
+	Timeout time.Duration
+}
+
+// Store is a storage backend backed by one bbolt file. Create it with Open
+// and release it with Close. A Store is safe for concurrent use.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens the database file at path, creating it (mode 0600) and its
+// parent directory (mode 0700) if they do not exist, and creates any
+// missing top-level buckets. If another process has the file open, Open
+// waits up to opts.Timeout and then returns an error wrapping ErrLocked.
+func Open(path string, opts Options) (*Store, error) {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("bbolt: open %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bbolt: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{accountsBucket} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return fmt.Errorf("bucket %q: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bbolt: open %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database file. It waits for running transactions to
+// finish. Using the Store after Close returns errors.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("bbolt: close: %w", err)
+	}
+	return nil
+}
