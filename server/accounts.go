@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server/scram"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// NSPIE is the XEP-0227 portable import/export namespace.
+const NSPIE = "urn:xmpp:pie:0"
+
+// userJID checks that user is a bare JID of a local account.
+func (s *Server) userJID(user jid.JID) (jid.JID, error) {
+	user = user.Bare()
+	if user.Localpart() == "" {
+		return user, fmt.Errorf("server: %q is not a user address", user)
+	}
+	if !s.local[user.Domainpart()] {
+		return user, fmt.Errorf("server: %s is not served here", user.Domainpart())
+	}
+	return user, nil
+}
+
+// CreateUser creates an account with SCRAM keys for every supported hash
+// derived from password. It fails with an error wrapping storage.ErrExists
+// if the account exists.
+func (s *Server) CreateUser(ctx context.Context, user jid.JID, password string) error {
+	user, err := s.userJID(user)
+	if err != nil {
+		return err
+	}
+	keys, err := scram.NewAllKeys(password, s.cfg.SCRAMIterations)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	err = s.accounts.CreateAccount(ctx, storage.Account{JID: user.String(), Keys: keys, Created: storage.Day(time.Now())})
+	if err != nil {
+		return fmt.Errorf("server: creating %s: %w", user, err)
+	}
+	for _, l := range s.accountLs {
+		l.AccountCreated(ctx, user)
+	}
+	return nil
+}
+
+// SetPassword replaces the SCRAM keys of every hash at once.
+func (s *Server) SetPassword(ctx context.Context, user jid.JID, password string) error {
+	user, err := s.userJID(user)
+	if err != nil {
+		return err
+	}
+	keys, err := scram.NewAllKeys(password, s.cfg.SCRAMIterations)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := s.accounts.SetKeys(ctx, user.String(), keys); err != nil {
+		return fmt.Errorf("server: changing password of %s: %w", user, err)
+	}
+	return nil
+}
+
+// DeleteUser ends the user's sessions, asks every data owner to delete
+// what it holds for the user, and deletes the account. It goes on past a
+// failing owner and returns all errors joined, so one fault cannot keep
+// the rest of the data; the account itself is deleted last, so a retry
+// finds it.
+func (s *Server) DeleteUser(ctx context.Context, user jid.JID) error {
+	user, err := s.userJID(user)
+	if err != nil {
+		return err
+	}
+	if _, err := s.accounts.Account(ctx, user.String()); err != nil {
+		return fmt.Errorf("server: deleting %s: %w", user, err)
+	}
+	for _, sess := range s.sessions.userSessions(user.String()) {
+		sess.conn.shutdown(streamErr(condNotAuthorized, "account deleted"))
+	}
+	var errs []error
+	for _, o := range s.owners {
+		if err := o.owner.DeleteUser(ctx, user); err != nil {
+			errs = append(errs, fmt.Errorf("module %s: %w", o.name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("server: deleting %s: %w", user, errors.Join(errs...))
+	}
+	if err := s.accounts.DeleteAccount(ctx, user.String()); err != nil {
+		return fmt.Errorf("server: deleting %s: %w", user, err)
+	}
+	for _, l := range s.accountLs {
+		l.AccountDeleted(ctx, user)
+	}
+	return nil
+}
+
+// ExportUser writes the user's data as a XEP-0227 <server-data/>
+// document: one <host/> holding one <user/> whose children each data owner
+// writes. Passwords are never exported (they are not stored).
+func (s *Server) ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWriter) error {
+	user, err := s.userJID(user)
+	if err != nil {
+		return err
+	}
+	if _, err := s.accounts.Account(ctx, user.String()); err != nil {
+		return fmt.Errorf("server: exporting %s: %w", user, err)
+	}
+	sd := xml.StartElement{Name: xml.Name{Space: NSPIE, Local: "server-data"}}
+	hs := xml.StartElement{Name: xml.Name{Local: "host"}, Attr: []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: user.Domainpart()}}}
+	us := xml.StartElement{Name: xml.Name{Local: "user"}, Attr: []xml.Attr{{Name: xml.Name{Local: "name"}, Value: user.Localpart()}}}
+	for _, t := range []xml.Token{sd, hs, us} {
+		if err := w.EncodeToken(t); err != nil {
+			return err
+		}
+	}
+	for _, o := range s.owners {
+		if err := o.owner.ExportUser(ctx, user, w); err != nil {
+			return fmt.Errorf("server: exporting %s: module %s: %w", user, o.name, err)
+		}
+	}
+	for _, t := range []xml.Token{us.End(), hs.End(), sd.End()} {
+		if err := w.EncodeToken(t); err != nil {
+			return err
+		}
+	}
+	if f, ok := w.(xmlstream.Flusher); ok {
+		return f.Flush()
+	}
+	return nil
+}
+
+// Users lists the bare JIDs of the accounts on domain ("" for all).
+func (s *Server) Users(ctx context.Context, domain string) ([]string, error) {
+	return s.accounts.Accounts(ctx, domain)
+}
+
+// userExists answers from the session registry first, then the store.
+func (s *Server) userExists(ctx context.Context, bare string) bool {
+	if s.sessions.hasUser(bare) {
+		return true
+	}
+	_, err := s.accounts.Account(ctx, bare)
+	return err == nil
+}

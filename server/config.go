@@ -1,0 +1,82 @@
+package server
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/kiez-im/kiez/storage"
+)
+
+// Config configures a Server. Only Domains, TLS and Accounts are required;
+// zero limits take the defaults below.
+type Config struct {
+	// Domains are the virtual hosts served, such as "example.org".
+	Domains []string
+	// TLS holds the certificates, chosen by SNI (Certificates or
+	// GetCertificate). The server sets NextProtos and MinVersion itself.
+	TLS *tls.Config
+	// Accounts stores user accounts and their SCRAM keys.
+	Accounts storage.Accounts
+	// Modules are the features, in order: it is the order of
+	// initialisation, interceptors and undelivered handlers.
+	Modules []Module
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Remote routes stanzas to other servers; nil answers them with
+	// remote-server-not-found.
+	Remote RemoteRouter
+	// Limits bound what one client may cost.
+	Limits Limits
+	// SCRAMIterations is the PBKDF2 iteration count for new passwords.
+	SCRAMIterations int
+}
+
+// Limits bound resource use per connection.
+type Limits struct {
+	// MaxStanzaSize caps each top-level element after authentication, in
+	// bytes, counted while reading (default 256 KiB).
+	MaxStanzaSize int
+	// MaxPreAuthSize caps each element before authentication (default 10 KiB).
+	MaxPreAuthSize int
+	// MaxDepth caps element nesting inside a stanza (default 32).
+	MaxDepth int
+	// PreAuthTimeout bounds connect-to-bind time (default 60 s).
+	PreAuthTimeout time.Duration
+	// PingAfter is how long a session may stay silent before the server
+	// pings it (default 4 min); PingTimeout is how long the server waits
+	// for the answer before closing it (default 1 min).
+	PingAfter   time.Duration
+	PingTimeout time.Duration
+	// WriteTimeout bounds one write to a client (default 30 s).
+	WriteTimeout time.Duration
+	// QueueSize is the number of stanzas that may wait for a slow client
+	// before it is disconnected (default 256).
+	QueueSize int
+	// AuthAttempts is how many failed SASL attempts one stream may make
+	// before it is closed (default 3).
+	AuthAttempts int
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxStanzaSize, 256<<10)
+	def(&l.MaxPreAuthSize, 10<<10)
+	def(&l.MaxDepth, 32)
+	defDur(&l.PreAuthTimeout, 60*time.Second)
+	defDur(&l.PingAfter, 4*time.Minute)
+	defDur(&l.PingTimeout, time.Minute)
+	defDur(&l.WriteTimeout, 30*time.Second)
+	def(&l.QueueSize, 256)
+	def(&l.AuthAttempts, 3)
+	return l
+}

@@ -1,0 +1,261 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// conn is one client connection, from accept to close. Until the resource
+// is bound, one goroutine (serve) reads and writes; afterwards the Session
+// has its own writer goroutine and serve only reads.
+type conn struct {
+	srv       *Server
+	raw       net.Conn // the TCP connection
+	nc        net.Conn // raw, or the TLS connection over it
+	tlsConn   *tls.Conn
+	directTLS bool
+	leaf      *x509.Certificate // the certificate we presented
+
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	in  *xmlIn
+	id  string
+	dom string // the virtual host this stream is for
+	lng string
+
+	mu      sync.Mutex
+	sess    *Session
+	pending *StreamError // a shutdown request that came before bind
+}
+
+// ServeC2S accepts client connections on ln that start in plain text and
+// must upgrade with STARTTLS (RFC 6120 §5). It returns ErrServerClosed after
+// Shutdown.
+func (s *Server) ServeC2S(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeDirectTLS accepts client connections on ln that start with a TLS
+// handshake (XEP-0368), negotiating ALPN "xmpp-client".
+func (s *Server) ServeDirectTLS(ln net.Listener) error { return s.serve(ln, true) }
+
+func (s *Server) serve(ln net.Listener, direct bool) error {
+	if s.cfg.TLS == nil {
+		return errors.New("server: no TLS configuration: clients cannot be served")
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("server: accept: %w", err)
+		}
+		delay = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		c := &conn{srv: s, raw: nc, nc: nc, directTLS: direct}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.connWG.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+func (c *conn) serve() {
+	s := c.srv
+	defer func() {
+		c.raw.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.connWG.Done()
+	}()
+	c.raw.SetDeadline(time.Now().Add(s.limits.PreAuthTimeout))
+	c.br = bufio.NewReaderSize(c.raw, 2048)
+	c.bw = bufio.NewWriterSize(c.raw, 2048)
+	if c.directTLS {
+		if err := c.startTLS(); err != nil {
+			return
+		}
+	}
+	sess, err := c.negotiate()
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.raw.SetDeadline(time.Time{})
+	c.run(sess)
+}
+
+// fail ends a stream that never reached a bound session.
+func (c *conn) fail(err error) {
+	var se *StreamError
+	c.mu.Lock()
+	if c.pending != nil {
+		se = c.pending
+	}
+	c.mu.Unlock()
+	if se == nil && !errors.As(err, &se) {
+		if !isNetClose(err) {
+			c.srv.log.Debug("stream ended during negotiation", "err", err)
+		}
+		return
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	if c.id == "" {
+		// No header was sent yet: RFC 6120 §4.9.1.2 wants one first.
+		c.writeHeader("")
+	}
+	c.bw.Write(se.bytes())
+	c.bw.WriteString("</stream:stream>")
+	c.bw.Flush()
+}
+
+// shutdown asks the connection to end with a stream error.
+func (c *conn) shutdown(se *StreamError) {
+	c.mu.Lock()
+	sess := c.sess
+	if sess == nil {
+		c.pending = se
+	}
+	c.mu.Unlock()
+	if sess != nil {
+		sess.close(se)
+		return
+	}
+	// Wake the negotiating goroutine; it writes the error.
+	c.raw.SetReadDeadline(time.Now())
+}
+
+// closeWrite is called by the writer after the closing tag: give the client
+// a moment to close its stream, then let the reader end.
+func (c *conn) closeWrite() {
+	c.raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+}
+
+func (c *conn) startTLS() error {
+	s := c.srv
+	cfg := s.cfg.TLS.Clone()
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+	if c.directTLS {
+		cfg.NextProtos = []string{"xmpp-client"}
+	} else {
+		cfg.NextProtos = nil
+	}
+	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		cert, err := s.getCert(hello)
+		if err == nil && cert != nil {
+			c.leaf = cert.Leaf
+			if c.leaf == nil && len(cert.Certificate) > 0 {
+				c.leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+			}
+		}
+		return cert, err
+	}
+	cfg.Certificates = nil
+	// Bytes already buffered before the handshake would be lost (STARTTLS
+	// injection, CVE-2011-0411 style): refuse them.
+	if c.br.Buffered() > 0 {
+		return streamErr(condPolicyViolation, "data after <starttls/>")
+	}
+	tc := tls.Server(c.raw, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), s.limits.PreAuthTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	c.tlsConn = tc
+	c.nc = tc
+	c.br.Reset(tc)
+	c.bw.Reset(tc)
+	return nil
+}
+
+// certSelector picks a certificate by SNI from cfg, as crypto/tls would.
+func certSelector(cfg *tls.Config) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if cfg.GetCertificate != nil {
+		get := cfg.GetCertificate
+		certs := cfg.Certificates
+		return func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c, err := get(h)
+			if c == nil && err == nil && len(certs) > 0 {
+				return &certs[0], nil
+			}
+			return c, err
+		}
+	}
+	certs := cfg.Certificates
+	return func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if len(certs) == 0 {
+			return nil, errors.New("server: no certificate configured")
+		}
+		for i := range certs {
+			if h.SupportsCertificate(&certs[i]) == nil && certMatches(&certs[i], h.ServerName) {
+				return &certs[i], nil
+			}
+		}
+		return &certs[0], nil
+	}
+}
+
+func certMatches(c *tls.Certificate, name string) bool {
+	if name == "" {
+		return true
+	}
+	leaf := c.Leaf
+	if leaf == nil {
+		return true
+	}
+	return leaf.VerifyHostname(name) == nil
+}
+
+func newID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+func isNetClose(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"encoding/xml"
+	"sort"
+
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/stanza"
+)
+
+// XEP-0030 namespaces.
+const (
+	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	NSDiscoItems = "http://jabber.org/protocol/disco#items"
+)
+
+func builtinFeatures(t Target) []string {
+	return []string{NSDiscoInfo, NSDiscoItems}
+}
+
+// addBuiltinRoutes adds the server's own disco#info and disco#items.
+// Modules claiming the same routes make New fail.
+func (s *Server) addBuiltinRoutes() {
+	add := func(payload string, t Target, h IQHandlerFunc) {
+		k := routeKey{typ: mstanza.GetIQ, payload: xmlName{payload, "query"}, to: t}
+		if _, taken := s.iqRoutes[k]; !taken {
+			s.iqRoutes[k] = routeEntry{handler: h, module: "disco"}
+		}
+	}
+	add(NSDiscoInfo, TargetHost, func(ctx context.Context, iq stanza.IQ, w ResponseWriter) error {
+		return s.discoInfo(iq, w, TargetHost)
+	})
+	add(NSDiscoInfo, TargetBare, func(ctx context.Context, iq stanza.IQ, w ResponseWriter) error {
+		return s.discoInfo(iq, w, TargetBare)
+	})
+	add(NSDiscoItems, TargetHost, func(ctx context.Context, iq stanza.IQ, w ResponseWriter) error {
+		if node(iq) != "" {
+			return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound})
+		}
+		var items []xml.TokenReader
+		svcs := append([]Service(nil), s.serviceList...)
+		sort.Slice(svcs, func(i, j int) bool { return svcs[i].Subdomain < svcs[j].Subdomain })
+		for _, svc := range svcs {
+			attrs := []xml.Attr{stanza.Attr("jid", svc.Subdomain+"."+iq.To.Domainpart())}
+			if svc.Name != "" {
+				attrs = append(attrs, stanza.Attr("name", svc.Name))
+			}
+			items = append(items, stanza.Elem(xml.Name{Local: "item"}, attrs))
+		}
+		return w.Result(stanza.Elem(xml.Name{Space: NSDiscoItems, Local: "query"}, nil, items...))
+	})
+	add(NSDiscoItems, TargetBare, func(ctx context.Context, iq stanza.IQ, w ResponseWriter) error {
+		if node(iq) != "" {
+			return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound})
+		}
+		return w.Result(stanza.Elem(xml.Name{Space: NSDiscoItems, Local: "query"}, nil))
+	})
+}
+
+func node(iq stanza.IQ) string {
+	p, _, _ := iq.Payload()
+	for _, a := range p.Attr {
+		if a.Name.Local == "node" && a.Name.Space == "" {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+func (s *Server) discoInfo(iq stanza.IQ, w ResponseWriter, t Target) error {
+	if node(iq) != "" {
+		return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound})
+	}
+	var children []xml.TokenReader
+	ids := []Identity{{Category: "server", Type: "im", Name: "Kiez"}}
+	if t == TargetBare {
+		ids = []Identity{{Category: "account", Type: "registered"}}
+	}
+	for _, p := range s.identities {
+		ids = append(ids, p.Identities(t)...)
+	}
+	for _, id := range ids {
+		attrs := []xml.Attr{stanza.Attr("category", id.Category), stanza.Attr("type", id.Type)}
+		if id.Name != "" {
+			attrs = append(attrs, stanza.Attr("name", id.Name))
+		}
+		if id.Lang != "" {
+			attrs = append(attrs, xml.Attr{Name: xml.Name{Space: stanza.NSXML, Local: "lang"}, Value: id.Lang})
+		}
+		children = append(children, stanza.Elem(xml.Name{Local: "identity"}, attrs))
+	}
+	for _, f := range s.sortedFeatures(t) {
+		children = append(children, stanza.Elem(xml.Name{Local: "feature"}, []xml.Attr{stanza.Attr("var", f)}))
+	}
+	for _, p := range s.forms {
+		children = append(children, p.Forms(t)...)
+	}
+	return w.Result(stanza.Elem(xml.Name{Space: NSDiscoInfo, Local: "query"}, nil, children...))
+}

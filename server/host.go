@@ -1,0 +1,29 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"mellium.im/xmpp/jid"
+)
+
+// host is the Host a module receives.
+type host struct {
+	srv    *Server
+	module string
+}
+
+func (h *host) Domains() []jid.JID         { return h.srv.Domains() }
+func (h *host) IsLocal(domain string) bool { return h.srv.IsLocal(domain) }
+func (h *host) Logger() *slog.Logger       { return h.srv.log.With("module", h.module) }
+func (h *host) Router() Router             { return h.srv.router }
+
+func (h *host) Go(f func(ctx context.Context)) {
+	h.srv.wg.Add(1)
+	go func() {
+		defer h.srv.wg.Done()
+		f(h.srv.ctx)
+	}()
+}
+
+var _ Host = (*host)(nil)

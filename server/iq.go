@@ -1,0 +1,74 @@
+package server
+
+import (
+	"context"
+	"encoding/xml"
+	"sync/atomic"
+
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/stanza"
+)
+
+// iq dispatches an iq get or set to the route for target, answering
+// service-unavailable when none exists (RFC 6120 §8.4).
+func (r *router) iq(ctx context.Context, st *stanza.Stanza, target Target) {
+	if st.Type != stanza.Get && st.Type != stanza.Set {
+		return // results and errors to the server are answers to its pings
+	}
+	payload, _, ok := st.Payload()
+	if !ok {
+		r.bounce(ctx, st, mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest})
+		return
+	}
+	k := routeKey{typ: mstanza.IQType(st.Type), payload: xmlName{payload.Name.Space, payload.Name.Local}, to: target}
+	e, found := r.srv.iqRoutes[k]
+	if !found && target == TargetSelf {
+		k.to = TargetBare
+		e, found = r.srv.iqRoutes[k]
+	}
+	if !found {
+		r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+		return
+	}
+	w := &responseWriter{r: r, iq: st}
+	err := e.handler.HandleIQ(ctx, stanza.IQ{Stanza: st}, w)
+	if w.answered.Load() {
+		if err != nil {
+			r.srv.log.Warn("iq handler failed after answering", "module", e.module, "err", err)
+		}
+		return
+	}
+	if err != nil {
+		r.srv.log.Warn("iq handler failed", "module", e.module, "err", err)
+		w.Error(mstanza.Error{Type: mstanza.Wait, Condition: mstanza.InternalServerError})
+		return
+	}
+	w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+}
+
+// responseWriter guarantees exactly one answer per iq.
+type responseWriter struct {
+	r        *router
+	iq       *stanza.Stanza
+	answered atomic.Bool
+}
+
+func (w *responseWriter) Result(payload xml.TokenReader) error {
+	if w.answered.Swap(true) {
+		return ErrAlreadyAnswered
+	}
+	w.r.deliver(context.Background(), w.iq.ResultReply(payload))
+	return nil
+}
+
+func (w *responseWriter) Error(e mstanza.Error) error {
+	if w.answered.Swap(true) {
+		return ErrAlreadyAnswered
+	}
+	reply := w.iq.ErrorReply(e)
+	w.r.deliver(context.Background(), reply)
+	return nil
+}
+
+var _ ResponseWriter = (*responseWriter)(nil)

@@ -1,0 +1,241 @@
+package server
+
+import (
+	"context"
+	"encoding/xml"
+	"log/slog"
+	"net/http"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/stanza"
+)
+
+// Module is a feature plugged into a Server. Only Name is required; every
+// other capability is an optional interface below, discovered once by type
+// assertion in New and frozen into tables. Never wrap a module in a type
+// that hides them.
+type Module interface {
+	// Name is a stable, lowercase name such as "ping". It scopes the
+	// module's logger and appears in errors.
+	Name() string
+}
+
+// Initializer is implemented by modules that need the Host, or must set
+// things up, before the server accepts connections. Modules are initialised
+// in Config.Modules order; an error fails New.
+type Initializer interface {
+	Init(ctx context.Context, h Host) error
+}
+
+// Closer is implemented by modules that hold resources. Modules are closed
+// in reverse Config.Modules order when the server shuts down.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Host is what the server lends a module.
+type Host interface {
+	// Domains returns the virtual hosts the server serves.
+	Domains() []jid.JID
+	// IsLocal reports whether domain is one of the server's virtual hosts.
+	IsLocal(domain string) bool
+	// Logger returns the server's logger scoped with the module's name.
+	Logger() *slog.Logger
+	// Router routes stanzas on the module's behalf.
+	Router() Router
+	// Go runs f in a goroutine whose context is cancelled at shutdown; the
+	// server waits for it before closing modules.
+	Go(f func(ctx context.Context))
+}
+
+// Router routes stanzas the server itself (or a module) originates. The
+// stanza must have From and To set and must not be changed afterwards.
+type Router interface {
+	Route(ctx context.Context, s *stanza.Stanza) error
+}
+
+// Target says which iq addresses an IQRoute serves.
+type Target uint8
+
+// Targets of an IQRoute.
+const (
+	// TargetHost: iqs to the server's domain (to='example.org').
+	TargetHost Target = iota + 1
+	// TargetSelf: iqs a user sends without 'to' or to their own bare JID.
+	TargetSelf
+	// TargetBare: iqs to any local account's bare JID (including one's
+	// own, when no TargetSelf route claims it).
+	TargetBare
+)
+
+func (t Target) String() string {
+	switch t {
+	case TargetHost:
+		return "host"
+	case TargetSelf:
+		return "self"
+	case TargetBare:
+		return "bare"
+	}
+	return "unknown"
+}
+
+// IQRoute binds iqs of one type, payload and target to a handler.
+type IQRoute struct {
+	Type    mstanza.IQType // get or set
+	Payload xml.Name       // the child element's namespace and local name
+	To      Target
+	Handler IQHandler
+}
+
+// IQProvider is implemented by modules that answer iqs.
+type IQProvider interface {
+	IQRoutes() []IQRoute
+}
+
+// IQHandler answers an iq get or set.
+type IQHandler interface {
+	HandleIQ(ctx context.Context, iq stanza.IQ, w ResponseWriter) error
+}
+
+// IQHandlerFunc adapts a function to IQHandler.
+type IQHandlerFunc func(ctx context.Context, iq stanza.IQ, w ResponseWriter) error
+
+// HandleIQ calls f.
+func (f IQHandlerFunc) HandleIQ(ctx context.Context, iq stanza.IQ, w ResponseWriter) error {
+	return f(ctx, iq, w)
+}
+
+// ResponseWriter answers one iq exactly once: a second call returns
+// ErrAlreadyAnswered; a handler that returns without answering makes the
+// server answer service-unavailable; a returned error is logged and answered
+// with internal-server-error (if nothing was sent yet).
+type ResponseWriter interface {
+	// Result sends an iq result with payload as its child (nil for none).
+	Result(payload xml.TokenReader) error
+	// Error sends an iq error.
+	Error(e mstanza.Error) error
+}
+
+// Identity is a XEP-0030 identity.
+type Identity struct {
+	Category, Type, Name, Lang string
+}
+
+// FeatureProvider is implemented by modules that add XEP-0030 features to
+// disco#info of the server (TargetHost) or of accounts (TargetBare).
+type FeatureProvider interface {
+	Features(t Target) []string
+}
+
+// IdentityProvider is implemented by modules that add XEP-0030 identities.
+type IdentityProvider interface {
+	Identities(t Target) []Identity
+}
+
+// FormProvider is implemented by modules that add XEP-0128 data forms to
+// disco#info (for example XEP-0157 contact addresses). Each reader yields
+// one complete <x xmlns='jabber:x:data' type='result'/> element.
+type FormProvider interface {
+	Forms(t Target) []xml.TokenReader
+}
+
+// Service is a sub-domain service such as upload.example.org: it receives
+// every stanza addressed to Subdomain.<vhost> for every virtual host.
+type Service struct {
+	Subdomain string // "upload"
+	Name      string // a human-readable name for disco#items
+	Handler   StanzaHandler
+}
+
+// ServiceProvider is implemented by modules that host sub-domain services.
+type ServiceProvider interface {
+	Services() []Service
+}
+
+// StanzaHandler handles a stanza addressed to a service.
+type StanzaHandler interface {
+	HandleStanza(ctx context.Context, s *stanza.Stanza) error
+}
+
+// StreamFeature is an element advertised in the stream features after
+// resource binding is offered (for example roster versioning, stream
+// management, client state indication).
+type StreamFeature struct {
+	// Element yields the complete feature element.
+	Element func() xml.TokenReader
+}
+
+// StreamFeatureProvider is implemented by modules that advertise stream
+// features to authenticated streams.
+type StreamFeatureProvider interface {
+	StreamFeatures() []StreamFeature
+}
+
+// HTTPRoute is an HTTP handler served on the server's HTTP listeners.
+type HTTPRoute struct {
+	Pattern string // a net/http ServeMux pattern
+	Handler http.Handler
+}
+
+// HTTPProvider is implemented by modules that serve HTTP (file upload).
+type HTTPProvider interface {
+	HTTPRoutes() []HTTPRoute
+}
+
+// SessionListener is implemented by modules that follow sessions.
+type SessionListener interface {
+	// SessionStarted is called once the session's resource is bound.
+	SessionStarted(ctx context.Context, s *Session)
+	// SessionEnded is called after the session is gone from the registry.
+	SessionEnded(ctx context.Context, s *Session)
+}
+
+// AccountListener is implemented by modules that follow accounts created
+// or deleted through the Server.
+type AccountListener interface {
+	AccountCreated(ctx context.Context, user jid.JID)
+	AccountDeleted(ctx context.Context, user jid.JID)
+}
+
+// Interceptor sees every stanza a client sends, after its from address is
+// stamped and before it is routed, in Config.Modules order. Returning
+// ErrHandled stops routing (the interceptor took care of it); returning a
+// mstanza.Error bounces that error to the sender; any other error is logged
+// and the stanza dropped.
+type Interceptor interface {
+	InterceptInbound(ctx context.Context, from *Session, s *stanza.Stanza) error
+}
+
+// UndeliveredHandler is offered messages addressed to a local account that
+// has no available resource, in Config.Modules order, until one returns
+// handled (offline storage).
+type UndeliveredHandler interface {
+	HandleUndelivered(ctx context.Context, s *stanza.Stanza) (handled bool, err error)
+}
+
+// UserDataOwner is implemented by every module that stores data for a user.
+// DeleteUser removes all of it; ExportUser writes it as XEP-0227 elements
+// inside the <user/> element.
+type UserDataOwner interface {
+	DeleteUser(ctx context.Context, user jid.JID) error
+	ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWriter) error
+}
+
+// UserDataDeclarer is implemented by modules that keep per-user data; it
+// names the kinds kept (for example "roster items"). New refuses a module
+// that declares user data without implementing UserDataOwner, so that
+// deleting an account can never leave that data behind.
+type UserDataDeclarer interface {
+	UserData() []string
+}
+
+// RemoteRouter carries stanzas to other servers (federation). Until one is
+// configured, stanzas to remote domains are answered with
+// remote-server-not-found.
+type RemoteRouter interface {
+	RouteRemote(ctx context.Context, s *stanza.Stanza) error
+}

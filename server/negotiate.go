@@ -1,0 +1,420 @@
+package server
+
+import (
+	"crypto/tls"
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server/scram"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// mechanisms offered, strongest first. PLAIN is offered only on TLS
+// streams, which all authenticating streams are.
+var scramMechs = []string{
+	scram.MechSHA512Plus, scram.MechSHA256Plus, scram.MechSHA1Plus,
+	scram.MechSHA512, scram.MechSHA256, scram.MechSHA1,
+}
+
+func (c *conn) writeHeader(from string) {
+	if c.id == "" {
+		c.id = newID()
+	}
+	c.bw.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='`)
+	c.bw.WriteString(c.id)
+	if from != "" {
+		c.bw.WriteString(`' from='`)
+		c.bw.WriteString(escapeString(from))
+	}
+	c.bw.WriteString(`' version='1.0' xml:lang='en'>`)
+}
+
+// negotiate runs the stream from its first header to resource binding.
+func (c *conn) negotiate() (*Session, error) {
+	s := c.srv
+	var user jid.JID // set once authenticated
+	attempts := 0
+	for {
+		limit := s.limits.MaxPreAuthSize
+		if user.Localpart() != "" {
+			limit = s.limits.MaxStanzaSize
+		}
+		c.in = newXMLIn(c.br, limit, s.limits.MaxDepth)
+		h, err := c.in.readHeader()
+		if err != nil {
+			return nil, c.negErr(err)
+		}
+		c.id = "" // a new stream gets a new id
+		if !s.local[h.to] {
+			c.writeHeader("")
+			return nil, streamErr(condHostUnknown, "")
+		}
+		if c.dom != "" && h.to != c.dom {
+			c.writeHeader(c.dom)
+			return nil, streamErr(condHostUnknown, "the domain changed during negotiation")
+		}
+		if major, _, _ := strings.Cut(h.version, "."); major != "1" {
+			c.writeHeader(h.to)
+			return nil, streamErr(condUnsupportedVersion, "")
+		}
+		c.dom, c.lng = h.to, h.lang
+		c.writeHeader(c.dom)
+		c.writeFeatures(user)
+		if err := c.bw.Flush(); err != nil {
+			return nil, err
+		}
+
+	elements:
+		for {
+			start, err := c.in.next()
+			if err != nil {
+				return nil, c.negErr(err)
+			}
+			switch {
+			case stanza.KindOf(start.Name) != 0 && !(user.Localpart() != "" && start.Name.Local == "iq"):
+				// RFC 6120 §4.9.3.12: no stanzas before authentication and
+				// binding.
+				return nil, streamErr(condNotAuthorized, "")
+			case c.tlsConn == nil:
+				if start.Name != (xml.Name{Space: nsTLS, Local: "starttls"}) {
+					return nil, streamErr(condPolicyViolation, "STARTTLS is required")
+				}
+				if _, err := c.in.readElement(); err != nil {
+					return nil, c.negErr(err)
+				}
+				c.bw.WriteString(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+				if err := c.bw.Flush(); err != nil {
+					return nil, err
+				}
+				if err := c.startTLS(); err != nil {
+					return nil, err
+				}
+				break elements
+			case user.Localpart() == "":
+				if start.Name != (xml.Name{Space: nsSASL, Local: "auth"}) {
+					return nil, streamErr(condNotAuthorized, "authenticate first")
+				}
+				u, err := c.authenticate(start)
+				if err != nil {
+					var f *scram.Failure
+					if !errors.As(err, &f) {
+						return nil, c.negErr(err)
+					}
+					c.writeFailure(f)
+					if err := c.bw.Flush(); err != nil {
+						return nil, err
+					}
+					attempts++
+					if attempts >= s.limits.AuthAttempts {
+						return nil, streamErr(condPolicyViolation, "too many failed authentication attempts")
+					}
+					continue
+				}
+				user = u
+				s.accounts.TouchLogin(context.Background(), user.String(), time.Now())
+				break elements
+			default:
+				sess, err := c.bind(start, user)
+				if err != nil {
+					return nil, c.negErr(err)
+				}
+				if sess != nil {
+					return sess, nil
+				}
+			}
+		}
+	}
+}
+
+// negErr maps a timed-out read to connection-timeout.
+func (c *conn) negErr(err error) error {
+	c.mu.Lock()
+	pending := c.pending
+	c.mu.Unlock()
+	if pending != nil {
+		return pending
+	}
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return streamErr(condConnectionTimeout, "")
+	}
+	return err
+}
+
+func (c *conn) writeFeatures(user jid.JID) {
+	w := c.bw
+	w.WriteString("<stream:features>")
+	switch {
+	case c.tlsConn == nil:
+		w.WriteString(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>`)
+	case user.Localpart() == "":
+		w.WriteString(`<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`)
+		for _, m := range c.mechanisms() {
+			w.WriteString("<mechanism>" + m + "</mechanism>")
+		}
+		w.WriteString("</mechanisms>")
+		if types := c.cbTypes(); len(types) > 0 {
+			w.WriteString(`<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>`)
+			for _, t := range types {
+				w.WriteString(`<channel-binding type='` + t + `'/>`)
+			}
+			w.WriteString(`</sasl-channel-binding>`)
+		}
+	default:
+		w.WriteString(`<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>`)
+		w.WriteString(`<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>`)
+		for _, f := range c.srv.streamFeats {
+			stanza.WriteTokens(w, collect(f.Element()), nsClient)
+		}
+	}
+	w.WriteString("</stream:features>")
+}
+
+func (c *conn) cbTypes() []string {
+	if c.tlsConn == nil {
+		return nil
+	}
+	cs := c.tlsConn.ConnectionState()
+	return scram.ChannelBindingTypes(&cs)
+}
+
+func (c *conn) mechanisms() []string {
+	var out []string
+	plus := len(c.cbTypes()) > 0
+	for _, m := range scramMechs {
+		if strings.HasSuffix(m, "-PLUS") && !plus {
+			continue
+		}
+		out = append(out, m)
+	}
+	return append(out, "PLAIN")
+}
+
+func (c *conn) writeFailure(f *scram.Failure) {
+	c.bw.WriteString(`<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><`)
+	c.bw.WriteString(f.Condition)
+	c.bw.WriteString(`/>`)
+	if f.Text != "" {
+		c.bw.WriteString(`<text xml:lang='en'>` + escapeString(f.Text) + `</text>`)
+	}
+	c.bw.WriteString(`</failure>`)
+}
+
+// saslData reads the base64 text of a SASL element. An empty element means
+// "no data"; "=" means empty data (RFC 6120 §6.4.2).
+func saslData(toks []xml.Token) (data []byte, present bool, err error) {
+	var text []byte
+	for _, t := range toks {
+		switch tt := t.(type) {
+		case xml.CharData:
+			text = append(text, tt...)
+		case xml.StartElement:
+			return nil, false, &scram.Failure{Condition: scram.MalformedRequest, Text: "unexpected child element"}
+		}
+	}
+	s := strings.TrimSpace(string(text))
+	if s == "" {
+		return nil, false, nil
+	}
+	if s == "=" {
+		return []byte{}, true, nil
+	}
+	data, err = base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, false, &scram.Failure{Condition: "incorrect-encoding", Text: "invalid base64"}
+	}
+	return data, true, nil
+}
+
+// authenticate runs one SASL exchange, starting at an <auth/> element.
+func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
+	var mech string
+	for _, a := range start.Attr {
+		if a.Name.Local == "mechanism" && a.Name.Space == "" {
+			mech = a.Value
+		}
+	}
+	toks, err := c.in.readElement()
+	if err != nil {
+		return jid.JID{}, err
+	}
+	offered := false
+	for _, m := range c.mechanisms() {
+		offered = offered || m == mech
+	}
+	if !offered {
+		return jid.JID{}, &scram.Failure{Condition: scram.InvalidMechanism}
+	}
+	data, present, err := saslData(toks)
+	if err != nil {
+		return jid.JID{}, err
+	}
+	if mech == "PLAIN" {
+		if !present {
+			if data, err = c.challenge(nil); err != nil {
+				return jid.JID{}, err
+			}
+		}
+		return c.authPlain(data)
+	}
+
+	ctx := context.Background()
+	h := mechHash(mech)
+	var cs *tls.ConnectionState
+	if c.tlsConn != nil {
+		st := c.tlsConn.ConnectionState()
+		cs = &st
+	}
+	srvMech, err := scram.NewServer(mech, scram.ServerConfig{
+		Lookup: func(username string) (storage.SCRAMKeys, error) {
+			u, err := jid.New(username, c.dom, "")
+			if err != nil {
+				return storage.SCRAMKeys{}, fmt.Errorf("%w: bad username", storage.ErrNotFound)
+			}
+			acct, err := c.srv.accounts.Account(ctx, u.String())
+			if err != nil {
+				return storage.SCRAMKeys{}, err
+			}
+			k, ok := acct.Keys[h]
+			if !ok {
+				return storage.SCRAMKeys{}, fmt.Errorf("%w: no %s keys", storage.ErrNotFound, h)
+			}
+			return k, nil
+		},
+		TLS:             cs,
+		Certificate:     c.leaf,
+		PlusAdvertised:  len(c.cbTypes()) > 0,
+		Domain:          c.dom,
+		DecoyIterations: c.srv.cfg.SCRAMIterations,
+	})
+	if err != nil {
+		return jid.JID{}, err
+	}
+	if !present {
+		if data, err = c.challenge(nil); err != nil {
+			return jid.JID{}, err
+		}
+	}
+	for {
+		resp, done, err := srvMech.Step(data)
+		if err != nil {
+			return jid.JID{}, err
+		}
+		if done {
+			c.bw.WriteString(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`)
+			c.bw.WriteString(base64.StdEncoding.EncodeToString(resp))
+			c.bw.WriteString(`</success>`)
+			if err := c.bw.Flush(); err != nil {
+				return jid.JID{}, err
+			}
+			u, err := jid.New(srvMech.Username(), c.dom, "")
+			if err != nil {
+				return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized}
+			}
+			return u, nil
+		}
+		if data, err = c.challenge(resp); err != nil {
+			return jid.JID{}, err
+		}
+	}
+}
+
+// challenge sends a SASL challenge and reads the client's response.
+func (c *conn) challenge(ch []byte) ([]byte, error) {
+	c.bw.WriteString(`<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`)
+	if len(ch) == 0 {
+		c.bw.WriteString("=")
+	} else {
+		c.bw.WriteString(base64.StdEncoding.EncodeToString(ch))
+	}
+	c.bw.WriteString(`</challenge>`)
+	if err := c.bw.Flush(); err != nil {
+		return nil, err
+	}
+	start, err := c.in.next()
+	if err != nil {
+		return nil, err
+	}
+	toks, err := c.in.readElement()
+	if err != nil {
+		return nil, err
+	}
+	switch start.Name {
+	case xml.Name{Space: nsSASL, Local: "response"}:
+		data, _, err := saslData(toks)
+		if data == nil && err == nil {
+			data = []byte{}
+		}
+		return data, err
+	case xml.Name{Space: nsSASL, Local: "abort"}:
+		return nil, &scram.Failure{Condition: "aborted"}
+	}
+	if stanza.KindOf(start.Name) != 0 {
+		return nil, streamErr(condNotAuthorized, "")
+	}
+	return nil, streamErr(condPolicyViolation, "expected a SASL response")
+}
+
+func (c *conn) authPlain(data []byte) (jid.JID, error) {
+	authzid, username, password, err := scram.ParsePlain(data)
+	if err != nil {
+		return jid.JID{}, err
+	}
+	u, err := jid.New(username, c.dom, "")
+	if err != nil {
+		return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
+	}
+	if authzid != "" && authzid != u.String() {
+		if a, err := jid.Parse(authzid); err != nil || !a.Equal(u) {
+			return jid.JID{}, &scram.Failure{Condition: scram.InvalidAuthzid}
+		}
+	}
+	acct, err := c.srv.accounts.Account(context.Background(), u.String())
+	if err != nil {
+		// Spend the same work as a real check so timing does not tell.
+		scram.VerifyPlain(scram.DecoyKeys(u.Localpart(), storage.SHA256, c.srv.cfg.SCRAMIterations), storage.SHA256, password)
+		return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
+	}
+	for _, h := range []storage.Hash{storage.SHA256, storage.SHA512, storage.SHA1} {
+		if k, ok := acct.Keys[h]; ok {
+			if !scram.VerifyPlain(k, h, password) {
+				return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
+			}
+			c.bw.WriteString(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
+			return u, c.bw.Flush()
+		}
+	}
+	return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
+}
+
+func collect(r xml.TokenReader) []xml.Token {
+	var out []xml.Token
+	for {
+		t, err := r.Token()
+		if t != nil {
+			out = append(out, xml.CopyToken(t))
+		}
+		if err != nil {
+			return out
+		}
+	}
+}
+
+// mechHash returns the hash a SCRAM mechanism name uses.
+func mechHash(mech string) storage.Hash {
+	switch strings.TrimSuffix(mech, "-PLUS") {
+	case scram.MechSHA1:
+		return storage.SHA1
+	case scram.MechSHA256:
+		return storage.SHA256
+	}
+	return storage.SHA512
+}

@@ -1,0 +1,273 @@
+package server
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"strconv"
+
+	"mellium.im/xmpp/jid"
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/stanza"
+)
+
+// router implements RFC 6120 §10 and RFC 6121 §8 delivery rules.
+type router struct {
+	srv *Server
+}
+
+var _ Router = (*router)(nil)
+
+// Route delivers a stanza the server or a module originates.
+func (r *router) Route(ctx context.Context, st *stanza.Stanza) error {
+	r.deliver(ctx, st)
+	return nil
+}
+
+// inbound handles a stanza a client sent on a bound session.
+func (r *router) inbound(ctx context.Context, from *Session, st *stanza.Stanza) {
+	st.From = from.jid // never trust the client's from (RFC 6120 §8.1.2.1)
+	for _, i := range r.srv.interceptors {
+		if err := i.InterceptInbound(ctx, from, st); err != nil {
+			var se mstanza.Error
+			switch {
+			case errors.Is(err, ErrHandled):
+			case errors.As(err, &se):
+				r.bounce(ctx, st, se)
+			default:
+				r.srv.log.Warn("interceptor failed; stanza dropped", "err", err)
+			}
+			return
+		}
+	}
+	if st.To.String() == "" {
+		switch st.Kind {
+		case stanza.Presence:
+			r.ownPresence(ctx, from, st)
+			return
+		case stanza.IQKind:
+			r.iqSelf(ctx, st)
+			return
+		}
+	}
+	r.deliver(ctx, st)
+}
+
+// deliver routes st by its 'to' address.
+func (r *router) deliver(ctx context.Context, st *stanza.Stanza) {
+	s := r.srv
+	to := st.To
+	if to.String() == "" {
+		// Addressed to the sender's own account (RFC 6120 §10.3).
+		to = st.From.Bare()
+	}
+	domain := to.Domainpart()
+	switch {
+	case s.local[domain]:
+		switch {
+		case to.Localpart() == "" && to.Resourcepart() == "":
+			r.toHost(ctx, st)
+		case to.Localpart() == "":
+			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+		case to.Resourcepart() == "":
+			r.toBare(ctx, st, to)
+		default:
+			r.toFull(ctx, st, to)
+		}
+	case s.services[domain].Handler != nil:
+		if err := s.services[domain].Handler.HandleStanza(ctx, st); err != nil {
+			var se mstanza.Error
+			if errors.As(err, &se) {
+				r.bounce(ctx, st, se)
+				return
+			}
+			s.log.Warn("service failed", "service", domain, "err", err)
+			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Wait, Condition: mstanza.InternalServerError})
+		}
+	case s.cfg.Remote != nil:
+		if err := s.cfg.Remote.RouteRemote(ctx, st); err != nil {
+			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.RemoteServerNotFound})
+		}
+	default:
+		r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.RemoteServerNotFound})
+	}
+}
+
+// bounce answers st with an error, unless st is itself an error.
+func (r *router) bounce(ctx context.Context, st *stanza.Stanza, e mstanza.Error) {
+	if st.IsError() || st.From.String() == "" {
+		return
+	}
+	if st.Kind == stanza.Presence && st.Type != "" && st.Type != "subscribe" {
+		return // unavailable, probes and subscription answers are not bounced
+	}
+	reply := st.ErrorReply(e)
+	if reply.From.String() == "" {
+		reply.From = st.From.Bare()
+	}
+	r.deliver(ctx, reply)
+}
+
+func (r *router) toHost(ctx context.Context, st *stanza.Stanza) {
+	switch st.Kind {
+	case stanza.IQKind:
+		r.iq(ctx, st, TargetHost)
+	case stanza.Message:
+		if st.Type != "error" && st.Type != "headline" && st.Type != "groupchat" {
+			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+		}
+	}
+	// Presence to the server itself is not used without a roster module.
+}
+
+// iqSelf handles an iq without 'to': the server answers for the account.
+func (r *router) iqSelf(ctx context.Context, st *stanza.Stanza) {
+	if st.Type == stanza.Result || st.Type == stanza.Error {
+		return
+	}
+	r.iq(ctx, st, TargetSelf)
+}
+
+func (r *router) toBare(ctx context.Context, st *stanza.Stanza, to jid.JID) {
+	s := r.srv
+	bare := to.String()
+	switch st.Kind {
+	case stanza.IQKind:
+		if st.Type == stanza.Result || st.Type == stanza.Error {
+			return // answers to requests the server made for the account
+		}
+		if st.From.Bare().Equal(to) {
+			r.iq(ctx, st, TargetSelf)
+			return
+		}
+		if !s.userExists(ctx, bare) {
+			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+			return
+		}
+		r.iq(ctx, st, TargetBare)
+	case stanza.Message:
+		r.messageToBare(ctx, st, bare)
+	case stanza.Presence:
+		// Directed presence to an account goes to all its available
+		// resources; subscription rules come with the roster module.
+		if st.Type == "probe" {
+			return
+		}
+		for _, sess := range s.sessions.userSessions(bare) {
+			if sess.Available() {
+				sess.Send(st)
+			}
+		}
+	}
+}
+
+// messageToBare implements RFC 6121 §8.5.2.
+func (r *router) messageToBare(ctx context.Context, st *stanza.Stanza, bare string) {
+	s := r.srv
+	if st.Type == "groupchat" {
+		r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+		return
+	}
+	sessions := s.sessions.userSessions(bare)
+	best := -1
+	for _, sess := range sessions {
+		if sess.Available() && sess.Priority() > best {
+			best = sess.Priority()
+		}
+	}
+	delivered := false
+	for _, sess := range sessions {
+		if !sess.Available() || sess.Priority() < 0 {
+			continue
+		}
+		// Headlines go to every non-negative resource; other messages to
+		// the highest-priority ones.
+		if st.Type == "headline" || sess.Priority() == best {
+			delivered = sess.Send(st) || delivered
+		}
+	}
+	if delivered {
+		return
+	}
+	if len(sessions) == 0 && !s.userExists(ctx, bare) {
+		if st.Type != "headline" {
+			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+		}
+		return
+	}
+	r.undelivered(ctx, st)
+}
+
+// undelivered offers a message to the UndeliveredHandlers (offline
+// storage); with none taking it, chat and normal messages bounce.
+func (r *router) undelivered(ctx context.Context, st *stanza.Stanza) {
+	for _, h := range r.srv.undelivered {
+		handled, err := h.HandleUndelivered(ctx, st)
+		if err != nil {
+			r.srv.log.Warn("undelivered handler failed", "err", err)
+			continue
+		}
+		if handled {
+			return
+		}
+	}
+	if st.Type == "" || st.Type == "normal" || st.Type == "chat" {
+		r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+	}
+}
+
+func (r *router) toFull(ctx context.Context, st *stanza.Stanza, to jid.JID) {
+	sess := r.srv.sessions.lookup(to.Bare().String(), to.Resourcepart())
+	if sess != nil {
+		sess.Send(st)
+		return
+	}
+	// RFC 6121 §8.5.3.2: no such resource.
+	switch st.Kind {
+	case stanza.Message:
+		switch st.Type {
+		case "", "normal", "chat":
+			r.messageToBare(ctx, st, to.Bare().String())
+		case "groupchat":
+			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+		}
+	case stanza.IQKind:
+		r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+	}
+}
+
+// ownPresence handles presence without 'to' (RFC 6121 §4.2, §4.4, §4.5):
+// the session's availability changes and the user's other available
+// resources are told.
+func (r *router) ownPresence(ctx context.Context, from *Session, st *stanza.Stanza) {
+	switch st.Type {
+	case "":
+		prio := 0
+		if p, ok := st.ChildText(xml.Name{Local: "priority"}); ok {
+			if n, err := strconv.Atoi(p); err == nil && n >= -128 && n <= 127 {
+				prio = n
+			}
+		}
+		from.priority.Store(int32(prio))
+		from.presence.Store(st)
+		if !from.available.Swap(true) {
+			// Initial presence: show the new resource its siblings.
+			for _, sess := range r.srv.sessions.userSessions(from.bare) {
+				if p := sess.Presence(); sess != from && p != nil {
+					from.Send(p)
+				}
+			}
+		}
+	case "unavailable":
+		from.available.Store(false)
+		from.presence.Store(nil)
+	default:
+		return
+	}
+	for _, sess := range r.srv.sessions.userSessions(from.bare) {
+		if sess != from && sess.Available() {
+			sess.Send(st)
+		}
+	}
+}

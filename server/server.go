@@ -1,0 +1,361 @@
+// Package server is the core of Kiez: c2s listeners (STARTTLS and direct
+// TLS), stream negotiation (SASL SCRAM from stored keys, resource binding),
+// the session registry, the stanza router and the module host.
+//
+// A Server is built once by New from a Config; the modules it is given are
+// inspected then, by type assertion, for the optional interfaces in this
+// package (IQProvider, FeatureProvider, UserDataOwner, ...), and the
+// resulting tables never change afterwards.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/storage"
+)
+
+// ErrHandled is returned by an Interceptor that has dealt with a stanza.
+var ErrHandled = errors.New("server: stanza handled")
+
+// ErrServerClosed is returned by the Serve methods after Shutdown.
+var ErrServerClosed = errors.New("server: closed")
+
+// ErrAlreadyAnswered is returned by a ResponseWriter used twice.
+var ErrAlreadyAnswered = errors.New("server: iq already answered")
+
+type routeKey struct {
+	typ     mstanza.IQType
+	payload xmlName
+	to      Target
+}
+
+type xmlName struct{ space, local string }
+
+type routeEntry struct {
+	handler IQHandler
+	module  string
+}
+
+// Server is an XMPP server. Create it with New.
+type Server struct {
+	cfg     Config
+	limits  Limits
+	log     *slog.Logger
+	domains []jid.JID
+	local   map[string]bool
+
+	accounts storage.Accounts
+
+	// Frozen tables, built by New.
+	iqRoutes     map[routeKey]routeEntry
+	features     []FeatureProvider
+	identities   []IdentityProvider
+	forms        []FormProvider
+	services     map[string]Service // full service domain → service
+	serviceList  []Service
+	streamFeats  []StreamFeature
+	httpRoutes   []HTTPRoute
+	sessionLs    []SessionListener
+	accountLs    []AccountListener
+	interceptors []Interceptor
+	undelivered  []UndeliveredHandler
+	owners       []namedOwner
+	closers      []Closer
+
+	sessions *registry
+	router   *router
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // module goroutines
+	connWG sync.WaitGroup // connections
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closed    bool
+
+	// leafCerts remembers the certificate chosen for each TLS handshake,
+	// for tls-server-end-point channel binding.
+	getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+}
+
+type namedOwner struct {
+	name  string
+	owner UserDataOwner
+}
+
+// New validates cfg, inspects the modules and initialises them. An error
+// names the module at fault.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if len(cfg.Domains) == 0 {
+		return nil, errors.New("server: no domains configured")
+	}
+	if cfg.Accounts == nil {
+		return nil, errors.New("server: no account store configured")
+	}
+	s := &Server{
+		cfg:       cfg,
+		limits:    cfg.Limits.withDefaults(),
+		log:       cfg.Logger,
+		local:     make(map[string]bool),
+		accounts:  cfg.Accounts,
+		iqRoutes:  make(map[routeKey]routeEntry),
+		services:  make(map[string]Service),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	for _, d := range cfg.Domains {
+		j, err := jid.Parse(d)
+		if err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
+			return nil, fmt.Errorf("server: invalid domain %q", d)
+		}
+		if s.local[j.Domainpart()] {
+			return nil, fmt.Errorf("server: domain %q listed twice", d)
+		}
+		s.local[j.Domainpart()] = true
+		s.domains = append(s.domains, j)
+	}
+	if cfg.TLS != nil {
+		s.getCert = certSelector(cfg.TLS)
+	}
+	s.sessions = newRegistry()
+	s.router = &router{srv: s}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	names := make(map[string]bool)
+	for _, m := range cfg.Modules {
+		if m == nil {
+			return nil, errors.New("server: nil module")
+		}
+		name := m.Name()
+		if name == "" {
+			return nil, fmt.Errorf("server: module of type %T has an empty name", m)
+		}
+		if names[name] {
+			return nil, fmt.Errorf("server: two modules are named %q", name)
+		}
+		names[name] = true
+		if err := s.addModule(m); err != nil {
+			return nil, err
+		}
+	}
+	s.addBuiltinRoutes()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.keepalive(s.ctx)
+	}()
+	for _, m := range cfg.Modules {
+		if in, ok := m.(Initializer); ok {
+			if err := in.Init(ctx, &host{srv: s, module: m.Name()}); err != nil {
+				s.cancel()
+				return nil, fmt.Errorf("server: module %s: %w", m.Name(), err)
+			}
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) addModule(m Module) error {
+	name := m.Name()
+	if p, ok := m.(IQProvider); ok {
+		for _, r := range p.IQRoutes() {
+			if err := s.addRoute(name, r); err != nil {
+				return err
+			}
+		}
+	}
+	if d, ok := m.(UserDataDeclarer); ok && len(d.UserData()) > 0 {
+		if _, ok := m.(UserDataOwner); !ok {
+			return fmt.Errorf("server: module %s keeps user data (%v) but does not implement UserDataOwner, so deleting an account would leave it behind", name, d.UserData())
+		}
+	}
+	if o, ok := m.(UserDataOwner); ok {
+		s.owners = append(s.owners, namedOwner{name: name, owner: o})
+	}
+	if p, ok := m.(FeatureProvider); ok {
+		s.features = append(s.features, p)
+	}
+	if p, ok := m.(IdentityProvider); ok {
+		s.identities = append(s.identities, p)
+	}
+	if p, ok := m.(FormProvider); ok {
+		s.forms = append(s.forms, p)
+	}
+	if p, ok := m.(ServiceProvider); ok {
+		for _, svc := range p.Services() {
+			if svc.Subdomain == "" || svc.Handler == nil {
+				return fmt.Errorf("server: module %s: service needs a subdomain and a handler", name)
+			}
+			for _, d := range s.domains {
+				full := svc.Subdomain + "." + d.Domainpart()
+				if _, dup := s.services[full]; dup || s.local[full] {
+					return fmt.Errorf("server: module %s: service domain %s is taken", name, full)
+				}
+				s.services[full] = svc
+			}
+			s.serviceList = append(s.serviceList, svc)
+		}
+	}
+	if p, ok := m.(StreamFeatureProvider); ok {
+		s.streamFeats = append(s.streamFeats, p.StreamFeatures()...)
+	}
+	if p, ok := m.(HTTPProvider); ok {
+		s.httpRoutes = append(s.httpRoutes, p.HTTPRoutes()...)
+	}
+	if l, ok := m.(SessionListener); ok {
+		s.sessionLs = append(s.sessionLs, l)
+	}
+	if l, ok := m.(AccountListener); ok {
+		s.accountLs = append(s.accountLs, l)
+	}
+	if i, ok := m.(Interceptor); ok {
+		s.interceptors = append(s.interceptors, i)
+	}
+	if u, ok := m.(UndeliveredHandler); ok {
+		s.undelivered = append(s.undelivered, u)
+	}
+	if c, ok := m.(Closer); ok {
+		s.closers = append(s.closers, c)
+	}
+	return nil
+}
+
+func (s *Server) addRoute(module string, r IQRoute) error {
+	if r.Handler == nil {
+		return fmt.Errorf("server: module %s: iq route %s %s has no handler", module, r.Type, r.Payload.Local)
+	}
+	if r.Type != mstanza.GetIQ && r.Type != mstanza.SetIQ {
+		return fmt.Errorf("server: module %s: iq routes take type get or set, not %q", module, r.Type)
+	}
+	if r.To < TargetHost || r.To > TargetBare {
+		return fmt.Errorf("server: module %s: iq route %s has no target", module, r.Payload.Local)
+	}
+	k := routeKey{typ: r.Type, payload: xmlName{r.Payload.Space, r.Payload.Local}, to: r.To}
+	if prev, dup := s.iqRoutes[k]; dup {
+		return fmt.Errorf("server: modules %s and %s both handle iq %s {%s}%s to %s", prev.module, module, r.Type, r.Payload.Space, r.Payload.Local, r.To)
+	}
+	s.iqRoutes[k] = routeEntry{handler: r.Handler, module: module}
+	return nil
+}
+
+// Domains returns the virtual hosts.
+func (s *Server) Domains() []jid.JID { return append([]jid.JID(nil), s.domains...) }
+
+// IsLocal reports whether domain is a virtual host of this server.
+func (s *Server) IsLocal(domain string) bool { return s.local[domain] }
+
+// Router returns the server's router.
+func (s *Server) Router() Router { return s.router }
+
+// HTTPRoutes returns the HTTP handlers modules provide, for an HTTP
+// listener the embedding program runs.
+func (s *Server) HTTPRoutes() []HTTPRoute { return append([]HTTPRoute(nil), s.httpRoutes...) }
+
+// UserDataKinds lists, per module, the kinds of per-user data it declares,
+// for a privacy report.
+func (s *Server) UserDataKinds() map[string][]string {
+	out := make(map[string][]string)
+	for _, m := range s.cfg.Modules {
+		if d, ok := m.(UserDataDeclarer); ok {
+			out[m.Name()] = d.UserData()
+		}
+	}
+	return out
+}
+
+// SessionCount returns the number of bound sessions.
+func (s *Server) SessionCount() int { return s.sessions.count() }
+
+// Shutdown stops accepting connections, closes every stream with a
+// <system-shutdown/> stream error after its queued stanzas are written,
+// waits for connections and module goroutines (or ctx), then closes the
+// modules in reverse order.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	for _, c := range conns {
+		c.shutdown(streamErr(condSystemShutdown, ""))
+	}
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		s.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, c := range conns {
+			c.raw.Close()
+		}
+	}
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if cerr := s.closers[i].Close(ctx); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Close closes all connections at once without waiting; see Shutdown for
+// a graceful stop.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// sortedFeatures collects disco features for target t.
+func (s *Server) sortedFeatures(t Target) []string {
+	seen := make(map[string]bool)
+	var out []string
+	add := func(f string) {
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	for _, f := range builtinFeatures(t) {
+		add(f)
+	}
+	for _, p := range s.features {
+		for _, f := range p.Features(t) {
+			add(f)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,5 @@
+package servertest
+
+import "bytes"
+
+type bytesBuf = bytes.Buffer

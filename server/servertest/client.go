@@ -1,0 +1,150 @@
+package servertest
+
+import (
+	"context"
+	"encoding/xml"
+	"io"
+	"testing"
+	"time"
+
+	"mellium.im/sasl"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/stanza"
+)
+
+// Client is a logged-in mellium client session whose incoming stanzas are
+// collected for the test to inspect.
+type Client struct {
+	*xmpp.Session
+	t    testing.TB
+	in   chan *stanza.Stanza
+	done chan error
+}
+
+// Connect logs in as user and starts reading stanzas. The session is
+// closed when the test ends.
+func (s *Server) Connect(t testing.TB, user jid.JID, password string, mechs ...sasl.Mechanism) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := s.Login(ctx, user, password, mechs...)
+	if err != nil {
+		t.Fatalf("login as %s: %v", user, err)
+	}
+	return NewClient(t, sess)
+}
+
+// NewClient wraps an established session.
+func NewClient(t testing.TB, sess *xmpp.Session) *Client {
+	c := &Client{Session: sess, t: t, in: make(chan *stanza.Stanza, 1024), done: make(chan error, 1)}
+	go func() {
+		c.done <- sess.Serve(xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+			st, err := stanza.Read(&closing{r: r, name: start.Name}, *start, 0)
+			if err != nil {
+				return nil
+			}
+			select {
+			case c.in <- st:
+			default:
+			}
+			return nil
+		}))
+	}()
+	t.Cleanup(func() { sess.Close(); sess.Conn().Close() })
+	return c
+}
+
+// closing turns mellium's inner-element reader into one that ends with
+// the stanza's end element, as stanza.Read expects.
+type closing struct {
+	r    xml.TokenReader
+	name xml.Name
+	done bool
+}
+
+func (c *closing) Token() (xml.Token, error) {
+	if c.done {
+		return nil, io.EOF
+	}
+	t, err := c.r.Token()
+	if err == io.EOF || (t == nil && err == nil) {
+		c.done = true
+		return xml.EndElement{Name: c.name}, nil
+	}
+	return t, err
+}
+
+// Send writes a stanza.
+func (c *Client) Send(st *stanza.Stanza) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Session.Send(ctx, st.TokenReader()); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// SendRaw writes raw XML onto the stream, bypassing the client library's
+// checks (for tests of bad input).
+func (c *Client) SendRaw(xmlText string) error {
+	_, err := c.Session.Conn().Write([]byte(xmlText))
+	return err
+}
+
+// Expect waits up to 5 s for an incoming stanza for which match returns
+// true, discarding others, and fails the test if none comes.
+func (c *Client) Expect(match func(*stanza.Stanza) bool) *stanza.Stanza {
+	c.t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case st := <-c.in:
+			if match(st) {
+				return st
+			}
+		case err := <-c.done:
+			c.t.Fatalf("stream ended while waiting for a stanza: %v", err)
+			return nil
+		case <-timeout:
+			c.t.Fatal("no matching stanza within 5s")
+			return nil
+		}
+	}
+}
+
+// ExpectNone fails the test if a stanza matching match arrives within d.
+func (c *Client) ExpectNone(d time.Duration, match func(*stanza.Stanza) bool) {
+	c.t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case st := <-c.in:
+			if match(st) {
+				var b bytesBuf
+				st.WriteTo(&b)
+				c.t.Fatalf("unexpected stanza: %s", b.String())
+			}
+		case <-timeout:
+			return
+		}
+	}
+}
+
+// Done returns a channel that yields the error that ended the stream.
+func (c *Client) Done() <-chan error { return c.done }
+
+// ByID matches stanzas with the given id.
+func ByID(id string) func(*stanza.Stanza) bool {
+	return func(st *stanza.Stanza) bool { return st.ID == id }
+}
+
+// Body matches messages whose body is text.
+func Body(text string) func(*stanza.Stanza) bool {
+	return func(st *stanza.Stanza) bool {
+		b, ok := st.ChildText(xml.Name{Local: "body"})
+		return st.Kind == stanza.Message && ok && b == text
+	}
+}
