@@ -41,3 +41,5 @@ func TestMessageBetweenTwoSessions(t *testing.T) {
 		t.Fatalf("from = %s, want %s", got.From, a.LocalAddr())
 	}
 }
+
+func serverConfig() server.Config { return server.Config{} }

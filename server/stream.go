@@ -208,6 +208,10 @@ func (x *xmlIn) wrap(err error) error {
 			return io.ErrUnexpectedEOF
 		}
 		return streamErr(condNotWellFormed, "")
+	case strings.HasPrefix(err.Error(), "xml: "):
+		// encoding/xml's other complaints (XML declaration version,
+		// encodings).
+		return streamErr(condNotWellFormed, "")
 	}
 	return err
 }
