@@ -9,6 +9,7 @@ import (
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage/memory"
 )
 
 func message(to jid.JID, id, body string) *stanza.Stanza {
@@ -32,6 +33,7 @@ func TestMessageBetweenTwoSessions(t *testing.T) {
 	b := srv.Connect(t, bob, "pw-bob")
 	a.Send(presence())
 	b.Send(presence())
+	b.Sync()
 	// Spoofed from: the server must stamp the bound full JID.
 	m := message(bob, "m1", "hello bob")
 	m.From = jid.MustParse("mallory@localhost/evil")
@@ -43,3 +45,13 @@ func TestMessageBetweenTwoSessions(t *testing.T) {
 }
 
 func serverConfig() server.Config { return server.Config{} }
+
+func memoryStore() *memory.Store { return memory.New() }
+
+func withRes(j jid.JID, res string) jid.JID {
+	r, err := j.WithResource(res)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}

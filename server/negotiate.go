@@ -1,8 +1,8 @@
 package server
 
 import (
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"

@@ -1,6 +1,7 @@
 package servertest
 
 import (
+	"fmt"
 	"context"
 	"encoding/xml"
 	"io"
@@ -22,6 +23,7 @@ type Client struct {
 	t    testing.TB
 	in   chan *stanza.Stanza
 	done chan error
+	n    int
 }
 
 // Connect logs in as user and starts reading stanzas. The session is
@@ -92,6 +94,18 @@ func (c *Client) Send(st *stanza.Stanza) {
 func (c *Client) SendRaw(xmlText string) error {
 	_, err := c.Session.Conn().Write([]byte(xmlText))
 	return err
+}
+
+// Sync returns once the server has processed everything sent before it:
+// it sends an iq to the server and waits for the answer.
+func (c *Client) Sync() {
+	c.t.Helper()
+	c.n++
+	id := fmt.Sprintf("sync-%d", c.n)
+	name := xml.Name{Space: "urn:kiez:test:sync", Local: "sync"}
+	c.Send(&stanza.Stanza{Kind: stanza.IQKind, ID: id, Type: stanza.Get, To: c.LocalAddr().Domain(),
+		Inner: []xml.Token{xml.StartElement{Name: name}, xml.EndElement{Name: name}}})
+	c.Expect(ByID(id))
 }
 
 // Expect waits up to 5 s for an incoming stanza for which match returns

@@ -96,7 +96,7 @@ func (s *Server) Login(ctx context.Context, user jid.JID, password string, mechs
 	sess, err := xmpp.NewClientSession(ctx, user, conn,
 		xmpp.StartTLS(s.ClientTLS()),
 		xmpp.SASL("", password, mechs...),
-		xmpp.BindResource(),
+		BindResource(),
 	)
 	if err != nil {
 		conn.Close()
