@@ -54,11 +54,6 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 		done: make(chan struct{}),
 	}
 	sess.lastActive.Store(time.Now().UnixNano())
-	result := st.ResultReply(bindResult(full))
-	result.From = jid.JID{}
-	if err := reply(result); err != nil {
-		return nil, err
-	}
 	c.mu.Lock()
 	pending := c.pending
 	if pending == nil {
@@ -68,8 +63,17 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 	if pending != nil {
 		return nil, pending
 	}
+	// Register before answering, so that once the client knows its JID
+	// the server routes to it. Stanzas routed meanwhile wait in the queue
+	// and are written after the result.
 	if old := c.srv.sessions.bind(sess); old != nil {
 		old.close(streamErr(condConflict, "replaced by a new session with the same resource"))
+	}
+	result := st.ResultReply(bindResult(full))
+	result.From = jid.JID{}
+	if err := reply(result); err != nil {
+		c.srv.sessions.remove(sess)
+		return nil, err
 	}
 	c.in.setLimit(c.srv.limits.MaxStanzaSize)
 	go sess.writeLoop(c.bw)

@@ -172,7 +172,7 @@ func (c *conn) writeFeatures(user jid.JID) {
 		w.WriteString(`<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>`)
 		w.WriteString(`<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>`)
 		for _, f := range c.srv.streamFeats {
-			stanza.WriteTokens(w, collect(f.Element()), nsClient)
+			stanza.WriteTokens(w, stanza.Resolve(f.Element(), nsClient), nsClient)
 		}
 	}
 	w.WriteString("</stream:features>")

@@ -189,7 +189,7 @@ type routeModule struct {
 	routes []server.IQRoute
 }
 
-func (m routeModule) Name() string                { return m.name }
+func (m routeModule) Name() string               { return m.name }
 func (m routeModule) IQRoutes() []server.IQRoute { return m.routes }
 
 type keeper struct{ routeModule }

@@ -14,7 +14,7 @@ func (s *Stanza) ErrorReply(e mstanza.Error) *Stanza {
 	if s.Kind != IQKind {
 		r.Inner = append(r.Inner, s.Inner...)
 	}
-	r.Inner = appendReader(r.Inner, e.TokenReader())
+	r.Inner = appendResolved(r.Inner, e.TokenReader(), NSClient)
 	return r
 }
 
@@ -23,7 +23,7 @@ func (s *Stanza) ErrorReply(e mstanza.Error) *Stanza {
 func (s *Stanza) ResultReply(payload xml.TokenReader) *Stanza {
 	r := &Stanza{Kind: IQKind, ID: s.ID, Type: Result, From: s.To, To: s.From}
 	if payload != nil {
-		r.Inner = appendReader(r.Inner, payload)
+		r.Inner = appendResolved(r.Inner, payload, NSClient)
 	}
 	return r
 }
@@ -49,7 +49,45 @@ func appendReader(dst []xml.Token, r xml.TokenReader) []xml.Token {
 	}
 }
 
+// appendResolved appends every token of r, copied, giving elements without
+// a namespace the namespace of their parent (builders such as mellium's
+// leave Space empty to mean "inherited"), starting from parentNS.
+func appendResolved(dst []xml.Token, r xml.TokenReader, parentNS string) []xml.Token {
+	stack := []string{parentNS}
+	for {
+		t, err := r.Token()
+		if t != nil {
+			switch tt := t.(type) {
+			case xml.StartElement:
+				se := copyStart(tt)
+				if se.Name.Space == "" {
+					se.Name.Space = stack[len(stack)-1]
+				}
+				stack = append(stack, se.Name.Space)
+				dst = append(dst, se)
+			case xml.EndElement:
+				if len(stack) > 1 {
+					tt.Name.Space = stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+				}
+				dst = append(dst, tt)
+			case xml.CharData:
+				dst = append(dst, tt.Copy())
+			}
+		}
+		if err != nil {
+			return dst
+		}
+	}
+}
+
+// Resolve returns a copy of the balanced tokens r yields with every element
+// namespace made explicit, inheriting from parentNS where it is empty.
+func Resolve(r xml.TokenReader, parentNS string) []xml.Token {
+	return appendResolved(nil, r, parentNS)
+}
+
 // AppendChild appends the element read from r to the stanza's children.
 func (s *Stanza) AppendChild(r xml.TokenReader) {
-	s.Inner = appendReader(s.Inner, r)
+	s.Inner = appendResolved(s.Inner, r, NSClient)
 }

@@ -76,7 +76,9 @@ type Stanza struct {
 	// order (never id, type, from, to, xml:lang or namespace declarations).
 	Attrs []xml.Attr
 	// Inner are the child tokens: StartElement, EndElement and CharData only.
-	// An element's Name.Space is its namespace URI; "" means the parent's.
+	// An element's Name.Space is its namespace URI, always explicit ("" is
+	// no namespace); the builders (AppendChild, ResultReply, ErrorReply)
+	// fill in inherited namespaces, see Resolve.
 	Inner []xml.Token
 }
 

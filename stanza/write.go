@@ -54,7 +54,8 @@ func (s *Stanza) WriteTo(w BufWriter) error {
 }
 
 // WriteTokens serialises a balanced token sequence whose parent element's
-// default namespace is parentNS.
+// default namespace is parentNS. Element namespaces must be explicit (see
+// Resolve); an empty one is written as xmlns="" (no namespace).
 func WriteTokens(w BufWriter, toks []xml.Token, parentNS string) error {
 	// stack holds the default namespace in force at each open element.
 	var stackBuf [16]string
@@ -66,9 +67,6 @@ func WriteTokens(w BufWriter, toks []xml.Token, parentNS string) error {
 		case xml.StartElement:
 			cur := stack[len(stack)-1]
 			ns := tt.Name.Space
-			if ns == "" {
-				ns = cur
-			}
 			w.WriteByte('<')
 			w.WriteString(tt.Name.Local)
 			if ns != cur {

@@ -1,9 +1,9 @@
 package servertest
 
 import (
-	"fmt"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"testing"
 	"time"
