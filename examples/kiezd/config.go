@@ -1,0 +1,572 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/modules/contact"
+	"github.com/kiez-im/kiez/modules/ping"
+	kieztime "github.com/kiez-im/kiez/modules/time"
+	"github.com/kiez-im/kiez/modules/version"
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/server/scram"
+)
+
+// maxIterations is the most SCRAM iterations clients are expected to
+// accept (mellium's and Kiez's clients refuse more than ten million).
+const maxIterations = 10_000_000
+
+// defaultConfigFile is read when -config is not given and the file exists.
+const defaultConfigFile = "kiezd.toml"
+
+// config is the kiezd configuration file. Every key, its default and its
+// meaning are in kiezd.example.toml.
+type config struct {
+	Domains         []string      `toml:"domains"`
+	DataDir         string        `toml:"data_dir"`
+	SCRAMIterations int           `toml:"scram_iterations"`
+	Listen          listenConfig  `toml:"listen"`
+	TLS             tlsConfig     `toml:"tls"`
+	Log             logConfig     `toml:"log"`
+	Limits          limitsConfig  `toml:"limits"`
+	Modules         modulesConfig `toml:"modules"`
+
+	// file is the path the configuration was read from, "" for the
+	// built-in defaults.
+	file string
+}
+
+type listenConfig struct {
+	C2S       []string `toml:"c2s"`
+	DirectTLS []string `toml:"direct_tls"`
+}
+
+type tlsConfig struct {
+	Certificates []certConfig `toml:"certificates"`
+	ACME         acmeConfig   `toml:"acme"`
+}
+
+type certConfig struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+type acmeConfig struct {
+	Enabled      bool   `toml:"enabled"`
+	Email        string `toml:"email"`
+	CacheDir     string `toml:"cache_dir"`
+	DirectoryURL string `toml:"directory_url"`
+	Listen       string `toml:"listen"`
+	HTTPListen   string `toml:"http_listen"`
+}
+
+type logConfig struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+type limitsConfig struct {
+	MaxStanzaSize  byteSize `toml:"max_stanza_size"`
+	MaxPreAuthSize byteSize `toml:"max_pre_auth_size"`
+	MaxDepth       count    `toml:"max_depth"`
+	PreAuthTimeout duration `toml:"pre_auth_timeout"`
+	PingAfter      duration `toml:"ping_after"`
+	PingTimeout    duration `toml:"ping_timeout"`
+	WriteTimeout   duration `toml:"write_timeout"`
+	QueueSize      count    `toml:"queue_size"`
+	AuthAttempts   count    `toml:"auth_attempts"`
+}
+
+type modulesConfig struct {
+	Ping          bool                `toml:"ping"`
+	Time          bool                `toml:"time"`
+	Version       bool                `toml:"version"`
+	VersionShowOS bool                `toml:"version_show_os"`
+	Contact       map[string][]string `toml:"contact"`
+}
+
+// defaultConfig returns the built-in configuration: localhost, served on
+// the standard ports, with data under ./data. It allocates afresh each time
+// because decoding reuses slices.
+func defaultConfig() *config {
+	return &config{
+		Domains:         []string{"localhost"},
+		DataDir:         "./data",
+		SCRAMIterations: scram.DefaultIterations,
+		Listen: listenConfig{
+			C2S:       []string{":5222"},
+			DirectTLS: []string{":5223"},
+		},
+		TLS: tlsConfig{ACME: acmeConfig{
+			DirectoryURL: "https://acme-v02.api.letsencrypt.org/directory",
+			Listen:       ":443",
+		}},
+		Log: logConfig{Level: "info", Format: "text"},
+		Limits: limitsConfig{
+			MaxStanzaSize:  256 << 10,
+			MaxPreAuthSize: 10 << 10,
+			MaxDepth:       32,
+			PreAuthTimeout: duration(60 * time.Second),
+			PingAfter:      duration(4 * time.Minute),
+			PingTimeout:    duration(time.Minute),
+			WriteTimeout:   duration(30 * time.Second),
+			QueueSize:      256,
+			AuthAttempts:   3,
+		},
+		Modules: modulesConfig{Ping: true, Time: true, Version: true},
+	}
+}
+
+// configError is an error in the configuration file, at a line if known.
+type configError struct {
+	File string
+	Line int // 0 if unknown
+	Msg  string
+}
+
+func (e *configError) Error() string {
+	name := e.File
+	if name == "" {
+		name = "(built-in defaults)"
+	}
+	if e.Line > 0 {
+		return fmt.Sprintf("config %s:%d: %s", name, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("config %s: %s", name, e.Msg)
+}
+
+// loadConfig reads the configuration. With path "" it reads ./kiezd.toml
+// if that exists and otherwise uses the built-in defaults; an explicit path
+// must exist. Relative paths inside the file are taken relative to the
+// file's directory.
+func loadConfig(path string) (*config, error) {
+	explicit := path != ""
+	if !explicit {
+		path = defaultConfigFile
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		cfg := defaultConfig()
+		return cfg, cfg.validate()
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, &configError{File: path, Msg: err.Error()}
+	}
+	return parseConfig(path, data)
+}
+
+// parseConfig decodes data, read from file, over the defaults, rejects
+// unknown keys and validates the result.
+func parseConfig(file string, data []byte) (*config, error) {
+	cfg := defaultConfig()
+	cfg.file = file
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(cfg)
+	if err != nil {
+		return nil, tomlError(file, data, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		return nil, &configError{File: file, Line: keyLine(data, k), Msg: fmt.Sprintf("unknown key %q", k.String())}
+	}
+	dir := filepath.Dir(file)
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	cfg.DataDir = rel(cfg.DataDir)
+	for i := range cfg.TLS.Certificates {
+		cfg.TLS.Certificates[i].Cert = rel(cfg.TLS.Certificates[i].Cert)
+		cfg.TLS.Certificates[i].Key = rel(cfg.TLS.Certificates[i].Key)
+	}
+	cfg.TLS.ACME.CacheDir = rel(cfg.TLS.ACME.CacheDir)
+	if err := cfg.validate(); err != nil {
+		var ce *configError
+		if errors.As(err, &ce) && ce.Line == 0 {
+			ce.Line = keyLine(data, ce.key())
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// key returns the dotted key a validation message starts with, to find
+// its line.
+func (e *configError) key() toml.Key {
+	k, _, ok := strings.Cut(e.Msg, ":")
+	if !ok || strings.ContainsAny(k, " \"") {
+		return nil
+	}
+	return toml.Key(strings.Split(k, "."))
+}
+
+// tomlLine matches the line number in the toml package's plain type errors,
+// "toml: line 3 (last key "x"): ...".
+var tomlLine = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "[^"]*"\))?: `)
+
+// tomlError turns a toml package error into a configError with the line.
+func tomlError(file string, data []byte, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.LastKey != "" {
+			msg = pe.LastKey + ": " + msg
+		}
+		line := pe.Position.Line
+		if p := pe.Position; p.Len > 0 && p.Start >= 0 && p.Start < len(data) {
+			// The lexer counts an error at a newline as on the next
+			// line; the offset is exact.
+			line = bytes.Count(data[:p.Start], []byte("\n")) + 1
+		}
+		return &configError{File: file, Line: line, Msg: msg}
+	}
+	msg := err.Error()
+	if m := tomlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		rest := msg[len(m[0]):]
+		if i := strings.Index(m[0], `"`); i >= 0 {
+			k := strings.TrimSuffix(m[0][i+1:], `"): `)
+			rest = k + ": " + rest
+		}
+		return &configError{File: file, Line: line, Msg: rest}
+	}
+	return &configError{File: file, Msg: strings.TrimPrefix(msg, "toml: ")}
+}
+
+// validate checks what decoding cannot: that the domains are valid and
+// distinct, that there is something to listen on, and that the TLS
+// settings agree.
+func (c *config) validate() error {
+	bad := func(format string, args ...any) error {
+		return &configError{File: c.file, Msg: fmt.Sprintf(format, args...)}
+	}
+	if len(c.Domains) == 0 {
+		return bad("domains: at least one domain is required")
+	}
+	seen := make(map[string]bool)
+	for i, d := range c.Domains {
+		norm, err := checkDomain(d)
+		if err != nil {
+			return bad("domains: %v", err)
+		}
+		if seen[norm] {
+			return bad("domains: %q is listed twice", d)
+		}
+		seen[norm] = true
+		c.Domains[i] = norm
+	}
+	if c.DataDir == "" {
+		return bad("data_dir: must not be empty")
+	}
+	if c.SCRAMIterations < scram.MinIterations {
+		return bad("scram_iterations: %d is too few; the minimum is %d", c.SCRAMIterations, scram.MinIterations)
+	}
+	if c.SCRAMIterations > maxIterations {
+		return bad("scram_iterations: %d is more than clients accept (%d)", c.SCRAMIterations, maxIterations)
+	}
+	if len(c.Listen.C2S)+len(c.Listen.DirectTLS) == 0 {
+		return bad("listen: no c2s or direct_tls address: clients could not connect")
+	}
+	for _, a := range append(append([]string(nil), c.Listen.C2S...), c.Listen.DirectTLS...) {
+		if err := checkAddr(a); err != nil {
+			return bad("listen: %v", err)
+		}
+	}
+	for _, cc := range c.TLS.Certificates {
+		if cc.Cert == "" || cc.Key == "" {
+			return bad("tls.certificates: each entry needs both cert and key")
+		}
+	}
+	if a := c.TLS.ACME; a.Enabled {
+		if len(c.TLS.Certificates) > 0 {
+			return bad("tls.acme: enabled together with tls.certificates; use one or the other")
+		}
+		for _, d := range c.Domains {
+			if !strings.Contains(d, ".") || net.ParseIP(d) != nil {
+				return bad("tls.acme: %q cannot get a certificate from a public CA; ACME needs public DNS names", d)
+			}
+		}
+		if a.Listen == "" && a.HTTPListen == "" {
+			return bad("tls.acme: listen and http_listen are both empty: the CA could not verify the domains")
+		}
+		for _, l := range []string{a.Listen, a.HTTPListen} {
+			if l == "" {
+				continue
+			}
+			if err := checkAddr(l); err != nil {
+				return bad("tls.acme: %v", err)
+			}
+		}
+		if a.DirectoryURL == "" {
+			return bad("tls.acme.directory_url: must not be empty")
+		}
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return bad("log.level: %v", err)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format: %q is neither \"text\" nor \"json\"", c.Log.Format)
+	}
+	if _, err := c.modules(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// checkDomain validates a domain as an XMPP domainpart and returns it
+// normalised.
+func checkDomain(d string) (string, error) {
+	j, err := jid.Parse(d)
+	if err != nil || d == "" || j.Localpart() != "" || j.Resourcepart() != "" || strings.ContainsAny(d, "@/ ") {
+		return "", fmt.Errorf("%q is not a valid domain", d)
+	}
+	return j.Domainpart(), nil
+}
+
+// checkAddr validates a listen address such as ":5222" or "[::1]:5222".
+func checkAddr(a string) error {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not an address such as \":5222\" or \"127.0.0.1:5222\"", a)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has an invalid port", a)
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%q is not one of debug, info, warn, error", s)
+}
+
+// limits converts the [limits] table to server.Limits.
+func (c *config) limits() server.Limits {
+	l := c.Limits
+	return server.Limits{
+		MaxStanzaSize:  int(l.MaxStanzaSize),
+		MaxPreAuthSize: int(l.MaxPreAuthSize),
+		MaxDepth:       int(l.MaxDepth),
+		PreAuthTimeout: time.Duration(l.PreAuthTimeout),
+		PingAfter:      time.Duration(l.PingAfter),
+		PingTimeout:    time.Duration(l.PingTimeout),
+		WriteTimeout:   time.Duration(l.WriteTimeout),
+		QueueSize:      int(l.QueueSize),
+		AuthAttempts:   int(l.AuthAttempts),
+	}
+}
+
+// modules constructs the modules kiezd runs, in order, from [modules].
+func (c *config) modules() ([]server.Module, error) {
+	m := c.Modules
+	var mods []server.Module
+	if m.Ping {
+		mods = append(mods, ping.New())
+	}
+	if m.Time {
+		mods = append(mods, kieztime.New(kieztime.Options{}))
+	}
+	if m.Version {
+		mods = append(mods, version.New(version.Options{ShowOS: m.VersionShowOS}))
+	}
+	if len(m.Contact) > 0 {
+		ct, err := contact.New(contact.Options{Addresses: m.Contact})
+		if err != nil {
+			return nil, &configError{File: c.file, Msg: "modules.contact: " + strings.TrimPrefix(err.Error(), "contact: ")}
+		}
+		mods = append(mods, ct)
+	}
+	return mods, nil
+}
+
+// dbPath is the bbolt database file.
+func (c *config) dbPath() string { return filepath.Join(c.DataDir, "kiez.db") }
+
+// duration is a positive duration written as a string, "60s" or "4m".
+type duration time.Duration
+
+func (d *duration) UnmarshalTOML(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("durations are strings such as \"60s\" or \"4m\", not %v", v)
+	}
+	p, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as \"60s\" or \"4m\"", s)
+	}
+	if p <= 0 {
+		return fmt.Errorf("%q: the duration must be positive", s)
+	}
+	*d = duration(p)
+	return nil
+}
+
+// byteSize is a positive size in bytes: an integer, or a string with a
+// unit, "256KiB" or "1MiB".
+type byteSize int
+
+func (b *byteSize) UnmarshalTOML(v any) error {
+	var n int64
+	switch v := v.(type) {
+	case int64:
+		n = v
+	case string:
+		mult := int64(1)
+		s := strings.TrimSpace(v)
+		for _, u := range []struct {
+			suffix string
+			mult   int64
+		}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"B", 1}} {
+			if strings.HasSuffix(s, u.suffix) {
+				s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+				break
+			}
+		}
+		x, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a size such as 10240, \"10KiB\" or \"1MiB\"", v)
+		}
+		n = x * mult
+	default:
+		return fmt.Errorf("sizes are integers (bytes) or strings such as \"10KiB\", not %v", v)
+	}
+	if n <= 0 || n > 1<<30 {
+		return fmt.Errorf("%v: the size must be positive and at most 1GiB", v)
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+// count is a positive integer.
+type count int
+
+func (c *count) UnmarshalTOML(v any) error {
+	n, ok := v.(int64)
+	if !ok {
+		return fmt.Errorf("expected a positive integer, not %v", v)
+	}
+	if n <= 0 || n > 1<<30 {
+		return fmt.Errorf("%d: must be a positive integer", n)
+	}
+	*c = count(n)
+	return nil
+}
+
+// keyLine finds the line of key k in a TOML document, for errors about
+// keys the toml package reports without a position. It follows table
+// headers and dotted keys; for keys inside inline tables it falls back to
+// the first line assigning the key's last part. It returns 0 if not found.
+func keyLine(data []byte, k toml.Key) int {
+	if len(k) == 0 {
+		return 0
+	}
+	var table []string
+	fallback := 0
+	for i, line := range strings.Split(string(data), "\n") {
+		s := strings.TrimSpace(stripComment(line))
+		if s == "" {
+			continue
+		}
+		if strings.HasPrefix(s, "[") {
+			h := strings.Trim(s, "[]")
+			table = splitKey(h)
+			if keyHasPrefix(table, k) {
+				return i + 1
+			}
+			continue
+		}
+		lhs, _, ok := strings.Cut(s, "=")
+		if !ok {
+			continue
+		}
+		parts := splitKey(lhs)
+		full := append(append([]string(nil), table...), parts...)
+		if keyHasPrefix(full, k) {
+			return i + 1
+		}
+		if fallback == 0 {
+			last := k[len(k)-1]
+			for _, seg := range strings.Split(s, "{") {
+				for _, kv := range strings.Split(seg, ",") {
+					lhs, _, ok := strings.Cut(kv, "=")
+					if ok && len(splitKey(lhs)) > 0 && splitKey(lhs)[len(splitKey(lhs))-1] == last {
+						fallback = i + 1
+					}
+				}
+			}
+		}
+	}
+	return fallback
+}
+
+// keyHasPrefix reports whether full starts with k (a key found at a line
+// that defines k or something below it).
+func keyHasPrefix(full []string, k toml.Key) bool {
+	if len(full) < len(k) {
+		return false
+	}
+	for i := range k {
+		if full[i] != k[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// splitKey splits a dotted TOML key, removing quotes and spaces.
+func splitKey(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ".") {
+		p = strings.TrimSpace(p)
+		p = strings.Trim(p, `"'`)
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// stripComment removes a trailing # comment outside quotes.
+func stripComment(line string) string {
+	var quote rune
+	for i, r := range line {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote == 0 && (r == '"' || r == '\''):
+			quote = r
+		case quote == 0 && r == '#':
+			return line[:i]
+		}
+	}
+	return line
+}

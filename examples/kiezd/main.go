@@ -1,0 +1,189 @@
+// Command kiezd is the reference Kiez XMPP server.
+//
+// With no configuration it serves the domain "localhost" on ports 5222
+// (STARTTLS) and 5223 (direct TLS), with a self-signed certificate and its
+// database under ./data. See README.md for the administrator's guide and
+// kiezd.example.toml for every configuration key.
+//
+// Usage:
+//
+//	kiezd [-config FILE] [-data-dir DIR] [command] [arguments]
+//
+// Commands are serve (the default), adduser JID, passwd JID, deluser JID,
+// users [DOMAIN] and check-config.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], env{
+		stdin:   os.Stdin,
+		stdout:  os.Stdout,
+		stderr:  os.Stderr,
+		signals: osSignals,
+	}))
+}
+
+// env is what a run of kiezd talks to: main passes the process's own
+// streams and signals, tests their own.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// signals returns a channel of SIGINT, SIGTERM and SIGHUP for serve,
+	// and a function that stops the delivery.
+	signals func() (<-chan os.Signal, func())
+	// ready, if set, is called by serve once every listener is bound.
+	ready func(bound)
+}
+
+// bound lists the addresses serve listens on.
+type bound struct {
+	C2S, DirectTLS []net.Addr
+	// ACMETLS and ACMEHTTP answer ACME challenges, if enabled.
+	ACMETLS, ACMEHTTP net.Addr
+}
+
+func osSignals() (<-chan os.Signal, func()) {
+	c := make(chan os.Signal, 4)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
+}
+
+const usage = `usage: kiezd [-config FILE] [-data-dir DIR] [command] [arguments]
+
+Commands:
+  serve           run the server (the default)
+  adduser JID     create an account
+  passwd JID      change an account's password
+  deluser JID     delete an account and all its data
+  users [DOMAIN]  list the accounts, of one domain or all
+  check-config    check the configuration and certificates, then exit
+
+Passwords are asked for without echo, or read as one line from standard
+input when it is not a terminal; never give them as arguments.
+
+Flags:
+  -config FILE    configuration file (default: ./kiezd.toml if it exists,
+                  else built-in defaults: domain localhost, ports 5222/5223)
+  -data-dir DIR   directory for the database and generated certificates
+                  (overrides data_dir; default ./data)
+`
+
+// usageError is a mistake on the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// run runs kiezd with args (without the program name) and returns the
+// exit code: 0 on success, 1 on an error, 2 on a usage error. Errors are
+// written to e.stderr as one line.
+func run(ctx context.Context, args []string, e env) int {
+	err := dispatch(ctx, args, e)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(e.stderr, "kiezd: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(e.stderr, "Run 'kiezd -h' for usage.")
+		return 2
+	}
+	return 1
+}
+
+// globalFlags are accepted before and after the command.
+type globalFlags struct {
+	config, dataDir string
+}
+
+func (g *globalFlags) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&g.config, "config", g.config, "configuration file")
+	fs.StringVar(&g.dataDir, "data-dir", g.dataDir, "data directory")
+	return fs
+}
+
+// parse parses flags, printing the usage for -h.
+func (g *globalFlags) parse(fs *flag.FlagSet, args []string, e env) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(e.stdout, usage)
+		return err
+	}
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+func dispatch(ctx context.Context, args []string, e env) error {
+	var g globalFlags
+	fs := g.flagSet("kiezd")
+	if err := g.parse(fs, args, e); err != nil {
+		return err
+	}
+	args = fs.Args()
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	var nargs []int // accepted argument counts
+	switch cmd {
+	case "serve", "check-config":
+		nargs = []int{0}
+	case "adduser", "passwd", "deluser":
+		nargs = []int{1}
+	case "users":
+		nargs = []int{0, 1}
+	case "help":
+		fmt.Fprint(e.stdout, usage)
+		return nil
+	default:
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+	sub := g.flagSet(cmd)
+	if err := g.parse(sub, args, e); err != nil {
+		return err
+	}
+	args = sub.Args()
+	ok := false
+	for _, n := range nargs {
+		ok = ok || len(args) == n
+	}
+	if !ok {
+		return usageError{fmt.Sprintf("%s: wrong number of arguments", cmd)}
+	}
+
+	cfg, err := loadConfig(g.config)
+	if err != nil {
+		return err
+	}
+	if g.dataDir != "" {
+		cfg.DataDir = g.dataDir
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, e)
+	case "check-config":
+		return checkConfig(cfg, e)
+	case "users":
+		domain := ""
+		if len(args) == 1 {
+			domain = args[0]
+		}
+		return listUsers(ctx, cfg, domain, e)
+	default:
+		return changeUser(ctx, cmd, args[0], cfg, e)
+	}
+}

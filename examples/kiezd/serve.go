@@ -1,0 +1,387 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/storage/bbolt"
+)
+
+// shutdownTimeout bounds the graceful stop after SIGINT or SIGTERM.
+const shutdownTimeout = 10 * time.Second
+
+// newLogger builds the process logger, writing to w.
+func newLogger(c logConfig, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.Level) // validated with the config
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if c.Format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(privacyHandler{h})
+}
+
+// privacyHandler keeps client addresses out of the log even when a
+// library logs a network error: the text of a *net.OpError names both
+// ends of the connection ("read tcp 192.0.2.1:5222->198.51.100.7:40000:
+// connection reset by peer"), so an error attribute wrapping one is logged
+// with the addresses left out ("read tcp: connection reset by peer").
+type privacyHandler struct{ slog.Handler }
+
+func (h privacyHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(redactAttr(a))
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
+}
+
+func (h privacyHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	red := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		red[i] = redactAttr(a)
+	}
+	return privacyHandler{h.Handler.WithAttrs(red)}
+}
+
+func (h privacyHandler) WithGroup(name string) slog.Handler {
+	return privacyHandler{h.Handler.WithGroup(name)}
+}
+
+func redactAttr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindGroup:
+		g := v.Group()
+		red := make([]any, len(g))
+		for i, ga := range g {
+			red[i] = redactAttr(ga)
+		}
+		return slog.Group(a.Key, red...)
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			if s, changed := redactError(err); changed {
+				return slog.String(a.Key, s)
+			}
+		}
+	}
+	return a
+}
+
+// redactError returns err's text without the addresses of the
+// *net.OpErrors in its tree, and whether there were any.
+func redactError(err error) (string, bool) {
+	msg, changed := err.Error(), false
+	var walk func(error)
+	walk = func(e error) {
+		if oe, ok := e.(*net.OpError); ok && (oe.Source != nil || oe.Addr != nil) {
+			safe := &net.OpError{Op: oe.Op, Net: oe.Net, Err: oe.Err}
+			msg = strings.ReplaceAll(msg, oe.Error(), safe.Error())
+			changed = true
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			if x := u.Unwrap(); x != nil {
+				walk(x)
+			}
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		}
+	}
+	walk(err)
+	return msg, changed
+}
+
+// certSource is where handshakes get their certificate: PEM files
+// (configured or self-signed) or ACME.
+type certSource struct {
+	get   func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	store *certStore // nil with ACME
+	acme  *acmeCerts // nil without
+	kind  string     // for the log
+}
+
+// setupTLS prepares the certificates: ACME if enabled, else the configured
+// files, else self-signed ones kept under data_dir/tls.
+func setupTLS(cfg *config, log *slog.Logger) (*certSource, error) {
+	if cfg.TLS.ACME.Enabled {
+		a := newACME(cfg)
+		return &certSource{get: a.GetCertificate, acme: a, kind: "acme"}, nil
+	}
+	files, kind := cfg.TLS.Certificates, "files"
+	if len(files) == 0 {
+		var err error
+		files, err = selfSignedFiles(filepath.Join(cfg.DataDir, "tls"), cfg.Domains, time.Now(), log)
+		if err != nil {
+			return nil, err
+		}
+		kind = "self-signed"
+	}
+	store, err := newCertStore(files)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range store.check(cfg.Domains, time.Now()) {
+		log.Warn(w)
+	}
+	return &certSource{get: store.GetCertificate, store: store, kind: kind}, nil
+}
+
+// reload re-reads the PEM files, keeping the old certificates on failure.
+func (c *certSource) reload(domains []string, log *slog.Logger) {
+	if c.store == nil {
+		log.Info("SIGHUP: certificates come from ACME and renew themselves; nothing to reload")
+		return
+	}
+	if err := c.store.reload(); err != nil {
+		log.Error("reloading certificates failed; still serving the previous ones", "err", err)
+		return
+	}
+	log.Info("certificates reloaded", "count", len(c.store.files))
+	for _, w := range c.store.check(domains, time.Now()) {
+		log.Warn(w)
+	}
+}
+
+// openStore opens the database, translating a lock held by another
+// process into a plain sentence.
+func openStore(cfg *config) (*bbolt.Store, error) {
+	path := cfg.dbPath()
+	st, err := bbolt.Open(path, bbolt.Options{Timeout: time.Second})
+	if errors.Is(err, bbolt.ErrLocked) {
+		return nil, fmt.Errorf("the database %s is in use by another process (is kiezd running?)", displayPath(path))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the database %s: %v", displayPath(path), unwrapAll(err))
+	}
+	return st, nil
+}
+
+// displayPath shows a relative path as ./path, as an admin would type it.
+func displayPath(p string) string {
+	if filepath.IsAbs(p) || strings.HasPrefix(p, ".") {
+		return p
+	}
+	return "." + string(filepath.Separator) + p
+}
+
+// unwrapAll returns the innermost error, for messages that name the
+// file themselves.
+func unwrapAll(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// newServer builds the server from the configuration. tlsCfg is nil for
+// the admin commands, which do not listen.
+func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slog.Logger, tlsCfg *tls.Config) (*server.Server, error) {
+	mods, err := cfg.modules()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(ctx, server.Config{
+		Domains:         cfg.Domains,
+		TLS:             tlsCfg,
+		Accounts:        accounts,
+		Modules:         mods,
+		Logger:          log,
+		Limits:          cfg.limits(),
+		SCRAMIterations: cfg.SCRAMIterations,
+	})
+	if err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), "server: "))
+	}
+	return srv, nil
+}
+
+// listen opens a TCP listener with an error an admin can act on.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	msg := unwrapAll(err).Error()
+	if errors.Is(err, syscall.EACCES) {
+		msg += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+	}
+	return nil, fmt.Errorf("cannot listen on %s: %s", addr, msg)
+}
+
+// listeners are everything serve accepts connections on.
+type listeners struct {
+	c2s, direct []net.Listener
+	alpn, http  net.Listener // ACME challenges, or nil
+}
+
+func (l *listeners) all() []net.Listener {
+	all := append(append([]net.Listener(nil), l.c2s...), l.direct...)
+	for _, ln := range []net.Listener{l.alpn, l.http} {
+		if ln != nil {
+			all = append(all, ln)
+		}
+	}
+	return all
+}
+
+func (l *listeners) close() {
+	for _, ln := range l.all() {
+		ln.Close()
+	}
+}
+
+// listenAll binds every configured address, or none.
+func listenAll(cfg *config) (*listeners, error) {
+	l := &listeners{}
+	add := func(addr string) (net.Listener, error) {
+		ln, err := listen(addr)
+		if err != nil {
+			l.close()
+		}
+		return ln, err
+	}
+	for _, a := range cfg.Listen.C2S {
+		ln, err := add(a)
+		if err != nil {
+			return nil, err
+		}
+		l.c2s = append(l.c2s, ln)
+	}
+	for _, a := range cfg.Listen.DirectTLS {
+		ln, err := add(a)
+		if err != nil {
+			return nil, err
+		}
+		l.direct = append(l.direct, ln)
+	}
+	if a := cfg.TLS.ACME; a.Enabled {
+		var err error
+		if a.Listen != "" {
+			if l.alpn, err = add(a.Listen); err != nil {
+				return nil, err
+			}
+		}
+		if a.HTTPListen != "" {
+			if l.http, err = add(a.HTTPListen); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return l, nil
+}
+
+// serve runs the server until SIGINT, SIGTERM or ctx ends, reloading the
+// certificates on SIGHUP.
+func serve(ctx context.Context, cfg *config, e env) error {
+	log := newLogger(cfg.Log, e.stderr)
+	certs, err := setupTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	lns, err := listenAll(cfg)
+	if err != nil {
+		return err
+	}
+	srv, err := newServer(ctx, cfg, store, log, &tls.Config{GetCertificate: certs.get})
+	if err != nil {
+		lns.close()
+		return err
+	}
+
+	var sigs <-chan os.Signal
+	if e.signals != nil {
+		var stop func()
+		sigs, stop = e.signals()
+		defer stop()
+	}
+
+	log.Info("kiezd starting", "domains", strings.Join(cfg.Domains, ","), "data_dir", cfg.DataDir, "certificates", certs.kind)
+	errc := make(chan error, len(lns.all()))
+	var b bound
+	for _, ln := range lns.c2s {
+		log.Info("listening", "for", "c2s (STARTTLS)", "addr", ln.Addr().String())
+		b.C2S = append(b.C2S, ln.Addr())
+		go func() { errc <- srv.ServeC2S(ln) }()
+	}
+	for _, ln := range lns.direct {
+		log.Info("listening", "for", "c2s (direct TLS, XEP-0368)", "addr", ln.Addr().String())
+		b.DirectTLS = append(b.DirectTLS, ln.Addr())
+		go func() { errc <- srv.ServeDirectTLS(ln) }()
+	}
+	var httpSrv *http.Server
+	if certs.acme != nil {
+		if lns.alpn != nil {
+			log.Info("listening", "for", "ACME TLS-ALPN-01 challenges", "addr", lns.alpn.Addr().String())
+			b.ACMETLS = lns.alpn.Addr()
+			go certs.acme.serveTLSALPN(lns.alpn)
+		}
+		if lns.http != nil {
+			log.Info("listening", "for", "ACME HTTP-01 challenges", "addr", lns.http.Addr().String())
+			b.ACMEHTTP = lns.http.Addr()
+			httpSrv = certs.acme.httpServer()
+			go httpSrv.Serve(lns.http)
+		}
+		certs.acme.prefetch(ctx, log)
+	}
+	if e.ready != nil {
+		e.ready(b)
+	}
+
+	var runErr error
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				certs.reload(cfg.Domains, log)
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String())
+			break wait
+		case <-ctx.Done():
+			log.Info("shutting down")
+			break wait
+		case err := <-errc:
+			log.Error("a listener failed; shutting down", "err", err)
+			runErr = fmt.Errorf("listener failed: %w", err)
+			break wait
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if lns.alpn != nil {
+		lns.alpn.Close()
+	}
+	if httpSrv != nil {
+		httpSrv.Shutdown(sctx)
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not finish cleanly", "err", err)
+	}
+	log.Info("kiezd stopped")
+	return runErr
+}

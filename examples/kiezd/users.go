@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/server/scram"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// withServer opens the database and runs f with a server built from the
+// same configuration as serve's, but not listening, so that deleting an
+// account reaches every module's data. The database is locked meanwhile.
+func withServer(ctx context.Context, cfg *config, e env, f func(*server.Server) error) error {
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	log := newLogger(cfg.Log, e.stderr)
+	srv, err := newServer(ctx, cfg, store, log, nil)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	return f(srv)
+}
+
+// userArg parses the JID argument of adduser, passwd and deluser.
+func userArg(s string, cfg *config) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+		return jid.JID{}, usageError{fmt.Sprintf("%q is not a user address such as alice@%s", s, cfg.Domains[0])}
+	}
+	if !slices.Contains(cfg.Domains, j.Domainpart()) {
+		return jid.JID{}, fmt.Errorf("%s is not a configured domain (domains: %s)", j.Domainpart(), strings.Join(cfg.Domains, ", "))
+	}
+	return j, nil
+}
+
+// changeUser runs adduser, passwd or deluser.
+func changeUser(ctx context.Context, cmd, arg string, cfg *config, e env) error {
+	user, err := userArg(arg, cfg)
+	if err != nil {
+		return err
+	}
+	exists := func(srv *server.Server) (bool, error) {
+		users, err := srv.Users(ctx, user.Domainpart())
+		if err != nil {
+			return false, err
+		}
+		return slices.Contains(users, user.String()), nil
+	}
+	// Check first, so nobody types a password in vain; the prompt then
+	// runs without holding the database.
+	err = withServer(ctx, cfg, e, func(srv *server.Server) error {
+		ok, err := exists(srv)
+		switch {
+		case err != nil:
+			return err
+		case ok && cmd == "adduser":
+			return fmt.Errorf("%s already exists", user)
+		case !ok && cmd != "adduser":
+			return fmt.Errorf("there is no account %s", user)
+		}
+		if cmd == "deluser" {
+			if err := srv.DeleteUser(ctx, user); err != nil {
+				return errors.New(strings.TrimPrefix(err.Error(), "server: "))
+			}
+			fmt.Fprintf(e.stdout, "deleted %s and all its data\n", user)
+		}
+		return nil
+	})
+	if err != nil || cmd == "deluser" {
+		return err
+	}
+	password, err := readPassword(e)
+	if err != nil {
+		return err
+	}
+	return withServer(ctx, cfg, e, func(srv *server.Server) error {
+		var err error
+		if cmd == "adduser" {
+			err = srv.CreateUser(ctx, user, password)
+		} else {
+			err = srv.SetPassword(ctx, user, password)
+		}
+		switch {
+		case errors.Is(err, scram.ErrInvalidPassword):
+			return errors.New("the password is not allowed: it must be printable text (PRECIS OpaqueString)")
+		case errors.Is(err, storage.ErrExists):
+			return fmt.Errorf("%s already exists", user)
+		case errors.Is(err, storage.ErrNotFound):
+			return fmt.Errorf("there is no account %s", user)
+		case err != nil:
+			return errors.New(strings.TrimPrefix(err.Error(), "server: "))
+		}
+		if cmd == "adduser" {
+			fmt.Fprintf(e.stdout, "created %s\n", user)
+		} else {
+			fmt.Fprintf(e.stdout, "changed the password of %s\n", user)
+		}
+		return nil
+	})
+}
+
+// listUsers prints the accounts of domain ("" for all), one a line.
+func listUsers(ctx context.Context, cfg *config, domain string, e env) error {
+	if domain != "" {
+		d, err := checkDomain(domain)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if !slices.Contains(cfg.Domains, d) {
+			return fmt.Errorf("%s is not a configured domain (domains: %s)", d, strings.Join(cfg.Domains, ", "))
+		}
+		domain = d
+	}
+	return withServer(ctx, cfg, e, func(srv *server.Server) error {
+		users, err := srv.Users(ctx, domain)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			fmt.Fprintln(e.stdout, u)
+		}
+		return nil
+	})
+}
+
+// readPassword asks for a new password twice without echo if stdin is a
+// terminal, and otherwise reads one line from stdin.
+func readPassword(e env) (string, error) {
+	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return promptPassword(int(f.Fd()), e.stderr)
+	}
+	line, err := bufio.NewReader(e.stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading the password from standard input: %v", err)
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if line == "" {
+		return "", errors.New("no password on standard input (give it as one line, or run in a terminal to be asked)")
+	}
+	return line, nil
+}
+
+// promptPassword reads a password twice from the terminal fd. Ctrl-C
+// restores the terminal's echo before exiting.
+func promptPassword(fd int, w io.Writer) (string, error) {
+	state, err := term.GetState(fd)
+	if err != nil {
+		return "", fmt.Errorf("terminal: %v", err)
+	}
+	intr := make(chan os.Signal, 1)
+	signal.Notify(intr, os.Interrupt)
+	done := make(chan struct{})
+	defer func() {
+		signal.Stop(intr)
+		close(done)
+	}()
+	go func() {
+		select {
+		case <-intr:
+			term.Restore(fd, state)
+			fmt.Fprintln(w)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	ask := func(prompt string) (string, error) {
+		fmt.Fprint(w, prompt)
+		p, err := term.ReadPassword(fd)
+		fmt.Fprintln(w)
+		if err != nil {
+			return "", fmt.Errorf("reading the password: %v", err)
+		}
+		return string(p), nil
+	}
+	p1, err := ask("New password: ")
+	if err != nil {
+		return "", err
+	}
+	if p1 == "" {
+		return "", errors.New("empty password")
+	}
+	p2, err := ask("Repeat the password: ")
+	if err != nil {
+		return "", err
+	}
+	if p1 != p2 {
+		return "", errors.New("the passwords do not match")
+	}
+	return p1, nil
+}
+
+// checkConfig validates the configuration (already done by loading it),
+// reads the configured certificates, then reports.
+func checkConfig(cfg *config, e env) error {
+	name := cfg.file
+	if name == "" {
+		name = "(none: built-in defaults)"
+	}
+	if len(cfg.TLS.Certificates) > 0 {
+		store, err := newCertStore(cfg.TLS.Certificates)
+		if err != nil {
+			return err
+		}
+		for _, w := range store.check(cfg.Domains, time.Now()) {
+			fmt.Fprintf(e.stdout, "warning: %s\n", w)
+		}
+	}
+	certs := "self-signed, kept in " + displayPath(cfg.DataDir) + string(os.PathSeparator) + "tls"
+	switch {
+	case cfg.TLS.ACME.Enabled:
+		certs = "ACME (" + cfg.TLS.ACME.DirectoryURL + ")"
+	case len(cfg.TLS.Certificates) > 0:
+		certs = fmt.Sprintf("%d PEM file pair(s)", len(cfg.TLS.Certificates))
+	}
+	fmt.Fprintf(e.stdout, "config %s: OK\n", name)
+	fmt.Fprintf(e.stdout, "  domains:      %s\n", strings.Join(cfg.Domains, ", "))
+	fmt.Fprintf(e.stdout, "  c2s:          %s\n", strings.Join(cfg.Listen.C2S, ", "))
+	fmt.Fprintf(e.stdout, "  direct TLS:   %s\n", strings.Join(cfg.Listen.DirectTLS, ", "))
+	fmt.Fprintf(e.stdout, "  database:     %s\n", displayPath(cfg.dbPath()))
+	fmt.Fprintf(e.stdout, "  certificates: %s\n", certs)
+	return nil
+}
