@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/xml"
-	"time"
 
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
@@ -45,15 +44,7 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 	if err != nil {
 		return nil, reply(st.ErrorReply(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest}))
 	}
-	sess := &Session{
-		conn: c,
-		jid:  full,
-		bare: full.Bare().String(),
-		out:  make(chan outItem, c.srv.limits.QueueSize),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
-	}
-	sess.lastActive.Store(time.Now().UnixNano())
+	sess := newSession(c, full, c.srv.limits.QueueSize)
 	c.mu.Lock()
 	pending := c.pending
 	if pending == nil {
@@ -76,7 +67,7 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 		return nil, err
 	}
 	c.in.setLimit(c.srv.limits.MaxStanzaSize)
-	go sess.writeLoop(c.bw)
+	c.bw = nil // the session's writer borrows buffers from now on
 	ctx := context.Background()
 	for _, l := range c.srv.sessionLs {
 		l.SessionStarted(ctx, sess)

@@ -102,15 +102,14 @@ func (s *Server) serve(ln net.Listener, direct bool) error {
 
 func (c *conn) serve() {
 	s := c.srv
+	handedOff := false
 	defer func() {
-		c.raw.Close()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.connWG.Done()
+		if !handedOff {
+			c.cleanup()
+		}
 	}()
 	c.raw.SetDeadline(time.Now().Add(s.limits.PreAuthTimeout))
-	c.br = bufio.NewReaderSize(c.raw, 2048)
+	c.br = bufio.NewReaderSize(c.raw, 512)
 	c.bw = bufio.NewWriterSize(c.raw, 2048)
 	if c.directTLS {
 		if err := c.startTLS(); err != nil {
@@ -123,7 +122,23 @@ func (c *conn) serve() {
 		return
 	}
 	c.raw.SetDeadline(time.Time{})
-	c.run(sess)
+	// Read on a fresh goroutine: negotiation (TLS handshake, SASL) grows
+	// this one's stack, and an idle session should not keep that.
+	handedOff = true
+	go func() {
+		defer c.cleanup()
+		c.run(sess)
+	}()
+}
+
+// cleanup closes the connection and forgets it.
+func (c *conn) cleanup() {
+	s := c.srv
+	c.raw.Close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connWG.Done()
 }
 
 // fail ends a stream that never reached a bound session.
@@ -136,7 +151,8 @@ func (c *conn) fail(err error) {
 	c.mu.Unlock()
 	if se == nil && !errors.As(err, &se) {
 		if !isNetClose(err) {
-			c.srv.log.Debug("stream ended during negotiation", "err", err)
+			// Network errors name the client's address: log the kind only.
+			c.srv.log.Debug("stream ended during negotiation", "cause", errKind(err))
 		}
 		return
 	}
@@ -174,24 +190,10 @@ func (c *conn) closeWrite() {
 
 func (c *conn) startTLS() error {
 	s := c.srv
-	cfg := s.cfg.TLS.Clone()
-	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+	cfg := s.tlsStartTLS
 	if c.directTLS {
-		cfg.NextProtos = []string{"xmpp-client"}
-	} else {
-		cfg.NextProtos = nil
+		cfg = s.tlsDirect
 	}
-	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		cert, err := s.getCert(hello)
-		if err == nil && cert != nil {
-			c.leaf = cert.Leaf
-			if c.leaf == nil && len(cert.Certificate) > 0 {
-				c.leaf, _ = x509.ParseCertificate(cert.Certificate[0])
-			}
-		}
-		return cert, err
-	}
-	cfg.Certificates = nil
 	// Bytes already buffered before the handshake would be lost (STARTTLS
 	// injection, CVE-2011-0411 style): refuse them.
 	if c.br.Buffered() > 0 {
@@ -200,7 +202,11 @@ func (c *conn) startTLS() error {
 	tc := tls.Server(c.raw, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), s.limits.PreAuthTimeout)
 	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
+	err := tc.HandshakeContext(ctx)
+	if leaf, ok := s.leafs.LoadAndDelete(c.raw); ok {
+		c.leaf = leaf.(*x509.Certificate)
+	}
+	if err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
 	c.tlsConn = tc
@@ -208,6 +214,32 @@ func (c *conn) startTLS() error {
 	c.br.Reset(tc)
 	c.bw.Reset(tc)
 	return nil
+}
+
+// tlsConfigs builds the two shared TLS configurations (STARTTLS and direct
+// TLS with ALPN). The certificate chosen for each handshake is remembered
+// by connection for tls-server-end-point channel binding.
+func (s *Server) tlsConfigs() {
+	base := s.cfg.TLS.Clone()
+	base.MinVersion = max(base.MinVersion, tls.VersionTLS12)
+	base.Certificates = nil
+	base.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		cert, err := s.getCert(hello)
+		if err == nil && cert != nil {
+			leaf := cert.Leaf
+			if leaf == nil && len(cert.Certificate) > 0 {
+				leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+			}
+			if leaf != nil {
+				s.leafs.Store(hello.Conn, leaf)
+			}
+		}
+		return cert, err
+	}
+	s.tlsStartTLS = base.Clone()
+	s.tlsStartTLS.NextProtos = nil
+	s.tlsDirect = base.Clone()
+	s.tlsDirect.NextProtos = []string{"xmpp-client"}
 }
 
 // certSelector picks a certificate by SNI from cfg, as crypto/tls would.
@@ -258,4 +290,22 @@ func isNetClose(err error) bool {
 	var ne net.Error
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
 		(errors.As(err, &ne) && ne.Timeout())
+}
+
+// errKind describes an error without its text, which for network errors
+// contains IP addresses that must never reach the logs.
+func errKind(err error) string {
+	var ne net.Error
+	var se *StreamError
+	switch {
+	case errors.As(err, &se):
+		return "stream error " + se.Condition
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &ne):
+		return "network error"
+	case strings.HasPrefix(err.Error(), "tls handshake"):
+		return "tls handshake failed"
+	}
+	return fmt.Sprintf("%T", err)
 }

@@ -87,9 +87,12 @@ type Server struct {
 	conns     map[*conn]struct{}
 	closed    bool
 
-	// leafCerts remembers the certificate chosen for each TLS handshake,
-	// for tls-server-end-point channel binding.
-	getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	getCert     func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	tlsStartTLS *tls.Config
+	tlsDirect   *tls.Config
+	// leafs remembers the certificate chosen in each TLS handshake, by
+	// net.Conn, until the handshake ends (tls-server-end-point binding).
+	leafs sync.Map
 }
 
 type namedOwner struct {
@@ -133,6 +136,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.TLS != nil {
 		s.getCert = certSelector(cfg.TLS)
+		s.tlsConfigs()
 	}
 	s.sessions = newRegistry()
 	s.router = &router{srv: s}

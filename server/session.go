@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,13 +17,17 @@ type Session struct {
 	jid  jid.JID
 	bare string
 
-	out  chan outItem
-	quit chan struct{} // closed to make the writer finish
-	done chan struct{} // closed when the writer has finished
-
-	closeOnce sync.Once
-	final     *StreamError // written before </stream:stream>; nil for none
-	closing   atomic.Bool
+	// The outbound queue. A writer goroutine runs only while there is
+	// something to write, so an idle session costs no goroutine and no
+	// write buffer; at most one writer runs at a time.
+	qmu     sync.Mutex
+	items   []outItem
+	spare   []outItem
+	max     int
+	writing bool         // a writer goroutine is running
+	closed  bool         // no more items; the writer ends the stream
+	final   *StreamError // written before </stream:stream>; nil for none
+	done    chan struct{} // closed when the stream's end has been written
 
 	available atomic.Bool
 	priority  atomic.Int32
@@ -37,6 +40,12 @@ type Session struct {
 type outItem struct {
 	st  *stanza.Stanza
 	raw []byte
+}
+
+func newSession(c *conn, full jid.JID, max int) *Session {
+	s := &Session{conn: c, jid: full, bare: full.Bare().String(), max: max, done: make(chan struct{})}
+	s.lastActive.Store(time.Now().UnixNano())
+	return s
 }
 
 // JID returns the session's full JID.
@@ -60,65 +69,100 @@ func (s *Session) Send(st *stanza.Stanza) bool {
 }
 
 func (s *Session) enqueue(it outItem) bool {
-	if s.closing.Load() {
+	s.qmu.Lock()
+	if s.closed {
+		s.qmu.Unlock()
 		return false
 	}
-	select {
-	case s.out <- it:
-		return true
-	default:
-		s.conn.srv.log.Warn("closing a session whose client does not keep up", "jid", s.jid.String())
+	if len(s.items) >= s.max {
+		s.qmu.Unlock()
+		// No JID: with the log's timestamp it would tell when the user
+		// was online.
+		s.conn.srv.log.Warn("closing a session whose client does not keep up")
 		s.close(streamErr(condPolicyViolation, "too many stanzas waiting for this client"))
 		return false
 	}
+	s.items = append(s.items, it)
+	start := !s.writing
+	s.writing = true
+	s.qmu.Unlock()
+	if start {
+		go s.writeLoop()
+	}
+	return true
 }
 
 // close makes the writer write what is queued, then final (if any) and the
-// closing stream tag, and close the connection.
+// closing stream tag, and close the connection for writing.
 func (s *Session) close(final *StreamError) {
-	s.closeOnce.Do(func() {
-		s.final = final
-		s.closing.Store(true)
-		close(s.quit)
-	})
+	s.qmu.Lock()
+	if s.closed {
+		s.qmu.Unlock()
+		return
+	}
+	s.closed = true
+	s.final = final
+	start := !s.writing
+	s.writing = true
+	s.qmu.Unlock()
+	if start {
+		go s.writeLoop()
+	}
 }
 
-// writeLoop is the session's only writer.
-func (s *Session) writeLoop(bw *bufio.Writer) {
+// writeLoop writes batches until the queue is empty, borrowing a write
+// buffer for each batch and flushing once per batch. After close, it
+// writes the end of the stream and closes done.
+func (s *Session) writeLoop() {
 	c := s.conn
-	defer close(s.done)
-	writeItem := func(it outItem) {
-		if it.st != nil {
-			it.st.WriteTo(bw)
-		} else {
-			bw.Write(it.raw)
-		}
-	}
 	for {
-		select {
-		case it := <-s.out:
-			c.nc.SetWriteDeadline(time.Now().Add(c.srv.limits.WriteTimeout))
-			writeItem(it)
-			for n := len(s.out); n > 0; n-- {
-				writeItem(<-s.out)
+		s.qmu.Lock()
+		items := s.items
+		s.items = s.spare[:0]
+		s.spare = nil
+		closing := s.closed
+		if len(items) == 0 && !closing {
+			s.writing = false
+			s.spare = items
+			s.qmu.Unlock()
+			return
+		}
+		s.qmu.Unlock()
+
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.limits.WriteTimeout))
+		bw := getWriter(c.nc)
+		for i, it := range items {
+			if it.st != nil {
+				it.st.WriteTo(bw)
+			} else {
+				bw.Write(it.raw)
 			}
-			if err := bw.Flush(); err != nil {
-				s.close(nil)
-				c.raw.Close()
-				<-s.quit
-				return
-			}
-		case <-s.quit:
-			c.nc.SetWriteDeadline(time.Now().Add(c.srv.limits.WriteTimeout))
-			for n := len(s.out); n > 0; n-- {
-				writeItem(<-s.out)
-			}
+			items[i] = outItem{}
+		}
+		if closing {
 			if s.final != nil {
 				bw.Write(s.final.bytes())
 			}
 			bw.WriteString("</stream:stream>")
-			bw.Flush()
-			c.closeWrite()
+		}
+		err := bw.Flush()
+		putWriter(bw)
+		s.qmu.Lock()
+		if cap(items) <= 64 && s.spare == nil {
+			s.spare = items[:0] // reuse a small slice; let a big one go
+		}
+		if err != nil && !closing {
+			s.closed = true
+			closing = true
+			s.items = nil
+			c.raw.Close()
+		}
+		s.qmu.Unlock()
+		if closing {
+			if err == nil {
+				c.closeWrite()
+			}
+			close(s.done)
 			return
 		}
 	}

@@ -55,7 +55,6 @@ func (e *StreamError) bytes() []byte {
 	return []byte(b.String())
 }
 
-func escapeString(s string) string {
-	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;")
-	return r.Replace(s)
-}
+var xmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;")
+
+func escapeString(s string) string { return xmlEscaper.Replace(s) }

@@ -1,0 +1,115 @@
+// Command loadserver runs a Kiez server with pre-provisioned accounts for
+// load tests on loopback (the harness in ../shared/bench, for example).
+//
+//	go run ./examples/loadserver -n 10000 -addr 127.0.0.1:35222 -pidfile /tmp/kiez.pid
+//
+// Accounts are <prefix>0 … <prefix>N-1 on domain bench.test, all with one
+// password. To provision thousands of accounts quickly, every account gets
+// the same SCRAM keys (derived once, one salt): fine for a benchmark, never
+// for real users.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/server/scram"
+	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/bbolt"
+	"github.com/kiez-im/kiez/storage/memory"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadserver:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	n := flag.Int("n", 10000, "accounts to provision")
+	prefix := flag.String("prefix", "u", "account name prefix")
+	pass := flag.String("pass", "benchpw", "password of every account")
+	domain := flag.String("domain", "bench.test", "domain served")
+	addr := flag.String("addr", "127.0.0.1:35222", "c2s listen address (loopback only)")
+	store := flag.String("store", "memory", "account store: memory or a bbolt file path")
+	pidfile := flag.String("pidfile", "", "write the process id here")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback address")
+	flag.Parse()
+
+	host, _, err := net.SplitHostPort(*addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-addr must be a loopback address, not %q", *addr)
+	}
+	var accounts storage.Accounts = memory.New()
+	if *store != "memory" {
+		db, err := bbolt.Open(*store, bbolt.Options{})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		accounts = db
+	}
+	keys, err := scram.NewAllKeys(*pass, 0)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	for i := 0; i < *n; i++ {
+		err := accounts.CreateAccount(ctx, storage.Account{JID: *prefix + strconv.Itoa(i) + "@" + *domain, Keys: keys, Created: time.Now()})
+		if err != nil && !errorsIsExists(err) {
+			return err
+		}
+	}
+	cert, _, _, err := server.SelfSigned(*domain)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, server.Config{
+		Domains:  []string{*domain},
+		TLS:      &tls.Config{Certificates: []tls.Certificate{cert}},
+		Accounts: accounts,
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Limits:   server.Limits{QueueSize: 1024},
+	})
+	if err != nil {
+		return err
+	}
+	if *pprofAddr != "" {
+		go http.ListenAndServe(*pprofAddr, nil)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	if *pidfile != "" {
+		if err := os.WriteFile(*pidfile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "loadserver: %d accounts, serving %s on %s\n", *n, *domain, ln.Addr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sig
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	if err := srv.ServeC2S(ln); err != nil && err != server.ErrServerClosed {
+		return err
+	}
+	return nil
+}
