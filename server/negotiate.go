@@ -108,6 +108,7 @@ func (c *conn) negotiate() (*Session, error) {
 					if !errors.As(err, &f) {
 						return nil, c.negErr(err)
 					}
+					c.srv.log.Debug("authentication failed", "condition", f.Condition)
 					c.writeFailure(f)
 					if err := c.bw.Flush(); err != nil {
 						return nil, err

@@ -47,6 +47,11 @@ func (c *conn) run(sess *Session) {
 		s.router.inbound(ctx, sess, st)
 	}
 	var se *StreamError
+	if errors.Is(endErr, io.EOF) {
+		s.log.Debug("session ended by the client")
+	} else {
+		s.log.Debug("session ended", "cause", errKind(endErr))
+	}
 	switch {
 	case errors.As(endErr, &se):
 		sess.close(se)

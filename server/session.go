@@ -24,9 +24,9 @@ type Session struct {
 	items   []outItem
 	spare   []outItem
 	max     int
-	writing bool         // a writer goroutine is running
-	closed  bool         // no more items; the writer ends the stream
-	final   *StreamError // written before </stream:stream>; nil for none
+	writing bool          // a writer goroutine is running
+	closed  bool          // no more items; the writer ends the stream
+	final   *StreamError  // written before </stream:stream>; nil for none
 	done    chan struct{} // closed when the stream's end has been written
 
 	available atomic.Bool
