@@ -27,6 +27,8 @@ type conn struct {
 	directTLS bool
 	leaf      *x509.Certificate // the certificate we presented
 
+	cbUnusable bool // the client tried a channel binding type we lack
+
 	br  *bufio.Reader
 	bw  *bufio.Writer
 	in  *xmlIn

@@ -113,6 +113,15 @@ func (c *conn) negotiate() (*Session, error) {
 					if err := c.bw.Flush(); err != nil {
 						return nil, err
 					}
+					if errors.Is(err, scram.ErrUnsupportedBinding) {
+						// The client saw our -PLUS offer but wants a binding
+						// type we cannot give (slixmpp 1.8 uses tls-unique on
+						// TLS 1.3). It is not guessing passwords, so this does
+						// not count; and its coming fallback with the 'y' flag
+						// is no downgrade attack, so accept it.
+						c.cbUnusable = true
+						continue
+					}
 					attempts++
 					if attempts >= s.limits.AuthAttempts {
 						return nil, streamErr(condPolicyViolation, "too many failed authentication attempts")
@@ -292,7 +301,7 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 		},
 		TLS:             cs,
 		Certificate:     c.leaf,
-		PlusAdvertised:  len(c.cbTypes()) > 0,
+		PlusAdvertised:  len(c.cbTypes()) > 0 && !c.cbUnusable,
 		Domain:          c.dom,
 		DecoyIterations: c.srv.cfg.SCRAMIterations,
 	})

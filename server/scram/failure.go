@@ -1,5 +1,7 @@
 package scram
 
+import "errors"
+
 // SASL failure conditions (RFC 6120 §6.5) that Failure.Condition takes.
 const (
 	// EncryptionRequired: a -PLUS mechanism was requested without TLS.
@@ -17,6 +19,11 @@ const (
 	// TemporaryAuthFailure: the credential lookup failed.
 	TemporaryAuthFailure = "temporary-auth-failure"
 )
+
+// ErrUnsupportedBinding is wrapped by the Failure for a -PLUS exchange
+// whose channel binding type this connection cannot provide (such as
+// tls-unique over TLS 1.3, which RFC 9266 leaves undefined).
+var ErrUnsupportedBinding = errors.New("scram: unsupported channel binding type")
 
 // Failure is an authentication failure to report with a SASL <failure/>
 // element.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"hash"
 	"strconv"
 	"strings"
@@ -138,7 +139,7 @@ func (s *Server) stepFirst(msg []byte) ([]byte, *Failure) {
 	if m.flag == 'p' {
 		var err error
 		if s.cbData, err = bindingData(s.cfg.TLS, s.cfg.Certificate, m.cbName); err != nil {
-			return nil, &Failure{Condition: MalformedRequest, Text: "unsupported channel binding type", Err: err}
+			return nil, &Failure{Condition: MalformedRequest, Text: "unsupported channel binding type", Err: fmt.Errorf("%w: %w", ErrUnsupportedBinding, err)}
 		}
 	}
 	if m.authzid != "" && !s.authzidOK(m.authzid, m.username) {
