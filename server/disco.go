@@ -99,3 +99,39 @@ func (s *Server) discoInfo(iq stanza.IQ, w ResponseWriter, t Target) error {
 	}
 	return w.Result(stanza.Elem(xml.Name{Space: NSDiscoInfo, Local: "query"}, nil, children...))
 }
+
+// serviceDisco answers disco#info and disco#items queries (without a
+// node) to a service, and reports whether it did.
+func (r *router) serviceDisco(ctx context.Context, st *stanza.Stanza, svc Service) bool {
+	if st.Kind != stanza.IQKind || st.Type != stanza.Get || st.To.Localpart() != "" || st.To.Resourcepart() != "" {
+		return false
+	}
+	p, _, ok := st.Payload()
+	if !ok || p.Name.Local != "query" || (p.Name.Space != NSDiscoInfo && p.Name.Space != NSDiscoItems) {
+		return false
+	}
+	for _, a := range p.Attr {
+		if a.Name.Local == "node" {
+			return false
+		}
+	}
+	var children []xml.TokenReader
+	if p.Name.Space == NSDiscoInfo {
+		id := svc.Identity
+		if id.Category == "" {
+			id = Identity{Category: "component", Type: "generic", Name: svc.Name}
+		}
+		attrs := []xml.Attr{stanza.Attr("category", id.Category), stanza.Attr("type", id.Type)}
+		if id.Name != "" {
+			attrs = append(attrs, stanza.Attr("name", id.Name))
+		}
+		children = append(children, stanza.Elem(xml.Name{Local: "identity"}, attrs))
+		features := append([]string{NSDiscoInfo}, svc.Features...)
+		sort.Strings(features)
+		for _, f := range features {
+			children = append(children, stanza.Elem(xml.Name{Local: "feature"}, []xml.Attr{stanza.Attr("var", f)}))
+		}
+	}
+	r.deliver(ctx, st.ResultReply(stanza.Elem(xml.Name{Space: p.Name.Space, Local: "query"}, nil, children...)))
+	return true
+}

@@ -144,11 +144,18 @@ type FormProvider interface {
 }
 
 // Service is a sub-domain service such as upload.example.org: it receives
-// every stanza addressed to Subdomain.<vhost> for every virtual host.
+// every stanza addressed to Subdomain.<vhost> for every virtual host,
+// except disco#info and disco#items queries without a node, which the
+// server answers from Identity and Features.
 type Service struct {
 	Subdomain string // "upload"
-	Name      string // a human-readable name for disco#items
-	Handler   StanzaHandler
+	Name      string // a human-readable name for disco#items and the identity
+	// Identity is the service's XEP-0030 identity; the zero value means
+	// category "component", type "generic".
+	Identity Identity
+	// Features are the service's disco#info features.
+	Features []string
+	Handler  StanzaHandler
 }
 
 // ServiceProvider is implemented by modules that host sub-domain services.
@@ -239,3 +246,9 @@ type UserDataDeclarer interface {
 type RemoteRouter interface {
 	RouteRemote(ctx context.Context, s *stanza.Stanza) error
 }
+
+// StanzaHandlerFunc adapts a function to StanzaHandler.
+type StanzaHandlerFunc func(ctx context.Context, s *stanza.Stanza) error
+
+// HandleStanza calls f.
+func (f StanzaHandlerFunc) HandleStanza(ctx context.Context, s *stanza.Stanza) error { return f(ctx, s) }

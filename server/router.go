@@ -76,6 +76,9 @@ func (r *router) deliver(ctx context.Context, st *stanza.Stanza) {
 			r.toFull(ctx, st, to)
 		}
 	case s.services[domain].Handler != nil:
+		if r.serviceDisco(ctx, st, s.services[domain]) {
+			return
+		}
 		if err := s.services[domain].Handler.HandleStanza(ctx, st); err != nil {
 			var se mstanza.Error
 			if errors.As(err, &se) {

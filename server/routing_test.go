@@ -253,3 +253,41 @@ func TestDeleteUserFansOut(t *testing.T) {
 		t.Fatal("deleting twice succeeded")
 	}
 }
+
+type echoService struct{}
+
+func (echoService) Name() string { return "svc" }
+func (echoService) Services() []server.Service {
+	return []server.Service{{Subdomain: "svc", Name: "Test service", Features: []string{"urn:example:svc"},
+		Handler: server.StanzaHandlerFunc(func(ctx context.Context, st *stanza.Stanza) error {
+			return mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.FeatureNotImplemented}
+		})}}
+}
+
+func TestServiceDisco(t *testing.T) {
+	srv := servertest.Start(t, server.Config{Modules: []server.Module{echoService{}}})
+	alice := srv.AddUser(t, "alice", "pw")
+	a := srv.Connect(t, alice, "pw")
+	svc := jid.MustParse("svc.localhost")
+	a.Send(iq(stanza.Get, svc, "d1", xml.Name{Space: server.NSDiscoInfo, Local: "query"}))
+	r := a.Expect(servertest.ByID("d1"))
+	var b strings.Builder
+	r.WriteTo(&b)
+	for _, want := range []string{`category="component"`, `name="Test service"`, `var="urn:example:svc"`, `var="http://jabber.org/protocol/disco#info"`} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("disco#info of the service lacks %s: %s", want, b.String())
+		}
+	}
+	// The server lists the service in its disco#items.
+	a.Send(iq(stanza.Get, jid.MustParse("localhost"), "d2", xml.Name{Space: server.NSDiscoItems, Local: "query"}))
+	b.Reset()
+	a.Expect(servertest.ByID("d2")).WriteTo(&b)
+	if !strings.Contains(b.String(), `jid="svc.localhost"`) {
+		t.Fatalf("disco#items of the server: %s", b.String())
+	}
+	// Anything else goes to the service's handler.
+	a.Send(iq(stanza.Get, svc, "d3", xml.Name{Space: "urn:example:other", Local: "q"}))
+	if c := errorCondition(a.Expect(servertest.ByID("d3"))); c != "feature-not-implemented" {
+		t.Fatalf("service handler's error: %q", c)
+	}
+}
