@@ -251,4 +251,6 @@ type RemoteRouter interface {
 type StanzaHandlerFunc func(ctx context.Context, s *stanza.Stanza) error
 
 // HandleStanza calls f.
-func (f StanzaHandlerFunc) HandleStanza(ctx context.Context, s *stanza.Stanza) error { return f(ctx, s) }
+func (f StanzaHandlerFunc) HandleStanza(ctx context.Context, s *stanza.Stanza) error {
+	return f(ctx, s)
+}
