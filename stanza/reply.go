@@ -7,13 +7,11 @@ import (
 )
 
 // ErrorReply returns the error stanza answering s (RFC 6120 §8.3): addresses
-// swapped, type "error", the same id, and e as the error child. Message and
-// presence errors carry the original child elements; iq errors do not.
+// swapped, type "error", the same id, and e as the only child. The original
+// content is not echoed (RFC 6120 §8.3.1 makes that optional): a bounce
+// must never cost more than what caused it.
 func (s *Stanza) ErrorReply(e mstanza.Error) *Stanza {
 	r := &Stanza{Kind: s.Kind, ID: s.ID, Type: Error, From: s.To, To: s.From, Lang: s.Lang}
-	if s.Kind != IQKind {
-		r.Inner = append(r.Inner, s.Inner...)
-	}
 	r.Inner = appendResolved(r.Inner, e.TokenReader(), NSClient)
 	return r
 }
