@@ -17,6 +17,12 @@ func (c *conn) run(sess *Session) {
 	defer cancel()
 	var endErr error
 	for {
+		if c.br.Buffered() == 0 {
+			// Wait for input here rather than deep inside the XML decoder:
+			// an idle session then blocks on a shallow stack, which the
+			// garbage collector can shrink. A read error recurs below.
+			c.br.Peek(1)
+		}
 		start, err := c.in.next()
 		if err != nil {
 			endErr = err
