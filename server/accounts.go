@@ -29,17 +29,26 @@ func (s *Server) userJID(user jid.JID) (jid.JID, error) {
 	return user, nil
 }
 
+// userKeys checks user and derives SCRAM keys for every hash from password.
+func (s *Server) userKeys(user jid.JID, password string) (jid.JID, map[storage.Hash]storage.SCRAMKeys, error) {
+	user, err := s.userJID(user)
+	if err != nil {
+		return user, nil, err
+	}
+	keys, err := scram.NewAllKeys(password, s.cfg.SCRAMIterations)
+	if err != nil {
+		return user, nil, fmt.Errorf("server: %w", err)
+	}
+	return user, keys, nil
+}
+
 // CreateUser creates an account with SCRAM keys for every supported hash
 // derived from password. It fails with an error wrapping storage.ErrExists
 // if the account exists.
 func (s *Server) CreateUser(ctx context.Context, user jid.JID, password string) error {
-	user, err := s.userJID(user)
+	user, keys, err := s.userKeys(user, password)
 	if err != nil {
 		return err
-	}
-	keys, err := scram.NewAllKeys(password, s.cfg.SCRAMIterations)
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
 	}
 	err = s.accounts.CreateAccount(ctx, storage.Account{JID: user.String(), Keys: keys, Created: storage.Day(time.Now())})
 	if err != nil {
@@ -53,13 +62,9 @@ func (s *Server) CreateUser(ctx context.Context, user jid.JID, password string) 
 
 // SetPassword replaces the SCRAM keys of every hash at once.
 func (s *Server) SetPassword(ctx context.Context, user jid.JID, password string) error {
-	user, err := s.userJID(user)
+	user, keys, err := s.userKeys(user, password)
 	if err != nil {
 		return err
-	}
-	keys, err := scram.NewAllKeys(password, s.cfg.SCRAMIterations)
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
 	}
 	if err := s.accounts.SetKeys(ctx, user.String(), keys); err != nil {
 		return fmt.Errorf("server: changing password of %s: %w", user, err)
