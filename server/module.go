@@ -186,6 +186,7 @@ type StreamFeatureProvider interface {
 type HTTPRoute struct {
 	Pattern string // a net/http ServeMux pattern
 	Handler http.Handler
+	module  string
 }
 
 // HTTPProvider is implemented by modules that serve HTTP (file upload).

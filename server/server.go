@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -67,6 +68,7 @@ type Server struct {
 	serviceList  []Service
 	streamFeats  []StreamFeature
 	httpRoutes   []HTTPRoute
+	httpMux      *http.ServeMux
 	sessionLs    []SessionListener
 	accountLs    []AccountListener
 	interceptors []Interceptor
@@ -160,6 +162,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	s.addBuiltinRoutes()
+	if err := s.buildHTTPMux(); err != nil {
+		return nil, err
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -221,7 +226,10 @@ func (s *Server) addModule(m Module) error {
 		s.streamFeats = append(s.streamFeats, p.StreamFeatures()...)
 	}
 	if p, ok := m.(HTTPProvider); ok {
-		s.httpRoutes = append(s.httpRoutes, p.HTTPRoutes()...)
+		for _, r := range p.HTTPRoutes() {
+			r.module = name
+			s.httpRoutes = append(s.httpRoutes, r)
+		}
 	}
 	if l, ok := m.(SessionListener); ok {
 		s.sessionLs = append(s.sessionLs, l)
@@ -259,6 +267,34 @@ func (s *Server) addRoute(module string, r IQRoute) error {
 	return nil
 }
 
+// buildHTTPMux registers the modules' HTTP routes; a clash names both
+// modules.
+func (s *Server) buildHTTPMux() (err error) {
+	s.httpMux = http.NewServeMux()
+	owner := make(map[string]string)
+	for _, r := range s.httpRoutes {
+		if prev, dup := owner[r.Pattern]; dup {
+			return fmt.Errorf("server: modules %s and %s both serve HTTP %q", prev, r.module, r.Pattern)
+		}
+		owner[r.Pattern] = r.module
+		if r.Handler == nil {
+			return fmt.Errorf("server: module %s: HTTP route %q has no handler", r.module, r.Pattern)
+		}
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("server: module %s: HTTP route %q: %v", r.module, r.Pattern, p)
+				}
+			}()
+			s.httpMux.Handle(r.Pattern, r.Handler)
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Domains returns the virtual hosts.
 func (s *Server) Domains() []jid.JID { return append([]jid.JID(nil), s.domains...) }
 
@@ -271,6 +307,11 @@ func (s *Server) Router() Router { return s.router }
 // HTTPRoutes returns the HTTP handlers modules provide, for an HTTP
 // listener the embedding program runs.
 func (s *Server) HTTPRoutes() []HTTPRoute { return append([]HTTPRoute(nil), s.httpRoutes...) }
+
+// HTTPHandler returns a handler serving every module's HTTP routes, to run
+// with net/http on a listener of the embedding program's choice. It is
+// built by New; patterns that clash make New fail.
+func (s *Server) HTTPHandler() http.Handler { return s.httpMux }
 
 // UserDataKinds lists, per module, the kinds of per-user data it declares,
 // for a privacy report.
