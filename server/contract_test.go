@@ -95,8 +95,12 @@ func (r *recorder) SessionStarted(ctx context.Context, s *server.Session) {
 func (r *recorder) SessionEnded(ctx context.Context, s *server.Session) {
 	r.add(r.name + ":end " + s.JID().Resourcepart())
 }
-func (r *recorder) AccountCreated(ctx context.Context, u jid.JID) { r.add(r.name + ":created " + u.String()) }
-func (r *recorder) AccountDeleted(ctx context.Context, u jid.JID) { r.add(r.name + ":deleted " + u.String()) }
+func (r *recorder) AccountCreated(ctx context.Context, u jid.JID) {
+	r.add(r.name + ":created " + u.String())
+}
+func (r *recorder) AccountDeleted(ctx context.Context, u jid.JID) {
+	r.add(r.name + ":deleted " + u.String())
+}
 func (r *recorder) StreamFeatures() []server.StreamFeature {
 	return []server.StreamFeature{{Element: func() xml.TokenReader {
 		return stanza.Elem(xml.Name{Space: nsTest, Local: r.name}, nil)
