@@ -26,4 +26,12 @@ func (h *host) Go(f func(ctx context.Context)) {
 	}()
 }
 
+func (h *host) Sessions(user jid.JID) []*Session {
+	return h.srv.sessions.userSessions(user.Bare().String())
+}
+
+func (h *host) UserExists(ctx context.Context, user jid.JID) bool {
+	return h.srv.local[user.Domainpart()] && user.Localpart() != "" && h.srv.userExists(ctx, user.Bare().String())
+}
+
 var _ Host = (*host)(nil)

@@ -49,6 +49,11 @@ type Host interface {
 	// Go runs f in a goroutine whose context is cancelled at shutdown; the
 	// server waits for it before closing modules.
 	Go(f func(ctx context.Context))
+	// Sessions returns the bound sessions of the account user (a bare JID),
+	// for pushes to every resource. The slice must not be changed.
+	Sessions(user jid.JID) []*Session
+	// UserExists reports whether user (a bare JID) is a local account.
+	UserExists(ctx context.Context, user jid.JID) bool
 }
 
 // Router routes stanzas the server itself (or a module) originates. The
