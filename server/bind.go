@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/xml"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
@@ -54,6 +55,9 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 	if pending != nil {
 		return nil, pending
 	}
+	// The pre-authentication deadline ends here, before the session can be
+	// closed (and get its closing deadline) by anyone else.
+	c.raw.SetDeadline(time.Time{})
 	// Register before answering, so that once the client knows its JID
 	// the server routes to it. Stanzas routed meanwhile wait in the queue
 	// and are written after the result.

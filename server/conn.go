@@ -123,7 +123,6 @@ func (c *conn) serve() {
 		c.fail(err)
 		return
 	}
-	c.raw.SetDeadline(time.Time{})
 	// Read on a fresh goroutine: negotiation (TLS handshake, SASL) grows
 	// this one's stack, and an idle session should not keep that.
 	handedOff = true
