@@ -69,11 +69,8 @@ func node(iq stanza.IQ) string {
 	return ""
 }
 
-func (s *Server) discoInfo(iq stanza.IQ, w ResponseWriter, t Target) error {
-	if node(iq) != "" {
-		return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound})
-	}
-	var children []xml.TokenReader
+// identitiesFor lists the disco identities of the server or of accounts.
+func (s *Server) identitiesFor(t Target) []Identity {
 	ids := []Identity{{Category: "server", Type: "im", Name: "Kiez"}}
 	if t == TargetBare {
 		ids = []Identity{{Category: "account", Type: "registered"}}
@@ -81,7 +78,21 @@ func (s *Server) discoInfo(iq stanza.IQ, w ResponseWriter, t Target) error {
 	for _, p := range s.identities {
 		ids = append(ids, p.Identities(t)...)
 	}
-	for _, id := range ids {
+	return ids
+}
+
+func (s *Server) discoInfo(iq stanza.IQ, w ResponseWriter, t Target) error {
+	// The node of the server's entity capabilities (XEP-0115 §6.2) names
+	// the same information.
+	var queryAttrs []xml.Attr
+	if n := node(iq); n != "" {
+		if t != TargetHost || n != capsNode+"#"+s.caps {
+			return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound})
+		}
+		queryAttrs = []xml.Attr{stanza.Attr("node", n)}
+	}
+	var children []xml.TokenReader
+	for _, id := range s.identitiesFor(t) {
 		attrs := []xml.Attr{stanza.Attr("category", id.Category), stanza.Attr("type", id.Type)}
 		if id.Name != "" {
 			attrs = append(attrs, stanza.Attr("name", id.Name))
@@ -97,7 +108,7 @@ func (s *Server) discoInfo(iq stanza.IQ, w ResponseWriter, t Target) error {
 	for _, p := range s.forms {
 		children = append(children, p.Forms(t)...)
 	}
-	return w.Result(stanza.Elem(xml.Name{Space: NSDiscoInfo, Local: "query"}, nil, children...))
+	return w.Result(stanza.Elem(xml.Name{Space: NSDiscoInfo, Local: "query"}, queryAttrs, children...))
 }
 
 // serviceDisco answers disco#info and disco#items queries (without a

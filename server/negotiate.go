@@ -181,6 +181,7 @@ func (c *conn) writeFeatures(user jid.JID) {
 	default:
 		w.WriteString(`<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>`)
 		w.WriteString(`<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>`)
+		w.WriteString(c.srv.capsFeature())
 		for _, f := range c.srv.streamFeats {
 			stanza.WriteTokens(w, stanza.Resolve(f.Element(), nsClient), nsClient)
 		}

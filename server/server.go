@@ -69,6 +69,7 @@ type Server struct {
 	streamFeats  []StreamFeature
 	httpRoutes   []HTTPRoute
 	httpMux      *http.ServeMux
+	caps         string // XEP-0115 verification string of the server
 	sessionLs    []SessionListener
 	accountLs    []AccountListener
 	interceptors []Interceptor
@@ -170,6 +171,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		defer s.wg.Done()
 		s.keepalive(s.ctx)
 	}()
+	s.caps = s.capsVer()
 	for _, m := range cfg.Modules {
 		if in, ok := m.(Initializer); ok {
 			if err := in.Init(ctx, &host{srv: s, module: m.Name()}); err != nil {
