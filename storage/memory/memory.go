@@ -23,6 +23,7 @@ import (
 type Store struct {
 	mu       sync.RWMutex
 	accounts map[string]storage.Account // by bare JID
+	kv       map[string]map[string][]byte
 }
 
 // New returns an empty Store.

@@ -24,6 +24,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) any) {
 	t.Helper()
 	suites := []suite{
 		suiteFor("Accounts", TestAccounts),
+		suiteFor("KV", TestKV),
 		// One line per storage interface, as new ones are added.
 	}
 
