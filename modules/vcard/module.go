@@ -1,0 +1,223 @@
+// Package vcard stores and serves XEP-0054 vcard-temp vCards: each user
+// sets their own vCard, and anyone may read the vCard of a local account.
+// The vCard is kept as the XML the user sent, in a storage.KV under the
+// key "vcard".
+package vcard
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// NS is the vcard-temp namespace, advertised as a disco#info feature of
+// the server and of accounts.
+const NS = "vcard-temp"
+
+// Key is the storage.KV key under which a user's vCard is kept.
+const Key = "vcard"
+
+// DefaultMaxSize is the largest vCard accepted when Options.MaxSize is
+// zero: 128 KiB of serialised XML, photo included.
+const DefaultMaxSize = 128 << 10
+
+// Options configure the module. The zero value is ready to use.
+type Options struct {
+	// MaxSize is the largest vCard, in bytes of serialised XML including
+	// an embedded photo, that a user may store. Larger ones are refused
+	// with not-acceptable. Zero means DefaultMaxSize; the server's
+	// Limits.MaxStanzaSize caps it too.
+	MaxSize int
+}
+
+// Module stores vCards. Create it with New.
+type Module struct {
+	maxSize int
+	store   storage.KV
+}
+
+// New returns the vCard module keeping vCards in store. It fails for a
+// nil store or a negative MaxSize.
+func New(opts Options, store storage.KV) (*Module, error) {
+	if store == nil {
+		return nil, errors.New("vcard: no store")
+	}
+	if opts.MaxSize < 0 {
+		return nil, fmt.Errorf("vcard: MaxSize %d is negative", opts.MaxSize)
+	}
+	if opts.MaxSize == 0 {
+		opts.MaxSize = DefaultMaxSize
+	}
+	return &Module{maxSize: opts.MaxSize, store: store}, nil
+}
+
+// Name returns "vcard".
+func (*Module) Name() string { return "vcard" }
+
+var vCardName = xml.Name{Space: NS, Local: "vCard"}
+
+// IQRoutes answers <vCard xmlns='vcard-temp'/> gets and sets:
+//   - a set without 'to' or to one's own bare JID stores the vCard;
+//   - a set to another account is refused with forbidden;
+//   - a get to oneself or to any local account returns the stored vCard,
+//     or an empty one if there is none (XEP-0054 §3.1);
+//   - a get to the server's domain returns an empty vCard: the server
+//     has none.
+func (m *Module) IQRoutes() []server.IQRoute {
+	return []server.IQRoute{
+		{Type: mstanza.SetIQ, Payload: vCardName, To: server.TargetSelf, Handler: server.IQHandlerFunc(m.set)},
+		{Type: mstanza.SetIQ, Payload: vCardName, To: server.TargetBare, Handler: server.IQHandlerFunc(forbidden)},
+		{Type: mstanza.GetIQ, Payload: vCardName, To: server.TargetSelf, Handler: server.IQHandlerFunc(m.get)},
+		{Type: mstanza.GetIQ, Payload: vCardName, To: server.TargetBare, Handler: server.IQHandlerFunc(m.get)},
+		{Type: mstanza.GetIQ, Payload: vCardName, To: server.TargetHost, Handler: server.IQHandlerFunc(empty)},
+	}
+}
+
+// Features advertises vcard-temp on the server's domain and on accounts,
+// as Prosody does.
+func (*Module) Features(t server.Target) []string {
+	if t == server.TargetHost || t == server.TargetBare {
+		return []string{NS}
+	}
+	return nil
+}
+
+// UserData names what the module keeps per user.
+func (*Module) UserData() []string { return []string{"vCard"} }
+
+// DeleteUser deletes the user's vCard, and nothing else of theirs in the
+// store.
+func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
+	if err := m.store.Delete(ctx, user.Bare().String(), Key); err != nil {
+		return fmt.Errorf("vcard: %w", err)
+	}
+	return nil
+}
+
+// ExportUser writes the user's stored vCard element, if any, as XEP-0227
+// puts it inside <user/>.
+func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWriter) error {
+	toks, err := m.load(ctx, user.Bare())
+	if err != nil || toks == nil {
+		return err
+	}
+	for _, t := range toks {
+		if err := w.EncodeToken(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// owner returns the account an iq concerns: the addressee, or the sender
+// when the iq has no 'to'.
+func owner(iq stanza.IQ) jid.JID {
+	if iq.To.Localpart() != "" {
+		return iq.To.Bare()
+	}
+	return iq.From.Bare()
+}
+
+func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	_, r, _ := iq.Payload()
+	var toks []xml.Token
+	for t, err := r.Token(); err == nil; t, err = r.Token() {
+		toks = append(toks, t)
+	}
+	var buf bytes.Buffer
+	if err := stanza.WriteTokens(&buf, toks, ""); err != nil {
+		return err
+	}
+	if buf.Len() > m.maxSize {
+		return w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.NotAcceptable,
+			Text: map[string]string{"": "vCard of " + strconv.Itoa(buf.Len()) + " bytes exceeds the limit of " + strconv.Itoa(m.maxSize)}})
+	}
+	if err := m.store.Put(ctx, iq.From.Bare().String(), Key, buf.Bytes()); err != nil {
+		return fmt.Errorf("vcard: %w", err)
+	}
+	return w.Result(nil)
+}
+
+func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	toks, err := m.load(ctx, owner(iq))
+	if err != nil {
+		return err
+	}
+	if toks == nil {
+		return empty(ctx, iq, w)
+	}
+	return w.Result(stanza.Tokens(toks...))
+}
+
+// empty answers with an empty vCard.
+func empty(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	return w.Result(stanza.Elem(vCardName, nil))
+}
+
+// forbidden refuses to change another user's vCard.
+func forbidden(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	return w.Error(mstanza.Error{Type: mstanza.Auth, Condition: mstanza.Forbidden})
+}
+
+// load returns the tokens of user's stored vCard element, or nil if
+// there is none.
+func (m *Module) load(ctx context.Context, user jid.JID) ([]xml.Token, error) {
+	data, err := m.store.Get(ctx, user.String(), Key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vcard: %w", err)
+	}
+	toks, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("vcard: stored vCard of %s: %w", user, err)
+	}
+	return toks, nil
+}
+
+// parse reads one serialised element back into tokens with explicit
+// namespaces and no namespace declarations.
+func parse(data []byte) ([]xml.Token, error) {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	for {
+		t, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		se, ok := t.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		inner, err := stanza.ReadElement(d, 0)
+		if err != nil {
+			return nil, err
+		}
+		// Resolve copies the start element without its namespace
+		// declarations, as ReadElement copies the inner ones.
+		start := stanza.Resolve(stanza.Tokens(se.Copy(), se.End()), "")[0]
+		toks := make([]xml.Token, 0, len(inner)+2)
+		toks = append(toks, start)
+		toks = append(toks, inner...)
+		return append(toks, se.End()), nil
+	}
+}
+
+var (
+	_ server.Module           = (*Module)(nil)
+	_ server.IQProvider       = (*Module)(nil)
+	_ server.FeatureProvider  = (*Module)(nil)
+	_ server.UserDataDeclarer = (*Module)(nil)
+	_ server.UserDataOwner    = (*Module)(nil)
+)
