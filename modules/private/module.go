@@ -1,0 +1,319 @@
+// Package private implements XEP-0049 Private XML Storage
+// (jabber:iq:private): each user stores XML elements on the server that
+// only they can read back, one per namespace and element name, such as
+// XEP-0048 bookmarks or XEP-0145 roster notes. Items are kept as the XML
+// the user sent, in a storage.KV under keys "private:{namespace}local".
+package private
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// NS is the XEP-0049 namespace, advertised as a disco#info feature of
+// the server.
+const NS = "jabber:iq:private"
+
+// KeyPrefix starts the storage.KV key of every item this module stores.
+// The rest of the key is the item's name in Clark notation,
+// "{namespace}local"; XML names cannot contain '}', so the key is
+// unambiguous.
+const KeyPrefix = "private:"
+
+// Defaults for zero Options.
+const (
+	DefaultMaxSize  = 64 << 10
+	DefaultMaxItems = 100
+)
+
+// Options configure the module. The zero value is ready to use.
+type Options struct {
+	// MaxSize is the largest item, in bytes of serialised XML, a user may
+	// store; larger ones are refused with not-acceptable. Zero means
+	// DefaultMaxSize.
+	MaxSize int
+	// MaxItems is how many items (distinct namespace and element name
+	// pairs) a user may store; storing one more is refused with
+	// resource-constraint. Zero means DefaultMaxItems.
+	MaxItems int
+}
+
+// Module stores private XML. Create it with New.
+type Module struct {
+	maxSize  int
+	maxItems int
+	store    storage.KV
+	// mu makes counting a user's items and adding one atomic, so that
+	// concurrent sets cannot pass MaxItems. Sets are rare.
+	mu sync.Mutex
+}
+
+// New returns the private XML storage module keeping items in store. It
+// fails for a nil store or negative limits.
+func New(opts Options, store storage.KV) (*Module, error) {
+	if store == nil {
+		return nil, errors.New("private: no store")
+	}
+	if opts.MaxSize < 0 || opts.MaxItems < 0 {
+		return nil, fmt.Errorf("private: negative limit (MaxSize %d, MaxItems %d)", opts.MaxSize, opts.MaxItems)
+	}
+	if opts.MaxSize == 0 {
+		opts.MaxSize = DefaultMaxSize
+	}
+	if opts.MaxItems == 0 {
+		opts.MaxItems = DefaultMaxItems
+	}
+	return &Module{maxSize: opts.MaxSize, maxItems: opts.MaxItems, store: store}, nil
+}
+
+// Name returns "private".
+func (*Module) Name() string { return "private" }
+
+var queryName = xml.Name{Space: NS, Local: "query"}
+
+// IQRoutes answers <query xmlns='jabber:iq:private'/> gets and sets that
+// users send to themselves (no 'to', or their own bare JID); the same
+// addressed to another account are refused with forbidden (XEP-0049 §3).
+func (m *Module) IQRoutes() []server.IQRoute {
+	return []server.IQRoute{
+		{Type: mstanza.GetIQ, Payload: queryName, To: server.TargetSelf, Handler: server.IQHandlerFunc(m.get)},
+		{Type: mstanza.SetIQ, Payload: queryName, To: server.TargetSelf, Handler: server.IQHandlerFunc(m.set)},
+		{Type: mstanza.GetIQ, Payload: queryName, To: server.TargetBare, Handler: server.IQHandlerFunc(forbidden)},
+		{Type: mstanza.SetIQ, Payload: queryName, To: server.TargetBare, Handler: server.IQHandlerFunc(forbidden)},
+	}
+}
+
+// Features advertises jabber:iq:private on the server's domain, as
+// Prosody does.
+func (*Module) Features(t server.Target) []string {
+	if t == server.TargetHost {
+		return []string{NS}
+	}
+	return nil
+}
+
+// UserData names what the module keeps per user.
+func (*Module) UserData() []string { return []string{"private XML"} }
+
+// DeleteUser deletes every item of the user: the keys starting with
+// KeyPrefix, and nothing else of theirs in the store.
+func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
+	u := user.Bare().String()
+	keys, err := m.keys(ctx, u)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := m.store.Delete(ctx, u, k); err != nil {
+			return fmt.Errorf("private: %w", err)
+		}
+	}
+	return nil
+}
+
+// ExportUser writes the user's items, if any, inside one
+// <query xmlns='jabber:iq:private'/>, as XEP-0227 puts them inside
+// <user/>.
+func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWriter) error {
+	u := user.Bare().String()
+	keys, err := m.keys(ctx, u)
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	start := xml.StartElement{Name: queryName}
+	if err := w.EncodeToken(start); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		data, err := m.store.Get(ctx, u, k)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // deleted since Keys
+		}
+		if err != nil {
+			return fmt.Errorf("private: %w", err)
+		}
+		toks, err := parse(data)
+		if err != nil {
+			return fmt.Errorf("private: stored item %s of %s: %w", k, u, err)
+		}
+		for _, t := range toks {
+			if err := w.EncodeToken(t); err != nil {
+				return err
+			}
+		}
+	}
+	return w.EncodeToken(start.End())
+}
+
+// keys lists user's item keys.
+func (m *Module) keys(ctx context.Context, user string) ([]string, error) {
+	all, err := m.store.Keys(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("private: %w", err)
+	}
+	var keys []string
+	for _, k := range all {
+		if strings.HasPrefix(k, KeyPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
+// key returns the storage key of items named name.
+func key(name xml.Name) string {
+	return KeyPrefix + "{" + name.Space + "}" + name.Local
+}
+
+// item returns the tokens of the one element inside the iq's query, or
+// answers the iq with an error and returns ok false. XEP-0049 §3: the
+// query holds exactly one element, and it must be in a namespace of its
+// own.
+func item(iq stanza.IQ, w server.ResponseWriter) (toks []xml.Token, ok bool, err error) {
+	_, r, _ := iq.Payload()
+	depth, n := 0, 0
+	for t, rerr := r.Token(); rerr == nil; t, rerr = r.Token() {
+		switch tt := t.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 {
+				n++
+			}
+		case xml.EndElement:
+			depth--
+			if depth == 1 {
+				toks = append(toks, tt)
+				continue
+			}
+		}
+		if depth >= 2 {
+			toks = append(toks, t)
+		}
+	}
+	if n != 1 {
+		return nil, false, w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest,
+			Text: map[string]string{"": "the query must hold exactly one element"}})
+	}
+	switch ns := toks[0].(xml.StartElement).Name.Space; ns {
+	case "", stanza.NSClient, stanza.NSServer, NS:
+		return nil, false, w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.NotAcceptable,
+			Text: map[string]string{"": "private XML needs a namespace of its own"}})
+	}
+	return toks, true, nil
+}
+
+func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	req, ok, err := item(iq, w)
+	if !ok {
+		return err
+	}
+	user := iq.From.Bare().String()
+	data, err := m.store.Get(ctx, user, key(req[0].(xml.StartElement).Name))
+	if errors.Is(err, storage.ErrNotFound) {
+		// Nothing stored: the element as requested (XEP-0049 §2.2).
+		return w.Result(stanza.Elem(queryName, nil, stanza.Tokens(req...)))
+	}
+	if err != nil {
+		return fmt.Errorf("private: %w", err)
+	}
+	toks, err := parse(data)
+	if err != nil {
+		return fmt.Errorf("private: stored item of %s: %w", user, err)
+	}
+	return w.Result(stanza.Elem(queryName, nil, stanza.Tokens(toks...)))
+}
+
+func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	toks, ok, err := item(iq, w)
+	if !ok {
+		return err
+	}
+	user := iq.From.Bare().String()
+	k := key(toks[0].(xml.StartElement).Name)
+	// An element without attributes or content is what a get returns
+	// when nothing is stored, so storing it is deleting the item; it
+	// then no longer counts towards MaxItems.
+	if len(toks) == 2 && len(toks[0].(xml.StartElement).Attr) == 0 {
+		if err := m.store.Delete(ctx, user, k); err != nil {
+			return fmt.Errorf("private: %w", err)
+		}
+		return w.Result(nil)
+	}
+	var buf bytes.Buffer
+	if err := stanza.WriteTokens(&buf, toks, ""); err != nil {
+		return err
+	}
+	if buf.Len() > m.maxSize {
+		return w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.NotAcceptable,
+			Text: map[string]string{"": "item of " + strconv.Itoa(buf.Len()) + " bytes exceeds the limit of " + strconv.Itoa(m.maxSize)}})
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keys, err := m.keys(ctx, user)
+	if err != nil {
+		return err
+	}
+	if len(keys) >= m.maxItems && !slices.Contains(keys, k) {
+		return w.Error(mstanza.Error{Type: mstanza.Wait, Condition: mstanza.ResourceConstraint,
+			Text: map[string]string{"": "no more than " + strconv.Itoa(m.maxItems) + " private XML items per account"}})
+	}
+	if err := m.store.Put(ctx, user, k, buf.Bytes()); err != nil {
+		return fmt.Errorf("private: %w", err)
+	}
+	return w.Result(nil)
+}
+
+// forbidden refuses access to another user's private XML.
+func forbidden(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.Forbidden})
+}
+
+// parse reads one serialised element back into tokens with explicit
+// namespaces and no namespace declarations.
+func parse(data []byte) ([]xml.Token, error) {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	for {
+		t, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		se, ok := t.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		inner, err := stanza.ReadElement(d, 0)
+		if err != nil {
+			return nil, err
+		}
+		// Resolve copies the start element without its namespace
+		// declarations, as ReadElement copies the inner ones.
+		start := stanza.Resolve(stanza.Tokens(se.Copy(), se.End()), "")[0]
+		toks := make([]xml.Token, 0, len(inner)+2)
+		toks = append(toks, start)
+		toks = append(toks, inner...)
+		return append(toks, se.End()), nil
+	}
+}
+
+var (
+	_ server.Module           = (*Module)(nil)
+	_ server.IQProvider       = (*Module)(nil)
+	_ server.FeatureProvider  = (*Module)(nil)
+	_ server.UserDataDeclarer = (*Module)(nil)
+	_ server.UserDataOwner    = (*Module)(nil)
+)
