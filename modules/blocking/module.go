@@ -1,0 +1,367 @@
+// Package blocking implements XEP-0191 Blocking Command: a user keeps a
+// list of addresses (accounts, full JIDs or whole domains) whose stanzas
+// never reach them and to which they send nothing.
+//
+// The list is stored per user under one key of a key-value store and
+// cached in memory, so the check on every stanza costs a map lookup.
+package blocking
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// Namespaces of XEP-0191.
+const (
+	NS       = "urn:xmpp:blocking"
+	NSErrors = "urn:xmpp:blocking:errors"
+)
+
+// storeKey is the key of the blocklist in the user's key-value data.
+const storeKey = "blocklist"
+
+// Store is what the module needs of a key-value store; storage.KV
+// implementations satisfy it.
+type Store interface {
+	Get(ctx context.Context, user, key string) ([]byte, error)
+	Put(ctx context.Context, user, key string, value []byte) error
+	Delete(ctx context.Context, user, key string) error
+}
+
+// Options configure the module.
+type Options struct {
+	// MaxItems bounds a blocklist (default 1,000).
+	MaxItems int
+}
+
+// Module implements XEP-0191. Create it with New.
+type Module struct {
+	store Store
+	max   int
+	host  server.Host
+
+	mu         sync.Mutex // serialises changes of one list at a time
+	cache      sync.Map   // bare JID → *list
+	interested sync.Map   // *server.Session → struct{}: asked for the list
+}
+
+// list is one user's blocklist: a set of normalised JID strings.
+type list struct {
+	items map[string]struct{}
+}
+
+// New returns the blocking module keeping lists in store.
+func New(opts Options, store Store) (*Module, error) {
+	if store == nil {
+		return nil, errors.New("blocking: no store")
+	}
+	if opts.MaxItems <= 0 {
+		opts.MaxItems = 1000
+	}
+	return &Module{store: store, max: opts.MaxItems}, nil
+}
+
+// Name returns "blocking".
+func (*Module) Name() string { return "blocking" }
+
+// Init keeps the host, for pushes and presence.
+func (m *Module) Init(ctx context.Context, h server.Host) error {
+	m.host = h
+	return nil
+}
+
+// Features advertises urn:xmpp:blocking on the server and on accounts.
+func (*Module) Features(t server.Target) []string {
+	if t == server.TargetHost || t == server.TargetBare {
+		return []string{NS}
+	}
+	return nil
+}
+
+// UserData names what the module keeps.
+func (*Module) UserData() []string { return []string{"blocklist"} }
+
+// IQRoutes serves the blocklist to its owner.
+func (m *Module) IQRoutes() []server.IQRoute {
+	return []server.IQRoute{
+		{Type: mstanza.GetIQ, Payload: xml.Name{Space: NS, Local: "blocklist"}, To: server.TargetSelf, Handler: server.IQHandlerFunc(m.get)},
+		{Type: mstanza.SetIQ, Payload: xml.Name{Space: NS, Local: "block"}, To: server.TargetSelf, Handler: server.IQHandlerFunc(m.set)},
+		{Type: mstanza.SetIQ, Payload: xml.Name{Space: NS, Local: "unblock"}, To: server.TargetSelf, Handler: server.IQHandlerFunc(m.set)},
+	}
+}
+
+// load returns the user's list, from the cache or the store.
+func (m *Module) load(ctx context.Context, user string) (*list, error) {
+	if l, ok := m.cache.Load(user); ok {
+		return l.(*list), nil
+	}
+	b, err := m.store.Get(ctx, user, storeKey)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("blocking: loading the list of %s: %w", user, err)
+	}
+	l := &list{items: make(map[string]struct{})}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line != "" {
+			l.items[line] = struct{}{}
+		}
+	}
+	actual, _ := m.cache.LoadOrStore(user, l)
+	return actual.(*list), nil
+}
+
+func (l *list) sorted() []string {
+	out := make([]string, 0, len(l.items))
+	for j := range l.items {
+		out = append(out, j)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// blocks reports whether the list blocks the address j: by full JID, bare
+// JID, domain, or domain/resource (XEP-0191 §3.5, the matching rules of
+// XEP-0016 §2.1).
+func (l *list) blocks(j jid.JID) bool {
+	if len(l.items) == 0 {
+		return false
+	}
+	for _, candidate := range []string{j.String(), j.Bare().String(), j.Domainpart(), j.Domainpart() + "/" + j.Resourcepart()} {
+		if _, ok := l.items[candidate]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	user := iq.From.Bare().String()
+	l, err := m.load(ctx, user)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	items := l.sorted()
+	m.mu.Unlock()
+	for _, s := range m.host.Sessions(iq.From.Bare()) {
+		if s.JID().Equal(iq.From) {
+			m.interested.Store(s, struct{}{})
+		}
+	}
+	return w.Result(itemsElem("blocklist", items))
+}
+
+func itemsElem(local string, items []string) xml.TokenReader {
+	var children []xml.TokenReader
+	for _, j := range items {
+		children = append(children, stanza.Elem(xml.Name{Space: NS, Local: "item"}, []xml.Attr{stanza.Attr("jid", j)}))
+	}
+	return stanza.Elem(xml.Name{Space: NS, Local: local}, nil, children...)
+}
+
+// set handles block and unblock.
+func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	payload, r, _ := iq.Payload()
+	block := payload.Name.Local == "block"
+	var items []string
+	for {
+		t, err := r.Token()
+		if err != nil {
+			break
+		}
+		se, ok := t.(xml.StartElement)
+		if !ok || se.Name.Local != "item" {
+			continue
+		}
+		var raw string
+		for _, a := range se.Attr {
+			if a.Name.Local == "jid" && a.Name.Space == "" {
+				raw = a.Value
+			}
+		}
+		j, err := jid.Parse(raw)
+		if err != nil || raw == "" {
+			return w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.JIDMalformed})
+		}
+		items = append(items, j.String())
+	}
+	if block && len(items) == 0 {
+		// XEP-0191 §3.3: a block without items is an error.
+		return w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest})
+	}
+	user := iq.From.Bare()
+	l, err := m.load(ctx, user.String())
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	next := make(map[string]struct{}, len(l.items)+len(items))
+	for j := range l.items {
+		next[j] = struct{}{}
+	}
+	switch {
+	case block:
+		for _, j := range items {
+			next[j] = struct{}{}
+		}
+	case len(items) == 0: // unblock everything
+		next = map[string]struct{}{}
+	default:
+		for _, j := range items {
+			delete(next, j)
+		}
+	}
+	if len(next) > m.max {
+		m.mu.Unlock()
+		return w.Error(mstanza.Error{Type: mstanza.Wait, Condition: mstanza.ResourceConstraint,
+			Text: map[string]string{"": fmt.Sprintf("a blocklist holds at most %d items", m.max)}})
+	}
+	nl := &list{items: next}
+	var err2 error
+	if len(next) == 0 {
+		err2 = m.store.Delete(ctx, user.String(), storeKey)
+	} else {
+		err2 = m.store.Put(ctx, user.String(), storeKey, []byte(strings.Join(nl.sorted(), "\n")))
+	}
+	if err2 == nil {
+		m.cache.Store(user.String(), nl)
+	}
+	m.mu.Unlock()
+	if err2 != nil {
+		return fmt.Errorf("blocking: saving the list of %s: %w", user, err2)
+	}
+	if err := w.Result(nil); err != nil {
+		return err
+	}
+	m.push(user, payload.Name.Local, items)
+	if block {
+		m.withdrawPresence(ctx, user, items)
+	}
+	return nil
+}
+
+// push tells every resource that asked for the list about the change
+// (XEP-0191 §3.3, §3.4).
+func (m *Module) push(user jid.JID, local string, items []string) {
+	for _, s := range m.host.Sessions(user) {
+		if _, ok := m.interested.Load(s); !ok {
+			continue
+		}
+		p := &stanza.Stanza{Kind: stanza.IQKind, ID: "push-" + randomID(), Type: stanza.Set, To: s.JID()}
+		p.AppendChild(itemsElem(local, items))
+		s.Send(p)
+	}
+}
+
+// withdrawPresence sends unavailable presence from the user's available
+// resources to newly blocked addresses (XEP-0191 §3.3).
+func (m *Module) withdrawPresence(ctx context.Context, user jid.JID, items []string) {
+	for _, item := range items {
+		to, err := jid.Parse(item)
+		if err != nil {
+			continue
+		}
+		for _, s := range m.host.Sessions(user) {
+			if s.Available() {
+				m.host.Router().Route(ctx, &stanza.Stanza{Kind: stanza.Presence, Type: "unavailable", From: s.JID(), To: to})
+			}
+		}
+	}
+}
+
+// InterceptInbound drops stanzas between a user and the addresses they
+// block: stanzas to a blocked address are refused with not-acceptable and
+// <blocked/> (XEP-0191 §3.6); stanzas from an address the recipient blocks
+// get service-unavailable (messages and iq requests) or vanish (XEP-0191
+// §3.5).
+func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st *stanza.Stanza) error {
+	if st.To.String() == "" || st.IsError() {
+		return nil
+	}
+	sender, err := m.load(ctx, st.From.Bare().String())
+	if err != nil {
+		return err
+	}
+	if sender.blocks(st.To) {
+		if st.Kind == stanza.Presence || st.Type == stanza.Result {
+			return server.ErrHandled
+		}
+		reply := &stanza.Stanza{Kind: st.Kind, ID: st.ID, Type: stanza.Error, From: st.To, To: st.From}
+		reply.AppendChild(stanza.Elem(xml.Name{Local: "error"}, []xml.Attr{stanza.Attr("type", "cancel")},
+			stanza.Elem(xml.Name{Space: mstanza.NSError, Local: string(mstanza.NotAcceptable)}, nil),
+			stanza.Elem(xml.Name{Space: NSErrors, Local: "blocked"}, nil)))
+		m.host.Router().Route(ctx, reply)
+		return server.ErrHandled
+	}
+	if st.To.Localpart() == "" || !m.host.IsLocal(st.To.Domainpart()) {
+		return nil
+	}
+	recipient, err := m.load(ctx, st.To.Bare().String())
+	if err != nil {
+		return err
+	}
+	if recipient.blocks(st.From) {
+		if st.Kind == stanza.Presence || st.Type == stanza.Result {
+			return server.ErrHandled
+		}
+		return mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable}
+	}
+	return nil
+}
+
+// SessionStarted does nothing; sessions become interested by asking for
+// the list.
+func (*Module) SessionStarted(ctx context.Context, s *server.Session) {}
+
+// SessionEnded forgets the session's interest.
+func (m *Module) SessionEnded(ctx context.Context, s *server.Session) { m.interested.Delete(s) }
+
+// DeleteUser removes the user's blocklist.
+func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cache.Delete(user.Bare().String())
+	if err := m.store.Delete(ctx, user.Bare().String(), storeKey); err != nil {
+		return fmt.Errorf("blocking: %w", err)
+	}
+	return nil
+}
+
+// ExportUser writes the blocklist as XEP-0227 expects it.
+func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWriter) error {
+	l, err := m.load(ctx, user.Bare().String())
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	items := l.sorted()
+	m.mu.Unlock()
+	if len(items) == 0 {
+		return nil
+	}
+	_, err = xmlstream.Copy(w, itemsElem("blocklist", items))
+	return err
+}
+
+var (
+	_ server.Module           = (*Module)(nil)
+	_ server.Initializer      = (*Module)(nil)
+	_ server.IQProvider       = (*Module)(nil)
+	_ server.FeatureProvider  = (*Module)(nil)
+	_ server.Interceptor      = (*Module)(nil)
+	_ server.SessionListener  = (*Module)(nil)
+	_ server.UserDataOwner    = (*Module)(nil)
+	_ server.UserDataDeclarer = (*Module)(nil)
+)
