@@ -17,12 +17,17 @@ import (
 	"github.com/BurntSushi/toml"
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/modules/blocking"
 	"github.com/kiez-im/kiez/modules/contact"
 	"github.com/kiez-im/kiez/modules/ping"
+	"github.com/kiez-im/kiez/modules/private"
 	kieztime "github.com/kiez-im/kiez/modules/time"
+	"github.com/kiez-im/kiez/modules/vcard"
 	"github.com/kiez-im/kiez/modules/version"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/scram"
+	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/memory"
 )
 
 // maxIterations is the most SCRAM iterations clients are expected to
@@ -91,6 +96,9 @@ type limitsConfig struct {
 }
 
 type modulesConfig struct {
+	VCard         bool                `toml:"vcard"`
+	Private       bool                `toml:"private"`
+	Blocking      bool                `toml:"blocking"`
 	Ping          bool                `toml:"ping"`
 	Time          bool                `toml:"time"`
 	Version       bool                `toml:"version"`
@@ -126,7 +134,7 @@ func defaultConfig() *config {
 			QueueSize:      256,
 			AuthAttempts:   3,
 		},
-		Modules: modulesConfig{Ping: true, Time: true, Version: true},
+		Modules: modulesConfig{VCard: true, Private: true, Blocking: true, Ping: true, Time: true, Version: true},
 	}
 }
 
@@ -327,7 +335,9 @@ func (c *config) validate() error {
 	default:
 		return bad("log.format: %q is neither \"text\" nor \"json\"", c.Log.Format)
 	}
-	if _, err := c.modules(); err != nil {
+	// Build the modules once on a throw-away store to validate their
+	// options.
+	if _, err := c.modules(memory.New()); err != nil {
 		return err
 	}
 	return nil
@@ -385,10 +395,37 @@ func (c *config) limits() server.Limits {
 	}
 }
 
+// moduleStore is the storage kiezd's modules keep their data in: the
+// bbolt database when serving, any store when only validating.
+type moduleStore interface {
+	storage.KV
+}
+
 // modules constructs the modules kiezd runs, in order, from [modules].
-func (c *config) modules() ([]server.Module, error) {
+func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	m := c.Modules
 	var mods []server.Module
+	if m.VCard {
+		mod, err := vcard.New(vcard.Options{}, store)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, mod)
+	}
+	if m.Private {
+		mod, err := private.New(private.Options{}, store)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, mod)
+	}
+	if m.Blocking {
+		mod, err := blocking.New(blocking.Options{}, store)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, mod)
+	}
 	if m.Ping {
 		mods = append(mods, ping.New())
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"github.com/kiez-im/kiez/storage/memory"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -45,7 +46,7 @@ func TestParseValidConfig(t *testing.T) {
 	if lim.MaxStanzaSize != 1<<20 || lim.PingTimeout != 45*time.Second || lim.MaxDepth != 32 || lim.WriteTimeout != 30*time.Second {
 		t.Errorf("limits() = %+v", lim)
 	}
-	mods, err := cfg.modules()
+	mods, err := cfg.modules(memory.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +54,8 @@ func TestParseValidConfig(t *testing.T) {
 	for _, m := range mods {
 		names = append(names, m.Name())
 	}
-	if got := strings.Join(names, ","); got != "ping,version,contact" {
-		t.Errorf("modules = %s, want ping,version,contact", got)
+	if got := strings.Join(names, ","); got != "vcard,private,blocking,ping,version,contact" {
+		t.Errorf("modules = %s, want vcard,private,blocking,ping,version,contact", got)
 	}
 }
 

@@ -195,7 +195,7 @@ func unwrapAll(err error) error {
 // newServer builds the server from the configuration. tlsCfg is nil for
 // the admin commands, which do not listen.
 func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slog.Logger, tlsCfg *tls.Config) (*server.Server, error) {
-	mods, err := cfg.modules()
+	mods, err := cfg.modules(accounts)
 	if err != nil {
 		return nil, err
 	}
