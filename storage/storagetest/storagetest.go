@@ -25,6 +25,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) any) {
 	suites := []suite{
 		suiteFor("Accounts", TestAccounts),
 		suiteFor("KV", TestKV),
+		suiteFor("Roster", TestRoster),
 		// One line per storage interface, as new ones are added.
 	}
 

@@ -1,0 +1,227 @@
+package memory
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"weak"
+
+	"github.com/kiez-im/kiez/storage"
+)
+
+// The rosters of a Store live in a table beside it, keyed by a weak
+// pointer to the Store and dropped when the Store is collected, so that
+// Store's definition stays as it is. They are guarded by Store.mu like
+// everything else.
+var rosterTables sync.Map // weak.Pointer[Store] → *rosterTable
+
+type rosterTable struct {
+	users map[string]*userRoster // by bare JID
+}
+
+// userRoster is one user's roster. Versions are "<gen>.<n>": gen is drawn
+// when the roster is created, n counts modifications from 1.
+type userRoster struct {
+	gen   uint32
+	n     uint64
+	floor uint64 // versions below floor are unknown (tombstones dropped)
+	items map[string]rosterEntry
+	tombs map[string]uint64 // removed contact → version removed at
+}
+
+type rosterEntry struct {
+	item storage.RosterItem
+	ver  uint64
+}
+
+func (s *Store) rosters() *rosterTable {
+	wp := weak.Make(s)
+	if v, ok := rosterTables.Load(wp); ok {
+		return v.(*rosterTable)
+	}
+	v, loaded := rosterTables.LoadOrStore(wp, &rosterTable{users: make(map[string]*userRoster)})
+	if !loaded {
+		runtime.AddCleanup(s, func(wp weak.Pointer[Store]) { rosterTables.Delete(wp) }, wp)
+	}
+	return v.(*rosterTable)
+}
+
+func (r *userRoster) version() string {
+	return strconv.FormatUint(uint64(r.gen), 16) + "." + strconv.FormatUint(r.n, 10)
+}
+
+// Roster implements storage.Roster.
+func (s *Store) Roster(ctx context.Context, user string) ([]storage.RosterItem, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	t := s.rosters()
+	s.mu.RLock()
+	r := t.users[user]
+	if r == nil {
+		s.mu.RUnlock()
+		return nil, "", nil
+	}
+	items := make([]storage.RosterItem, 0, len(r.items))
+	for _, e := range r.items {
+		items = append(items, e.item.Clone())
+	}
+	ver := r.version()
+	s.mu.RUnlock()
+	slices.SortFunc(items, func(a, b storage.RosterItem) int { return strings.Compare(a.JID, b.JID) })
+	return items, ver, nil
+}
+
+// RosterItem implements storage.Roster.
+func (s *Store) RosterItem(ctx context.Context, user, contact string) (storage.RosterItem, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.RosterItem{}, err
+	}
+	t := s.rosters()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if r := t.users[user]; r != nil {
+		if e, ok := r.items[contact]; ok {
+			return e.item.Clone(), nil
+		}
+	}
+	return storage.RosterItem{}, fmt.Errorf("memory: roster item %q of %q: %w", contact, user, storage.ErrNotFound)
+}
+
+// SetRosterItem implements storage.Roster.
+func (s *Store) SetRosterItem(ctx context.Context, user string, item storage.RosterItem) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if user == "" || item.JID == "" || !item.Subscription.Valid() {
+		return "", fmt.Errorf("memory: set roster item %q of %q (subscription %q): %w", item.JID, user, item.Subscription, storage.ErrInvalidItem)
+	}
+	item = item.Clone()
+	if item.Subscription == "" {
+		item.Subscription = storage.SubNone
+	}
+	t := s.rosters()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := t.users[user]
+	if r == nil {
+		r = &userRoster{gen: rand.Uint32(), items: make(map[string]rosterEntry)}
+		t.users[user] = r
+	}
+	r.n++
+	r.items[item.JID] = rosterEntry{item: item, ver: r.n}
+	delete(r.tombs, item.JID)
+	return r.version(), nil
+}
+
+// DeleteRosterItem implements storage.Roster.
+func (s *Store) DeleteRosterItem(ctx context.Context, user, contact string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	t := s.rosters()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := t.users[user]
+	if r == nil {
+		return "", fmt.Errorf("memory: delete roster item %q of %q: %w", contact, user, storage.ErrNotFound)
+	}
+	if _, ok := r.items[contact]; !ok {
+		return "", fmt.Errorf("memory: delete roster item %q of %q: %w", contact, user, storage.ErrNotFound)
+	}
+	r.n++
+	delete(r.items, contact)
+	if r.tombs == nil {
+		r.tombs = make(map[string]uint64)
+	}
+	r.tombs[contact] = r.n
+	if len(r.tombs) > storage.MaxRosterTombstones {
+		// Forget the oldest removal; versions up to it become unknown.
+		oldest, at := "", uint64(0)
+		for c, v := range r.tombs {
+			if oldest == "" || v < at {
+				oldest, at = c, v
+			}
+		}
+		delete(r.tombs, oldest)
+		r.floor = max(r.floor, at)
+	}
+	return r.version(), nil
+}
+
+// RosterChangesSince implements storage.Roster.
+func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]storage.RosterItem, string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", false, err
+	}
+	t := s.rosters()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r := t.users[user]
+	if r == nil {
+		return nil, "", false, nil
+	}
+	cur := r.version()
+	gen, n, ok := parseVersion(ver)
+	if !ok || gen != r.gen || n > r.n || n < r.floor {
+		return nil, cur, false, nil
+	}
+	type change struct {
+		item storage.RosterItem
+		ver  uint64
+	}
+	var changes []change
+	for _, e := range r.items {
+		if e.ver > n {
+			changes = append(changes, change{e.item.Clone(), e.ver})
+		}
+	}
+	for c, v := range r.tombs {
+		if v > n {
+			changes = append(changes, change{storage.RosterItem{JID: c, Subscription: storage.SubRemove}, v})
+		}
+	}
+	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.ver, b.ver) })
+	out := make([]storage.RosterItem, len(changes))
+	for i, c := range changes {
+		out[i] = c.item
+	}
+	return out, cur, true, nil
+}
+
+// parseVersion splits a version made by userRoster.version.
+func parseVersion(ver string) (gen uint32, n uint64, ok bool) {
+	g, c, found := strings.Cut(ver, ".")
+	if !found {
+		return 0, 0, false
+	}
+	g64, err := strconv.ParseUint(g, 16, 32)
+	if err != nil {
+		return 0, 0, false
+	}
+	n, err = strconv.ParseUint(c, 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	return uint32(g64), n, true
+}
+
+// DeleteRoster implements storage.Roster.
+func (s *Store) DeleteRoster(ctx context.Context, user string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t := s.rosters()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(t.users, user)
+	return nil
+}
+
+var _ storage.Roster = (*Store)(nil)
