@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/xml"
+	"strings"
 	"sync/atomic"
 
 	mstanza "mellium.im/xmpp/stanza"
@@ -35,12 +36,12 @@ func (r *router) iq(ctx context.Context, st *stanza.Stanza, target Target) {
 	err := e.handler.HandleIQ(ctx, stanza.IQ{Stanza: st}, w)
 	if w.answered.Load() {
 		if err != nil {
-			r.srv.log.Warn("iq handler failed after answering", "module", e.module, "err", err)
+			r.srv.log.Warn("iq handler failed after answering", "module", e.module, "err", redact(err, st))
 		}
 		return
 	}
 	if err != nil {
-		r.srv.log.Warn("iq handler failed", "module", e.module, "err", err)
+		r.srv.log.Warn("iq handler failed", "module", e.module, "err", redact(err, st))
 		w.Error(mstanza.Error{Type: mstanza.Wait, Condition: mstanza.InternalServerError})
 		return
 	}
@@ -72,3 +73,16 @@ func (w *responseWriter) Error(e mstanza.Error) error {
 }
 
 var _ ResponseWriter = (*responseWriter)(nil)
+
+// redact returns the text of a module's error without the addresses of the
+// stanza that caused it: with the log's timestamp, a user's address would
+// tell when they were active.
+func redact(err error, st *stanza.Stanza) string {
+	text := err.Error()
+	for _, j := range []string{st.From.String(), st.From.Bare().String(), st.To.String(), st.To.Bare().String()} {
+		if j != "" {
+			text = strings.ReplaceAll(text, j, "[user]")
+		}
+	}
+	return text
+}

@@ -110,7 +110,7 @@ func (m *Module) load(ctx context.Context, user string) (*list, error) {
 	}
 	b, err := m.store.Get(ctx, user, storeKey)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("blocking: loading the list of %s: %w", user, err)
+		return nil, fmt.Errorf("blocking: loading a list: %w", err)
 	}
 	l := &list{items: make(map[string]struct{})}
 	for _, line := range strings.Split(string(b), "\n") {
@@ -240,7 +240,7 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	}
 	m.mu.Unlock()
 	if err2 != nil {
-		return fmt.Errorf("blocking: saving the list of %s: %w", user, err2)
+		return fmt.Errorf("blocking: saving a list: %w", err2)
 	}
 	if err := w.Result(nil); err != nil {
 		return err

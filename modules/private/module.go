@@ -149,7 +149,7 @@ func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.Token
 		}
 		toks, err := parse(data)
 		if err != nil {
-			return fmt.Errorf("private: stored item %s of %s: %w", k, u, err)
+			return fmt.Errorf("private: stored item %s: %w", k, err)
 		}
 		for _, t := range toks {
 			if err := w.EncodeToken(t); err != nil {
@@ -233,7 +233,7 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	}
 	toks, err := parse(data)
 	if err != nil {
-		return fmt.Errorf("private: stored item of %s: %w", user, err)
+		return fmt.Errorf("private: stored item: %w", err)
 	}
 	return w.Result(stanza.Elem(queryName, nil, stanza.Tokens(toks...)))
 }

@@ -182,7 +182,7 @@ func (m *Module) load(ctx context.Context, user jid.JID) ([]xml.Token, error) {
 	}
 	toks, err := parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("vcard: stored vCard of %s: %w", user, err)
+		return nil, fmt.Errorf("vcard: stored vCard: %w", err)
 	}
 	return toks, nil
 }
