@@ -60,6 +60,14 @@ func (it RosterItem) Clone() RosterItem {
 	return it
 }
 
+// RosterChange is one entry of RosterChangesSince: the item as it is now
+// (only JID and Subscription SubRemove for a removed item) and the roster
+// version at which it last changed.
+type RosterChange struct {
+	Item RosterItem
+	Ver  string
+}
+
 // ErrInvalidItem is returned, wrapped, by SetRosterItem for an item
 // without a JID or with a subscription other than none, to, from or both.
 var ErrInvalidItem = errors.New("storage: invalid roster item")
@@ -101,13 +109,15 @@ type Roster interface {
 	// version, or an error wrapping ErrNotFound if there is no such item.
 	DeleteRosterItem(ctx context.Context, user, contact string) (ver string, err error)
 	// RosterChangesSince returns the items changed since version ver, in
-	// the order they were last changed, with each removed item as a
-	// RosterItem with only JID and Subscription SubRemove set, and the
-	// current version. ok is false, with no changes, when ver is not a
+	// the order they were last changed, each with the version of its last
+	// change (a removed item has only JID and Subscription SubRemove set),
+	// and the current version. Applying the changes in order up to any one
+	// of them gives the roster at that change's version, so each can be
+	// pushed with its own version. ok is false, with no changes, when ver is not a
 	// version of the user's current roster or is too old to tell what was
 	// removed since, or is "": the client then needs the whole roster.
 	// The current version itself is known and gives no changes.
-	RosterChangesSince(ctx context.Context, user, ver string) (changes []RosterItem, newVer string, ok bool, err error)
+	RosterChangesSince(ctx context.Context, user, ver string) (changes []RosterChange, newVer string, ok bool, err error)
 	// DeleteRoster removes user's roster, its version and its removal
 	// history. A user without a roster is not an error.
 	DeleteRoster(ctx context.Context, user string) error

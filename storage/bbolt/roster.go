@@ -414,7 +414,7 @@ func forgetOldestRemoval(rb *bolt.Bucket, m *rosterMetaRec) error {
 }
 
 // RosterChangesSince implements storage.Roster.
-func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]storage.RosterItem, string, bool, error) {
+func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]storage.RosterChange, string, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", false, err
 	}
@@ -426,6 +426,7 @@ func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]sto
 		changes []change
 		cur     string
 		known   bool
+		gen     uint32
 	)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := rosterUser(tx, user)
@@ -436,9 +437,9 @@ func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]sto
 		if err != nil {
 			return err
 		}
-		cur = m.version()
-		gen, n, ok := parseRosterVersion(ver)
-		if !ok || gen != m.gen || n > m.n || n < m.floor {
+		cur, gen = m.version(), m.gen
+		vgen, n, ok := parseRosterVersion(ver)
+		if !ok || vgen != m.gen || n > m.n || n < m.floor {
 			return nil
 		}
 		known = true
@@ -490,9 +491,9 @@ func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]sto
 		return nil, cur, false, nil
 	}
 	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.ver, b.ver) })
-	out := make([]storage.RosterItem, len(changes))
+	out := make([]storage.RosterChange, len(changes))
 	for i, c := range changes {
-		out[i] = c.item
+		out[i] = storage.RosterChange{Item: c.item, Ver: rosterMetaRec{gen: gen, n: c.ver}.version()}
 	}
 	return out, cur, true, nil
 }

@@ -80,7 +80,7 @@ func TestRosterReopen(t *testing.T) {
 	mustClose(t, s)
 	s = open(t, path)
 	changes, cur, ok, err := s.RosterChangesSince(ctx, user, v1)
-	if err != nil || !ok || cur != v2 || len(changes) != 1 || changes[0].Subscription != storage.SubRemove {
+	if err != nil || !ok || cur != v2 || len(changes) != 1 || changes[0].Item.Subscription != storage.SubRemove || changes[0].Ver != cur {
 		t.Fatalf("RosterChangesSince after reopen = %v, %q, %v, %v", changes, cur, ok, err)
 	}
 }

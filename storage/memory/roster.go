@@ -52,8 +52,10 @@ func (s *Store) rosters() *rosterTable {
 	return v.(*rosterTable)
 }
 
-func (r *userRoster) version() string {
-	return strconv.FormatUint(uint64(r.gen), 16) + "." + strconv.FormatUint(r.n, 10)
+func (r *userRoster) version() string { return formatVersion(r.gen, r.n) }
+
+func formatVersion(gen uint32, n uint64) string {
+	return strconv.FormatUint(uint64(gen), 16) + "." + strconv.FormatUint(n, 10)
 }
 
 // Roster implements storage.Roster.
@@ -156,7 +158,7 @@ func (s *Store) DeleteRosterItem(ctx context.Context, user, contact string) (str
 }
 
 // RosterChangesSince implements storage.Roster.
-func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]storage.RosterItem, string, bool, error) {
+func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]storage.RosterChange, string, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", false, err
 	}
@@ -188,9 +190,9 @@ func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]sto
 		}
 	}
 	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.ver, b.ver) })
-	out := make([]storage.RosterItem, len(changes))
+	out := make([]storage.RosterChange, len(changes))
 	for i, c := range changes {
-		out[i] = c.item
+		out[i] = storage.RosterChange{Item: c.item, Ver: formatVersion(r.gen, c.ver)}
 	}
 	return out, cur, true, nil
 }

@@ -108,7 +108,9 @@ func checkItems(t *testing.T, what string, got, want []storage.RosterItem) {
 	}
 }
 
-// checkChanges fails unless the changes since ver are exactly want.
+// checkChanges fails unless the changes since ver are exactly want, each
+// with a distinct version, increasing, the last one cur; and unless the
+// changes since each change's version are the ones after it.
 func checkChanges(t *testing.T, s storage.Roster, user, ver, cur string, want []storage.RosterItem) {
 	t.Helper()
 	got, newVer, ok, err := s.RosterChangesSince(t.Context(), user, ver)
@@ -118,7 +120,28 @@ func checkChanges(t *testing.T, s storage.Roster, user, ver, cur string, want []
 	if newVer != cur {
 		t.Errorf("RosterChangesSince(%q, %q) version = %q, want %q", user, ver, newVer, cur)
 	}
-	checkItems(t, fmt.Sprintf("RosterChangesSince(%q, %q)", user, ver), got, want)
+	items := make([]storage.RosterItem, len(got))
+	for i, c := range got {
+		items[i] = c.Item
+	}
+	checkItems(t, fmt.Sprintf("RosterChangesSince(%q, %q)", user, ver), items, want)
+	if len(got) > 0 && got[len(got)-1].Ver != cur {
+		t.Errorf("RosterChangesSince(%q, %q): last change at %q, want the current version %q", user, ver, got[len(got)-1].Ver, cur)
+	}
+	seen := map[string]bool{ver: true}
+	for i, c := range got {
+		if seen[c.Ver] {
+			t.Fatalf("RosterChangesSince(%q, %q): change %d has the version %q again", user, ver, i, c.Ver)
+		}
+		seen[c.Ver] = true
+		if len(got) > 20 && i%100 != 0 {
+			continue // keep long histories fast
+		}
+		rest, newVer, ok, err := s.RosterChangesSince(t.Context(), user, c.Ver)
+		if err != nil || !ok || newVer != cur || len(rest) != len(got)-i-1 {
+			t.Errorf("RosterChangesSince(%q, %q) after change %d = %d changes, %q, %v, %v; want %d", user, c.Ver, i, len(rest), newVer, ok, err, len(got)-i-1)
+		}
+	}
 }
 
 func checkUnknown(t *testing.T, s storage.Roster, user, ver string) {
@@ -433,7 +456,7 @@ func testRosterCopies(t *testing.T, s storage.Roster) {
 	if err != nil || !ok || len(changes) != 1 {
 		t.Fatalf("RosterChangesSince = %v, %v, %v", changes, ok, err)
 	}
-	changes[0].Groups[2] = "changed by caller"
+	changes[0].Item.Groups[2] = "changed by caller"
 	items, _ = mustRoster(t, s, rUser)
 	checkItems(t, "Roster after the caller changed outputs", items, want)
 }
