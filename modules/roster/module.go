@@ -284,6 +284,11 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 		m.interested[sess] = struct{}{}
 		m.mu.Unlock()
 	}
+	// Under the user's lock, so that a concurrent change is pushed after
+	// this answer and its catch-up pushes, never before them with a
+	// catch-up push then undoing it.
+	unlock := m.lock(user.String())
+	defer unlock()
 	if versioned && ver != "" && sess != nil {
 		changes, _, ok, err := m.store.RosterChangesSince(ctx, user.String(), ver)
 		if err != nil {

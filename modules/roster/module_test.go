@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/bbolt"
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
@@ -574,3 +576,74 @@ func TestNew(t *testing.T) {
 }
 
 var saslMechs = []sasl.Mechanism{sasl.ScramSha256}
+
+// TestConcurrentSets: two resources set items at the same time; each
+// interested resource gets every push, each push's version is new, and
+// the last push carries the version of the final roster.
+func TestConcurrentSets(t *testing.T) {
+	srv, _, _ := start(t, roster.Options{})
+	phone, laptop := connect(t, srv, "phone"), connect(t, srv, "laptop")
+	fetch(t, phone)
+	fetch(t, laptop)
+	const n = 25
+	for i := range n {
+		for j, c := range []*servertest.Client{phone, laptop} {
+			st := modtest.IQ(id("cset"), stanza.Set, jid.JID{}, stanza.Elem(xml.Name{Space: roster.NS, Local: "query"}, nil,
+				itemElem(map[string]string{"jid": fmt.Sprintf("c%d-%d@example.org", j, i)})))
+			c.Send(st)
+		}
+	}
+	for _, c := range []*servertest.Client{phone, laptop} {
+		seen := map[string]bool{}
+		var last string
+		for range 2 * n {
+			st := c.Expect(isPush)
+			ver, _, items, _ := query(st)
+			if seen[ver] || len(items) != 1 {
+				t.Fatalf("push %q with %d items, version seen before: %v", ver, len(items), seen[ver])
+			}
+			seen[ver], last = true, ver
+		}
+		ver, items := fetch(t, c)
+		if len(items) != 2*n || ver != last {
+			t.Fatalf("roster of %d items at %q; last push at %q", len(items), ver, last)
+		}
+	}
+}
+
+// TestBbolt runs a set, a removal and a versioned get on the bbolt store.
+func TestBbolt(t *testing.T) {
+	store, err := bbolt.Open(filepath.Join(t.TempDir(), "kiez.db"), bbolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	m, err := roster.New(roster.Options{}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, server.Config{Accounts: store, Modules: []server.Module{m}})
+	srv.AddUser(t, "alice", "pw-alice")
+	c := connect(t, srv, "phone")
+	fetch(t, c)
+	mustSet(t, c, map[string]string{"jid": "carol@example.org", "name": "Carol"}, "G")
+	v1 := expectPush(t, c, item{JID: "carol@example.org", Name: "Carol", Sub: "none", Groups: []string{"G"}})
+	mustSet(t, c, map[string]string{"jid": "dave@example.org"})
+	expectPush(t, c, item{JID: "dave@example.org", Sub: "none"})
+	mustSet(t, c, map[string]string{"jid": "carol@example.org", "subscription": "remove"})
+	expectPush(t, c, item{JID: "carol@example.org", Sub: "remove"})
+
+	other := connect(t, srv, "laptop")
+	modtest.MustResult(t, get(t, other, &v1), jid.JID{})
+	expectPush(t, other, item{JID: "dave@example.org", Sub: "none"})
+	expectPush(t, other, item{JID: "carol@example.org", Sub: "remove"})
+	if _, items := fetch(t, other); len(items) != 1 {
+		t.Fatalf("roster %v", items)
+	}
+	if err := srv.DeleteUser(t.Context(), jid.MustParse("alice@"+srv.Domain)); err != nil {
+		t.Fatal(err)
+	}
+	if items, ver, err := store.Roster(t.Context(), "alice@"+srv.Domain); err != nil || len(items) != 0 || ver != "" {
+		t.Fatalf("roster after account deletion = %v, %q, %v", items, ver, err)
+	}
+}
