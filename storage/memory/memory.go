@@ -24,11 +24,12 @@ type Store struct {
 	mu       sync.RWMutex
 	accounts map[string]storage.Account // by bare JID
 	kv       map[string]map[string][]byte
+	roster   rosterTable
 }
 
 // New returns an empty Store.
 func New() *Store {
-	return &Store{accounts: make(map[string]storage.Account)}
+	return &Store{accounts: make(map[string]storage.Account), roster: rosterTable{users: make(map[string]*userRoster)}}
 }
 
 // CreateAccount implements storage.Accounts.

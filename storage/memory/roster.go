@@ -5,22 +5,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"weak"
 
 	"github.com/kiez-im/kiez/storage"
 )
 
-// The rosters of a Store live in a table beside it, keyed by a weak
-// pointer to the Store and dropped when the Store is collected, so that
-// Store's definition stays as it is. They are guarded by Store.mu like
-// everything else.
-var rosterTables sync.Map // weak.Pointer[Store] → *rosterTable
-
+// rosterTable holds a Store's rosters, guarded by Store.mu.
 type rosterTable struct {
 	users map[string]*userRoster // by bare JID
 }
@@ -40,17 +32,8 @@ type rosterEntry struct {
 	ver  uint64
 }
 
-func (s *Store) rosters() *rosterTable {
-	wp := weak.Make(s)
-	if v, ok := rosterTables.Load(wp); ok {
-		return v.(*rosterTable)
-	}
-	v, loaded := rosterTables.LoadOrStore(wp, &rosterTable{users: make(map[string]*userRoster)})
-	if !loaded {
-		runtime.AddCleanup(s, func(wp weak.Pointer[Store]) { rosterTables.Delete(wp) }, wp)
-	}
-	return v.(*rosterTable)
-}
+// rosters returns the Store's roster table. Callers hold s.mu.
+func (s *Store) rosters() *rosterTable { return &s.roster }
 
 func (r *userRoster) version() string { return formatVersion(r.gen, r.n) }
 
