@@ -21,6 +21,7 @@ import (
 	"github.com/kiez-im/kiez/modules/contact"
 	"github.com/kiez-im/kiez/modules/ping"
 	"github.com/kiez-im/kiez/modules/private"
+	"github.com/kiez-im/kiez/modules/roster"
 	kieztime "github.com/kiez-im/kiez/modules/time"
 	"github.com/kiez-im/kiez/modules/vcard"
 	"github.com/kiez-im/kiez/modules/version"
@@ -96,6 +97,8 @@ type limitsConfig struct {
 }
 
 type modulesConfig struct {
+	Roster        bool                `toml:"roster"`
+	MaxRoster     count               `toml:"max_roster_items"`
 	VCard         bool                `toml:"vcard"`
 	Private       bool                `toml:"private"`
 	Blocking      bool                `toml:"blocking"`
@@ -134,7 +137,7 @@ func defaultConfig() *config {
 			QueueSize:      256,
 			AuthAttempts:   3,
 		},
-		Modules: modulesConfig{VCard: true, Private: true, Blocking: true, Ping: true, Time: true, Version: true},
+		Modules: modulesConfig{Roster: true, MaxRoster: 1000, VCard: true, Private: true, Blocking: true, Ping: true, Time: true, Version: true},
 	}
 }
 
@@ -399,12 +402,20 @@ func (c *config) limits() server.Limits {
 // bbolt database when serving, any store when only validating.
 type moduleStore interface {
 	storage.KV
+	storage.Roster
 }
 
 // modules constructs the modules kiezd runs, in order, from [modules].
 func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	m := c.Modules
 	var mods []server.Module
+	if m.Roster {
+		mod, err := roster.New(roster.Options{MaxItems: int(m.MaxRoster)}, store)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, mod)
+	}
 	if m.VCard {
 		mod, err := vcard.New(vcard.Options{}, store)
 		if err != nil {
