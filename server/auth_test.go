@@ -112,7 +112,7 @@ func mismatchedBinding() sasl.Mechanism {
 func login(t *testing.T, srv *servertest.Server, user jid.JID, pass string, tlsVersion uint16, mech sasl.Mechanism) (*xmpp.Session, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel) // see servertest.Connect
 	conn, err := net.Dial("tcp", srv.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +145,7 @@ func TestDirectTLS(t *testing.T) {
 		t.Fatalf("ALPN %q, want xmpp-client", p)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel) // see servertest.Connect
 	sess, err := xmpp.NewClientSession(ctx, user, conn, xmpp.SASL("", "pw", sasl.ScramSha256Plus), xmpp.BindResource())
 	if err != nil {
 		t.Fatalf("login over direct TLS: %v", err)

@@ -131,8 +131,10 @@ func clientTLS() *tls.Config {
 // binds a resource.
 func login(t *testing.T, addr net.Addr, direct bool, user, password string) (*xmpp.Session, error) {
 	t.Helper()
+	// Cancelled only when the test ends: mellium v0.22 sets a write
+	// deadline in the past if the context ends while its watcher runs.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	var conn net.Conn
 	var err error
 	features := []xmpp.StreamFeature{xmpp.SASL("", password, sasl.ScramSha256), xmpp.BindResource()}

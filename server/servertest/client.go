@@ -30,8 +30,11 @@ type Client struct {
 // closed when the test ends.
 func (s *Server) Connect(t testing.TB, user jid.JID, password string, mechs ...sasl.Mechanism) *Client {
 	t.Helper()
+	// The context outlives the login: mellium v0.22 sets a deadline in the
+	// past on the connection if the context ends while a watcher of the
+	// negotiation still runs, so it is only cancelled when the test ends.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	sess, err := s.Login(ctx, user, password, mechs...)
 	if err != nil {
 		t.Fatalf("login as %s: %v", user, err)
@@ -82,9 +85,11 @@ func (c *closing) Token() (xml.Token, error) {
 // Send writes a stanza.
 func (c *Client) Send(st *stanza.Stanza) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Session.Send(ctx, st.TokenReader()); err != nil {
+	// No cancellable context: mellium v0.22 reacts to a context that ends
+	// after Send returned by setting a write deadline in the past, which
+	// makes the next write on the stream (ours, or its automatic iq
+	// answers) fail with a timeout.
+	if err := c.Session.Send(context.Background(), st.TokenReader()); err != nil {
 		c.t.Fatalf("send: %v", err)
 	}
 }
