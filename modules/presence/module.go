@@ -12,6 +12,7 @@ package presence
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,7 +114,14 @@ func (m *Module) state(s *server.Session) *sessionState {
 // subscription stanzas itself (ErrHandled) and lets the core go on with
 // the rest after broadcasting it to subscribed contacts.
 func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, s *stanza.Stanza) error {
-	if s.Kind != stanza.Presence || m.host == nil {
+	if m.host == nil {
+		return nil
+	}
+	if s.Kind == stanza.IQKind {
+		m.rosterRemove(ctx, s)
+		return nil
+	}
+	if s.Kind != stanza.Presence {
 		return nil
 	}
 	switch s.Type {
@@ -438,6 +446,78 @@ func (m *Module) probe(ctx context.Context, from, contact jid.JID) {
 		p.To = from
 		m.route(ctx, p)
 	})
+}
+
+// rosterRemove cancels both subscriptions before the roster module
+// removes an item (RFC 6121 §2.5.2): the contact gets unsubscribed if it
+// was subscribed to the user or asking, and unsubscribe if the user was
+// subscribed to it or asking.
+func (m *Module) rosterRemove(ctx context.Context, s *stanza.Stanza) {
+	if s.Type != stanza.Set || s.To.String() != "" && !s.To.Equal(s.From.Bare()) {
+		return
+	}
+	_, r, ok := s.Child(xml.Name{Space: roster.NS, Local: "query"})
+	if !ok {
+		return
+	}
+	var (
+		items  int
+		target string
+		remove bool
+		depth  int
+	)
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			break
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 && t.Name.Local == "item" && t.Name.Space == roster.NS {
+				items++
+				for _, a := range t.Attr {
+					switch {
+					case a.Name.Space != "":
+					case a.Name.Local == "jid":
+						target = a.Value
+					case a.Name.Local == "subscription":
+						remove = a.Value == string(storage.SubRemove)
+					}
+				}
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	if items != 1 || !remove {
+		return
+	}
+	contact, err := jid.Parse(target)
+	user := s.From.Bare()
+	if err != nil || contact.Resourcepart() != "" || contact.Equal(user) {
+		return
+	}
+	it, ok, err := m.roster.Item(ctx, user, contact)
+	if err != nil || !ok {
+		return
+	}
+	var send []string
+	if hasFrom(it.Subscription) || it.PendingIn {
+		send = append(send, typeUnsubscribed)
+	}
+	if hasTo(it.Subscription) || it.Ask {
+		send = append(send, typeUnsubscribe)
+	}
+	for _, typ := range send {
+		out := &stanza.Stanza{Kind: stanza.Presence, Type: typ, From: user, To: contact}
+		switch {
+		case !m.host.IsLocal(contact.Domainpart()):
+			m.route(ctx, out)
+		case contact.Localpart() != "" && m.host.UserExists(ctx, contact):
+			m.inbound(ctx, out)
+		}
+	}
 }
 
 // hidden reports whether it exists only to remember state clients do not

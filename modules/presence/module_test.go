@@ -326,3 +326,30 @@ func TestSubscribeUnknownAccount(t *testing.T) {
 	a.Expect(isPush(nobody, storage.SubNone, true))
 	a.ExpectNone(quiet, anyPresFrom(nobody))
 }
+
+func TestRosterRemoveCancels(t *testing.T) {
+	e := start(t)
+	a := e.online(t, e.alice)
+	b := e.online(t, e.bob)
+	e.both(t, a, b)
+
+	q := xml.Name{Space: roster.NS, Local: "query"}
+	item := xml.Name{Space: roster.NS, Local: "item"}
+	a.Send(&stanza.Stanza{Kind: stanza.IQKind, Type: stanza.Set, ID: "rm", Inner: []xml.Token{
+		xml.StartElement{Name: q},
+		xml.StartElement{Name: item, Attr: []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: e.bob.String()}, {Name: xml.Name{Local: "subscription"}, Value: "remove"}}},
+		xml.EndElement{Name: item}, xml.EndElement{Name: q}}})
+	a.Expect(isPres("unavailable", b.LocalAddr())) // sent before the answer
+	if r := a.Expect(servertest.ByID("rm")); r.Type != stanza.Result {
+		t.Fatalf("roster remove: %s", r.Type)
+	}
+	b.Expect(isPres("unsubscribed", e.alice))
+	b.Expect(isPres("unavailable", a.LocalAddr()))
+	b.Expect(isPres("unsubscribe", e.alice))
+	e.wantSub(t, e.bob, e.alice, storage.SubNone, false)
+	if _, ok, _ := e.roster.Item(context.Background(), e.alice, e.bob); ok {
+		t.Fatal("alice's item for bob not removed")
+	}
+	a.Send(&stanza.Stanza{Kind: stanza.Presence})
+	b.ExpectNone(quiet, isPres("", a.LocalAddr()))
+}
