@@ -353,3 +353,43 @@ func TestRosterRemoveCancels(t *testing.T) {
 	a.Send(&stanza.Stanza{Kind: stanza.Presence})
 	b.ExpectNone(quiet, isPres("", a.LocalAddr()))
 }
+
+func TestMutualRequests(t *testing.T) {
+	e := start(t)
+	a := e.online(t, e.alice)
+	b := e.online(t, e.bob)
+
+	// Both ask at once; both approve.
+	a.Send(pres("subscribe", e.bob))
+	b.Send(pres("subscribe", e.alice))
+	a.Expect(isPres("subscribe", e.bob))
+	b.Expect(isPres("subscribe", e.alice))
+	a.Send(pres("subscribed", e.bob))
+	b.Send(pres("subscribed", e.alice))
+	a.Expect(isPres("subscribed", e.bob))
+	b.Expect(isPres("subscribed", e.alice))
+	a.Sync()
+	b.Sync()
+	e.wantSub(t, e.alice, e.bob, storage.SubBoth, false)
+	e.wantSub(t, e.bob, e.alice, storage.SubBoth, false)
+}
+
+func TestProbe(t *testing.T) {
+	e := start(t)
+	a := e.online(t, e.alice)
+	b := e.online(t, e.bob)
+	c := e.online(t, e.carol)
+
+	a.Send(pres("subscribe", e.bob))
+	b.Expect(isPres("subscribe", e.alice))
+	b.Send(pres("subscribed", e.alice))
+	a.Expect(isPres("", b.LocalAddr()))
+
+	// alice is subscribed to bob: her probe is answered.
+	a.Send(pres("probe", e.bob))
+	a.Expect(isPres("", b.LocalAddr()))
+	// carol is not: hers is not, and bob never sees probes.
+	c.Send(pres("probe", e.bob))
+	c.ExpectNone(quiet, anyPresFrom(e.bob))
+	b.ExpectNone(quiet, isPres("probe", e.carol))
+}
