@@ -57,6 +57,12 @@ type Module struct {
 type sessionState struct {
 	mu        sync.Mutex
 	available bool
+	// presence is the session's current available presence, from its
+	// full JID; nil while unavailable. The module keeps its own copy,
+	// written before the broadcast, so that two resources coming online
+	// at once never both miss the other (the core marks a session
+	// available only after the interceptors ran).
+	presence *stanza.Stanza
 	// directed holds the addresses the session sent directed available
 	// presence to (RFC 6121 §4.6), keyed by their string form.
 	directed map[string]jid.JID
@@ -316,15 +322,34 @@ func (m *Module) inbound(ctx context.Context, s *stanza.Stanza) {
 
 // presencesOf calls f with a copy of the current presence of each of
 // user's available resources, from its full JID.
-func (m *Module) presencesOf(ctx context.Context, user jid.JID, f func(p *stanza.Stanza)) {
+func (m *Module) presencesOf(_ context.Context, user jid.JID, f func(p *stanza.Stanza)) {
 	for _, sess := range m.host.Sessions(user) {
-		p := sess.Presence()
-		if !sess.Available() || p == nil {
-			continue
+		if p := m.current(sess); p != nil {
+			f(p.Clone())
 		}
-		c := p.Clone()
-		c.From = sess.JID()
-		f(c)
+	}
+}
+
+// current returns the session's current available presence (not to be
+// changed), or nil if it is not available.
+func (m *Module) current(sess *server.Session) *stanza.Stanza {
+	v, ok := m.sessions.Load(sess)
+	if !ok {
+		return nil
+	}
+	st := v.(*sessionState)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.presence
+}
+
+// deliver sends st (not to be changed afterwards) to each available
+// resource of the account user.
+func (m *Module) deliver(user jid.JID, st *stanza.Stanza) {
+	for _, sess := range m.host.Sessions(user) {
+		if m.current(sess) != nil {
+			sess.Send(st)
+		}
 	}
 }
 
@@ -345,6 +370,11 @@ func (m *Module) broadcast(ctx context.Context, from *server.Session, s *stanza.
 	initial := s.Type == typeAvailable && !st.available
 	wasAvailable := st.available
 	st.available = s.Type == typeAvailable
+	st.presence = nil
+	if st.available {
+		st.presence = s.Clone()
+		st.presence.From = from.JID()
+	}
 	var directed map[string]jid.JID
 	if s.Type == typeUnavailable {
 		directed, st.directed = st.directed, nil
@@ -368,7 +398,7 @@ func (m *Module) broadcast(ctx context.Context, from *server.Session, s *stanza.
 		if hasFrom(it.Subscription) && (wasAvailable || s.Type == typeAvailable) {
 			p := s.Clone()
 			p.From, p.To = from.JID(), c
-			m.route(ctx, p)
+			m.deliver(c, p)
 			sent[c.String()] = true
 		}
 		if !initial {

@@ -393,3 +393,23 @@ func TestProbe(t *testing.T) {
 	c.ExpectNone(quiet, anyPresFrom(e.bob))
 	b.ExpectNone(quiet, isPres("probe", e.carol))
 }
+
+// Two resources coming online at once each learn of the other.
+func TestSimultaneousInitialPresence(t *testing.T) {
+	e := start(t)
+	a := e.online(t, e.alice)
+	b := e.online(t, e.bob)
+	e.both(t, a, b)
+	for range 5 {
+		a2 := e.srv.Connect(t, e.alice, "pw")
+		b2 := e.srv.Connect(t, e.bob, "pw")
+		a2.Send(&stanza.Stanza{Kind: stanza.Presence})
+		b2.Send(&stanza.Stanza{Kind: stanza.Presence})
+		a2.Expect(isPres("", b2.LocalAddr()))
+		b2.Expect(isPres("", a2.LocalAddr()))
+		a2.Close()
+		b2.Close()
+		a.Expect(isPres("unavailable", b2.LocalAddr()))
+		b.Expect(isPres("unavailable", a2.LocalAddr()))
+	}
+}
