@@ -413,3 +413,21 @@ func TestSimultaneousInitialPresence(t *testing.T) {
 		b.Expect(isPres("unavailable", a2.LocalAddr()))
 	}
 }
+
+// A request withdrawn before it was answered leaves nothing behind at the
+// contact.
+func TestWithdrawnRequest(t *testing.T) {
+	e := start(t)
+	a := e.online(t, e.alice)
+	a.Send(pres("subscribe", e.bob))
+	a.Expect(isPush(e.bob, storage.SubNone, true))
+	a.Send(pres("unsubscribe", e.bob))
+	a.Expect(isPush(e.bob, storage.SubNone, false))
+	a.Sync()
+	if _, ok, _ := e.roster.Item(context.Background(), e.bob, e.alice); ok {
+		t.Fatal("bob's hidden item for alice is still there")
+	}
+	b := e.srv.Connect(t, e.bob, "pw")
+	b.Send(&stanza.Stanza{Kind: stanza.Presence})
+	b.ExpectNone(quiet, isPres("subscribe", e.alice))
+}
