@@ -168,6 +168,7 @@ func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.Token
 	if err != nil {
 		return fmt.Errorf("roster: %w", err)
 	}
+	items = visible(items)
 	if len(items) == 0 {
 		return nil
 	}
@@ -205,8 +206,9 @@ func (m *Module) Items(ctx context.Context, user jid.JID) ([]storage.RosterItem,
 // item with JID set if there is none, and exists false) and returns the
 // item to store; it returns remove to delete the item instead, or
 // ErrUnchanged to leave the roster as it is. It is for the presence
-// subscription state machine (RFC 6121 §3 and Appendix A). Update does
-// not apply the item limit.
+// subscription state machine (RFC 6121 §3 and Appendix A). Creating an
+// item in a full roster fails with ErrFull. Items that are Hidden are not
+// shown to clients.
 func (m *Module) Update(ctx context.Context, user, contact jid.JID, f func(it storage.RosterItem, exists bool) (storage.RosterItem, bool, error)) error {
 	u, c := user.Bare().String(), contact.Bare().String()
 	unlock := m.lock(u)
@@ -219,6 +221,7 @@ func (m *Module) Update(ctx context.Context, user, contact jid.JID, f func(it st
 	if !exists {
 		it = storage.RosterItem{JID: c, Subscription: storage.SubNone}
 	}
+	wasHidden := !exists || Hidden(it)
 	next, remove, err := f(it, exists)
 	if errors.Is(err, ErrUnchanged) {
 		return nil
@@ -235,13 +238,56 @@ func (m *Module) Update(ctx context.Context, user, contact jid.JID, f func(it st
 		next = storage.RosterItem{JID: c, Subscription: storage.SubRemove}
 	} else {
 		next.JID = c
+		if !exists {
+			// Items others cause (pending subscription requests) count
+			// towards the limit too, so nobody can grow a roster without
+			// bound.
+			items, _, err := m.store.Roster(ctx, u)
+			if err != nil {
+				return fmt.Errorf("roster: %w", err)
+			}
+			if len(items) >= m.opts.MaxItems {
+				return ErrFull
+			}
+		}
 		ver, err = m.store.SetRosterItem(ctx, u, next)
 	}
 	if err != nil {
 		return fmt.Errorf("roster: %w", err)
 	}
-	m.push(user.Bare(), next, ver)
+	switch {
+	case !remove && Hidden(next) && wasHidden:
+		// Clients never saw it and still should not.
+	case !remove && Hidden(next):
+		m.push(user.Bare(), storage.RosterItem{JID: c, Subscription: storage.SubRemove}, ver)
+	case remove && wasHidden:
+	default:
+		m.push(user.Bare(), next, ver)
+	}
 	return nil
+}
+
+// ErrFull is returned by Update when creating an item in a full roster.
+var ErrFull = errors.New("roster: the roster is full")
+
+// Hidden reports whether clients must not see it: an item that exists only
+// because of the contact's pending subscription request (RFC 6121 §3.1.3:
+// the server keeps the request, but the contact is not in the user's
+// roster until the user adds it).
+func Hidden(it storage.RosterItem) bool {
+	return (it.Subscription == storage.SubNone || it.Subscription == "") && !it.Ask && !it.Approved &&
+		it.PendingIn && it.Name == "" && len(it.Groups) == 0
+}
+
+// visible drops hidden items.
+func visible(items []storage.RosterItem) []storage.RosterItem {
+	out := items[:0:0]
+	for _, it := range items {
+		if !Hidden(it) {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // ErrUnchanged, returned by the function given to Update, leaves the
@@ -299,7 +345,11 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 				return err
 			}
 			for _, c := range changes {
-				sess.Send(m.pushStanza(sess.JID(), c.Item, c.Ver))
+				it := c.Item
+				if Hidden(it) {
+					it = storage.RosterItem{JID: it.JID, Subscription: storage.SubRemove}
+				}
+				sess.Send(m.pushStanza(sess.JID(), it, c.Ver))
 			}
 			return nil
 		}
@@ -312,7 +362,7 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	if versioned {
 		attrs = []xml.Attr{stanza.Attr("ver", cur)}
 	}
-	return w.Result(queryElem(attrs, items...))
+	return w.Result(queryElem(attrs, visible(items)...))
 }
 
 // set handles a roster set (RFC 6121 §2.3 to §2.5).

@@ -647,3 +647,45 @@ func TestBbolt(t *testing.T) {
 		t.Fatalf("roster after account deletion = %v, %q, %v", items, ver, err)
 	}
 }
+
+// TestHiddenAndFull: an item that exists only for a contact's pending
+// request is not shown, nor pushed; Update refuses to create items in a
+// full roster.
+func TestHiddenAndFull(t *testing.T) {
+	srv, m, _ := start(t, roster.Options{MaxItems: 2})
+	c := connect(t, srv, "phone")
+	fetch(t, c)
+	alice := jid.MustParse("alice@" + srv.Domain)
+	pending := func(it storage.RosterItem, exists bool) (storage.RosterItem, bool, error) {
+		it.PendingIn = true
+		return it, false, nil
+	}
+	if err := m.Update(t.Context(), alice, jid.MustParse("bob@"+srv.Domain), pending); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectNone(100*time.Millisecond, isPush)
+	if _, items := fetch(t, c); len(items) != 0 {
+		t.Fatalf("hidden item shown: %+v", items)
+	}
+	if _, ok, _ := m.Item(t.Context(), alice, jid.MustParse("bob@"+srv.Domain)); !ok {
+		t.Fatal("the pending request was not kept")
+	}
+	// Approving makes it visible and pushes it.
+	if err := m.Update(t.Context(), alice, jid.MustParse("bob@"+srv.Domain), func(it storage.RosterItem, _ bool) (storage.RosterItem, bool, error) {
+		it.PendingIn, it.Subscription = false, storage.SubFrom
+		return it, false, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.Expect(isPush)
+	if _, items := fetch(t, c); len(items) != 1 || items[0].Sub != "from" {
+		t.Fatalf("after approval: %+v", items)
+	}
+	// The limit holds for items others cause.
+	if err := m.Update(t.Context(), alice, jid.MustParse("carol@example.org"), pending); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Update(t.Context(), alice, jid.MustParse("dave@example.org"), pending); !errors.Is(err, roster.ErrFull) {
+		t.Fatalf("third item in a roster of two: %v", err)
+	}
+}
