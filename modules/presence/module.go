@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/modules/roster"
@@ -532,6 +533,14 @@ func (m *Module) rosterRemove(ctx context.Context, s *stanza.Stanza) {
 	if err != nil || !ok {
 		return
 	}
+	m.cancel(ctx, user, contact, it)
+}
+
+// cancel ends both subscriptions between user and contact as the user's
+// item it records them: the contact gets unsubscribed if it was
+// subscribed to the user or asking, and unsubscribe if the user was
+// subscribed to it or asking.
+func (m *Module) cancel(ctx context.Context, user, contact jid.JID, it storage.RosterItem) {
 	var send []string
 	if hasFrom(it.Subscription) || it.PendingIn {
 		send = append(send, typeUnsubscribed)
@@ -549,6 +558,29 @@ func (m *Module) rosterRemove(ctx context.Context, s *stanza.Stanza) {
 		}
 	}
 }
+
+// DeleteUser cancels the subscriptions of a user whose account is being
+// deleted, at every contact, so that nobody keeps a subscription to an
+// account that no longer exists. It must run before the roster module
+// deletes the roster: list this module before the roster module in
+// server.Config.Modules. The module keeps no data of its own.
+func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
+	items, err := m.roster.Items(ctx, user.Bare())
+	if err != nil {
+		return fmt.Errorf("presence: %w", err)
+	}
+	for _, it := range items {
+		contact, err := jid.Parse(it.JID)
+		if err != nil {
+			continue
+		}
+		m.cancel(ctx, user.Bare(), contact, it)
+	}
+	return nil
+}
+
+// ExportUser writes nothing: subscriptions are exported with the roster.
+func (*Module) ExportUser(context.Context, jid.JID, xmlstream.TokenWriter) error { return nil }
 
 // hidden reports whether it exists only to remember state clients do not
 // see.
@@ -592,5 +624,6 @@ var (
 	_ server.Module          = (*Module)(nil)
 	_ server.Initializer     = (*Module)(nil)
 	_ server.Interceptor     = (*Module)(nil)
+	_ server.UserDataOwner   = (*Module)(nil)
 	_ server.SessionListener = (*Module)(nil)
 )

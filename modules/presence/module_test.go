@@ -36,7 +36,9 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := servertest.Start(t, server.Config{Accounts: store, Modules: []server.Module{r, p}})
+	// presence before roster: its DeleteUser must run while the roster
+	// of a deleted account still exists.
+	srv := servertest.Start(t, server.Config{Accounts: store, Modules: []server.Module{p, r}})
 	return &env{
 		srv: srv, roster: r,
 		alice: srv.AddUser(t, "alice", "pw"),
@@ -430,4 +432,29 @@ func TestWithdrawnRequest(t *testing.T) {
 	b := e.srv.Connect(t, e.bob, "pw")
 	b.Send(&stanza.Stanza{Kind: stanza.Presence})
 	b.ExpectNone(quiet, isPres("subscribe", e.alice))
+}
+
+// TestAccountDeletionCancelsSubscriptions: deleting an account leaves no
+// subscription to it at its former contacts.
+func TestAccountDeletionCancelsSubscriptions(t *testing.T) {
+	e := start(t)
+	a := e.online(t, e.alice)
+	b := e.online(t, e.bob)
+	a.Send(pres("subscribe", e.bob))
+	b.Expect(isPres("subscribe", e.alice))
+	b.Send(pres("subscribed", e.alice))
+	b.Send(pres("subscribe", e.alice))
+	a.Expect(isPres("subscribe", e.bob))
+	a.Send(pres("subscribed", e.bob))
+	b.Expect(isPush(e.alice, storage.SubBoth, false))
+	e.wantSub(t, e.bob, e.alice, storage.SubBoth, false)
+
+	if err := e.srv.DeleteUser(context.Background(), e.alice); err != nil {
+		t.Fatal(err)
+	}
+	b.Expect(isPush(e.alice, storage.SubNone, false))
+	e.wantSub(t, e.bob, e.alice, storage.SubNone, false)
+	if items, err := e.roster.Items(context.Background(), e.alice); err != nil || len(items) != 0 {
+		t.Fatalf("the deleted account's roster: %v %v", items, err)
+	}
 }
