@@ -20,6 +20,7 @@ import (
 	"github.com/kiez-im/kiez/modules/blocking"
 	"github.com/kiez-im/kiez/modules/contact"
 	"github.com/kiez-im/kiez/modules/ping"
+	"github.com/kiez-im/kiez/modules/presence"
 	"github.com/kiez-im/kiez/modules/private"
 	"github.com/kiez-im/kiez/modules/roster"
 	kieztime "github.com/kiez-im/kiez/modules/time"
@@ -409,12 +410,29 @@ type moduleStore interface {
 func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	m := c.Modules
 	var mods []server.Module
+	// Order matters: blocking sees stanzas before presence handles them,
+	// and presence cancels subscriptions before the roster is deleted.
+	var ros *roster.Module
 	if m.Roster {
-		mod, err := roster.New(roster.Options{MaxItems: int(m.MaxRoster)}, store)
+		r, err := roster.New(roster.Options{MaxItems: int(m.MaxRoster)}, store)
+		if err != nil {
+			return nil, err
+		}
+		ros = r
+	}
+	if m.Blocking {
+		mod, err := blocking.New(blocking.Options{}, store)
 		if err != nil {
 			return nil, err
 		}
 		mods = append(mods, mod)
+	}
+	if ros != nil {
+		p, err := presence.New(presence.Deps{Roster: ros})
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, p, ros)
 	}
 	if m.VCard {
 		mod, err := vcard.New(vcard.Options{}, store)
@@ -425,13 +443,6 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	}
 	if m.Private {
 		mod, err := private.New(private.Options{}, store)
-		if err != nil {
-			return nil, err
-		}
-		mods = append(mods, mod)
-	}
-	if m.Blocking {
-		mod, err := blocking.New(blocking.Options{}, store)
 		if err != nil {
 			return nil, err
 		}

@@ -54,8 +54,8 @@ func TestParseValidConfig(t *testing.T) {
 	for _, m := range mods {
 		names = append(names, m.Name())
 	}
-	if got := strings.Join(names, ","); got != "roster,vcard,private,blocking,ping,version,contact" {
-		t.Errorf("modules = %s, want roster,vcard,private,blocking,ping,version,contact", got)
+	if got := strings.Join(names, ","); got != "blocking,presence,roster,vcard,private,ping,version,contact" {
+		t.Errorf("modules = %s, want blocking,presence,roster,vcard,private,ping,version,contact", got)
 	}
 }
 
