@@ -420,15 +420,17 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 		}
 		ros = r
 	}
+	deps := presence.Deps{Roster: ros}
 	if m.Blocking {
 		mod, err := blocking.New(blocking.Options{}, store)
 		if err != nil {
 			return nil, err
 		}
 		mods = append(mods, mod)
+		deps.Blocking = mod
 	}
 	if ros != nil {
-		p, err := presence.New(presence.Deps{Roster: ros})
+		p, err := presence.New(deps)
 		if err != nil {
 			return nil, err
 		}

@@ -281,6 +281,17 @@ func (m *Module) withdrawPresence(ctx context.Context, user jid.JID, items []str
 	}
 }
 
+// Blocks reports whether user blocks the address addr. It fails closed: if
+// the list cannot be read, it reports true, so no presence leaks.
+func (m *Module) Blocks(ctx context.Context, user, addr jid.JID) bool {
+	l, err := m.load(ctx, user.Bare().String())
+	if err != nil {
+		return true
+	}
+	return l.blocks(addr) // lists are never changed, only replaced
+
+}
+
 // InterceptInbound drops stanzas between a user and the addresses they
 // block: stanzas to a blocked address are refused with not-acceptable and
 // <blocked/> (XEP-0191 §3.6); stanzas from an address the recipient blocks

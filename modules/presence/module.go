@@ -43,13 +43,22 @@ type Deps struct {
 	// Roster keeps the subscription states; it must also be in
 	// Config.Modules.
 	Roster *roster.Module
+	// Blocking, if set, stops presence between accounts when either
+	// blocks the other (XEP-0191 §3.3); the blocking module implements it.
+	Blocking Blocker
+}
+
+// Blocker tells whether user blocks the address addr.
+type Blocker interface {
+	Blocks(ctx context.Context, user, addr jid.JID) bool
 }
 
 // Module handles presence subscriptions and broadcast. Create it with New.
 type Module struct {
-	roster *roster.Module
-	host   server.Host
-	log    *slog.Logger
+	roster  *roster.Module
+	blocker Blocker
+	host    server.Host
+	log     *slog.Logger
 
 	sessions sync.Map // *server.Session → *sessionState
 }
@@ -74,7 +83,12 @@ func New(deps Deps) (*Module, error) {
 	if deps.Roster == nil {
 		return nil, errors.New("presence: no roster module")
 	}
-	return &Module{roster: deps.Roster, log: slog.New(slog.DiscardHandler)}, nil
+	return &Module{roster: deps.Roster, blocker: deps.Blocking, log: slog.New(slog.DiscardHandler)}, nil
+}
+
+// blocked reports whether a or b blocks the other.
+func (m *Module) blocked(ctx context.Context, a, b jid.JID) bool {
+	return m.blocker != nil && (m.blocker.Blocks(ctx, a, b) || m.blocker.Blocks(ctx, b, a))
 }
 
 // Name returns "presence".
@@ -396,6 +410,9 @@ func (m *Module) broadcast(ctx context.Context, from *server.Session, s *stanza.
 		if err != nil || !m.host.IsLocal(c.Domainpart()) {
 			continue // no federation yet
 		}
+		if m.blocked(ctx, user, c) {
+			continue
+		}
 		if hasFrom(it.Subscription) && (wasAvailable || s.Type == typeAvailable) {
 			p := s.Clone()
 			p.From, p.To = from.JID(), c
@@ -470,7 +487,7 @@ func (m *Module) probe(ctx context.Context, from, contact jid.JID) {
 		return
 	}
 	it, ok, err := m.roster.Item(ctx, from, contact)
-	if err != nil || !ok || !hasTo(it.Subscription) {
+	if err != nil || !ok || !hasTo(it.Subscription) || m.blocked(ctx, from, contact) {
 		return
 	}
 	m.presencesOf(ctx, contact, func(p *stanza.Stanza) {

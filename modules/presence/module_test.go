@@ -8,6 +8,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/modules/blocking"
 	"github.com/kiez-im/kiez/modules/presence"
 	"github.com/kiez-im/kiez/modules/roster"
 	"github.com/kiez-im/kiez/server"
@@ -457,4 +458,48 @@ func TestAccountDeletionCancelsSubscriptions(t *testing.T) {
 	if items, err := e.roster.Items(context.Background(), e.alice); err != nil || len(items) != 0 {
 		t.Fatalf("the deleted account's roster: %v %v", items, err)
 	}
+}
+
+// TestBlockedContactGetsNoPresence: with the blocking module, a blocked
+// contact neither receives the user's presence nor sends its own, even
+// with a mutual subscription.
+func TestBlockedContactGetsNoPresence(t *testing.T) {
+	store := memory.New()
+	r, err := roster.New(roster.Options{}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl, err := blocking.New(blocking.Options{}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := presence.New(presence.Deps{Roster: r, Blocking: bl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, server.Config{Accounts: store, Modules: []server.Module{bl, p, r}})
+	e := &env{srv: srv, roster: r, alice: srv.AddUser(t, "alice", "pw"), bob: srv.AddUser(t, "bob", "pw")}
+	a := e.online(t, e.alice)
+	b := e.online(t, e.bob)
+	a.Send(pres("subscribe", e.bob))
+	b.Expect(isPres("subscribe", e.alice))
+	b.Send(pres("subscribed", e.alice))
+	b.Send(pres("subscribe", e.alice))
+	a.Expect(isPres("subscribe", e.bob))
+	a.Send(pres("subscribed", e.bob))
+	b.Expect(isPush(e.alice, storage.SubBoth, false))
+	a.Send(&stanza.Stanza{Kind: stanza.Presence})
+	b.Expect(isPres("", a.LocalAddr()))
+
+	// alice blocks bob.
+	block := &stanza.Stanza{Kind: stanza.IQKind, Type: stanza.Set, ID: "blk"}
+	block.AppendChild(stanza.Elem(xml.Name{Space: blocking.NS, Local: "block"}, nil,
+		stanza.Elem(xml.Name{Space: blocking.NS, Local: "item"}, []xml.Attr{stanza.Attr("jid", e.bob.String())})))
+	a.Send(block)
+	a.Expect(servertest.ByID("blk"))
+	b.Expect(isPres("unavailable", a.LocalAddr()))
+	a.Send(&stanza.Stanza{Kind: stanza.Presence})
+	b.Send(&stanza.Stanza{Kind: stanza.Presence})
+	b.ExpectNone(quiet, anyPresFrom(e.alice))
+	a.ExpectNone(quiet, anyPresFrom(e.bob))
 }
