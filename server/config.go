@@ -51,7 +51,9 @@ type Limits struct {
 	// WriteTimeout bounds one write to a client (default 30 s).
 	WriteTimeout time.Duration
 	// QueueSize is the number of stanzas that may wait for a slow client
-	// before it is disconnected (default 256).
+	// before it is disconnected (default 4096: a user with a large roster
+	// coming online receives a presence from every contact at once). The
+	// queue takes memory only for what waits in it.
 	QueueSize int
 	// AuthAttempts is how many failed SASL attempts one stream may make
 	// before it is closed (default 3).
@@ -76,7 +78,7 @@ func (l Limits) withDefaults() Limits {
 	defDur(&l.PingAfter, 4*time.Minute)
 	defDur(&l.PingTimeout, time.Minute)
 	defDur(&l.WriteTimeout, 30*time.Second)
-	def(&l.QueueSize, 256)
+	def(&l.QueueSize, 4096)
 	def(&l.AuthAttempts, 3)
 	return l
 }

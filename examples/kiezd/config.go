@@ -135,7 +135,7 @@ func defaultConfig() *config {
 			PingAfter:      duration(4 * time.Minute),
 			PingTimeout:    duration(time.Minute),
 			WriteTimeout:   duration(30 * time.Second),
-			QueueSize:      256,
+			QueueSize:      4096,
 			AuthAttempts:   3,
 		},
 		Modules: modulesConfig{Roster: true, MaxRoster: 1000, VCard: true, Private: true, Blocking: true, Ping: true, Time: true, Version: true},
