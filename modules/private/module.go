@@ -147,7 +147,7 @@ func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.Token
 		if err != nil {
 			return fmt.Errorf("private: %w", err)
 		}
-		toks, err := parse(data)
+		toks, err := stanza.ParseElement(data)
 		if err != nil {
 			return fmt.Errorf("private: stored item %s: %w", k, err)
 		}
@@ -231,7 +231,7 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	if err != nil {
 		return fmt.Errorf("private: %w", err)
 	}
-	toks, err := parse(data)
+	toks, err := stanza.ParseElement(data)
 	if err != nil {
 		return fmt.Errorf("private: stored item: %w", err)
 	}
@@ -281,33 +281,6 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 // forbidden refuses access to another user's private XML.
 func forbidden(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
 	return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.Forbidden})
-}
-
-// parse reads one serialised element back into tokens with explicit
-// namespaces and no namespace declarations.
-func parse(data []byte) ([]xml.Token, error) {
-	d := xml.NewDecoder(bytes.NewReader(data))
-	for {
-		t, err := d.Token()
-		if err != nil {
-			return nil, err
-		}
-		se, ok := t.(xml.StartElement)
-		if !ok {
-			continue
-		}
-		inner, err := stanza.ReadElement(d, 0)
-		if err != nil {
-			return nil, err
-		}
-		// Resolve copies the start element without its namespace
-		// declarations, as ReadElement copies the inner ones.
-		start := stanza.Resolve(stanza.Tokens(se.Copy(), se.End()), "")[0]
-		toks := make([]xml.Token, 0, len(inner)+2)
-		toks = append(toks, start)
-		toks = append(toks, inner...)
-		return append(toks, se.End()), nil
-	}
 }
 
 var (

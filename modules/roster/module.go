@@ -387,8 +387,9 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 		if err != nil {
 			return fmt.Errorf("roster: %w", err)
 		}
-		// TODO(presence): RFC 6121 §2.5.2 also has the server send
-		// unsubscribe and unsubscribed to the contact.
+		// RFC 6121 §2.5.2 also has the server send unsubscribe and
+		// unsubscribed to the contact: the presence module does that,
+		// seeing the roster set before this module does.
 		if err := w.Result(nil); err != nil {
 			return err
 		}

@@ -180,38 +180,11 @@ func (m *Module) load(ctx context.Context, user jid.JID) ([]xml.Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vcard: %w", err)
 	}
-	toks, err := parse(data)
+	toks, err := stanza.ParseElement(data)
 	if err != nil {
 		return nil, fmt.Errorf("vcard: stored vCard: %w", err)
 	}
 	return toks, nil
-}
-
-// parse reads one serialised element back into tokens with explicit
-// namespaces and no namespace declarations.
-func parse(data []byte) ([]xml.Token, error) {
-	d := xml.NewDecoder(bytes.NewReader(data))
-	for {
-		t, err := d.Token()
-		if err != nil {
-			return nil, err
-		}
-		se, ok := t.(xml.StartElement)
-		if !ok {
-			continue
-		}
-		inner, err := stanza.ReadElement(d, 0)
-		if err != nil {
-			return nil, err
-		}
-		// Resolve copies the start element without its namespace
-		// declarations, as ReadElement copies the inner ones.
-		start := stanza.Resolve(stanza.Tokens(se.Copy(), se.End()), "")[0]
-		toks := make([]xml.Token, 0, len(inner)+2)
-		toks = append(toks, start)
-		toks = append(toks, inner...)
-		return append(toks, se.End()), nil
-	}
 }
 
 var (
