@@ -26,6 +26,7 @@
 package bbolt
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -110,4 +111,42 @@ func (s *Store) Close() error {
 		return fmt.Errorf("bbolt: close: %w", err)
 	}
 	return nil
+}
+
+// userBucket returns user's nested bucket in the top-level bucket top, or
+// nil.
+func userBucket(tx *bolt.Tx, top, user string) *bolt.Bucket {
+	b := tx.Bucket([]byte(top))
+	if b == nil || user == "" {
+		return nil
+	}
+	return b.Bucket([]byte(user))
+}
+
+// dropUser deletes user's nested bucket in the top-level bucket top. It
+// looks first in a read transaction, so deleting a user who has nothing
+// there costs no write.
+func (s *Store) dropUser(ctx context.Context, top, user string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var found bool
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		found = userBucket(tx, top, user) != nil
+		return nil
+	})
+	if !found {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(top))
+		if b == nil {
+			return nil
+		}
+		err := b.DeleteBucket([]byte(user))
+		if errors.Is(err, berrors.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	})
 }

@@ -146,39 +146,10 @@ func (s *Store) Keys(ctx context.Context, user string) ([]string, error) {
 // DeleteUser implements storage.KV. It drops the user's bucket in the kv
 // store.
 func (s *Store) DeleteUser(ctx context.Context, user string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var found bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		found = kvUser(tx, user) != nil
-		return nil
-	})
-	if !found {
-		return nil
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		top := tx.Bucket([]byte(kvBucket))
-		if top == nil {
-			return nil
-		}
-		err := top.DeleteBucket([]byte(user))
-		if errors.Is(err, berrors.ErrBucketNotFound) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
+	if err := s.dropUser(ctx, kvBucket, user); err != nil {
 		return fmt.Errorf("bbolt: kv delete user %q: %w", user, err)
 	}
 	return nil
 }
 
-// kvUser returns user's bucket in the kv store, or nil if there is none.
-func kvUser(tx *bolt.Tx, user string) *bolt.Bucket {
-	top := tx.Bucket([]byte(kvBucket))
-	if top == nil || user == "" {
-		return nil
-	}
-	return top.Bucket([]byte(user))
-}
+func kvUser(tx *bolt.Tx, user string) *bolt.Bucket { return userBucket(tx, kvBucket, user) }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kiez-im/kiez/storage"
 )
@@ -184,13 +182,7 @@ func decodeTombstone(contact string, data []byte) (uint64, error) {
 }
 
 // rosterUser returns user's roster bucket, or nil if there is none.
-func rosterUser(tx *bolt.Tx, user string) *bolt.Bucket {
-	top := tx.Bucket([]byte(rosterBucket))
-	if top == nil || user == "" {
-		return nil
-	}
-	return top.Bucket([]byte(user))
-}
+func rosterUser(tx *bolt.Tx, user string) *bolt.Bucket { return userBucket(tx, rosterBucket, user) }
 
 // readMeta returns the meta record of a user's bucket.
 func readMeta(b *bolt.Bucket) (rosterMetaRec, error) {
@@ -518,29 +510,7 @@ func parseRosterVersion(ver string) (gen uint32, n uint64, ok bool) {
 // DeleteRoster implements storage.Roster. It drops the user's bucket in
 // the roster store.
 func (s *Store) DeleteRoster(ctx context.Context, user string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var found bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		found = rosterUser(tx, user) != nil
-		return nil
-	})
-	if !found {
-		return nil
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		top := tx.Bucket([]byte(rosterBucket))
-		if top == nil {
-			return nil
-		}
-		err := top.DeleteBucket([]byte(user))
-		if errors.Is(err, berrors.ErrBucketNotFound) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
+	if err := s.dropUser(ctx, rosterBucket, user); err != nil {
 		return fmt.Errorf("bbolt: delete roster of %q: %w", user, err)
 	}
 	return nil
