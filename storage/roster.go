@@ -50,6 +50,10 @@ type RosterItem struct {
 	// PendingIn is set while the contact's subscription request awaits the
 	// user's answer ("Pending In"). Servers do not show it to clients.
 	PendingIn bool
+	// Hidden marks an item the user never added, kept only to remember
+	// the contact's pending request (RFC 6121 §3.1.3); clients do not see
+	// it until the user acts on it.
+	Hidden bool
 }
 
 // Clone returns a copy of it that shares no memory with it.

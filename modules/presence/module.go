@@ -202,6 +202,8 @@ func (m *Module) subscription(ctx context.Context, s *stanza.Stanza) {
 func (m *Module) outbound(ctx context.Context, typ string, user, contact jid.JID) (route bool, err error) {
 	route = true
 	err = m.roster.Update(ctx, user, contact, func(it storage.RosterItem, exists bool) (storage.RosterItem, bool, error) {
+		wasHidden := it.Hidden
+		it.Hidden = false // the user acts on the contact: it is theirs now
 		switch typ {
 		case typeSubscribe:
 			if hasTo(it.Subscription) || it.Ask && exists {
@@ -236,6 +238,11 @@ func (m *Module) outbound(ctx context.Context, typ string, user, contact jid.JID
 			}
 			it.Subscription = withoutFrom(it.Subscription)
 			it.PendingIn, it.Approved = false, false
+			if wasHidden {
+				// A request denied from someone the user never added:
+				// nothing is left to keep.
+				return it, true, nil
+			}
 		}
 		return it, false, nil
 	})
@@ -270,6 +277,7 @@ func (m *Module) inbound(ctx context.Context, s *stanza.Stanza) {
 					return it, false, roster.ErrUnchanged
 				}
 				it.PendingIn = true
+				it.Hidden = !exists // kept for the request only
 			}
 		case typeSubscribed:
 			if !it.Ask {

@@ -273,11 +273,9 @@ var ErrFull = errors.New("roster: the roster is full")
 // Hidden reports whether clients must not see it: an item that exists only
 // because of the contact's pending subscription request (RFC 6121 §3.1.3:
 // the server keeps the request, but the contact is not in the user's
-// roster until the user adds it).
-func Hidden(it storage.RosterItem) bool {
-	return (it.Subscription == storage.SubNone || it.Subscription == "") && !it.Ask && !it.Approved &&
-		it.PendingIn && it.Name == "" && len(it.Groups) == 0
-}
+// roster until the user adds it or answers). The presence module sets
+// storage.RosterItem.Hidden; a roster set by the user clears it.
+func Hidden(it storage.RosterItem) bool { return it.Hidden }
 
 // visible drops hidden items.
 func visible(items []storage.RosterItem) []storage.RosterItem {
@@ -414,6 +412,7 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	// A client sets only the name and groups; subscription, ask and
 	// approved are the server's (§2.1.2, §2.1.5).
 	it.Name, it.Groups = req.name, req.groups
+	it.Hidden = false // the user added it
 	ver, err := m.store.SetRosterItem(ctx, u, it)
 	if err != nil {
 		return fmt.Errorf("roster: %w", err)

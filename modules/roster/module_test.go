@@ -657,7 +657,7 @@ func TestHiddenAndFull(t *testing.T) {
 	fetch(t, c)
 	alice := jid.MustParse("alice@" + srv.Domain)
 	pending := func(it storage.RosterItem, exists bool) (storage.RosterItem, bool, error) {
-		it.PendingIn = true
+		it.PendingIn, it.Hidden = true, !exists
 		return it, false, nil
 	}
 	if err := m.Update(t.Context(), alice, jid.MustParse("bob@"+srv.Domain), pending); err != nil {
@@ -672,7 +672,7 @@ func TestHiddenAndFull(t *testing.T) {
 	}
 	// Approving makes it visible and pushes it.
 	if err := m.Update(t.Context(), alice, jid.MustParse("bob@"+srv.Domain), func(it storage.RosterItem, _ bool) (storage.RosterItem, bool, error) {
-		it.PendingIn, it.Subscription = false, storage.SubFrom
+		it.PendingIn, it.Subscription, it.Hidden = false, storage.SubFrom, false
 		return it, false, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -681,10 +681,16 @@ func TestHiddenAndFull(t *testing.T) {
 	if _, items := fetch(t, c); len(items) != 1 || items[0].Sub != "from" {
 		t.Fatalf("after approval: %+v", items)
 	}
-	// The limit holds for items others cause.
-	if err := m.Update(t.Context(), alice, jid.MustParse("carol@example.org"), pending); err != nil {
+	// A pending contact the user adds by hand, without name or groups,
+	// shows at once.
+	if err := m.Update(t.Context(), alice, jid.MustParse("erin@example.org"), pending); err != nil {
 		t.Fatal(err)
 	}
+	mustSet(t, c, map[string]string{"jid": "erin@example.org"})
+	if _, items := fetch(t, c); len(items) != 2 {
+		t.Fatalf("after adding the pending contact: %+v", items)
+	}
+	// The limit (2) holds for items others cause.
 	if err := m.Update(t.Context(), alice, jid.MustParse("dave@example.org"), pending); !errors.Is(err, roster.ErrFull) {
 		t.Fatalf("third item in a roster of two: %v", err)
 	}

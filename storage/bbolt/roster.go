@@ -33,7 +33,7 @@ import (
 //	version       byte, 1
 //	ver           uvarint, the counter at its last change
 //	subscription  byte: 0 none, 1 to, 2 from, 3 both
-//	flags         byte: 1 ask, 2 approved, 4 pending in
+//	flags         byte: 1 ask, 2 approved, 4 pending in, 8 hidden
 //	name          uvarint length, then bytes
 //	groups        uvarint count, then each as uvarint length and bytes
 const (
@@ -48,6 +48,7 @@ const (
 	flagAsk = 1 << iota
 	flagApproved
 	flagPendingIn
+	flagHidden
 )
 
 var subCodes = []storage.Subscription{storage.SubNone, storage.SubTo, storage.SubFrom, storage.SubBoth}
@@ -110,6 +111,9 @@ func encodeRosterItem(it storage.RosterItem, ver uint64) []byte {
 	if it.PendingIn {
 		flags |= flagPendingIn
 	}
+	if it.Hidden {
+		flags |= flagHidden
+	}
 	b = append(b, flags)
 	b = appendBytes(b, []byte(it.Name))
 	b = binary.AppendUvarint(b, uint64(len(it.Groups)))
@@ -135,7 +139,7 @@ func decodeRosterItem(contact string, data []byte) (storage.RosterItem, uint64, 
 	if d.err == nil && int(sub) >= len(subCodes) {
 		d.fail("unknown subscription %d", sub)
 	}
-	if d.err == nil && flags&^(flagAsk|flagApproved|flagPendingIn) != 0 {
+	if d.err == nil && flags&^(flagAsk|flagApproved|flagPendingIn|flagHidden) != 0 {
 		d.fail("unknown flags %#x", flags)
 	}
 	// Each group takes at least one byte; a larger count is a lie and must
@@ -159,6 +163,7 @@ func decodeRosterItem(contact string, data []byte) (storage.RosterItem, uint64, 
 	it.Ask = flags&flagAsk != 0
 	it.Approved = flags&flagApproved != 0
 	it.PendingIn = flags&flagPendingIn != 0
+	it.Hidden = flags&flagHidden != 0
 	return it, ver, nil
 }
 

@@ -162,7 +162,7 @@ func removed(contact string) storage.RosterItem {
 func fullItem(contact string) storage.RosterItem {
 	return storage.RosterItem{
 		JID: contact, Name: "Nick ✓ <&>", Groups: []string{"Friends", "Work", "Ünïcode"},
-		Subscription: storage.SubBoth, Ask: true, Approved: true, PendingIn: true,
+		Subscription: storage.SubBoth, Ask: true, Approved: true, PendingIn: true, Hidden: true,
 	}
 }
 
