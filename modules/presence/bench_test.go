@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/kiez-im/kiez/modules/presence"
 	"github.com/kiez-im/kiez/modules/roster"
 	"github.com/kiez-im/kiez/server"
@@ -22,33 +24,10 @@ import (
 // server and the 500 mellium clients share the process (and the 2 cores),
 // so the figure is an upper bound of the server's share.
 func BenchmarkBroadcast500(b *testing.B) {
-	const contacts = 500
-	store := memory.New()
-	r, err := roster.New(roster.Options{}, store)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := presence.New(presence.Deps{Roster: r})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := servertest.Start(b, server.Config{Accounts: store, Modules: []server.Module{p, r}})
-	alice := srv.AddUser(b, "alice", "pw")
-	ctx := context.Background()
-	both := func(it storage.RosterItem, _ bool) (storage.RosterItem, bool, error) {
-		it.Subscription = storage.SubBoth
-		return it, false, nil
-	}
-	clients := make([]*servertest.Client, contacts)
-	for i := range clients {
-		c := srv.AddUser(b, fmt.Sprintf("c%d", i), "pw")
-		if err := r.Update(ctx, alice, c, both); err != nil {
-			b.Fatal(err)
-		}
-		if err := r.Update(ctx, c, alice, both); err != nil {
-			b.Fatal(err)
-		}
-		clients[i] = srv.Connect(b, c, "pw")
+	srv, alice, names := broadcastSetup(b, 500)
+	clients := make([]*servertest.Client, len(names))
+	for i, name := range names {
+		clients[i] = srv.Connect(b, jid.MustParse(name+"@localhost"), "pw")
 		clients[i].Send(&stanza.Stanza{Kind: stanza.Presence})
 	}
 	a := srv.Connect(b, alice, "pw")
@@ -78,4 +57,39 @@ func BenchmarkBroadcast500(b *testing.B) {
 		wg.Wait()
 	}
 	b.StopTimer()
+}
+
+// broadcastSetup starts a server with the presence and roster modules, the
+// account alice and n contacts c0 … c(n-1) (password "pw") with mutual
+// subscriptions to alice, and returns the contacts' localparts.
+func broadcastSetup(b *testing.B, n int) (*servertest.Server, jid.JID, []string) {
+	b.Helper()
+	store := memory.New()
+	r, err := roster.New(roster.Options{}, store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := presence.New(presence.Deps{Roster: r})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := servertest.Start(b, server.Config{Accounts: store, Modules: []server.Module{p, r}})
+	alice := srv.AddUser(b, "alice", "pw")
+	ctx := context.Background()
+	both := func(it storage.RosterItem, _ bool) (storage.RosterItem, bool, error) {
+		it.Subscription = storage.SubBoth
+		return it, false, nil
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("c%d", i)
+		c := srv.AddUser(b, names[i], "pw")
+		if err := r.Update(ctx, alice, c, both); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Update(ctx, c, alice, both); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return srv, alice, names
 }

@@ -2,7 +2,6 @@ package presence_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
@@ -13,13 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiez-im/kiez/modules/presence"
-	"github.com/kiez-im/kiez/modules/roster"
-	"github.com/kiez-im/kiez/server"
-	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
-	"github.com/kiez-im/kiez/storage"
-	"github.com/kiez-im/kiez/storage/memory"
 )
 
 const rawHeader = `<stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
@@ -68,34 +61,11 @@ func rawLogin(b *testing.B, addr, user string) net.Conn {
 // user to 500 online contacts with mutual subscriptions.
 func BenchmarkBroadcast500Raw(b *testing.B) {
 	const contacts = 500
-	store := memory.New()
-	r, err := roster.New(roster.Options{}, store)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := presence.New(presence.Deps{Roster: r})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := servertest.Start(b, server.Config{Accounts: store, Modules: []server.Module{p, r}})
-	alice := srv.AddUser(b, "alice", "pw")
-	ctx := context.Background()
-	both := func(it storage.RosterItem, _ bool) (storage.RosterItem, bool, error) {
-		it.Subscription = storage.SubBoth
-		return it, false, nil
-	}
+	srv, alice, names := broadcastSetup(b, contacts)
 	var seen atomic.Int64
 	var wg sync.WaitGroup
 	conns := make([]net.Conn, contacts)
-	for i := range conns {
-		name := fmt.Sprintf("c%d", i)
-		c := srv.AddUser(b, name, "pw")
-		if err := r.Update(ctx, alice, c, both); err != nil {
-			b.Fatal(err)
-		}
-		if err := r.Update(ctx, c, alice, both); err != nil {
-			b.Fatal(err)
-		}
+	for i, name := range names {
 		conns[i] = rawLogin(b, srv.Addr, name)
 		wg.Add(1)
 		go func(conn net.Conn) {
