@@ -30,14 +30,14 @@ func (s *Server) addBuiltinRoutes() {
 		}
 	}
 	add(NSDiscoInfo, TargetHost, func(ctx context.Context, iq stanza.IQ, w ResponseWriter) error {
-		return s.discoInfo(iq, w, TargetHost)
+		return s.discoInfo(ctx, iq, w, TargetHost)
 	})
 	add(NSDiscoInfo, TargetBare, func(ctx context.Context, iq stanza.IQ, w ResponseWriter) error {
-		return s.discoInfo(iq, w, TargetBare)
+		return s.discoInfo(ctx, iq, w, TargetBare)
 	})
 	add(NSDiscoItems, TargetHost, func(ctx context.Context, iq stanza.IQ, w ResponseWriter) error {
-		if node(iq) != "" {
-			return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound})
+		if n := node(iq); n != "" {
+			return s.nodeItems(ctx, iq, w, TargetHost, n)
 		}
 		var items []xml.TokenReader
 		svcs := append([]Service(nil), s.serviceList...)
@@ -52,8 +52,8 @@ func (s *Server) addBuiltinRoutes() {
 		return w.Result(stanza.Elem(xml.Name{Space: NSDiscoItems, Local: "query"}, nil, items...))
 	})
 	add(NSDiscoItems, TargetBare, func(ctx context.Context, iq stanza.IQ, w ResponseWriter) error {
-		if node(iq) != "" {
-			return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound})
+		if n := node(iq); n != "" {
+			return s.nodeItems(ctx, iq, w, TargetBare, n)
 		}
 		return w.Result(stanza.Elem(xml.Name{Space: NSDiscoItems, Local: "query"}, nil))
 	})
@@ -81,18 +81,65 @@ func (s *Server) identitiesFor(t Target) []Identity {
 	return ids
 }
 
-func (s *Server) discoInfo(iq stanza.IQ, w ResponseWriter, t Target) error {
-	// The node of the server's entity capabilities (XEP-0115 §6.2) names
-	// the same information.
+// lookupNode asks the NodeProviders about a disco node.
+func (s *Server) lookupNode(ctx context.Context, iq stanza.IQ, t Target, n string) (DiscoNode, bool) {
+	to := iq.To
+	if to.String() == "" {
+		to = iq.From.Bare()
+	}
+	for _, p := range s.nodes {
+		if dn, ok := p.DiscoNode(ctx, t, n, iq.From, to); ok {
+			return dn, true
+		}
+	}
+	return DiscoNode{}, false
+}
+
+// nodeItems answers disco#items for a node.
+func (s *Server) nodeItems(ctx context.Context, iq stanza.IQ, w ResponseWriter, t Target, n string) error {
+	dn, ok := s.lookupNode(ctx, iq, t, n)
+	if !ok {
+		return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound})
+	}
+	items := make([]xml.TokenReader, 0, len(dn.Items))
+	for _, it := range dn.Items {
+		attrs := []xml.Attr{stanza.Attr("jid", it.JID.String())}
+		if it.Node != "" {
+			attrs = append(attrs, stanza.Attr("node", it.Node))
+		}
+		if it.Name != "" {
+			attrs = append(attrs, stanza.Attr("name", it.Name))
+		}
+		items = append(items, stanza.Elem(xml.Name{Local: "item"}, attrs))
+	}
+	return w.Result(stanza.Elem(xml.Name{Space: NSDiscoItems, Local: "query"}, []xml.Attr{stanza.Attr("node", n)}, items...))
+}
+
+func (s *Server) discoInfo(ctx context.Context, iq stanza.IQ, w ResponseWriter, t Target) error {
 	var queryAttrs []xml.Attr
+	ids := s.identitiesFor(t)
+	var features []string
+	forms := s.forms
 	if n := node(iq); n != "" {
-		if t != TargetHost || n != capsNode+"#"+s.caps {
+		queryAttrs = []xml.Attr{stanza.Attr("node", n)}
+		switch dn, ok := s.lookupNode(ctx, iq, t, n); {
+		case t == TargetHost && n == capsNode+"#"+s.caps:
+			// The node of the server's entity capabilities (XEP-0115
+			// §6.2) names the same information.
+			features = s.sortedFeatures(t)
+		case ok:
+			ids = dn.Identities
+			features = append([]string(nil), dn.Features...)
+			sort.Strings(features)
+			forms = nil
+		default:
 			return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound})
 		}
-		queryAttrs = []xml.Attr{stanza.Attr("node", n)}
+	} else {
+		features = s.sortedFeatures(t)
 	}
 	var children []xml.TokenReader
-	for _, id := range s.identitiesFor(t) {
+	for _, id := range ids {
 		attrs := []xml.Attr{stanza.Attr("category", id.Category), stanza.Attr("type", id.Type)}
 		if id.Name != "" {
 			attrs = append(attrs, stanza.Attr("name", id.Name))
@@ -102,10 +149,10 @@ func (s *Server) discoInfo(iq stanza.IQ, w ResponseWriter, t Target) error {
 		}
 		children = append(children, stanza.Elem(xml.Name{Local: "identity"}, attrs))
 	}
-	for _, f := range s.sortedFeatures(t) {
+	for _, f := range features {
 		children = append(children, stanza.Elem(xml.Name{Local: "feature"}, []xml.Attr{stanza.Attr("var", f)}))
 	}
-	for _, p := range s.forms {
+	for _, p := range forms {
 		children = append(children, p.Forms(t)...)
 	}
 	return w.Result(stanza.Elem(xml.Name{Space: NSDiscoInfo, Local: "query"}, queryAttrs, children...))

@@ -223,6 +223,51 @@ type Interceptor interface {
 	InterceptInbound(ctx context.Context, from *Session, s *stanza.Stanza) error
 }
 
+// DeliveryInterceptor sees every message addressed to an existing local
+// account (to a bare or full JID) before it reaches the account's sessions
+// or the UndeliveredHandlers, in Config.Modules order, whoever sent it: a
+// local client, a module or a remote server (the message archive and
+// carbons). It returns the message to deliver: s itself, or a changed copy
+// (s must not be changed; it may already be queued elsewhere). Returning
+// ErrHandled stops delivery (the interceptor delivered it itself);
+// returning a mstanza.Error bounces that error to the sender; any other
+// error is logged and the message delivered as it is.
+type DeliveryInterceptor interface {
+	InterceptDelivery(ctx context.Context, account jid.JID, s *stanza.Stanza) (*stanza.Stanza, error)
+}
+
+// AvailabilityListener is implemented by modules that act when a session
+// sends its initial presence (offline message delivery). It is called
+// after the session counts as available, so that a message routed
+// concurrently is either delivered to it or seen by the listener.
+type AvailabilityListener interface {
+	SessionAvailable(ctx context.Context, s *Session)
+}
+
+// DiscoItem is a XEP-0030 item.
+type DiscoItem struct {
+	JID  jid.JID
+	Node string
+	Name string
+}
+
+// DiscoNode is what a module tells about one of its XEP-0030 nodes.
+type DiscoNode struct {
+	Identities []Identity
+	Features   []string
+	Items      []DiscoItem
+}
+
+// NodeProvider is implemented by modules that answer disco#info and
+// disco#items queries for nodes at the server (TargetHost) or at accounts
+// (TargetBare), such as XEP-0050's command list. from is the requester's
+// full JID and to the queried address; ok false means the node is not the
+// module's (the next provider is asked, and item-not-found answered when
+// none knows it).
+type NodeProvider interface {
+	DiscoNode(ctx context.Context, t Target, node string, from, to jid.JID) (n DiscoNode, ok bool)
+}
+
 // UndeliveredHandler is offered messages addressed to a local account that
 // has no available resource, in Config.Modules order, until one returns
 // handled (offline storage).

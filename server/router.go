@@ -150,7 +150,19 @@ func (r *router) toBare(ctx context.Context, st *stanza.Stanza, to jid.JID) {
 		}
 		r.iq(ctx, st, TargetBare)
 	case stanza.Message:
-		r.messageToBare(ctx, st, bare)
+		if st.Type == "groupchat" {
+			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+			return
+		}
+		if !s.sessions.hasUser(bare) && !s.userExists(ctx, bare) {
+			if st.Type != "headline" {
+				r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+			}
+			return
+		}
+		if st = r.interceptDelivery(ctx, to, st); st != nil {
+			r.messageToBare(ctx, st, bare)
+		}
 	case stanza.Presence:
 		// Directed presence to an account goes to all its available
 		// resources; subscription rules come with the roster module.
@@ -165,13 +177,36 @@ func (r *router) toBare(ctx context.Context, st *stanza.Stanza, to jid.JID) {
 	}
 }
 
-// messageToBare implements RFC 6121 §8.5.2.
+// interceptDelivery runs the DeliveryInterceptors on a message to an
+// existing local account. It returns the message to deliver, or nil when
+// an interceptor handled or bounced it.
+func (r *router) interceptDelivery(ctx context.Context, account jid.JID, st *stanza.Stanza) *stanza.Stanza {
+	for _, i := range r.srv.deliveryIs {
+		next, err := i.InterceptDelivery(ctx, account, st)
+		if err != nil {
+			var se mstanza.Error
+			switch {
+			case errors.Is(err, ErrHandled):
+				return nil
+			case errors.As(err, &se):
+				r.bounce(ctx, st, se)
+				return nil
+			default:
+				r.srv.log.Warn("delivery interceptor failed", "err", err)
+				continue
+			}
+		}
+		if next != nil {
+			st = next
+		}
+	}
+	return st
+}
+
+// messageToBare implements RFC 6121 §8.5.2 for a message of an existing
+// account that has passed the DeliveryInterceptors.
 func (r *router) messageToBare(ctx context.Context, st *stanza.Stanza, bare string) {
 	s := r.srv
-	if st.Type == "groupchat" {
-		r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
-		return
-	}
 	sessions := s.sessions.userSessions(bare)
 	best := -1
 	for _, sess := range sessions {
@@ -191,12 +226,6 @@ func (r *router) messageToBare(ctx context.Context, st *stanza.Stanza, bare stri
 		}
 	}
 	if delivered {
-		return
-	}
-	if len(sessions) == 0 && !s.userExists(ctx, bare) {
-		if st.Type != "headline" {
-			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
-		}
 		return
 	}
 	r.undelivered(ctx, st)
@@ -221,17 +250,39 @@ func (r *router) undelivered(ctx context.Context, st *stanza.Stanza) {
 }
 
 func (r *router) toFull(ctx context.Context, st *stanza.Stanza, to jid.JID) {
-	sess := r.srv.sessions.lookup(to.Bare().String(), to.Resourcepart())
+	bare := to.Bare()
+	sess := r.srv.sessions.lookup(bare.String(), to.Resourcepart())
+	if st.Kind == stanza.Message && len(r.srv.deliveryIs) > 0 {
+		if sess == nil && !r.srv.sessions.hasUser(bare.String()) && !r.srv.userExists(ctx, bare.String()) {
+			r.bounceMissingResource(ctx, st)
+			return
+		}
+		if st = r.interceptDelivery(ctx, bare, st); st == nil {
+			return
+		}
+		// An interceptor may have waited (for storage): look again.
+		sess = r.srv.sessions.lookup(bare.String(), to.Resourcepart())
+	}
 	if sess != nil {
 		sess.Send(st)
 		return
 	}
-	// RFC 6121 §8.5.3.2: no such resource.
+	r.bounceMissingResource(ctx, st)
+}
+
+// bounceMissingResource handles a stanza to a full JID that has no
+// session (RFC 6121 §8.5.3.2).
+func (r *router) bounceMissingResource(ctx context.Context, st *stanza.Stanza) {
 	switch st.Kind {
 	case stanza.Message:
 		switch st.Type {
 		case "", "normal", "chat":
-			r.messageToBare(ctx, st, to.Bare().String())
+			bare := st.To.Bare().String()
+			if !r.srv.sessions.hasUser(bare) && !r.srv.userExists(ctx, bare) {
+				r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+				return
+			}
+			r.messageToBare(ctx, st, bare)
 		case "groupchat":
 			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
 		}
@@ -261,6 +312,11 @@ func (r *router) ownPresence(ctx context.Context, from *Session, st *stanza.Stan
 					from.Send(p)
 				}
 			}
+			defer func() {
+				for _, l := range r.srv.availableLs {
+					l.SessionAvailable(ctx, from)
+				}
+			}()
 		}
 	case "unavailable":
 		from.available.Store(false)

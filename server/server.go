@@ -74,6 +74,9 @@ type Server struct {
 	accountLs    []AccountListener
 	interceptors []Interceptor
 	undelivered  []UndeliveredHandler
+	deliveryIs   []DeliveryInterceptor
+	availableLs  []AvailabilityListener
+	nodes        []NodeProvider
 	owners       []namedOwner
 	closers      []Closer
 
@@ -244,6 +247,15 @@ func (s *Server) addModule(m Module) error {
 	}
 	if u, ok := m.(UndeliveredHandler); ok {
 		s.undelivered = append(s.undelivered, u)
+	}
+	if i, ok := m.(DeliveryInterceptor); ok {
+		s.deliveryIs = append(s.deliveryIs, i)
+	}
+	if l, ok := m.(AvailabilityListener); ok {
+		s.availableLs = append(s.availableLs, l)
+	}
+	if n, ok := m.(NodeProvider); ok {
+		s.nodes = append(s.nodes, n)
 	}
 	if c, ok := m.(Closer); ok {
 		s.closers = append(s.closers, c)

@@ -75,12 +75,22 @@ type Stanza struct {
 	// Attrs are the remaining attributes of the stanza element, in document
 	// order (never id, type, from, to, xml:lang or namespace declarations).
 	Attrs []xml.Attr
-	// Inner are the child tokens: StartElement, EndElement and CharData only.
+	// Inner are the child tokens: StartElement, EndElement and CharData,
+	// and Raw for stored XML written out verbatim.
 	// An element's Name.Space is its namespace URI, always explicit ("" is
 	// no namespace); the builders (AppendChild, ResultReply, ErrorReply)
 	// fill in inherited namespaces, see Resolve.
 	Inner []xml.Token
 }
+
+// Raw is serialised XML kept among a stanza's Inner tokens and written
+// verbatim, so that stored messages (offline storage, the archive) can be
+// sent again without parsing them. It must be a sequence of complete
+// elements and character data that is well-formed where it is placed: an
+// element whose namespace differs from its parent's must declare it (as
+// WriteTokens writes it). Only this package's writer understands Raw;
+// readers such as Child and ChildText skip it.
+type Raw []byte
 
 // IQ is an iq stanza handed to an IQ handler.
 type IQ struct {

@@ -149,3 +149,51 @@ func ExampleStanza_ErrorReply() {
 	fmt.Println(b.String())
 	// Output: <message id="m1" type="error" from="nobody@example.org" to="alice@example.org/phone"><error type="cancel"><service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></message>
 }
+
+// A stored message's inner XML, kept as Raw, is written verbatim inside a
+// wrapper in another namespace, and the result parses back to the same
+// message.
+func TestRawInner(t *testing.T) {
+	orig := parse(t, `<message type='chat' to='b@example.org'><body>hi &amp; bye</body><x xmlns='urn:example'><y/></x></message>`)
+	var inner bytes.Buffer
+	if err := stanza.WriteTokens(&inner, orig.Inner, stanza.NSClient); err != nil {
+		t.Fatal(err)
+	}
+	msg := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: jid.MustParse("b@example.org")}
+	msg.Inner = []xml.Token{
+		xml.StartElement{Name: xml.Name{Space: "urn:xmpp:forward:0", Local: "forwarded"}},
+		xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}},
+		stanza.Raw(inner.Bytes()),
+		xml.EndElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}},
+		xml.EndElement{Name: xml.Name{Space: "urn:xmpp:forward:0", Local: "forwarded"}},
+	}
+	if _, _, ok := msg.Clone().Child(xml.Name{Local: "forwarded"}); !ok {
+		t.Fatal("Child does not find the wrapper of a Raw payload")
+	}
+	var out bytes.Buffer
+	if err := msg.WriteTo(&out); err != nil {
+		t.Fatal(err)
+	}
+	want := `<message type="chat" to="b@example.org"><forwarded xmlns="urn:xmpp:forward:0"><message xmlns="jabber:client"><body>hi &amp; bye</body><x xmlns="urn:example"><y/></x></message></forwarded></message>`
+	if out.String() != want {
+		t.Fatalf("got  %s\nwant %s", out.String(), want)
+	}
+	back := parse(t, out.String())
+	_, r, ok := back.Child(xml.Name{Space: "urn:xmpp:forward:0", Local: "forwarded"})
+	if !ok {
+		t.Fatal("no forwarded element after a round trip")
+	}
+	var names []string
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			break
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			names = append(names, se.Name.Space+" "+se.Name.Local)
+		}
+	}
+	if got := strings.Join(names, ","); got != "urn:xmpp:forward:0 forwarded,jabber:client message,jabber:client body,urn:example x,urn:example y" {
+		t.Fatalf("parsed names %s", got)
+	}
+}

@@ -99,6 +99,8 @@ func WriteTokens(w BufWriter, toks []xml.Token, parentNS string) error {
 			w.WriteByte('>')
 		case xml.CharData:
 			escape(w, tt, false)
+		case Raw:
+			w.Write(tt)
 		}
 	}
 	// Close anything a malformed sequence left open.
