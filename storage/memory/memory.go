@@ -4,6 +4,13 @@
 // when the process exits. It suits tests, examples and throwaway servers.
 // Values are copied on the way in and out, so callers can never change
 // stored state by mutating a slice or map they passed in or got back.
+//
+// Offline messages are a slice per user in Seq order; the user's Seq
+// counter is kept when the queue empties, so a Seq is never reused until
+// DeleteOfflineUser. An archive is a slice per user in ID order plus, per
+// bare JID of the other party, the IDs of that party's messages, so queries
+// With a party binary-search that party's list; the last ID assigned is
+// kept when messages expire, and dropped with DeleteArchive.
 package memory
 
 import (
@@ -25,6 +32,8 @@ type Store struct {
 	accounts map[string]storage.Account // by bare JID
 	kv       map[string]map[string][]byte
 	roster   rosterTable
+	offline  map[string]*offlineQueue // by bare JID; see offline.go
+	archive  map[string]*userArchive  // by bare JID; see archive.go
 }
 
 // New returns an empty Store.

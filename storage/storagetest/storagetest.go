@@ -26,6 +26,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) any) {
 		suiteFor("Accounts", TestAccounts),
 		suiteFor("KV", TestKV),
 		suiteFor("Roster", TestRoster),
+		suiteFor("Offline", TestOffline),
+		suiteFor("Archive", TestArchive),
 		// One line per storage interface, as new ones are added.
 	}
 
