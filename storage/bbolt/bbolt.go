@@ -67,7 +67,8 @@ type Options struct {
 // Store is a storage backend backed by one bbolt file. Create it with Open
 // and release it with Close. A Store is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db     *bolt.DB
+	commit *committer // group commit of archive and offline appends
 }
 
 // Open opens the database file at path, creating it (mode 0600) and its
@@ -90,7 +91,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("bbolt: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{accountsBucket} {
+		for _, name := range []string{accountsBucket, offlineBucket, archiveBucket} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %q: %w", name, err)
 			}
@@ -101,12 +102,14 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bbolt: open %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, commit: newCommitter(db)}, nil
 }
 
-// Close closes the database file. It waits for running transactions to
-// finish. Using the Store after Close returns errors.
+// Close closes the database file. It commits the appends already queued,
+// waits for running transactions to finish and fails appends that come
+// later. Using the Store after Close returns errors.
 func (s *Store) Close() error {
+	s.commit.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("bbolt: close: %w", err)
 	}
