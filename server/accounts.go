@@ -86,7 +86,7 @@ func (s *Server) DeleteUser(ctx context.Context, user jid.JID) error {
 		return fmt.Errorf("server: deleting %s: %w", user, err)
 	}
 	for _, sess := range s.sessions.userSessions(user.String()) {
-		sess.conn.shutdown(streamErr(condNotAuthorized, "account deleted"))
+		sess.close(streamErr(condNotAuthorized, "account deleted"))
 	}
 	var errs []error
 	for _, o := range s.owners {

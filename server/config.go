@@ -58,6 +58,10 @@ type Limits struct {
 	// AuthAttempts is how many failed SASL attempts one stream may make
 	// before it is closed (default 3).
 	AuthAttempts int
+	// ResumeTimeout is how long a session with XEP-0198 resumption
+	// enabled outlives a lost connection, waiting for its client to resume
+	// it (default 5 min); it is the 'max' the server advertises.
+	ResumeTimeout time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -80,5 +84,6 @@ func (l Limits) withDefaults() Limits {
 	defDur(&l.WriteTimeout, 30*time.Second)
 	def(&l.QueueSize, 4096)
 	def(&l.AuthAttempts, 3)
+	defDur(&l.ResumeTimeout, 5*time.Minute)
 	return l
 }

@@ -39,6 +39,10 @@ type conn struct {
 	mu      sync.Mutex
 	sess    *Session
 	pending *StreamError // a shutdown request that came before bind
+
+	// runWG is done when the connection's reader has finished with its
+	// session, which a resumption on another connection waits for.
+	runWG sync.WaitGroup
 }
 
 // ServeC2S accepts client connections on ln that start in plain text and
@@ -105,8 +109,10 @@ func (s *Server) serve(ln net.Listener, direct bool) error {
 func (c *conn) serve() {
 	s := c.srv
 	handedOff := false
+	c.runWG.Add(1)
 	defer func() {
 		if !handedOff {
+			c.runWG.Done()
 			c.cleanup()
 		}
 	}()

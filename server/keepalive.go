@@ -24,9 +24,18 @@ func (s *Server) keepalive(ctx context.Context) {
 		}
 		now := time.Now()
 		for _, sess := range s.sessions.all() {
+			if sess.detached() {
+				continue // waiting for its client to resume it
+			}
 			sent := sess.pingSent.Load()
 			switch {
 			case sent != 0 && now.Sub(time.Unix(0, sent)) > s.limits.PingTimeout:
+				if sess.resumable() {
+					// The connection is dead: keep the session for its
+					// client to resume (XEP-0198).
+					sess.connLost()
+					continue
+				}
 				sess.close(streamErr(condConnectionTimeout, ""))
 			case sent == 0 && now.Sub(time.Unix(0, sess.lastActive.Load())) > s.limits.PingAfter:
 				sess.pingSent.Store(now.UnixNano())

@@ -131,6 +131,25 @@ func (c *conn) negotiate() (*Session, error) {
 				user = u
 				s.accounts.TouchLogin(context.Background(), user.String(), time.Now())
 				break elements
+			case start.Name.Space == nsSM:
+				if start.Name.Local == "resume" {
+					sess, err := c.resume(start, user)
+					if err != nil {
+						return nil, c.negErr(err)
+					}
+					if sess != nil {
+						return sess, nil
+					}
+					continue
+				}
+				// <enable/> and the rest come after binding (XEP-0198 §3).
+				if _, err := c.in.readElement(); err != nil {
+					return nil, c.negErr(err)
+				}
+				c.bw.Write(smFailed("unexpected-request"))
+				if err := c.bw.Flush(); err != nil {
+					return nil, err
+				}
 			default:
 				sess, err := c.bind(start, user)
 				if err != nil {
@@ -181,6 +200,8 @@ func (c *conn) writeFeatures(user jid.JID) {
 	default:
 		w.WriteString(`<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>`)
 		w.WriteString(`<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>`)
+		w.WriteString(`<sm xmlns='urn:xmpp:sm:3'/>`)
+		w.WriteString(`<csi xmlns='urn:xmpp:csi:0'/>`)
 		w.WriteString(c.srv.capsFeature())
 		for _, f := range c.srv.streamFeats {
 			stanza.WriteTokens(w, stanza.Resolve(f.Element(), nsClient), nsClient)

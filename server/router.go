@@ -330,3 +330,33 @@ func (r *router) ownPresence(ctx context.Context, from *Session, st *stanza.Stan
 		}
 	}
 }
+
+// redeliverUnacked handles the stanzas a session leaves behind when it
+// ends before its client acknowledged or received them (XEP-0198 §5, "as
+// a stanza sent to an unavailable resource"). The session is no longer in
+// the registry. Messages to the user go again to the account's bare JID,
+// reaching its other resources or the UndeliveredHandlers, without the
+// DeliveryInterceptors, which saw them already; errors, groupchat,
+// carbons copies and archive results are dropped (they have other
+// sources). Iq requests are answered with an error; presence is dropped.
+func (r *router) redeliverUnacked(ctx context.Context, sess *Session, pending []*stanza.Stanza) {
+	for _, st := range pending {
+		switch st.Kind {
+		case stanza.Message:
+			if st.Type == "error" || st.Type == "groupchat" ||
+				st.HasChild(xml.Name{Space: nsCarbons, Local: "sent"}) ||
+				st.HasChild(xml.Name{Space: nsCarbons, Local: "received"}) ||
+				st.HasChild(xml.Name{Space: nsMAM, Local: "result"}) {
+				continue
+			}
+			if st.To.Bare().String() != sess.bare {
+				continue
+			}
+			r.messageToBare(ctx, st, sess.bare)
+		case stanza.IQKind:
+			if st.Type == stanza.Get || st.Type == stanza.Set {
+				r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+			}
+		}
+	}
+}

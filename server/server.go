@@ -6,6 +6,38 @@
 // inspected then, by type assertion, for the optional interfaces in this
 // package (IQProvider, FeatureProvider, UserDataOwner, ...), and the
 // resulting tables never change afterwards.
+//
+// # Stream management (XEP-0198) and client state (XEP-0352)
+//
+// Clients may enable stream management after binding. The server then
+// counts the stanzas it has handled (a stanza counts once the router is
+// done with it, so modules that block until a write is durable, like the
+// archive, make an acknowledgement mean "stored"), answers <r/>, keeps
+// every stanza it writes until the client acknowledges it, and asks for
+// acknowledgements itself. The unacknowledged stanzas count toward
+// Limits.QueueSize, the slow-client limit. The h counters wrap at 2^32 as
+// the XEP says.
+//
+// With resumption enabled, a session whose connection is lost (no closing
+// stream tag) is not ended: it stays bound and available, with its
+// presence, and keeps queueing for Limits.ResumeTimeout. A new stream of
+// the same account may resume it instead of binding; the same *Session
+// then continues on the new connection, and what the client did not
+// acknowledge is sent again. A session that ends while stanzas are
+// unacknowledged or unsent (its timeout passed, its client closed the
+// stream, or the server shut down) hands them to the router: messages to
+// the user (except errors, groupchat, carbons copies and MAM results) are
+// delivered again to the account's bare JID without running the
+// DeliveryInterceptors a second time, reaching the user's other resources
+// or else the UndeliveredHandlers (offline storage); iq requests are
+// answered with service-unavailable, as for a resource that went away;
+// presence is dropped.
+//
+// Client state indication holds back, while the client says it is
+// inactive, what is not urgent (presence, keeping the latest per sender;
+// messages without a body or other content, such as chat states), and
+// writes it, in order, before the next urgent stanza or when the client
+// becomes active again.
 package server
 
 import (
@@ -82,6 +114,9 @@ type Server struct {
 
 	sessions *registry
 	router   *router
+
+	smMu  sync.Mutex
+	smIDs map[string]*Session // XEP-0198 resumption id → session
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -364,6 +399,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	for _, c := range conns {
 		c.shutdown(streamErr(condSystemShutdown, ""))
+	}
+	// Sessions waiting for resumption end now: what their clients did not
+	// acknowledge is redelivered (offline storage) while modules still run.
+	s.smMu.Lock()
+	var waiting []*Session
+	for _, sess := range s.smIDs {
+		waiting = append(waiting, sess)
+	}
+	s.smMu.Unlock()
+	for _, sess := range waiting {
+		sess.qmu.Lock()
+		detached := sess.conn == nil && !sess.resuming && !sess.closed
+		if detached {
+			sess.closed = true
+		}
+		sess.qmu.Unlock()
+		if detached {
+			s.endDetached(sess)
+		}
 	}
 	s.cancel()
 	done := make(chan struct{})

@@ -12,22 +12,35 @@ import (
 
 // Session is a bound client session. Its methods are safe for concurrent
 // use; modules receive sessions in SessionListener and Interceptor calls.
+//
+// With stream management (XEP-0198) a session can outlive its connection:
+// it then stays bound and available, queueing what is sent to it, until the
+// client resumes it on a new connection or the resumption timeout ends it.
 type Session struct {
-	conn *conn
+	srv  *Server
 	jid  jid.JID
 	bare string
 
 	// The outbound queue. A writer goroutine runs only while there is
 	// something to write, so an idle session costs no goroutine and no
 	// write buffer; at most one writer runs at a time.
-	qmu     sync.Mutex
-	items   []outItem
-	spare   []outItem
-	max     int
-	writing bool          // a writer goroutine is running
-	closed  bool          // no more items; the writer ends the stream
-	final   *StreamError  // written before </stream:stream>; nil for none
-	done    chan struct{} // closed when the stream's end has been written
+	qmu   sync.Mutex
+	conn  *conn // the current connection; nil while detached (hibernating or being resumed)
+	last  *conn // the latest connection, whose reader a resumption waits for
+	items []outItem
+	spare []outItem
+	max   int
+	sm    *smState      // stream management, from <enable/> on; nil before
+	csi   *csiState     // client state, from the first <inactive/> on; nil before
+	final *StreamError  // written before </stream:stream>; nil for none
+	done  chan struct{} // closed when the stream's end has been written
+
+	writing    bool // a writer goroutine is running
+	closed     bool // no more items; the writer ends the stream
+	broken     bool // a write failed on a resumable session: wait for the reader to detach it
+	resuming   bool // a new connection is taking the session over
+	ended      bool // endSession ran
+	doneClosed bool
 
 	available atomic.Bool
 	priority  atomic.Int32
@@ -37,13 +50,15 @@ type Session struct {
 	pingSent   atomic.Int64 // unix nanoseconds of an unanswered keepalive, or 0
 }
 
+// outItem is a stanza, or serialised bytes of a stream-level element (a
+// nonza such as <a/>), which stream management does not count.
 type outItem struct {
 	st  *stanza.Stanza
 	raw []byte
 }
 
 func newSession(c *conn, full jid.JID, max int) *Session {
-	s := &Session{conn: c, jid: full, bare: full.Bare().String(), max: max, done: make(chan struct{})}
+	s := &Session{srv: c.srv, conn: c, last: c, jid: full, bare: full.Bare().String(), max: max, done: make(chan struct{})}
 	s.lastActive.Store(time.Now().UnixNano())
 	return s
 }
@@ -64,6 +79,10 @@ func (s *Session) Presence() *stanza.Stanza { return s.presence.Load() }
 // slow to keep its queue from filling up, the session is closed and Send
 // reports false; it also reports false for a closing session. st must not
 // be changed after Send.
+//
+// A session whose connection was lost but which its client may resume
+// (XEP-0198) keeps queueing: Send reports true, and what the client never
+// acknowledges is redelivered when the session ends.
 func (s *Session) Send(st *stanza.Stanza) bool {
 	return s.enqueue(outItem{st: st})
 }
@@ -74,39 +93,94 @@ func (s *Session) enqueue(it outItem) bool {
 		s.qmu.Unlock()
 		return false
 	}
-	if len(s.items) >= s.max {
+	if it.st != nil && s.csi != nil && s.csi.inactive {
+		if !isImportant(it.st) {
+			if s.csi.hold(it) {
+				s.qmu.Unlock()
+				return true
+			}
+			it = outItem{} // held; the buffer is full: flush it
+		}
+		s.items = append(s.items, s.csi.take()...)
+	}
+	pending := len(s.items)
+	if s.sm != nil {
+		pending += len(s.sm.unacked)
+	}
+	if pending >= s.max {
 		s.qmu.Unlock()
 		// No JID: with the log's timestamp it would tell when the user
 		// was online.
-		s.conn.srv.log.Warn("closing a session whose client does not keep up")
+		s.srv.log.Warn("closing a session whose client does not keep up")
 		s.close(streamErr(condPolicyViolation, "too many stanzas waiting for this client"))
 		return false
 	}
-	s.items = append(s.items, it)
-	start := !s.writing
-	s.writing = true
-	s.qmu.Unlock()
-	if start {
-		go s.writeLoop()
+	if it.st != nil || it.raw != nil {
+		s.items = append(s.items, it)
 	}
+	s.startWriterLocked()
+	s.qmu.Unlock()
 	return true
 }
 
+// startWriterLocked starts a writer if there is a connection to write to
+// and none runs. qmu is held.
+func (s *Session) startWriterLocked() {
+	if s.writing || s.conn == nil || s.broken || (len(s.items) == 0 && !s.closed) {
+		return
+	}
+	s.writing = true
+	go s.writeLoop()
+}
+
 // close makes the writer write what is queued, then final (if any) and the
-// closing stream tag, and close the connection for writing.
+// closing stream tag, and close the connection for writing. A detached
+// session ends at once.
 func (s *Session) close(final *StreamError) {
 	s.qmu.Lock()
 	if s.closed {
 		s.qmu.Unlock()
 		return
 	}
+	s.closeLocked(final)
+	detached := s.conn == nil && !s.resuming
+	s.qmu.Unlock()
+	if detached {
+		// A resumption in progress sees closed and ends the session
+		// itself; otherwise nobody reads for it, so end it here.
+		go s.srv.endDetached(s)
+	}
+}
+
+// closeFrom closes the session for its reader on c, unless c no longer
+// owns it (it was resumed elsewhere), which it reports.
+func (s *Session) closeFrom(c *conn, final *StreamError) bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.conn != c {
+		return false
+	}
+	if !s.closed {
+		s.closeLocked(final)
+	}
+	return true
+}
+
+func (s *Session) closeLocked(final *StreamError) {
 	s.closed = true
 	s.final = final
-	start := !s.writing
-	s.writing = true
-	s.qmu.Unlock()
-	if start {
-		go s.writeLoop()
+	if s.broken {
+		s.markDoneLocked() // the connection is gone: nothing more to write
+		return
+	}
+	s.startWriterLocked()
+}
+
+// markDoneLocked closes done once. qmu is held.
+func (s *Session) markDoneLocked() {
+	if !s.doneClosed {
+		s.doneClosed = true
+		close(s.done)
 	}
 }
 
@@ -114,22 +188,25 @@ func (s *Session) close(final *StreamError) {
 // buffer for each batch and flushing once per batch. After close, it
 // writes the end of the stream and closes done.
 func (s *Session) writeLoop() {
-	c := s.conn
 	for {
 		s.qmu.Lock()
+		c := s.conn
 		items := s.items
-		s.items = s.spare[:0]
-		s.spare = nil
 		closing := s.closed
-		if len(items) == 0 && !closing {
+		if c == nil || s.broken || (len(items) == 0 && !closing) {
 			s.writing = false
-			s.spare = items
 			s.qmu.Unlock()
 			return
 		}
+		s.items = s.spare[:0]
+		s.spare = nil
+		var ack []byte
+		if s.sm != nil {
+			ack = s.sm.sent(items)
+		}
 		s.qmu.Unlock()
 
-		c.nc.SetWriteDeadline(time.Now().Add(c.srv.limits.WriteTimeout))
+		c.nc.SetWriteDeadline(time.Now().Add(s.srv.limits.WriteTimeout))
 		bw := getWriter(c.nc)
 		for i, it := range items {
 			if it.st != nil {
@@ -138,6 +215,9 @@ func (s *Session) writeLoop() {
 				bw.Write(it.raw)
 			}
 			items[i] = outItem{}
+		}
+		if ack != nil {
+			bw.Write(ack)
 		}
 		if closing {
 			if s.final != nil {
@@ -151,19 +231,53 @@ func (s *Session) writeLoop() {
 		if cap(items) <= 64 && s.spare == nil {
 			s.spare = items[:0] // reuse a small slice; let a big one go
 		}
-		if err != nil && !closing {
+		if err != nil && !closing && s.conn == c {
+			if s.sm != nil && s.sm.id != "" {
+				// What was written stays unacknowledged: the reader
+				// detaches the session when it sees the connection go.
+				s.broken = true
+				s.writing = false
+				s.qmu.Unlock()
+				c.raw.Close()
+				return
+			}
 			s.closed = true
 			closing = true
-			s.items = nil
 			c.raw.Close()
 		}
-		s.qmu.Unlock()
 		if closing {
+			s.writing = false
 			if err == nil {
 				c.closeWrite()
 			}
-			close(s.done)
+			s.markDoneLocked()
+			s.qmu.Unlock()
 			return
 		}
+		s.qmu.Unlock()
 	}
+}
+
+// takePendingLocked removes and returns the stanzas the client has not
+// acknowledged or not been sent: written but unacknowledged first, then
+// queued, then held back by client state indication. qmu is held.
+func (s *Session) takePendingLocked() []*stanza.Stanza {
+	var out []*stanza.Stanza
+	add := func(items []outItem) {
+		for _, it := range items {
+			if it.st != nil {
+				out = append(out, it.st)
+			}
+		}
+	}
+	if s.sm != nil {
+		add(s.sm.unacked)
+		s.sm.unacked = nil
+	}
+	add(s.items)
+	s.items = nil
+	if s.csi != nil {
+		add(s.csi.take())
+	}
+	return out
 }

@@ -23,12 +23,14 @@ const (
 	condUnsupportedEncoding = "unsupported-encoding"
 	condUnsupportedStanza   = "unsupported-stanza-type"
 	condUnsupportedVersion  = "unsupported-version"
+	condUndefined           = "undefined-condition"
 )
 
 // StreamError is a stream-level error (RFC 6120 §4.9) that ends a stream.
 type StreamError struct {
 	Condition string
 	Text      string
+	app       string // an application-specific condition element, serialised
 }
 
 func (e *StreamError) Error() string {
@@ -51,6 +53,7 @@ func (e *StreamError) bytes() []byte {
 		b.WriteString(escapeString(e.Text))
 		b.WriteString("</text>")
 	}
+	b.WriteString(e.app)
 	b.WriteString("</stream:error>")
 	return []byte(b.String())
 }
