@@ -134,45 +134,52 @@ func (s *Store) AppendArchive(ctx context.Context, user string, at time.Time, wi
 	rec := encodeArchiveMsg(with, data)
 	want := storage.TimeID(at)
 	var id uint64
-	err := s.commit.do(ctx, func(tx *bolt.Tx) error {
-		top, err := tx.CreateBucketIfNotExists([]byte(archiveBucket))
-		if err != nil {
-			return err
-		}
-		ub, err := top.CreateBucketIfNotExists([]byte(user))
-		if err != nil {
-			return err
-		}
-		meta, err := decodeArchiveMeta(ub.Get([]byte(archiveMeta)))
-		if err != nil {
-			return err
-		}
-		msgs, err := ub.CreateBucketIfNotExists([]byte(archiveMsgs))
-		if err != nil {
-			return err
-		}
-		idx, err := ub.CreateBucketIfNotExists([]byte(archiveWith))
-		if err != nil {
-			return err
-		}
-		msgs.FillPercent = 0.95 // keys only grow
-		id = max(want, meta.last+1)
-		meta.last = id
-		meta.count++
-		if err := msgs.Put(be64(id), rec); err != nil {
-			return err
-		}
-		for _, k := range withKeys(with, id) {
-			if err := idx.Put(k, nil); err != nil {
-				return err
-			}
-		}
-		return ub.Put([]byte(archiveMeta), encodeArchiveMeta(meta))
+	err := s.commit.do(ctx, func(tx *bolt.Tx) (err error) {
+		id, err = appendArchiveTx(tx, user, want, with, rec)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bbolt: append archive of %q: %w", user, err)
 	}
 	return id, nil
+}
+
+// appendArchiveTx adds the message record rec with the party with to user's
+// archive with an ID of at least want, and returns the ID.
+func appendArchiveTx(tx *bolt.Tx, user string, want uint64, with string, rec []byte) (uint64, error) {
+	top, err := tx.CreateBucketIfNotExists([]byte(archiveBucket))
+	if err != nil {
+		return 0, err
+	}
+	ub, err := top.CreateBucketIfNotExists([]byte(user))
+	if err != nil {
+		return 0, err
+	}
+	meta, err := decodeArchiveMeta(ub.Get([]byte(archiveMeta)))
+	if err != nil {
+		return 0, err
+	}
+	msgs, err := ub.CreateBucketIfNotExists([]byte(archiveMsgs))
+	if err != nil {
+		return 0, err
+	}
+	idx, err := ub.CreateBucketIfNotExists([]byte(archiveWith))
+	if err != nil {
+		return 0, err
+	}
+	msgs.FillPercent = 0.95 // keys only grow
+	id := max(want, meta.last+1)
+	meta.last = id
+	meta.count++
+	if err := msgs.Put(be64(id), rec); err != nil {
+		return 0, err
+	}
+	for _, k := range withKeys(with, id) {
+		if err := idx.Put(k, nil); err != nil {
+			return 0, err
+		}
+	}
+	return id, ub.Put([]byte(archiveMeta), encodeArchiveMeta(meta))
 }
 
 // QueryArchive implements storage.Archive.

@@ -115,41 +115,52 @@ func (s *Store) PushOffline(ctx context.Context, user string, msg storage.Offlin
 		return errors.New("bbolt: push offline: empty user")
 	}
 	rec := encodeOfflineMsg(msg)
-	var full error
-	err := s.commit.do(ctx, func(tx *bolt.Tx) error {
-		full = nil
-		top, err := tx.CreateBucketIfNotExists([]byte(offlineBucket))
-		if err != nil {
-			return err
-		}
-		ub, err := top.CreateBucketIfNotExists([]byte(user))
-		if err != nil {
-			return err
-		}
-		meta, err := decodeOfflineMeta(ub.Get([]byte(offlineMeta)))
-		if err != nil {
-			return err
-		}
-		if limit > 0 && meta.count >= uint64(limit) {
-			full = fmt.Errorf("bbolt: push offline for %q: %d messages queued: %w", user, meta.count, storage.ErrFull)
-			return nil
-		}
-		msgs, err := ub.CreateBucketIfNotExists([]byte(offlineMsgs))
-		if err != nil {
-			return err
-		}
-		msgs.FillPercent = 0.95 // keys only grow
-		meta.seq++
-		meta.count++
-		if err := msgs.Put(be64(meta.seq), rec); err != nil {
-			return err
-		}
-		return ub.Put([]byte(offlineMeta), encodeOfflineMeta(meta))
+	var count uint64
+	var full bool
+	err := s.commit.do(ctx, func(tx *bolt.Tx) (err error) {
+		count, full, err = pushOfflineTx(tx, user, rec, limit)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("bbolt: push offline for %q: %w", user, err)
 	}
-	return full
+	if full {
+		return fmt.Errorf("bbolt: push offline for %q: %d messages queued: %w", user, count, storage.ErrFull)
+	}
+	return nil
+}
+
+// pushOfflineTx appends the message record rec to user's queue unless it
+// holds limit messages or more (limit > 0), and returns the count before
+// the push and whether the queue was full.
+func pushOfflineTx(tx *bolt.Tx, user string, rec []byte, limit int) (uint64, bool, error) {
+	top, err := tx.CreateBucketIfNotExists([]byte(offlineBucket))
+	if err != nil {
+		return 0, false, err
+	}
+	ub, err := top.CreateBucketIfNotExists([]byte(user))
+	if err != nil {
+		return 0, false, err
+	}
+	meta, err := decodeOfflineMeta(ub.Get([]byte(offlineMeta)))
+	if err != nil {
+		return 0, false, err
+	}
+	if limit > 0 && meta.count >= uint64(limit) {
+		return meta.count, true, nil
+	}
+	msgs, err := ub.CreateBucketIfNotExists([]byte(offlineMsgs))
+	if err != nil {
+		return 0, false, err
+	}
+	msgs.FillPercent = 0.95 // keys only grow
+	count := meta.count
+	meta.seq++
+	meta.count++
+	if err := msgs.Put(be64(meta.seq), rec); err != nil {
+		return 0, false, err
+	}
+	return count, false, ub.Put([]byte(offlineMeta), encodeOfflineMeta(meta))
 }
 
 // OfflineMessages implements storage.Offline.
