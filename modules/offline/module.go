@@ -1,0 +1,467 @@
+// Package offline implements XEP-0160 offline messages: a chat or normal
+// message to an account with no available resource of non-negative
+// priority is stored, and delivered with a XEP-0203 delay stamp when a
+// resource of the account next sends non-negative initial presence.
+//
+// Storage is a storage.Offline (storage/memory, storage/bbolt). Messages
+// are kept at most Options.Retention and at most Options.Limit per user;
+// beyond the limit the sender gets service-unavailable (RFC 6121 §8.5.2.2).
+package offline
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// Feature is the XEP-0160 disco#info feature advertised on the server.
+const Feature = "msgoffline"
+
+// Namespaces the module reads or writes.
+const (
+	NSDelay      = "urn:xmpp:delay"                        // XEP-0203
+	NSHints      = "urn:xmpp:hints"                        // XEP-0334
+	NSChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
+	NSStanzaID   = "urn:xmpp:sid:0"                        // XEP-0359
+)
+
+// Defaults and bounds of Options.
+const (
+	DefaultLimit           = 1000
+	DefaultRetention       = 30 * 24 * time.Hour
+	DefaultJanitorInterval = time.Hour
+	MaxRetention           = 10 * 365 * 24 * time.Hour
+	MaxLimit               = 100000
+)
+
+// Blocker tells whether user blocks the address addr; the blocking
+// module's *Module implements it.
+type Blocker interface {
+	Blocks(ctx context.Context, user, addr jid.JID) bool
+}
+
+// Options configure the module. The zero value means the defaults.
+type Options struct {
+	// Limit is the most messages kept for one user (default 1,000, at
+	// most MaxLimit). A message beyond it is bounced with
+	// service-unavailable. Keep it well below the server's
+	// Limits.QueueSize (default 4096): all of a user's messages are
+	// queued at once on delivery, and a session whose queue overflows is
+	// closed.
+	Limit int
+	// Retention is how long a message is kept before the janitor deletes
+	// it undelivered (default 30 days, at most 10 years).
+	Retention time.Duration
+	// JanitorInterval is how often expired messages are deleted (default
+	// one hour). The janitor also runs once when the server starts.
+	JanitorInterval time.Duration
+	// Blocking, if set, drops stored messages whose sender the recipient
+	// has blocked since (XEP-0191) instead of delivering them.
+	Blocking Blocker
+}
+
+// Module implements XEP-0160. Create it with New.
+type Module struct {
+	store     storage.Offline
+	limit     int
+	retention time.Duration
+	interval  time.Duration
+	blocker   Blocker
+
+	host server.Host
+	log  *slog.Logger
+
+	mu    sync.Mutex           // guards locks
+	locks map[string]*userLock // bare JID → lock, while in use
+}
+
+// userLock serialises storing and delivering one user's messages.
+type userLock struct {
+	mu   sync.Mutex
+	refs int // guarded by Module.mu
+}
+
+// New returns the module keeping messages in store.
+func New(store storage.Offline, opts Options) (*Module, error) {
+	if store == nil {
+		return nil, errors.New("offline: no store")
+	}
+	switch {
+	case opts.Limit == 0:
+		opts.Limit = DefaultLimit
+	case opts.Limit < 0 || opts.Limit > MaxLimit:
+		return nil, fmt.Errorf("offline: limit %d out of range 1..%d", opts.Limit, MaxLimit)
+	}
+	switch {
+	case opts.Retention == 0:
+		opts.Retention = DefaultRetention
+	case opts.Retention < 0 || opts.Retention > MaxRetention:
+		return nil, fmt.Errorf("offline: retention %v must be positive and at most %v", opts.Retention, MaxRetention)
+	}
+	switch {
+	case opts.JanitorInterval == 0:
+		opts.JanitorInterval = DefaultJanitorInterval
+	case opts.JanitorInterval < 0:
+		return nil, fmt.Errorf("offline: janitor interval %v must be positive", opts.JanitorInterval)
+	}
+	return &Module{
+		store:     store,
+		limit:     opts.Limit,
+		retention: opts.Retention,
+		interval:  opts.JanitorInterval,
+		blocker:   opts.Blocking,
+		log:       slog.New(slog.DiscardHandler),
+		locks:     make(map[string]*userLock),
+	}, nil
+}
+
+// Name returns "offline".
+func (*Module) Name() string { return "offline" }
+
+// Init keeps the host and starts the janitor.
+func (m *Module) Init(ctx context.Context, h server.Host) error {
+	m.host = h
+	m.log = h.Logger()
+	h.Go(m.janitor)
+	return nil
+}
+
+// Features advertises msgoffline on the server (XEP-0160 §3).
+func (*Module) Features(t server.Target) []string {
+	if t == server.TargetHost {
+		return []string{Feature}
+	}
+	return nil
+}
+
+// UserData names what the module keeps.
+func (*Module) UserData() []string { return []string{"offline messages"} }
+
+// lock takes user's lock and returns its release.
+func (m *Module) lock(user string) func() {
+	m.mu.Lock()
+	l := m.locks[user]
+	if l == nil {
+		l = &userLock{}
+		m.locks[user] = l
+	}
+	l.refs++
+	m.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		m.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(m.locks, user)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// verdict is what HandleUndelivered does with a message.
+type verdict int
+
+const (
+	store   verdict = iota // keep it for later delivery
+	decline                // not ours: the router bounces chat and normal
+	drop                   // not worth keeping nor bouncing (chat states)
+)
+
+// classify applies the storage rules: chat, normal and untyped messages
+// with content (XEP-0160 §2, RFC 6121 §8.5.2.2) are stored; groupchat,
+// headline and error messages are not; XEP-0334 <no-store/> declines and
+// <store/> stores any message that is not an error or groupchat message.
+// Messages carrying nothing but chat states, threads, hints and ids are
+// dropped silently, as ejabberd and Prosody do: bouncing every typing
+// notification to an offline contact would only show errors.
+// <no-permanent-store/> does not prevent storage: XEP-0334 §2 lets such a
+// message be "stored temporarily as a normal part of delivery (e.g. if
+// the recipient is offline at the time of sending)".
+func classify(s *stanza.Stanza) verdict {
+	if s.Kind != stanza.Message {
+		return decline
+	}
+	switch s.Type {
+	case "error", "groupchat":
+		return decline
+	}
+	if s.HasChild(xml.Name{Space: NSHints, Local: "no-store"}) {
+		return decline
+	}
+	if s.HasChild(xml.Name{Space: NSHints, Local: "store"}) {
+		return store
+	}
+	if s.Type == "headline" {
+		return decline
+	}
+	if !hasContent(s) {
+		return drop
+	}
+	return store
+}
+
+// hasContent reports whether s has a child element other than chat
+// states, thread, hints, delays and stanza ids.
+func hasContent(s *stanza.Stanza) bool {
+	depth := 0
+	for _, t := range s.Inner {
+		switch tt := t.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				switch tt.Name.Space {
+				case NSChatStates, NSHints, NSDelay, NSStanzaID:
+				case stanza.NSClient:
+					if tt.Name.Local != "thread" {
+						return true
+					}
+				default:
+					return true
+				}
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+		case stanza.Raw:
+			return true
+		}
+	}
+	return false
+}
+
+// HandleUndelivered stores a message for an account that has no available
+// resource of non-negative priority. If a resource became available
+// meanwhile, the message goes to it instead. A full queue (or a storage
+// failure) leaves the message unhandled, so the router bounces it with
+// service-unavailable.
+func (m *Module) HandleUndelivered(ctx context.Context, s *stanza.Stanza) (bool, error) {
+	switch classify(s) {
+	case decline:
+		return false, nil
+	case drop:
+		return true, nil
+	}
+	user := s.To.Bare()
+	if user.Localpart() == "" {
+		return false, nil
+	}
+	unlock := m.lock(user.String())
+	defer unlock()
+	// A resource may have sent initial presence since the router looked;
+	// if so, it (or SessionAvailable, waiting for this lock) gets the
+	// message now.
+	if m.deliverNow(user, s) {
+		return true, nil
+	}
+	data, err := encode(s)
+	if err != nil {
+		m.log.Warn("message not stored", "cause", cause(err))
+		return false, nil
+	}
+	err = m.store.PushOffline(ctx, user.String(), storage.OfflineMessage{Stored: time.Now(), Data: data}, m.limit)
+	switch {
+	case errors.Is(err, storage.ErrFull):
+		m.log.Debug("offline queue full; message bounced")
+		return false, nil
+	case err != nil:
+		m.log.Warn("message not stored", "cause", cause(err))
+		return false, nil
+	}
+	return true, nil
+}
+
+// deliverNow sends s to user's available resources of the highest
+// non-negative priority (all non-negative ones for a headline), as the
+// router does, and reports whether one took it.
+func (m *Module) deliverNow(user jid.JID, s *stanza.Stanza) bool {
+	sessions := m.host.Sessions(user)
+	best := -1
+	for _, sess := range sessions {
+		if sess.Available() && sess.Priority() > best {
+			best = sess.Priority()
+		}
+	}
+	if best < 0 {
+		return false
+	}
+	sent := false
+	for _, sess := range sessions {
+		if sess.Available() && sess.Priority() >= 0 && (s.Type == "headline" || sess.Priority() == best) {
+			sent = sess.Send(s) || sent
+		}
+	}
+	return sent
+}
+
+// SessionAvailable delivers the stored messages, oldest first, to a
+// session that sent initial presence of non-negative priority, and
+// deletes those it sent. Messages from senders the user blocks are
+// deleted unsent. A resource that sends negative priority gets nothing,
+// and raising its priority later does not deliver either: the messages
+// wait for the next non-negative initial presence of any resource.
+func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
+	if sess.Priority() < 0 {
+		return
+	}
+	user := sess.JID().Bare()
+	unlock := m.lock(user.String())
+	defer unlock()
+	msgs, err := m.store.OfflineMessages(ctx, user.String())
+	if err != nil {
+		m.log.Warn("offline messages not read", "cause", cause(err))
+		return
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	domain := user.Domain()
+	var last uint64
+	for _, om := range msgs {
+		st, err := decode(om.Data)
+		if err != nil {
+			m.log.Warn("unreadable offline message deleted", "cause", cause(err))
+			last = om.Seq
+			continue
+		}
+		if m.blocker != nil && st.From.String() != "" && m.blocker.Blocks(ctx, user, st.From) {
+			last = om.Seq
+			continue
+		}
+		st.Inner = append(st.Inner, delayTokens(domain, om.Stored)...)
+		if !sess.Send(st) {
+			break // the session is closing; the rest stays stored
+		}
+		last = om.Seq
+	}
+	if last == 0 {
+		return
+	}
+	if err := m.store.DeleteOffline(ctx, user.String(), last); err != nil {
+		// Delivered messages that could not be deleted come again at the
+		// next login; clients drop duplicates by id.
+		m.log.Warn("delivered offline messages not deleted", "cause", cause(err))
+	}
+}
+
+// delayTokens returns <delay xmlns='urn:xmpp:delay' from=domain
+// stamp=t/> (XEP-0203, the stamp in UTC as XEP-0082 writes it).
+func delayTokens(domain jid.JID, t time.Time) []xml.Token {
+	start := xml.StartElement{Name: xml.Name{Space: NSDelay, Local: "delay"}, Attr: []xml.Attr{
+		{Name: xml.Name{Local: "from"}, Value: domain.String()},
+		{Name: xml.Name{Local: "stamp"}, Value: t.UTC().Format("2006-01-02T15:04:05Z")},
+	}}
+	return []xml.Token{start, start.End()}
+}
+
+// Expire deletes every message stored before now minus the retention and
+// returns how many it deleted. The janitor calls it periodically.
+func (m *Module) Expire(ctx context.Context, now time.Time) (int, error) {
+	n, err := m.store.ExpireOffline(ctx, now.Add(-m.retention))
+	if err != nil {
+		return n, fmt.Errorf("offline: expiring messages: %w", err)
+	}
+	return n, nil
+}
+
+// janitor expires messages at start and then every interval until the
+// server shuts down.
+func (m *Module) janitor(ctx context.Context) {
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		n, err := m.Expire(ctx, time.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			m.log.Warn("expiring offline messages failed", "cause", cause(err))
+		case n > 0:
+			m.log.Info("expired offline messages deleted", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// DeleteUser deletes the user's stored messages.
+func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
+	u := user.Bare().String()
+	unlock := m.lock(u)
+	defer unlock()
+	if err := m.store.DeleteOfflineUser(ctx, u); err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	return nil
+}
+
+// ExportUser writes the user's stored messages, if any, as XEP-0227 puts
+// them inside <user/>: an <offline-messages/> element holding each
+// message with its delay stamp.
+func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWriter) error {
+	user = user.Bare()
+	msgs, err := m.store.OfflineMessages(ctx, user.String())
+	if err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	start := xml.StartElement{Name: xml.Name{Space: server.NSPIE, Local: "offline-messages"}}
+	if err := w.EncodeToken(start); err != nil {
+		return err
+	}
+	for _, om := range msgs {
+		st, err := decode(om.Data)
+		if err == nil {
+			err = parseInner(st)
+		}
+		if err != nil {
+			return fmt.Errorf("offline: stored message %d: %w", om.Seq, err)
+		}
+		st.Inner = append(st.Inner, delayTokens(user.Domain(), om.Stored)...)
+		r := st.TokenReader()
+		for {
+			t, err := r.Token()
+			if err != nil {
+				break
+			}
+			if err := w.EncodeToken(t); err != nil {
+				return err
+			}
+		}
+	}
+	return w.EncodeToken(start.End())
+}
+
+// cause returns the text of the innermost error err wraps: outer layers
+// may name accounts, which must not reach the logs.
+func cause(err error) string {
+	for {
+		inner := errors.Unwrap(err)
+		if inner == nil {
+			return err.Error()
+		}
+		err = inner
+	}
+}
+
+var (
+	_ server.Module               = (*Module)(nil)
+	_ server.Initializer          = (*Module)(nil)
+	_ server.FeatureProvider      = (*Module)(nil)
+	_ server.UndeliveredHandler   = (*Module)(nil)
+	_ server.AvailabilityListener = (*Module)(nil)
+	_ server.UserDataOwner        = (*Module)(nil)
+	_ server.UserDataDeclarer     = (*Module)(nil)
+)
