@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/bbolt"
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
@@ -472,5 +474,51 @@ func TestOptions(t *testing.T) {
 	}
 	if _, err := offline.New(nil, offline.Options{}); err == nil {
 		t.Error("New accepted no store")
+	}
+}
+
+// TestSurvivesRestart: a message stored on bbolt is delivered, with its
+// delay stamp, by a second server started on the same file after the
+// first one stopped.
+func TestSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kiez.db")
+	db, err := bbolt.Open(path, bbolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, db, offline.Options{})
+	b := e.online(t, bob, 0)
+	sent := time.Now().Add(-time.Second)
+	b.Send(msg(alice, "m1", "chat", "survives"))
+	b.Sync()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db2, err := bbolt.Open(path, bbolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db2.Close() })
+	e2 := start(t, db2, offline.Options{})
+	if n := e2.count(t, alice); n != 1 {
+		t.Fatalf("%d messages after the restart, want 1", n)
+	}
+	a := e2.online(t, alice, 0)
+	got := a.Expect(anyBody)
+	if !servertest.Body("survives")(got) || got.ID != "m1" || got.From.Bare().String() != bob.String() {
+		t.Fatalf("after the restart: %s", text(got))
+	}
+	if from, stamp := delay(t, got); from != "localhost" || stamp.Before(sent.Truncate(time.Second)) || stamp.After(time.Now()) {
+		t.Fatalf("delay from %q stamp %v", from, stamp)
+	}
+	a.Sync()
+	if n := e2.count(t, alice); n != 0 {
+		t.Fatalf("%d messages left after delivery", n)
 	}
 }
