@@ -424,6 +424,9 @@ func (s *Store) ArchiveStats(ctx context.Context, user string) (storage.ArchiveS
 // once and reads no message it keeps but the first of each archive.
 func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
 	cut := storage.TimeID(t)
+	if t.UnixMicro() >= 0 && t.Nanosecond()%1000 != 0 {
+		cut++ // archived before t, to the nanosecond
+	}
 	n, err := s.expire(ctx, archiveBucket, func(ub *bolt.Bucket, max int) (int, error) {
 		return deleteArchiveFront(ub, max, cut)
 	})

@@ -288,3 +288,45 @@ func TestExpireBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestExpireManyUsers expires across more users than one transaction
+// visits.
+func TestExpireManyUsers(t *testing.T) {
+	ctx := t.Context()
+	s := openInternal(t)
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	const users = expireBatch + expireBatch/2
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for u := range users {
+			user := fmt.Sprintf("u%05d@example.org", u)
+			for i := range 2 {
+				at := at.Add(time.Duration(i) * time.Hour)
+				if _, err := appendArchiveTx(tx, user, storage.TimeID(at), "p@example.org", encodeArchiveMsg("p@example.org", nil)); err != nil {
+					return err
+				}
+				if _, _, err := pushOfflineTx(tx, user, encodeOfflineMsg(storage.OfflineMessage{Stored: at}), 0); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ExpireArchive(ctx, at.Add(time.Minute)); n != users || err != nil {
+		t.Errorf("ExpireArchive = %d, %v; want %d", n, err, users)
+	}
+	if n, err := s.ExpireOffline(ctx, at.Add(time.Minute)); n != users || err != nil {
+		t.Errorf("ExpireOffline = %d, %v; want %d", n, err, users)
+	}
+	for _, u := range []int{0, expireBatch - 1, expireBatch, users - 1} {
+		user := fmt.Sprintf("u%05d@example.org", u)
+		if st, err := s.ArchiveStats(ctx, user); st.Count != 1 || err != nil {
+			t.Errorf("ArchiveStats(%q) = %+v, %v; want 1 message", user, st, err)
+		}
+		if n, err := s.CountOffline(ctx, user); n != 1 || err != nil {
+			t.Errorf("CountOffline(%q) = %d, %v; want 1", user, n, err)
+		}
+	}
+}

@@ -289,9 +289,11 @@ func (s *Store) ExpireOffline(ctx context.Context, t time.Time) (int, error) {
 	return n, nil
 }
 
-// expire runs del on every user bucket of the top-level bucket top, in
-// write transactions of at most expireBatch deletions, and returns the
-// total deleted. del deletes at most max and returns how many.
+// expire runs del on every user bucket of the top-level bucket top, and
+// returns the total deleted. It works in write transactions that each
+// delete at most expireBatch messages and visit at most expireBatch users,
+// so that writers never wait long. del deletes at most max and returns how
+// many.
 func (s *Store) expire(ctx context.Context, top string, del func(ub *bolt.Bucket, max int) (int, error)) (int, error) {
 	total := 0
 	var next []byte // the user to start the next transaction at
@@ -313,19 +315,24 @@ func (s *Store) expire(ctx context.Context, top string, del func(ub *bolt.Bucket
 			if next != nil {
 				k, v = c.Seek(next)
 			}
-			for ; k != nil; k, v = c.Next() {
+			for visited := 0; k != nil; k, v = c.Next() {
 				if v != nil {
 					continue // not a bucket
 				}
-				ub := b.Bucket(k)
-				n, err := del(ub, expireBatch-deleted)
+				n, err := del(b.Bucket(k), expireBatch-deleted)
 				if err != nil {
 					return fmt.Errorf("user bucket %q: %w", k, err)
 				}
 				deleted += n
-				if deleted >= expireBatch {
+				visited++
+				switch {
+				case deleted >= expireBatch:
 					// This user may have more: start here next time.
 					next = bytes.Clone(k)
+					return nil
+				case visited >= expireBatch:
+					// Start after this user next time.
+					next = append(bytes.Clone(k), 0)
 					return nil
 				}
 			}

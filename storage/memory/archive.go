@@ -187,6 +187,9 @@ func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
 		return 0, err
 	}
 	cut := storage.TimeID(t)
+	if t.UnixMicro() >= 0 && t.Nanosecond()%1000 != 0 {
+		cut++ // archived before t, to the nanosecond
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	removed := 0
