@@ -10,6 +10,50 @@
 // encoding of its SCRAM credentials per hash and its creation and last
 // login days. Neither passwords nor times of day are stored.
 //
+// The offline store ("offline") and the archive ("archive") keep each
+// user's messages in a nested bucket "msgs" under 8-byte big-endian keys,
+// the offline Seq or the archive ID, so they are in arrival and time order:
+// paging, queries by time or ID and expiry all seek with a cursor and
+// never scan what they keep. Beside it, a small "meta" record holds the
+// last Seq or ID assigned (kept when messages expire, so numbers never go
+// back) and the count, so counts cost one read. The archive also has an
+// index "with" keyed by the other party's bare JID (and full JID, if any),
+// a 0x00 byte and the ID, so a query With a rare party costs
+// O(log n + results). The full record formats are in offline.go and
+// archive.go. Expiry visits each user's bucket and deletes from the front
+// while messages are older than the limit, in transactions of at most
+// 10,000 deletions.
+//
+// # Group commit
+//
+// AppendArchive and PushOffline return only once the message is durable.
+// Concurrent calls share one transaction and one fsync: a goroutine owned
+// by the Store takes every request queued, commits them together and
+// answers each; requests that arrive meanwhile form the next batch. A lone
+// writer waits for exactly one commit (no batching delay, unlike bolt's
+// DB.Batch). If a batch fails, each of its requests is retried on its own,
+// so one bad request cannot fail the others.
+//
+// # Performance
+//
+// Measured on the development machine (2 shared cores of an AMD EPYC, ext4
+// on a virtual disk) with
+//
+//	go test -run XXX -bench . -benchmem ./storage/bbolt/
+//
+// on one user's archive of 1,000,000 messages of about 200 bytes, with
+// 100,000 messages of 1,000 other users in the same file (built in about
+// 11 s), page cache warm:
+//
+//	query                                    ns/op    p99 ns
+//	newest 50 (Reverse, Max 50)              11,300    88,000
+//	50 before an ID in the middle             7,700    40,000
+//	newest 50 With a party of 1 in 10,000    20,900    79,000
+//	50 With a full JID, from the middle      20,200    79,000
+//
+// Durable appends: one goroutine 310 µs per append (one fsync each); 50
+// goroutines 15,500 appends/s with 25 appends per commit on average.
+//
 // # Deleted data
 //
 // Like most databases, bbolt does not overwrite the pages that deleted
