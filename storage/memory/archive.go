@@ -83,13 +83,14 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 		return storage.ArchivePage{Complete: true}, nil
 	}
 
-	// Candidate IDs in ascending order within the bounds, before the
-	// exact filters.
 	lo, hi := q.After+1, q.Before // [lo, hi); hi 0 means unbounded
 	if q.After == ^uint64(0) || (hi != 0 && lo >= hi) {
 		return storage.ArchivePage{Complete: true}, nil
 	}
 	inRange := func(id uint64) bool { return id >= lo && (hi == 0 || id < hi) }
+	// The candidates are either the IDs asked for or those of the party's
+	// messages (a sorted list), or else all messages in the bounds; match
+	// then applies every filter.
 	var ids []uint64
 	switch {
 	case len(q.IDs) > 0:
@@ -99,7 +100,7 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 	case q.With != "":
 		ids = a.byBare[bareJID(q.With)]
 	}
-	var cands []uint64 // nil with ok=false: walk a.msgs
+	var cands []uint64
 	useIDs := len(q.IDs) > 0 || q.With != ""
 	if useIDs {
 		from, _ := slices.BinarySearch(ids, lo)
@@ -107,7 +108,7 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 		if hi != 0 {
 			to, _ = slices.BinarySearch(ids, hi)
 		}
-		cands = ids[max(from, 0):max(to, from)]
+		cands = ids[from:max(to, from)]
 	}
 	from := a.index(lo)
 	to := len(a.msgs)
@@ -115,12 +116,11 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 		to = a.index(hi)
 	}
 
-	// match returns the message for the n-th candidate if it passes every
-	// filter.
 	count := len(cands)
 	if !useIDs {
 		count = max(to-from, 0)
 	}
+	// match returns the n-th candidate's message if it passes every filter.
 	match := func(n int) (storage.ArchivedMessage, bool) {
 		var m storage.ArchivedMessage
 		if useIDs {
