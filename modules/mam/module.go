@@ -1,0 +1,445 @@
+// Package mam implements XEP-0313 Message Archive Management for user
+// archives: the server keeps each account's chat messages, adds XEP-0359
+// stanza IDs to the messages it delivers, and lets the owner page through
+// the archive by peer, time and ID (urn:xmpp:mam:2 and #extended), read its
+// metadata and set archiving preferences (XEP-0441).
+//
+// Messages are archived synchronously: an incoming message is appended
+// (durably) before it is delivered, so the stanza ID it carries is already
+// valid, and an outgoing one before it is routed.
+package mam
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// Namespaces the module speaks.
+const (
+	NS         = "urn:xmpp:mam:2"
+	NSExtended = "urn:xmpp:mam:2#extended"
+	NSSID      = "urn:xmpp:sid:0"
+	NSRSM      = "http://jabber.org/protocol/rsm"
+	NSForward  = "urn:xmpp:forward:0"
+	NSDelay    = "urn:xmpp:delay"
+	NSHints    = "urn:xmpp:hints"
+	NSCarbons  = "urn:xmpp:carbons:2"
+	// NSPIE is the XEP-0227 namespace of an exported archive.
+	NSPIE = "urn:xmpp:pie:0#mam"
+)
+
+// Archiving modes for Options.Default and the prefs default attribute
+// (XEP-0441 §2.1.1).
+const (
+	Always = "always"
+	Roster = "roster"
+	Never  = "never"
+)
+
+// prefsKey is the key of a user's preferences in the key-value store.
+const prefsKey = "mam:prefs"
+
+// Limits and defaults.
+const (
+	DefaultRetention = 30 * 24 * time.Hour
+	MaxRetention     = 10 * 365 * 24 * time.Hour
+	DefaultJanitor   = time.Hour
+	DefaultMaxPage   = 50
+	// MaxMaxPage is the largest MaxPage allowed.
+	MaxMaxPage = 250
+	// MaxPrefsJIDs bounds each of the always and never lists.
+	MaxPrefsJIDs = 1000
+)
+
+// RosterReader tells whether a contact is in a user's roster, for the
+// "roster" archiving mode; *roster.Module implements it.
+type RosterReader interface {
+	Item(ctx context.Context, user, contact jid.JID) (storage.RosterItem, bool, error)
+}
+
+// Options configure the module.
+type Options struct {
+	// Default is the archiving mode for users who set no preferences:
+	// Always (the default), Roster or Never.
+	Default string
+	// Retention is how long messages are kept (default 30 days, at most
+	// 10 years).
+	Retention time.Duration
+	// JanitorInterval is how often expired messages are removed (default
+	// one hour); they are also removed when the server starts.
+	JanitorInterval time.Duration
+	// MaxPage is the most messages one query returns, and the page size
+	// when the client gives none (default 50, at most 250).
+	MaxPage int
+	// Roster answers the "roster" mode. Without it nobody is in a roster:
+	// "roster" archives only the always list.
+	Roster RosterReader
+}
+
+// Module implements XEP-0313 for user archives. Create it with New.
+type Module struct {
+	archive storage.Archive
+	kv      storage.KV
+	opts    Options
+	host    server.Host
+	now     func() time.Time
+
+	prefs prefsCache
+}
+
+// New returns the module keeping archives in archive and preferences in
+// kv.
+func New(archive storage.Archive, kv storage.KV, opts Options) (*Module, error) {
+	if archive == nil || kv == nil {
+		return nil, errors.New("mam: no store")
+	}
+	switch opts.Default {
+	case "":
+		opts.Default = Always
+	case Always, Roster, Never:
+	default:
+		return nil, fmt.Errorf("mam: default mode %q is not always, roster or never", opts.Default)
+	}
+	switch {
+	case opts.Retention == 0:
+		opts.Retention = DefaultRetention
+	case opts.Retention < 0 || opts.Retention > MaxRetention:
+		return nil, fmt.Errorf("mam: retention %v is not within (0, 10 years]", opts.Retention)
+	}
+	switch {
+	case opts.JanitorInterval == 0:
+		opts.JanitorInterval = DefaultJanitor
+	case opts.JanitorInterval < 0:
+		return nil, errors.New("mam: negative janitor interval")
+	}
+	switch {
+	case opts.MaxPage == 0:
+		opts.MaxPage = DefaultMaxPage
+	case opts.MaxPage < 0 || opts.MaxPage > MaxMaxPage:
+		return nil, fmt.Errorf("mam: max page %d is not within [1, %d]", opts.MaxPage, MaxMaxPage)
+	}
+	return &Module{archive: archive, kv: kv, opts: opts, now: time.Now}, nil
+}
+
+// Name returns "mam".
+func (*Module) Name() string { return "mam" }
+
+// Init keeps the host and starts the janitor that expires old messages.
+func (m *Module) Init(ctx context.Context, h server.Host) error {
+	m.host = h
+	h.Go(m.janitor)
+	return nil
+}
+
+// janitor removes messages older than the retention period at start and
+// then every interval, until ctx ends.
+func (m *Module) janitor(ctx context.Context) {
+	t := time.NewTicker(m.opts.JanitorInterval)
+	defer t.Stop()
+	for {
+		n, err := m.archive.ExpireArchive(ctx, m.now().Add(-m.opts.Retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			m.host.Logger().Warn("expiring archived messages failed", "err", err)
+		case n > 0:
+			m.host.Logger().Info("expired archived messages", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Features advertises MAM and stanza IDs on accounts (XEP-0313 §7).
+func (*Module) Features(t server.Target) []string {
+	if t == server.TargetBare {
+		return []string{NS, NSExtended, NSSID}
+	}
+	return nil
+}
+
+// UserData names what the module keeps.
+func (*Module) UserData() []string { return []string{"message archive", "archive preferences"} }
+
+// DeleteUser removes the user's archive and preferences.
+func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
+	bare := user.Bare().String()
+	err1 := m.archive.DeleteArchive(ctx, bare)
+	err2 := m.deletePrefs(ctx, bare)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("mam: %w", err)
+	}
+	return nil
+}
+
+// ExportUser writes the preferences and the archive as XEP-0227 expects
+// them: <archive xmlns='urn:xmpp:pie:0#mam'/> holding <prefs/> and one
+// <result/> per message, as a query would return it.
+func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWriter) error {
+	bare := user.Bare().String()
+	p, stored, err := m.loadPrefs(ctx, bare)
+	if err != nil {
+		return err
+	}
+	stats, err := m.archive.ArchiveStats(ctx, bare)
+	if err != nil {
+		return fmt.Errorf("mam: %w", err)
+	}
+	if !stored && stats.Count == 0 {
+		return nil
+	}
+	archive := xml.StartElement{Name: xml.Name{Space: NSPIE, Local: "archive"}}
+	if err := w.EncodeToken(archive); err != nil {
+		return err
+	}
+	if stored {
+		if err := encodeAll(w, stanza.Resolve(p.element(), NS)); err != nil {
+			return err
+		}
+	}
+	var after uint64
+	for {
+		page, err := m.archive.QueryArchive(ctx, bare, storage.ArchiveQuery{After: after, Max: 500})
+		if err != nil {
+			return fmt.Errorf("mam: %w", err)
+		}
+		for _, msg := range page.Messages {
+			toks, err := stanza.ParseElement(msg.Data)
+			if err != nil {
+				return fmt.Errorf("mam: a stored message does not parse: %w", err)
+			}
+			res := xml.StartElement{Name: xml.Name{Space: NS, Local: "result"}, Attr: []xml.Attr{stanza.Attr("id", EncodeID(msg.ID))}}
+			fwd := xml.StartElement{Name: xml.Name{Space: NSForward, Local: "forwarded"}}
+			delay := xml.StartElement{Name: xml.Name{Space: NSDelay, Local: "delay"}, Attr: []xml.Attr{stanza.Attr("stamp", stamp(msg.ID))}}
+			all := append([]xml.Token{res, fwd, delay, delay.End()}, toks...)
+			all = append(all, fwd.End(), res.End())
+			if err := encodeAll(w, all); err != nil {
+				return err
+			}
+			after = msg.ID
+		}
+		if page.Complete || len(page.Messages) == 0 {
+			break
+		}
+	}
+	return w.EncodeToken(archive.End())
+}
+
+func encodeAll(w xmlstream.TokenWriter, toks []xml.Token) error {
+	for _, t := range toks {
+		if err := w.EncodeToken(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// archivable reports whether a message is worth archiving: a chat or
+// normal message with a body or an encrypted payload, or a store hint;
+// never one with a no-store hint, an archive result or a carbon copy.
+func archivable(st *stanza.Stanza) bool {
+	if st.Kind != stanza.Message {
+		return false
+	}
+	switch st.Type {
+	case "", "normal", "chat":
+	default:
+		return false
+	}
+	content := false
+	depth := 0
+	for _, t := range st.Inner {
+		switch tt := t.(type) {
+		case xml.StartElement:
+			depth++
+			if depth != 1 {
+				continue
+			}
+			switch n := tt.Name; {
+			case n.Local == "body" && (n.Space == stanza.NSClient || n.Space == stanza.NSServer || n.Space == ""):
+				content = true
+			case n.Local == "encrypted" && (n.Space == "eu.siacs.conversations.axolotl" || n.Space == "urn:xmpp:omemo:2"):
+				content = true
+			case n.Space == "jabber:x:oob" && n.Local == "x":
+				content = true
+			case n.Space == NSHints && n.Local == "store":
+				content = true
+			case n.Space == NSHints && (n.Local == "no-store" || n.Local == "no-permanent-store"):
+				return false
+			case n.Space == NS && n.Local == "result":
+				return false
+			case n.Space == NSCarbons && (n.Local == "sent" || n.Local == "received"):
+				return false
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return content
+}
+
+// serialise writes a message for the archive: the whole element, declaring
+// jabber:client, so that a result can carry it verbatim as stanza.Raw.
+func serialise(st *stanza.Stanza) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<message xmlns="jabber:client"`)
+	var rest bytes.Buffer
+	st.WriteTo(&rest)
+	b.Write(rest.Bytes()[len("<message"):])
+	return b.Bytes()
+}
+
+// InterceptInbound archives the messages a client sends, in the sender's
+// archive with the recipient as the peer. Messages to the sender's own
+// account are archived once, on delivery; messages to a local address
+// that is no account are not archived (the router bounces them).
+func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st *stanza.Stanza) error {
+	if st.Kind != stanza.Message || !archivable(st) {
+		return nil
+	}
+	to, user := st.To, st.From.Bare()
+	if to.Localpart() == "" || to.Bare().Equal(user) {
+		return nil
+	}
+	if m.host.IsLocal(to.Domainpart()) && !m.host.UserExists(ctx, to.Bare()) {
+		return nil
+	}
+	ok, err := m.archives(ctx, user.String(), to)
+	if err != nil {
+		m.host.Logger().Warn("reading archiving preferences failed", "err", err)
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	if _, err := m.archive.AppendArchive(ctx, user.String(), m.now(), to.String(), serialise(st)); err != nil {
+		m.host.Logger().Warn("archiving a sent message failed", "err", err)
+	}
+	return nil
+}
+
+// InterceptDelivery archives a message in the recipient's archive with the
+// sender as the peer and returns a copy carrying its stanza ID (XEP-0313
+// §3.5, XEP-0359). Stanza IDs that claim to be the account's are removed
+// from every message, archived or not (XEP-0359 §6).
+func (m *Module) InterceptDelivery(ctx context.Context, account jid.JID, st *stanza.Stanza) (*stanza.Stanza, error) {
+	if st.Kind != stanza.Message {
+		return st, nil
+	}
+	user := account.Bare()
+	out := stripForged(st, user)
+	if !archivable(st) || st.From.String() == "" {
+		return out, nil
+	}
+	ok, err := m.archives(ctx, user.String(), st.From)
+	if err != nil {
+		m.host.Logger().Warn("reading archiving preferences failed", "err", err)
+		return out, nil
+	}
+	if !ok {
+		return out, nil
+	}
+	id, err := m.archive.AppendArchive(ctx, user.String(), m.now(), st.From.String(), serialise(out))
+	if err != nil {
+		m.host.Logger().Warn("archiving a received message failed", "err", err)
+		return out, nil
+	}
+	if out == st {
+		out = st.Clone()
+	}
+	out.AppendChild(stanza.Elem(xml.Name{Space: NSSID, Local: "stanza-id"},
+		[]xml.Attr{stanza.Attr("by", user.String()), stanza.Attr("id", EncodeID(id))}))
+	return out, nil
+}
+
+// stripForged returns st, or a copy without the top-level stanza-id
+// elements whose by is user.
+func stripForged(st *stanza.Stanza, user jid.JID) *stanza.Stanza {
+	forged := func(se xml.StartElement) bool {
+		if se.Name.Space != NSSID || se.Name.Local != "stanza-id" {
+			return false
+		}
+		by := attrValue(se, "by")
+		j, err := jid.Parse(by)
+		return by == user.String() || (err == nil && j.Equal(user))
+	}
+	depth, found := 0, false
+	for _, t := range st.Inner {
+		switch tt := t.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 1 && forged(tt) {
+				found = true
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	if !found {
+		return st
+	}
+	c := st.Clone()
+	kept := c.Inner[:0]
+	depth, skip := 0, -1
+	for _, t := range c.Inner {
+		switch tt := t.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 1 && forged(tt) {
+				skip = depth
+			}
+			if skip > 0 {
+				continue
+			}
+		case xml.EndElement:
+			if skip > 0 {
+				if depth == skip {
+					skip = -1
+				}
+				depth--
+				continue
+			}
+			depth--
+		default:
+			if skip > 0 {
+				continue
+			}
+		}
+		kept = append(kept, t)
+	}
+	c.Inner = kept
+	return c
+}
+
+func attrValue(se xml.StartElement, name string) string {
+	for _, a := range se.Attr {
+		if a.Name.Local == name && a.Name.Space == "" {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+var (
+	_ server.Module              = (*Module)(nil)
+	_ server.Initializer         = (*Module)(nil)
+	_ server.IQProvider          = (*Module)(nil)
+	_ server.FeatureProvider     = (*Module)(nil)
+	_ server.Interceptor         = (*Module)(nil)
+	_ server.DeliveryInterceptor = (*Module)(nil)
+	_ server.UserDataOwner       = (*Module)(nil)
+	_ server.UserDataDeclarer    = (*Module)(nil)
+)

@@ -1,0 +1,467 @@
+package mam
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/modules/adhoc"
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// EncodeID returns the string form of an archive ID, as it appears in
+// stanza-id, result and RSM elements.
+func EncodeID(id uint64) string { return strconv.FormatUint(id, 10) }
+
+// DecodeID parses an ID EncodeID wrote.
+func DecodeID(s string) (uint64, bool) {
+	if s == "" || len(s) > 20 || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(s, 10, 64)
+	return id, err == nil && id > 0
+}
+
+// stamp formats an archive ID's time as a XEP-0082 DateTime.
+func stamp(id uint64) string {
+	return storage.IDTime(id).Format("2006-01-02T15:04:05.000000Z")
+}
+
+// IQRoutes serves queries, the query form, metadata and preferences to the
+// archive's owner; the same requests to another account are forbidden.
+func (m *Module) IQRoutes() []server.IQRoute {
+	forbidden := server.IQHandlerFunc(func(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+		return w.Error(mstanza.Error{Type: mstanza.Auth, Condition: mstanza.Forbidden})
+	})
+	var routes []server.IQRoute
+	add := func(typ mstanza.IQType, local string, h server.IQHandlerFunc) {
+		name := xml.Name{Space: NS, Local: local}
+		routes = append(routes,
+			server.IQRoute{Type: typ, Payload: name, To: server.TargetSelf, Handler: h},
+			server.IQRoute{Type: typ, Payload: name, To: server.TargetBare, Handler: forbidden})
+	}
+	add(mstanza.SetIQ, "query", m.query)
+	add(mstanza.GetIQ, "query", m.form)
+	add(mstanza.GetIQ, "metadata", m.metadata)
+	add(mstanza.GetIQ, "prefs", m.getPrefs)
+	add(mstanza.SetIQ, "prefs", m.setPrefs)
+	return routes
+}
+
+func errCond(typ mstanza.ErrorType, cond mstanza.Condition, text string) mstanza.Error {
+	e := mstanza.Error{Type: typ, Condition: cond}
+	if text != "" {
+		e.Text = map[string]string{"": text}
+	}
+	return e
+}
+
+// form answers the query form (XEP-0313 §4.1.5).
+func (m *Module) form(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	f := &adhoc.Form{Type: "form", Fields: []adhoc.Field{
+		{Var: "FORM_TYPE", Type: "hidden", Values: []string{NS}},
+		{Var: "with", Type: "jid-single"},
+		{Var: "start", Type: "text-single"},
+		{Var: "end", Type: "text-single"},
+		{Var: "before-id", Type: "text-single"},
+		{Var: "after-id", Type: "text-single"},
+	}}
+	toks := stanza.Resolve(f.TokenReader(), adhoc.NSData)
+	// The ids field is list-multi with an open validation (§4.1.5), which
+	// adhoc.Form does not model: insert it before </x>.
+	ids := stanza.Resolve(stanza.Elem(xml.Name{Space: adhoc.NSData, Local: "field"},
+		[]xml.Attr{stanza.Attr("type", "list-multi"), stanza.Attr("var", "ids")},
+		stanza.Elem(xml.Name{Space: "http://jabber.org/protocol/xdata-validate", Local: "validate"},
+			[]xml.Attr{stanza.Attr("datatype", "xs:string")},
+			stanza.Elem(xml.Name{Space: "http://jabber.org/protocol/xdata-validate", Local: "open"}, nil))), adhoc.NSData)
+	toks = append(toks[:len(toks)-1:len(toks)-1], append(ids, toks[len(toks)-1])...)
+	return w.Result(stanza.Elem(xml.Name{Space: NS, Local: "query"}, nil, stanza.Tokens(toks...)))
+}
+
+// metadata answers the archive's first and last IDs (XEP-0313 §5).
+func (m *Module) metadata(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	st, err := m.archive.ArchiveStats(ctx, iq.From.Bare().String())
+	if err != nil {
+		return fmt.Errorf("mam: %w", err)
+	}
+	var children []xml.TokenReader
+	if st.Count > 0 {
+		for _, e := range []struct {
+			name string
+			id   uint64
+		}{{"start", st.First.ID}, {"end", st.Last.ID}} {
+			children = append(children, stanza.Elem(xml.Name{Space: NS, Local: e.name},
+				[]xml.Attr{stanza.Attr("id", EncodeID(e.id)), stanza.Attr("timestamp", stamp(e.id))}))
+		}
+	}
+	return w.Result(stanza.Elem(xml.Name{Space: NS, Local: "metadata"}, nil, children...))
+}
+
+// request is a parsed archive query.
+type request struct {
+	queryID  string
+	q        storage.ArchiveQuery
+	filtered bool     // with, start, end, ids, before-id or after-id given
+	known    []uint64 // IDs that must exist (item-not-found otherwise)
+	max      int      // -1 when not given
+	flip     bool
+}
+
+// parseTime parses a XEP-0082 DateTime.
+func parseTime(s string) (time.Time, error) {
+	return time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
+}
+
+// parseQuery reads a <query/> element into a request, or returns the
+// stanza error to answer.
+func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
+	start, r, _ := iq.Payload()
+	req := &request{queryID: attrValue(start, "queryid"), max: -1}
+	fail := func(e mstanza.Error) (*request, *mstanza.Error) { return nil, &e }
+	if attrValue(start, "node") != "" {
+		return fail(errCond(mstanza.Cancel, mstanza.FeatureNotImplemented, "node archives are not supported"))
+	}
+	toks := stanza.Resolve(r, NS)
+	var after, before uint64
+	addAfter := func(id uint64) {
+		after = max(after, id)
+	}
+	addBefore := func(id uint64) {
+		if before == 0 || id < before {
+			before = id
+		}
+	}
+	// Children of <query/>: the form, the RSM set and flip-page.
+	depth := 0
+	for i := 0; i < len(toks); i++ {
+		se, ok := toks[i].(xml.StartElement)
+		if !ok {
+			if _, end := toks[i].(xml.EndElement); end {
+				depth--
+			}
+			continue
+		}
+		depth++
+		if depth != 2 {
+			continue
+		}
+		end := i + matching(toks[i:])
+		child := toks[i : end+1]
+		switch {
+		case se.Name.Space == adhoc.NSData && se.Name.Local == "x":
+			f, err := adhoc.ParseForm(stanza.Tokens(child...))
+			if err != nil {
+				return fail(errCond(mstanza.Modify, mstanza.BadRequest, "malformed form"))
+			}
+			if ft := f.FormType(); ft != "" && ft != NS {
+				return fail(errCond(mstanza.Modify, mstanza.BadRequest, "unknown FORM_TYPE"))
+			}
+			for _, fd := range f.Fields {
+				v := ""
+				if len(fd.Values) > 0 {
+					v = strings.TrimSpace(fd.Values[0])
+				}
+				if v == "" && fd.Var != "ids" {
+					continue
+				}
+				switch fd.Var {
+				case "FORM_TYPE":
+				case "with":
+					j, err := jid.Parse(v)
+					if err != nil {
+						return fail(errCond(mstanza.Modify, mstanza.JIDMalformed, "malformed with"))
+					}
+					req.q.With = j.String()
+					req.filtered = true
+				case "start":
+					t, err := parseTime(v)
+					if err != nil {
+						return fail(errCond(mstanza.Modify, mstanza.BadRequest, "malformed start"))
+					}
+					// ID >= the first microsecond at or after t.
+					if id := storage.TimeID(t.Add(time.Microsecond - time.Nanosecond)); id > 0 {
+						addAfter(id - 1)
+					}
+					req.filtered = true
+				case "end":
+					t, err := parseTime(v)
+					if err != nil {
+						return fail(errCond(mstanza.Modify, mstanza.BadRequest, "malformed end"))
+					}
+					if t.Before(time.UnixMicro(0)) {
+						addBefore(1) // nothing is that old; 1 keeps the bound
+					} else {
+						addBefore(storage.TimeID(t) + 1)
+					}
+					req.filtered = true
+				case "after-id", "before-id":
+					id, ok := DecodeID(v)
+					if !ok {
+						return fail(errCond(mstanza.Cancel, mstanza.ItemNotFound, ""))
+					}
+					if fd.Var == "after-id" {
+						addAfter(id)
+					} else {
+						addBefore(id)
+					}
+					req.known = append(req.known, id)
+					req.filtered = true
+				case "ids":
+					if len(fd.Values) > MaxMaxPage {
+						return fail(errCond(mstanza.Modify, mstanza.PolicyViolation, "too many ids"))
+					}
+					for _, s := range fd.Values {
+						id, ok := DecodeID(strings.TrimSpace(s))
+						if !ok {
+							return fail(errCond(mstanza.Cancel, mstanza.ItemNotFound, ""))
+						}
+						req.q.IDs = append(req.q.IDs, id)
+					}
+					req.known = append(req.known, req.q.IDs...)
+					req.filtered = true
+				default:
+					return fail(errCond(mstanza.Cancel, mstanza.FeatureNotImplemented, "unknown field "+fd.Var))
+				}
+			}
+		case se.Name.Space == NSRSM && se.Name.Local == "set":
+			if e := req.parseRSM(child, addAfter, addBefore); e != nil {
+				return fail(*e)
+			}
+		case se.Name.Space == NS && se.Name.Local == "flip-page":
+			req.flip = true
+		}
+		i = end
+		depth--
+	}
+	req.q.After, req.q.Before = after, before
+	return req, nil
+}
+
+// parseRSM reads an RSM <set/> (XEP-0059): max, after, before.
+func (req *request) parseRSM(toks []xml.Token, addAfter, addBefore func(uint64)) *mstanza.Error {
+	var text []byte
+	depth := 0
+	for _, t := range toks {
+		switch tt := t.(type) {
+		case xml.StartElement:
+			depth++
+			text = text[:0]
+			if depth == 2 && tt.Name.Local == "index" {
+				e := errCond(mstanza.Cancel, mstanza.FeatureNotImplemented, "paging by index is not supported")
+				return &e
+			}
+		case xml.CharData:
+			text = append(text, tt...)
+		case xml.EndElement:
+			if depth == 2 {
+				v := strings.TrimSpace(string(text))
+				switch tt.Name.Local {
+				case "max":
+					n, err := strconv.Atoi(v)
+					if err != nil || n < 0 {
+						e := errCond(mstanza.Modify, mstanza.BadRequest, "malformed max")
+						return &e
+					}
+					req.max = n
+				case "after", "before":
+					if tt.Name.Local == "before" {
+						req.q.Reverse = true
+						if v == "" {
+							break // the last page
+						}
+					}
+					id, ok := DecodeID(v)
+					if !ok {
+						e := errCond(mstanza.Cancel, mstanza.ItemNotFound, "")
+						return &e
+					}
+					if tt.Name.Local == "after" {
+						addAfter(id)
+					} else {
+						addBefore(id)
+					}
+					req.known = append(req.known, id)
+				}
+			}
+			depth--
+		}
+	}
+	return nil
+}
+
+// matching returns the index of the end element matching toks[0].
+func matching(toks []xml.Token) int {
+	depth := 0
+	for i, t := range toks {
+		switch t.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return len(toks) - 1
+}
+
+// query answers an archive query: one message per result, then the iq
+// result with <fin/> (XEP-0313 §4).
+func (m *Module) query(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	return m.runQuery(ctx, iq, w, m.sender(iq.From))
+}
+
+// sender returns a function queueing stanzas to the session of to, the
+// requester; it reports false once the session is gone or cannot keep up.
+func (m *Module) sender(to jid.JID) func(*stanza.Stanza) bool {
+	for _, s := range m.host.Sessions(to.Bare()) {
+		if s.JID().Equal(to) {
+			return s.Send
+		}
+	}
+	return func(*stanza.Stanza) bool { return false }
+}
+
+// runQuery answers a query, handing each result message to send.
+func (m *Module) runQuery(ctx context.Context, iq stanza.IQ, w server.ResponseWriter, send func(*stanza.Stanza) bool) error {
+	req, e := m.parseQuery(iq)
+	if e != nil {
+		return w.Error(*e)
+	}
+	user := iq.From.Bare()
+	if len(req.known) > 0 {
+		known := slices.Clone(req.known)
+		slices.Sort(known)
+		known = slices.Compact(known)
+		page, err := m.archive.QueryArchive(ctx, user.String(), storage.ArchiveQuery{IDs: known, Max: len(known)})
+		if err != nil {
+			return fmt.Errorf("mam: %w", err)
+		}
+		if len(page.Messages) != len(known) {
+			return w.Error(errCond(mstanza.Cancel, mstanza.ItemNotFound, ""))
+		}
+	}
+	req.q.Max = m.opts.MaxPage
+	if req.max >= 0 && req.max < req.q.Max {
+		req.q.Max = req.max
+	}
+	// The count is only given when it costs nothing: for the whole archive.
+	count := -1
+	if !req.filtered {
+		st, err := m.archive.ArchiveStats(ctx, user.String())
+		if err != nil {
+			return fmt.Errorf("mam: %w", err)
+		}
+		count = st.Count
+	}
+	var page storage.ArchivePage
+	if req.q.Max > 0 {
+		var err error
+		page, err = m.archive.QueryArchive(ctx, user.String(), req.q)
+		if err != nil {
+			return fmt.Errorf("mam: %w", err)
+		}
+	}
+	for i := range page.Messages {
+		msg := page.Messages[i]
+		if req.flip {
+			msg = page.Messages[len(page.Messages)-1-i]
+		}
+		if !send(resultMessage(iq.From, user, req.queryID, msg)) {
+			break
+		}
+	}
+	return w.Result(fin(req, page, count))
+}
+
+var (
+	nameResult    = xml.Name{Space: NS, Local: "result"}
+	nameForwarded = xml.Name{Space: NSForward, Local: "forwarded"}
+	nameDelay     = xml.Name{Space: NSDelay, Local: "delay"}
+)
+
+// resultMessage wraps an archived message for a query result; the stored
+// XML is written verbatim.
+func resultMessage(to, user jid.JID, queryID string, msg storage.ArchivedMessage) *stanza.Stanza {
+	id := EncodeID(msg.ID)
+	attrs := make([]xml.Attr, 0, 2)
+	if queryID != "" {
+		attrs = append(attrs, stanza.Attr("queryid", queryID))
+	}
+	attrs = append(attrs, stanza.Attr("id", id))
+	return &stanza.Stanza{Kind: stanza.Message, ID: "mam-" + id, From: user, To: to, Inner: []xml.Token{
+		xml.StartElement{Name: nameResult, Attr: attrs},
+		xml.StartElement{Name: nameForwarded},
+		xml.StartElement{Name: nameDelay, Attr: []xml.Attr{stanza.Attr("stamp", stamp(msg.ID))}},
+		xml.EndElement{Name: nameDelay},
+		stanza.Raw(msg.Data),
+		xml.EndElement{Name: nameForwarded},
+		xml.EndElement{Name: nameResult},
+	}}
+}
+
+// fin builds the <fin/> element ending a query.
+func fin(req *request, page storage.ArchivePage, count int) xml.TokenReader {
+	var set []xml.TokenReader
+	if n := len(page.Messages); n > 0 {
+		set = append(set,
+			stanza.TextElem(xml.Name{Space: NSRSM, Local: "first"}, EncodeID(page.Messages[0].ID)),
+			stanza.TextElem(xml.Name{Space: NSRSM, Local: "last"}, EncodeID(page.Messages[n-1].ID)))
+	}
+	if count >= 0 {
+		set = append(set, stanza.TextElem(xml.Name{Space: NSRSM, Local: "count"}, strconv.Itoa(count)))
+	}
+	var attrs []xml.Attr
+	// A page of max 0 only asks for the count; it completes nothing.
+	if req.q.Max > 0 && page.Complete {
+		attrs = append(attrs, stanza.Attr("complete", "true"))
+	}
+	return stanza.Elem(xml.Name{Space: NS, Local: "fin"}, attrs, stanza.Elem(xml.Name{Space: NSRSM, Local: "set"}, nil, set...))
+}
+
+// DeleteNode is the ad-hoc command node of DeleteArchiveCommand.
+const DeleteNode = "urn:kiez:mam:delete"
+
+// DeleteArchiveCommand returns the ad-hoc command "Delete my message
+// archive": it asks the user to confirm with a boolean field, then
+// deletes the whole archive at once (preferences are kept).
+func (m *Module) DeleteArchiveCommand() adhoc.Command {
+	confirm := func(ctx context.Context, user jid.JID, req adhoc.Request) (adhoc.Response, error) {
+		if req.Form == nil || !req.Form.Bool("confirm") {
+			return adhoc.Response{Status: adhoc.Completed, Notes: []adhoc.Note{{Type: "info", Text: "Nothing was deleted."}}}, nil
+		}
+		if err := m.archive.DeleteArchive(ctx, user.Bare().String()); err != nil {
+			return adhoc.Response{}, fmt.Errorf("mam: %w", err)
+		}
+		return adhoc.Response{Status: adhoc.Completed, Notes: []adhoc.Note{{Type: "info", Text: "Your message archive was deleted."}}}, nil
+	}
+	return adhoc.Command{
+		Node: DeleteNode,
+		Name: "Delete my message archive",
+		Handler: func(ctx context.Context, user jid.JID, req adhoc.Request) (adhoc.Response, error) {
+			return adhoc.Response{
+				Status: adhoc.Executing,
+				Form: &adhoc.Form{
+					Type:         "form",
+					Title:        "Delete my message archive",
+					Instructions: "All messages the server keeps for you will be deleted at once. This cannot be undone.",
+					Fields: []adhoc.Field{{
+						Var: "confirm", Type: "boolean", Label: "Delete all my archived messages", Required: true, Values: []string{"0"},
+					}},
+				},
+				Actions: []adhoc.Action{adhoc.Complete},
+				Next:    confirm,
+			}, nil
+		},
+	}
+}
