@@ -718,3 +718,77 @@ func TestDeleteAndExportUser(t *testing.T) {
 		t.Fatalf("bob's archive %+v", st)
 	}
 }
+
+// The ad-hoc command asks for confirmation, then wipes the archive;
+// cancelling or not confirming keeps it.
+func TestDeleteCommand(t *testing.T) {
+	e := start(t, mam.Options{}, func(m *mam.Module) server.Module {
+		a, err := adhoc.New(adhoc.Options{}, m.DeleteArchiveCommand())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	})
+	alice, bob := e.user(t, "alice"), e.user(t, "bob")
+	for i := range 3 {
+		alice.Send(chat(bob.LocalAddr().Bare(), fmt.Sprint(i), fmt.Sprint(i)))
+	}
+	alice.Sync()
+	host := jid.MustParse("localhost")
+	n := 0
+	run := func(action, sid string, confirm string) *stanza.Stanza {
+		n++
+		attrs := []xml.Attr{stanza.Attr("node", mam.DeleteNode), stanza.Attr("action", action)}
+		if sid != "" {
+			attrs = append(attrs, stanza.Attr("sessionid", sid))
+		}
+		var children []xml.TokenReader
+		if confirm != "" {
+			f := &adhoc.Form{Type: "submit", Fields: []adhoc.Field{{Var: "confirm", Values: []string{confirm}}}}
+			children = append(children, f.TokenReader())
+		}
+		res := modtest.Do(t, alice, modtest.IQ(fmt.Sprint("cmd", n), stanza.Set, host, stanza.Elem(xml.Name{Space: adhoc.NS, Local: "command"}, attrs, children...)))
+		modtest.MustResult(t, res, host)
+		return res
+	}
+	count := func() int {
+		st, err := e.store.ArchiveStats(context.Background(), "alice@localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Count
+	}
+	sessionOf := func(st *stanza.Stanza) (sid, status string) {
+		_, c, _ := find(st.Inner, "command")
+		if !strings.Contains(text(st), `var="confirm"`) && attr(c, "status") == "executing" {
+			t.Fatalf("no confirm field: %s", text(st))
+		}
+		return attr(c, "sessionid"), attr(c, "status")
+	}
+
+	sid, status := sessionOf(run("execute", "", ""))
+	if status != "executing" {
+		t.Fatalf("status %s", status)
+	}
+	if _, status := sessionOf(run("cancel", sid, "")); status != "canceled" || count() != 3 {
+		t.Fatalf("cancel: %s, %d messages", status, count())
+	}
+	sid, _ = sessionOf(run("execute", "", ""))
+	if _, status := sessionOf(run("complete", sid, "0")); status != "completed" || count() != 3 {
+		t.Fatalf("not confirmed: %s, %d messages", status, count())
+	}
+	sid, _ = sessionOf(run("execute", "", ""))
+	res := run("complete", sid, "1")
+	if _, status := sessionOf(res); status != "completed" || count() != 0 || !strings.Contains(text(res), "deleted") {
+		t.Fatalf("confirmed: %s, %d messages", text(res), count())
+	}
+	if st, _ := e.store.ArchiveStats(context.Background(), "bob@localhost"); st.Count != 3 {
+		t.Fatalf("bob's archive touched: %+v", st)
+	}
+	// Archiving goes on.
+	alice.Send(chat(bob.LocalAddr().Bare(), "after", "after"))
+	alice.Sync()
+	if count() != 1 {
+		t.Fatalf("%d messages after deletion", count())
+	}
+}
