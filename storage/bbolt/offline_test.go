@@ -54,3 +54,33 @@ func TestOfflineReopen(t *testing.T) {
 		t.Errorf("OfflineMessages = %+v, %v; want Seq %d", got, err, msgs[4].Seq+2)
 	}
 }
+
+// TestOfflineDeleteLeavesNoTrace checks that DeleteOfflineUser removes the
+// user's name and messages from the file's buckets, keys and values.
+func TestOfflineDeleteLeavesNoTrace(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "kiez.db")
+	s := open(t, path)
+	for _, user := range []string{"deletedalice@example.org", "keptbob@example.org"} {
+		m := storage.OfflineMessage{Stored: time.Now(), Data: []byte("secretbody of " + user)}
+		if err := s.PushOffline(ctx, user, m, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteOfflineUser(ctx, "deletedalice@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+	all := everything(t, path)
+	for _, tt := range []struct {
+		s    string
+		want bool
+	}{
+		{"deletedalice", false},
+		{"keptbob", true},
+	} {
+		if got := containsAnywhere(all, tt.s); got != tt.want {
+			t.Errorf("%q appears in the database: %v, want %v", tt.s, got, tt.want)
+		}
+	}
+}
