@@ -43,16 +43,17 @@
 //
 // on one user's archive of 1,000,000 messages of about 200 bytes, with
 // 100,000 messages of 1,000 other users in the same file (built in about
-// 11 s), page cache warm:
+// 11 s), page cache warm; ranges are over two runs on a machine shared with
+// other work:
 //
-//	query                                    ns/op    p99 ns
-//	newest 50 (Reverse, Max 50)              11,300    88,000
-//	50 before an ID in the middle             7,700    40,000
-//	newest 50 With a party of 1 in 10,000    20,900    79,000
-//	50 With a full JID, from the middle      20,200    79,000
+//	query                                    µs/op    p99 µs
+//	newest 50 (Reverse, Max 50)              11-12     62-88
+//	50 before an ID in the middle             8-13     40-53
+//	newest 50 With a party of 1 in 10,000    21-22     79-84
+//	50 With a full JID, from the middle      20-27     79-100
 //
-// Durable appends: one goroutine 310 µs per append (one fsync each); 50
-// goroutines 15,500 appends/s with 25 appends per commit on average.
+// Durable appends: one goroutine 310-350 µs per append (one fsync each); 50
+// goroutines 14,700-15,500 appends/s, 25 appends per commit on average.
 //
 // # Deleted data
 //
