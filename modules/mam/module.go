@@ -334,7 +334,7 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st 
 // InterceptDelivery archives a message in the recipient's archive with the
 // sender as the peer and returns a copy carrying its stanza ID (XEP-0313
 // §3.5, XEP-0359). Stanza IDs that claim to be the account's are removed
-// from every message, archived or not (XEP-0359 §6).
+// from every message, archived or not (XEP-0359 business rules).
 func (m *Module) InterceptDelivery(ctx context.Context, account jid.JID, st *stanza.Stanza) (*stanza.Stanza, error) {
 	if st.Kind != stanza.Message {
 		return st, nil

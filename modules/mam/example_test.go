@@ -1,0 +1,53 @@
+package mam_test
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/kiez-im/kiez/modules/adhoc"
+	"github.com/kiez-im/kiez/modules/mam"
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/storage/memory"
+)
+
+// An integrator passes the archive and key-value stores (here the
+// in-memory store, which also keeps the accounts), and lists the module
+// before carbons and offline storage.
+func Example() {
+	store := memory.New()
+	archive, err := mam.New(store, store, mam.Options{Retention: 90 * 24 * time.Hour})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cfg := server.Config{
+		Domains:  []string{"example.org"},
+		Accounts: store,
+		Modules:  []server.Module{archive},
+	}
+	fmt.Println(cfg.Modules[0].Name())
+	// Output: mam
+}
+
+// The "Delete my message archive" command is served by the adhoc module.
+func ExampleModule_DeleteArchiveCommand() {
+	store := memory.New()
+	archive, _ := mam.New(store, store, mam.Options{})
+	cmd := archive.DeleteArchiveCommand()
+	commands, err := adhoc.New(adhoc.Options{}, cmd)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = server.Config{Accounts: store, Modules: []server.Module{archive, commands}}
+	fmt.Println(cmd.Node, "-", cmd.Name)
+	// Output: urn:kiez:mam:delete - Delete my message archive
+}
+
+// Archive IDs travel as decimal strings.
+func ExampleEncodeID() {
+	s := mam.EncodeID(1732540800000000)
+	id, ok := mam.DecodeID(s)
+	fmt.Println(s, id, ok)
+	// Output: 1732540800000000 1732540800000000 true
+}
