@@ -11,9 +11,11 @@ import (
 
 	"github.com/kiez-im/kiez/modules/carbons"
 	"github.com/kiez-im/kiez/modules/internal/modtest"
+	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage/memory"
 )
 
 var (
@@ -30,10 +32,10 @@ type env struct {
 	b          *servertest.Client
 }
 
-func setup(t *testing.T) *env {
+func setup(t *testing.T, before ...server.Module) *env {
 	t.Helper()
 	mod := carbons.New()
-	srv := servertest.Start(t, server.Config{Modules: []server.Module{mod}})
+	srv := servertest.Start(t, server.Config{Modules: append(before, mod)})
 	srv.AddUser(t, "alice", "pw-alice")
 	srv.AddUser(t, "bob", "pw-bob")
 	e := &env{srv: srv, mod: mod}
@@ -357,6 +359,35 @@ func TestDisableAndEnd(t *testing.T) {
 	send(t, e.b, m)
 	expect(t, "a2", e.a2, m.ID, false, "received")
 	expect(t, "new a1", a1, m.ID, false, "")
+}
+
+// TestWithArchive: listed after the message archive, the received copy
+// forwards the message with the archive's stanza id, as the recipient's
+// own resource gets it.
+func TestWithArchive(t *testing.T) {
+	store := memory.New()
+	archive, err := mam.New(store, store, mam.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := setup(t, archive)
+	m := chat(e.a3.LocalAddr(), "chat", "archived")
+	send(t, e.b, m)
+	got := expect(t, "a3", e.a3, m.ID, true, "")
+	se, _, ok := got.Child(xml.Name{Space: mam.NSSID, Local: "stanza-id"})
+	if !ok {
+		t.Fatalf("no stanza id: %s", text(got))
+	}
+	var id string
+	for _, a := range se.Attr {
+		if a.Name.Local == "id" {
+			id = a.Value
+		}
+	}
+	cp := text(expect(t, "a1", e.a1, m.ID, false, "received"))
+	if id == "" || !strings.Contains(cp, `<stanza-id xmlns="urn:xmpp:sid:0" by="alice@localhost" id="`+id+`"/></message></forwarded></received>`) {
+		t.Fatalf("the copy lacks the archive's stanza id %q: %s", id, cp)
+	}
 }
 
 func TestFeatures(t *testing.T) {
