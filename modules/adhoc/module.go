@@ -119,6 +119,7 @@ type Module struct {
 	timeout time.Duration
 	maxSess int
 	now     func() time.Time
+	host    server.Host
 
 	mu       sync.Mutex
 	sessions map[string]*session // by session ID
@@ -172,6 +173,12 @@ func New(opts Options, cmds ...Command) (*Module, error) {
 
 // Name returns "adhoc".
 func (*Module) Name() string { return "adhoc" }
+
+// Init keeps the host, to tell local requesters from remote ones.
+func (m *Module) Init(ctx context.Context, h server.Host) error {
+	m.host = h
+	return nil
+}
 
 // Features advertises XEP-0050 on the server.
 func (*Module) Features(t server.Target) []string {
@@ -234,6 +241,10 @@ func badRequest(text string) mstanza.Error {
 
 // command runs one stage of a command.
 func (m *Module) command(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	if m.host != nil && (iq.From.Localpart() == "" || !m.host.IsLocal(iq.From.Domainpart())) {
+		// Commands are for local accounts only.
+		return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.Forbidden})
+	}
 	start, r, _ := iq.Payload()
 	node, action, sid := attr(start, "node"), Action(attr(start, "action")), attr(start, "sessionid")
 	lang := iq.Lang
@@ -433,6 +444,7 @@ func newID() string {
 
 var (
 	_ server.Module          = (*Module)(nil)
+	_ server.Initializer     = (*Module)(nil)
 	_ server.IQProvider      = (*Module)(nil)
 	_ server.FeatureProvider = (*Module)(nil)
 	_ server.NodeProvider    = (*Module)(nil)
