@@ -325,7 +325,8 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st 
 	if !ok {
 		return nil
 	}
-	if _, err := m.archive.AppendArchive(ctx, user.String(), m.now(), to.String(), serialise(st)); err != nil {
+	// The sender's own archive keeps no stanza ID claiming to be its own.
+	if _, err := m.archive.AppendArchive(ctx, user.String(), m.now(), to.String(), serialise(stripForged(st, user))); err != nil {
 		m.host.Logger().Warn("archiving a sent message failed", "err", err)
 	}
 	return nil

@@ -792,3 +792,18 @@ func TestDeleteCommand(t *testing.T) {
 		t.Fatalf("%d messages after deletion", count())
 	}
 }
+
+// A sender's archive keeps no stanza ID the sender forged in its name.
+func TestOutgoingForgedID(t *testing.T) {
+	e := start(t, mam.Options{})
+	alice, bob := e.user(t, "alice"), e.user(t, "bob")
+	forged := stanza.Elem(xml.Name{Space: mam.NSSID, Local: "stanza-id"}, []xml.Attr{stanza.Attr("by", "alice@localhost"), stanza.Attr("id", "forged")})
+	alice.Send(chat(bob.LocalAddr().Bare(), "1", "hi", forged))
+	alice.Sync()
+	alice.Send(queryIQ("q", nil, nil, false))
+	res := alice.Expect(func(s *stanza.Stanza) bool { return s.HasChild(xml.Name{Space: mam.NS, Local: "result"}) })
+	if got := text(res); !strings.Contains(got, "<body>hi</body>") || strings.Contains(got, "forged") {
+		t.Fatalf("archived %s", got)
+	}
+	alice.Expect(servertest.ByID("q"))
+}
