@@ -28,7 +28,7 @@ func TestSlixmpp(t *testing.T) {
 		}
 		t.Skip("python3-slixmpp not installed (apt-get install python3-slixmpp)")
 	}
-	e := start(t, mam.Options{}, func(m *mam.Module) server.Module {
+	e := start(t, backends[1].open, mam.Options{}, func(m *mam.Module) server.Module {
 		a, err := adhoc.New(adhoc.Options{}, m.DeleteArchiveCommand())
 		if err != nil {
 			t.Fatal(err)

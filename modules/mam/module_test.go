@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,18 +20,49 @@ import (
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/bbolt"
 	"github.com/kiez-im/kiez/storage/memory"
 )
+
+// backend is what the tests need of a store.
+type backend interface {
+	storage.Accounts
+	storage.Archive
+	storage.KV
+}
+
+// backends are the stores every test runs on.
+var backends = []struct {
+	name string
+	open func(t *testing.T) backend
+}{
+	{"memory", func(t *testing.T) backend { return memory.New() }},
+	{"bbolt", func(t *testing.T) backend {
+		s, err := bbolt.Open(filepath.Join(t.TempDir(), "kiez.db"), bbolt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}},
+}
+
+// each runs f once per backend.
+func each(t *testing.T, f func(t *testing.T, open func(*testing.T) backend)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { f(t, b.open) })
+	}
+}
 
 type env struct {
 	srv   *servertest.Server
 	mod   *mam.Module
-	store *memory.Store
+	store backend
 }
 
-func start(t *testing.T, opts mam.Options, extra ...func(*mam.Module) server.Module) *env {
+func start(t *testing.T, open func(*testing.T) backend, opts mam.Options, extra ...func(*mam.Module) server.Module) *env {
 	t.Helper()
-	store := memory.New()
+	store := open(t)
 	mod, err := mam.New(store, store, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -218,8 +250,10 @@ func stanzaIDs(st *stanza.Stanza) map[string]string {
 
 // Paging forward and backward over 250 messages returns each once, in
 // order, with first/last and complete on the last page (XEP-0059).
-func TestPaging(t *testing.T) {
-	e := start(t, mam.Options{})
+func TestPaging(t *testing.T) { each(t, testPaging) }
+
+func testPaging(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{})
 	alice, bob := e.user(t, "alice"), e.user(t, "bob")
 	const n = 250
 	for i := range n {
@@ -312,8 +346,10 @@ func TestPaging(t *testing.T) {
 
 // A delivered message carries the stanza ID it is archived under; stanza
 // IDs forged in the recipient's name are removed, others kept.
-func TestStanzaID(t *testing.T) {
-	e := start(t, mam.Options{})
+func TestStanzaID(t *testing.T) { each(t, testStanzaID) }
+
+func testStanzaID(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{})
 	alice, bob := e.user(t, "alice"), e.user(t, "bob")
 	bobJID := bob.LocalAddr().Bare()
 	forged := stanza.Elem(xml.Name{Space: mam.NSSID, Local: "stanza-id"}, []xml.Attr{stanza.Attr("by", "Bob@localhost"), stanza.Attr("id", "forged")})
@@ -357,8 +393,10 @@ func TestStanzaID(t *testing.T) {
 
 // The form filters with, start, end, ids, before-id and after-id; unknown
 // IDs are item-not-found, bad values bad-request.
-func TestFilters(t *testing.T) {
-	e := start(t, mam.Options{})
+func TestFilters(t *testing.T) { each(t, testFilters) }
+
+func testFilters(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{})
 	alice, bob, carol := e.user(t, "alice"), e.user(t, "bob"), e.user(t, "carol")
 	for i := range 10 {
 		to := bob.LocalAddr().Bare()
@@ -423,8 +461,10 @@ func TestFilters(t *testing.T) {
 
 // Preferences: never stops archiving from then on; the always and never
 // lists override the default.
-func TestPrefs(t *testing.T) {
-	e := start(t, mam.Options{})
+func TestPrefs(t *testing.T) { each(t, testPrefs) }
+
+func testPrefs(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{})
 	alice, bob, carol := e.user(t, "alice"), e.user(t, "bob"), e.user(t, "carol")
 	prefs := func(id, def string, always, never []string) *stanza.Stanza {
 		list := func(local string, jids []string) xml.TokenReader {
@@ -523,8 +563,10 @@ func (f rosterFunc) Item(ctx context.Context, user, contact jid.JID) (storage.Ro
 }
 
 // Only the owner reads an archive.
-func TestForbidden(t *testing.T) {
-	e := start(t, mam.Options{})
+func TestForbidden(t *testing.T) { each(t, testForbidden) }
+
+func testForbidden(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{})
 	alice, bob := e.user(t, "alice"), e.user(t, "bob")
 	alice.Send(chat(bob.LocalAddr().Bare(), "1", "private"))
 	alice.Sync()
@@ -560,8 +602,10 @@ func TestForbidden(t *testing.T) {
 // Sent messages are archived whether the recipient is online, offline or
 // remote; a message to an address that is no account bounces and is not
 // archived.
-func TestOutgoing(t *testing.T) {
-	e := start(t, mam.Options{})
+func TestOutgoing(t *testing.T) { each(t, testOutgoing) }
+
+func testOutgoing(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{})
 	alice := e.user(t, "alice")
 	e.srv.AddUser(t, "offline", "pw")
 	alice.Send(chat(jid.MustParse("offline@localhost"), "1", "to offline"))
@@ -594,8 +638,10 @@ func TestOutgoing(t *testing.T) {
 	}
 }
 
-func TestMetadataAndForm(t *testing.T) {
-	e := start(t, mam.Options{})
+func TestMetadataAndForm(t *testing.T) { each(t, testMetadataAndForm) }
+
+func testMetadataAndForm(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{})
 	alice, bob := e.user(t, "alice"), e.user(t, "bob")
 	meta := func() *stanza.Stanza {
 		res := modtest.Do(t, alice, modtest.IQ(fmt.Sprint("meta", time.Now().UnixNano()), stanza.Get, jid.JID{}, modtest.Query(mam.NS, "metadata")))
@@ -627,8 +673,10 @@ func TestMetadataAndForm(t *testing.T) {
 }
 
 // The janitor removes messages older than the retention period.
-func TestRetention(t *testing.T) {
-	e := start(t, mam.Options{Retention: time.Millisecond, JanitorInterval: 10 * time.Millisecond})
+func TestRetention(t *testing.T) { each(t, testRetention) }
+
+func testRetention(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{Retention: time.Millisecond, JanitorInterval: 10 * time.Millisecond})
 	alice, bob := e.user(t, "alice"), e.user(t, "bob")
 	alice.Send(chat(bob.LocalAddr().Bare(), "1", "fleeting"))
 	if ids := stanzaIDs(bob.Expect(servertest.Body("fleeting"))); ids["bob@localhost"] == "" {
@@ -673,8 +721,10 @@ func TestOptions(t *testing.T) {
 
 // Deleting the account deletes the archive and the preferences; export
 // writes both first.
-func TestDeleteAndExportUser(t *testing.T) {
-	e := start(t, mam.Options{})
+func TestDeleteAndExportUser(t *testing.T) { each(t, testDeleteAndExportUser) }
+
+func testDeleteAndExportUser(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{})
 	alice, bob := e.user(t, "alice"), e.user(t, "bob")
 	res := modtest.Do(t, alice, modtest.IQ("p", stanza.Set, jid.JID{}, stanza.Elem(xml.Name{Space: mam.NS, Local: "prefs"}, []xml.Attr{stanza.Attr("default", "always")})))
 	modtest.MustResult(t, res, jid.JID{})
@@ -721,8 +771,10 @@ func TestDeleteAndExportUser(t *testing.T) {
 
 // The ad-hoc command asks for confirmation, then wipes the archive;
 // cancelling or not confirming keeps it.
-func TestDeleteCommand(t *testing.T) {
-	e := start(t, mam.Options{}, func(m *mam.Module) server.Module {
+func TestDeleteCommand(t *testing.T) { each(t, testDeleteCommand) }
+
+func testDeleteCommand(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{}, func(m *mam.Module) server.Module {
 		a, err := adhoc.New(adhoc.Options{}, m.DeleteArchiveCommand())
 		if err != nil {
 			t.Fatal(err)
@@ -794,8 +846,10 @@ func TestDeleteCommand(t *testing.T) {
 }
 
 // A sender's archive keeps no stanza ID the sender forged in its name.
-func TestOutgoingForgedID(t *testing.T) {
-	e := start(t, mam.Options{})
+func TestOutgoingForgedID(t *testing.T) { each(t, testOutgoingForgedID) }
+
+func testOutgoingForgedID(t *testing.T, open func(*testing.T) backend) {
+	e := start(t, open, mam.Options{})
 	alice, bob := e.user(t, "alice"), e.user(t, "bob")
 	forged := stanza.Elem(xml.Name{Space: mam.NSSID, Local: "stanza-id"}, []xml.Attr{stanza.Attr("by", "alice@localhost"), stanza.Attr("id", "forged")})
 	alice.Send(chat(bob.LocalAddr().Bare(), "1", "hi", forged))
