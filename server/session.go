@@ -243,6 +243,9 @@ func (s *Session) writeLoop() {
 			}
 			s.closed = true
 			closing = true
+			if s.sm == nil {
+				s.items = nil // as before stream management: lost with the connection
+			}
 			c.raw.Close()
 		}
 		if closing {
@@ -261,7 +264,14 @@ func (s *Session) writeLoop() {
 // takePendingLocked removes and returns the stanzas the client has not
 // acknowledged or not been sent: written but unacknowledged first, then
 // queued, then held back by client state indication. qmu is held.
+//
+// Without stream management there is nothing to tell written from
+// received, and nothing is returned: a session whose writes failed
+// dropped its queue, as a TCP connection drops what it buffered.
 func (s *Session) takePendingLocked() []*stanza.Stanza {
+	if s.sm == nil {
+		return nil
+	}
 	var out []*stanza.Stanza
 	add := func(items []outItem) {
 		for _, it := range items {

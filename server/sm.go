@@ -32,6 +32,7 @@ type smState struct {
 
 	inH atomic.Uint32 // stanzas from the client the server has handled
 
+	enabled  []byte    // the queued <enabled/>, until it is written
 	counting bool      // <enabled/> was written: stanzas written from now on count
 	outH     uint32    // stanzas written to the client since <enabled/>
 	acked    uint32    // the latest h the client acknowledged
@@ -45,9 +46,11 @@ type smState struct {
 func (sm *smState) sent(items []outItem) []byte {
 	for _, it := range items {
 		if it.st == nil {
-			// The first nonza written after enable is <enabled/>
-			// itself: count what follows it (and nothing queued before).
-			sm.counting = true
+			// Count what follows <enabled/>, nothing queued before it.
+			if !sm.counting && len(it.raw) > 0 && len(sm.enabled) > 0 && &it.raw[0] == &sm.enabled[0] {
+				sm.counting = true
+				sm.enabled = nil
+			}
 			continue
 		}
 		if sm.counting {
@@ -166,6 +169,8 @@ func (c *conn) smEnable(sess *Session, start xml.StartElement) {
 		secs := int64((sm.timeout + time.Second - 1) / time.Second)
 		reply = `<enabled xmlns='urn:xmpp:sm:3' id='` + sm.id + `' resume='true' max='` + strconv.FormatInt(secs, 10) + `'/>`
 	}
+	enabled := []byte(reply)
+	sm.enabled = enabled
 	sess.qmu.Lock()
 	sess.sm = sm
 	sess.qmu.Unlock()
@@ -179,7 +184,7 @@ func (c *conn) smEnable(sess *Session, start xml.StartElement) {
 	}
 	// The inbound count starts now: this element is no stanza, and the
 	// reader handles nothing else meanwhile.
-	sess.enqueue(outItem{raw: []byte(reply)})
+	sess.enqueue(outItem{raw: enabled})
 }
 
 // newSMID returns a resumption id of 192 random bits.

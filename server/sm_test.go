@@ -493,3 +493,28 @@ func TestSMUnackedBounded(t *testing.T) {
 	// What alice never acknowledged was not lost.
 	waitFor(t, "the undelivered handler", func() bool { _, _, stored := p.counts(); return stored >= 4 })
 }
+
+// A graceful shutdown ends the sessions waiting for resumption and hands
+// their unacknowledged messages to storage.
+func TestSMShutdownRedelivers(t *testing.T) {
+	srv, probe := startSM(t, 0)
+	a := dialSM(t, srv.Addr)
+	a.login("alice", "one")
+	b := dialSM(t, srv.Addr)
+	b.auth("bob", "pw")
+	b.bind("pc")
+	b.message("alice@localhost/one", "m1")
+	a.await(`<body>m1</body>`)
+	a.drop()
+	b.message("alice@localhost/one", "m2")
+	b.sync("s1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, ended, stored := probe.counts()
+	if ended != 2 || stored != 2 {
+		t.Fatalf("after shutdown: ended %d stored %d; want 2 2", ended, stored)
+	}
+}
