@@ -248,8 +248,12 @@ func encodeAll(w xmlstream.TokenWriter, toks []xml.Token) error {
 }
 
 // archivable reports whether a message is worth archiving: a chat or
-// normal message with a body or an encrypted payload, or a store hint;
-// never one with a no-store hint, an archive result or a carbon copy.
+// normal message with content a conversation needs later, as Prosody
+// decides (mod_mam's should_store): a body, a subject, an encrypted
+// payload (OMEMO, XEP-0380), an XEP-0066 URL, a chat marker, a reaction or
+// retraction, a MUC invitation, a Jingle call message, or an XEP-0334
+// <store/> hint. Never one with a <no-store/> or <no-permanent-store/>
+// hint, an archive result or a carbon copy; never chat states alone.
 func archivable(st *stanza.Stanza) bool {
 	if st.Kind != stanza.Message {
 		return false
@@ -261,34 +265,55 @@ func archivable(st *stanza.Stanza) bool {
 	}
 	content := false
 	depth := 0
+	var parent xml.Name
 	for _, t := range st.Inner {
 		switch tt := t.(type) {
 		case xml.StartElement:
 			depth++
+			if depth == 2 && parent.Space == nsMUCUser && parent.Local == "x" && tt.Name.Local == "invite" {
+				content = true
+			}
 			if depth != 1 {
 				continue
 			}
+			parent = tt.Name
 			switch n := tt.Name; {
-			case n.Local == "body" && (n.Space == stanza.NSClient || n.Space == stanza.NSServer || n.Space == ""):
-				content = true
-			case n.Local == "encrypted" && (n.Space == "eu.siacs.conversations.axolotl" || n.Space == "urn:xmpp:omemo:2"):
-				content = true
-			case n.Space == "jabber:x:oob" && n.Local == "x":
-				content = true
-			case n.Space == NSHints && n.Local == "store":
-				content = true
 			case n.Space == NSHints && (n.Local == "no-store" || n.Local == "no-permanent-store"):
 				return false
 			case n.Space == NS && n.Local == "result":
 				return false
 			case n.Space == NSCarbons && (n.Local == "sent" || n.Local == "received"):
 				return false
+			case (n.Local == "body" || n.Local == "subject") && (n.Space == stanza.NSClient || n.Space == stanza.NSServer || n.Space == ""):
+				content = true
+			case contentPayloads[n]:
+				content = true
+			case n.Space == "urn:xmpp:chat-markers:0" && n.Local != "markable":
+				content = true
+			case n.Space == "urn:xmpp:jingle-message:0" || n.Space == "urn:xmpp:jingle-message:1":
+				content = true
 			}
 		case xml.EndElement:
 			depth--
 		}
 	}
 	return content
+}
+
+const nsMUCUser = "http://jabber.org/protocol/muc#user"
+
+// contentPayloads are the top-level elements that make a message worth
+// archiving without a body.
+var contentPayloads = map[xml.Name]bool{
+	{Space: NSHints, Local: "store"}:                              true,
+	{Space: "eu.siacs.conversations.axolotl", Local: "encrypted"}: true, // OMEMO
+	{Space: "urn:xmpp:omemo:2", Local: "encrypted"}:               true,
+	{Space: "urn:xmpp:eme:0", Local: "encryption"}:                true,
+	{Space: "jabber:x:oob", Local: "x"}:                           true,
+	{Space: "jabber:x:conference", Local: "x"}:                    true, // direct MUC invitation
+	{Space: "urn:xmpp:reactions:0", Local: "reactions"}:           true,
+	{Space: "urn:xmpp:message-retract:1", Local: "retract"}:       true,
+	{Space: "urn:xmpp:message-retract:0", Local: "retract"}:       true,
 }
 
 // serialise writes a message for the archive: the whole element, declaring
