@@ -17,8 +17,12 @@ import (
 	"github.com/BurntSushi/toml"
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/modules/adhoc"
 	"github.com/kiez-im/kiez/modules/blocking"
+	"github.com/kiez-im/kiez/modules/carbons"
 	"github.com/kiez-im/kiez/modules/contact"
+	"github.com/kiez-im/kiez/modules/mam"
+	"github.com/kiez-im/kiez/modules/offline"
 	"github.com/kiez-im/kiez/modules/ping"
 	"github.com/kiez-im/kiez/modules/presence"
 	"github.com/kiez-im/kiez/modules/private"
@@ -108,6 +112,14 @@ type modulesConfig struct {
 	Version       bool                `toml:"version"`
 	VersionShowOS bool                `toml:"version_show_os"`
 	Contact       map[string][]string `toml:"contact"`
+
+	Offline          bool     `toml:"offline"`
+	OfflineLimit     count    `toml:"offline_limit"`
+	OfflineRetention duration `toml:"offline_retention"`
+	Archive          bool     `toml:"archive"`
+	ArchiveDefault   string   `toml:"archive_default"`
+	ArchiveRetention duration `toml:"archive_retention"`
+	Carbons          bool     `toml:"carbons"`
 }
 
 // defaultConfig returns the built-in configuration: localhost, served on
@@ -138,7 +150,12 @@ func defaultConfig() *config {
 			QueueSize:      4096,
 			AuthAttempts:   3,
 		},
-		Modules: modulesConfig{Roster: true, MaxRoster: 1000, VCard: true, Private: true, Blocking: true, Ping: true, Time: true, Version: true},
+		Modules: modulesConfig{
+			Roster: true, MaxRoster: 1000, VCard: true, Private: true, Blocking: true, Ping: true, Time: true, Version: true,
+			Offline: true, OfflineLimit: 1000, OfflineRetention: duration(30 * 24 * time.Hour),
+			Archive: true, ArchiveDefault: mam.Always, ArchiveRetention: duration(30 * 24 * time.Hour),
+			Carbons: true,
+		},
 	}
 }
 
@@ -404,6 +421,8 @@ func (c *config) limits() server.Limits {
 type moduleStore interface {
 	storage.KV
 	storage.Roster
+	storage.Offline
+	storage.Archive
 }
 
 // modules constructs the modules kiezd runs, in order, from [modules].
@@ -412,6 +431,8 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	var mods []server.Module
 	// Order matters: blocking sees stanzas before presence handles them,
 	// and presence cancels subscriptions before the roster is deleted.
+	// The archive adds its stanza id before carbons copy a message and
+	// before offline storage keeps it.
 	var ros *roster.Module
 	if m.Roster {
 		r, err := roster.New(roster.Options{MaxItems: int(m.MaxRoster)}, store)
@@ -421,6 +442,7 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 		ros = r
 	}
 	deps := presence.Deps{Roster: ros}
+	var blk *blocking.Module
 	if m.Blocking {
 		mod, err := blocking.New(blocking.Options{}, store)
 		if err != nil {
@@ -428,6 +450,7 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 		}
 		mods = append(mods, mod)
 		deps.Blocking = mod
+		blk = mod
 	}
 	if ros != nil {
 		p, err := presence.New(deps)
@@ -435,6 +458,53 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 			return nil, err
 		}
 		mods = append(mods, p, ros)
+	}
+	bad := func(format string, args ...any) error {
+		return &configError{File: c.file, Msg: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case m.ArchiveDefault != mam.Always && m.ArchiveDefault != mam.Roster && m.ArchiveDefault != mam.Never:
+		return nil, bad("modules.archive_default: %q is not always, roster or never", m.ArchiveDefault)
+	case time.Duration(m.ArchiveRetention) > mam.MaxRetention:
+		return nil, bad("modules.archive_retention: %q is longer than 10 years", time.Duration(m.ArchiveRetention))
+	case time.Duration(m.OfflineRetention) > offline.MaxRetention:
+		return nil, bad("modules.offline_retention: %q is longer than 10 years", time.Duration(m.OfflineRetention))
+	case int(m.OfflineLimit) > offline.MaxLimit:
+		return nil, bad("modules.offline_limit: %d is more than %d", m.OfflineLimit, offline.MaxLimit)
+	}
+	var commands []adhoc.Command
+	if m.Archive {
+		opts := mam.Options{Default: m.ArchiveDefault, Retention: time.Duration(m.ArchiveRetention)}
+		if ros != nil {
+			opts.Roster = ros
+		}
+		mod, err := mam.New(store, store, opts)
+		if err != nil {
+			return nil, bad("modules: %s", strings.TrimPrefix(err.Error(), "mam: "))
+		}
+		mods = append(mods, mod)
+		commands = append(commands, mod.DeleteArchiveCommand())
+	}
+	if m.Carbons {
+		mods = append(mods, carbons.New())
+	}
+	if m.Offline {
+		opts := offline.Options{Limit: int(m.OfflineLimit), Retention: time.Duration(m.OfflineRetention)}
+		if blk != nil {
+			opts.Blocking = blk
+		}
+		mod, err := offline.New(store, opts)
+		if err != nil {
+			return nil, bad("modules: %s", strings.TrimPrefix(err.Error(), "offline: "))
+		}
+		mods = append(mods, mod)
+	}
+	if len(commands) > 0 {
+		mod, err := adhoc.New(adhoc.Options{}, commands...)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, mod)
 	}
 	if m.VCard {
 		mod, err := vcard.New(vcard.Options{}, store)
@@ -472,17 +542,26 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 // dbPath is the bbolt database file.
 func (c *config) dbPath() string { return filepath.Join(c.DataDir, "kiez.db") }
 
-// duration is a positive duration written as a string, "60s" or "4m".
+// duration is a positive duration written as a string, "60s", "4m", or
+// a whole number of days, "30d".
 type duration time.Duration
 
 func (d *duration) UnmarshalTOML(v any) error {
 	s, ok := v.(string)
 	if !ok {
-		return fmt.Errorf("durations are strings such as \"60s\" or \"4m\", not %v", v)
+		return fmt.Errorf("durations are strings such as \"60s\", \"4m\" or \"30d\", not %v", v)
 	}
 	p, err := time.ParseDuration(s)
+	if days, found := strings.CutSuffix(s, "d"); found {
+		var n int
+		n, err = strconv.Atoi(days)
+		if err == nil && (n < 0 || n > 100*365) {
+			err = errors.New("out of range")
+		}
+		p = time.Duration(n) * 24 * time.Hour
+	}
 	if err != nil {
-		return fmt.Errorf("%q is not a duration such as \"60s\" or \"4m\"", s)
+		return fmt.Errorf("%q is not a duration such as \"60s\", \"4m\" or \"30d\"", s)
 	}
 	if p <= 0 {
 		return fmt.Errorf("%q: the duration must be positive", s)

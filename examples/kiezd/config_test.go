@@ -38,6 +38,10 @@ func TestParseValidConfig(t *testing.T) {
 	want.Limits.AuthAttempts = 5
 	want.Modules.Time = false
 	want.Modules.VersionShowOS = true
+	want.Modules.OfflineRetention = duration(7 * 24 * time.Hour)
+	want.Modules.ArchiveDefault = "roster"
+	want.Modules.ArchiveRetention = duration(90 * 24 * time.Hour)
+	want.Modules.Carbons = false
 	want.Modules.Contact = map[string][]string{"abuse-addresses": {"mailto:abuse@example.org"}}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parsed\n%+v\nwant\n%+v", cfg, want)
@@ -54,8 +58,9 @@ func TestParseValidConfig(t *testing.T) {
 	for _, m := range mods {
 		names = append(names, m.Name())
 	}
-	if got := strings.Join(names, ","); got != "blocking,presence,roster,vcard,private,ping,version,contact" {
-		t.Errorf("modules = %s, want blocking,presence,roster,vcard,private,ping,version,contact", got)
+	const wantMods = "blocking,presence,roster,mam,offline,adhoc,vcard,private,ping,version,contact"
+	if got := strings.Join(names, ","); got != wantMods {
+		t.Errorf("modules = %s, want %s", got, wantMods)
 	}
 }
 
@@ -107,6 +112,10 @@ func TestConfigErrors(t *testing.T) {
 		{name: "unknown key in array of tables", text: "[[tls.certificates]]\ncert = \"a\"\nkey = \"b\"\n\n[[tls.certificates]]\ncert = \"c\"\nkey = \"d\"\ndomain = \"x\"\n", line: 8, msg: `unknown key "tls.certificates.domain"`},
 		{name: "dotted unknown key", text: "domains = [\"a.example\"]\nlimits.queue = 4\n", line: 2, msg: `unknown key "limits.queue"`},
 		{name: "integer duration", text: "[limits]\nping_timeout = 60\n", line: 2, msg: "durations are strings"},
+		{name: "bad days", text: "[modules]\noffline_retention = \"1.5d\"\n", line: 2, msg: `"1.5d" is not a duration`},
+		{name: "archive default", text: "[modules]\n\narchive_default = \"sometimes\"\n", line: 3, msg: `modules.archive_default: "sometimes" is not always, roster or never`},
+		{name: "archive retention", text: "[modules]\narchive_retention = \"4000d\"\n", line: 2, msg: `modules.archive_retention: "96000h0m0s" is longer than 10 years`},
+		{name: "offline limit", text: "[modules]\noffline_limit = 1_000_000\n", line: 2, msg: "modules.offline_limit: 1000000 is more than"},
 		{name: "negative duration", text: "[limits]\n\nping_timeout = \"-1s\"\n", line: 3, msg: "must be positive"},
 		{name: "zero size", text: "[limits]\nmax_stanza_size = 0\n", line: 2, msg: "must be positive"},
 		{name: "bad size", text: "[limits]\nmax_stanza_size = \"big\"\n", line: 2, msg: "is not a size"},

@@ -33,7 +33,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"users", "a", "b"}, 2, "kiezd: users: wrong number of arguments\n"},
 		{[]string{"-nope"}, 2, "kiezd: flag provided but not defined: -nope\n"},
 		{[]string{"-config", "/nonexistent/kiezd.toml", "check-config"}, 1, "kiezd: config /nonexistent/kiezd.toml: no such file or directory\n"},
-		{[]string{"check-config", "-config", "testdata/bad-duration.toml"}, 1, "kiezd: config testdata/bad-duration.toml:4: limits.ping_after: \"4 minutes\" is not a duration such as \"60s\" or \"4m\"\n"},
+		{[]string{"check-config", "-config", "testdata/bad-duration.toml"}, 1, "kiezd: config testdata/bad-duration.toml:4: limits.ping_after: \"4 minutes\" is not a duration such as \"60s\", \"4m\" or \"30d\"\n"},
 	} {
 		code, _, stderr := kiezd(t, "", tc.args...)
 		first, _, _ := strings.Cut(stderr, "Run 'kiezd -h'")

@@ -24,6 +24,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kiez-im/kiez/modules/carbons"
+	"github.com/kiez-im/kiez/modules/mam"
+	"github.com/kiez-im/kiez/modules/offline"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/scram"
 	"github.com/kiez-im/kiez/storage"
@@ -47,20 +50,39 @@ func run() error {
 	store := flag.String("store", "memory", "account store: memory or a bbolt file path")
 	pidfile := flag.String("pidfile", "", "write the process id here")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback address")
+	archive := flag.Bool("archive", false, "run the message archive (XEP-0313), offline storage and carbons, on the -store backend")
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*addr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("-addr must be a loopback address, not %q", *addr)
 	}
-	var accounts storage.Accounts = memory.New()
+	var backend interface {
+		storage.Accounts
+		storage.Archive
+		storage.Offline
+		storage.KV
+	} = memory.New()
 	if *store != "memory" {
 		db, err := bbolt.Open(*store, bbolt.Options{})
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-		accounts = db
+		backend = db
+	}
+	var accounts storage.Accounts = backend
+	var mods []server.Module
+	if *archive {
+		m, err := mam.New(backend, backend, mam.Options{})
+		if err != nil {
+			return err
+		}
+		off, err := offline.New(backend, offline.Options{})
+		if err != nil {
+			return err
+		}
+		mods = append(mods, m, carbons.New(), off)
 	}
 	keys, err := scram.NewAllKeys(*pass, 0)
 	if err != nil {
@@ -81,6 +103,7 @@ func run() error {
 		Domains:  []string{*domain},
 		TLS:      &tls.Config{Certificates: []tls.Certificate{cert}},
 		Accounts: accounts,
+		Modules:  mods,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Limits:   server.Limits{QueueSize: 1024},
 	})
