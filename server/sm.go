@@ -77,8 +77,8 @@ func (sm *smState) ack(h uint32) bool {
 	m := copy(sm.unacked, sm.unacked[n:])
 	clear(sm.unacked[m:])
 	sm.unacked = sm.unacked[:m]
-	if m == 0 && cap(sm.unacked) > 64 {
-		sm.unacked = nil // let a burst's array go
+	if m == 0 && cap(sm.unacked) > 8 {
+		sm.unacked = nil // an idle session keeps no big array
 	}
 	sm.acked = h
 	sm.rPending = false
@@ -329,6 +329,7 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 	}
 	if sm.timer != nil {
 		sm.timer.Stop()
+		sm.timer = nil
 	}
 	if !sm.ack(h) {
 		sent := sm.outH
