@@ -97,6 +97,7 @@ type limitsConfig struct {
 	PingAfter      duration `toml:"ping_after"`
 	PingTimeout    duration `toml:"ping_timeout"`
 	WriteTimeout   duration `toml:"write_timeout"`
+	ResumeTimeout  duration `toml:"resume_timeout"`
 	QueueSize      count    `toml:"queue_size"`
 	AuthAttempts   count    `toml:"auth_attempts"`
 }
@@ -147,6 +148,7 @@ func defaultConfig() *config {
 			PingAfter:      duration(4 * time.Minute),
 			PingTimeout:    duration(time.Minute),
 			WriteTimeout:   duration(30 * time.Second),
+			ResumeTimeout:  duration(5 * time.Minute),
 			QueueSize:      4096,
 			AuthAttempts:   3,
 		},
@@ -411,6 +413,7 @@ func (c *config) limits() server.Limits {
 		PingAfter:      time.Duration(l.PingAfter),
 		PingTimeout:    time.Duration(l.PingTimeout),
 		WriteTimeout:   time.Duration(l.WriteTimeout),
+		ResumeTimeout:  time.Duration(l.ResumeTimeout),
 		QueueSize:      int(l.QueueSize),
 		AuthAttempts:   int(l.AuthAttempts),
 	}
