@@ -385,29 +385,45 @@ func (m *Module) runQuery(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 }
 
 var (
-	nameResult    = xml.Name{Space: NS, Local: "result"}
-	nameForwarded = xml.Name{Space: NSForward, Local: "forwarded"}
-	nameDelay     = xml.Name{Space: NSDelay, Local: "delay"}
+	nameResult = xml.Name{Space: NS, Local: "result"}
+	nameDelay  = xml.Name{Space: NSDelay, Local: "delay"}
+	// Tokens every result shares; tokens are never changed in place.
+	startForwarded xml.Token = xml.StartElement{Name: xml.Name{Space: NSForward, Local: "forwarded"}}
+	endForwarded   xml.Token = xml.EndElement{Name: xml.Name{Space: NSForward, Local: "forwarded"}}
+	endResult      xml.Token = xml.EndElement{Name: nameResult}
+	endDelay       xml.Token = xml.EndElement{Name: nameDelay}
 )
+
+// result is one result message with its parts in one allocation.
+type result struct {
+	st    stanza.Stanza
+	inner [7]xml.Token
+	attrs [3]xml.Attr
+}
 
 // resultMessage wraps an archived message for a query result; the stored
 // XML is written verbatim.
 func resultMessage(to, user jid.JID, queryID string, msg storage.ArchivedMessage) *stanza.Stanza {
 	id := EncodeID(msg.ID)
-	attrs := make([]xml.Attr, 0, 2)
+	r := &result{}
+	attrs := r.attrs[:0]
 	if queryID != "" {
 		attrs = append(attrs, stanza.Attr("queryid", queryID))
 	}
 	attrs = append(attrs, stanza.Attr("id", id))
-	return &stanza.Stanza{Kind: stanza.Message, ID: "mam-" + id, From: user, To: to, Inner: []xml.Token{
+	delay := r.attrs[2:3]
+	delay[0] = stanza.Attr("stamp", stamp(msg.ID))
+	r.inner = [7]xml.Token{
 		xml.StartElement{Name: nameResult, Attr: attrs},
-		xml.StartElement{Name: nameForwarded},
-		xml.StartElement{Name: nameDelay, Attr: []xml.Attr{stanza.Attr("stamp", stamp(msg.ID))}},
-		xml.EndElement{Name: nameDelay},
+		startForwarded,
+		xml.StartElement{Name: nameDelay, Attr: delay},
+		endDelay,
 		stanza.Raw(msg.Data),
-		xml.EndElement{Name: nameForwarded},
-		xml.EndElement{Name: nameResult},
-	}}
+		endForwarded,
+		endResult,
+	}
+	r.st = stanza.Stanza{Kind: stanza.Message, ID: id, From: user, To: to, Inner: r.inner[:]}
+	return &r.st
 }
 
 // fin builds the <fin/> element ending a query.
