@@ -53,7 +53,8 @@ type Limits struct {
 	// QueueSize is the number of stanzas that may wait for a slow client
 	// before it is disconnected (default 4096: a user with a large roster
 	// coming online receives a presence from every contact at once). The
-	// queue takes memory only for what waits in it.
+	// queue takes memory only for what waits in it. With stream management
+	// (XEP-0198) the stanzas written but not yet acknowledged count too.
 	QueueSize int
 	// AuthAttempts is how many failed SASL attempts one stream may make
 	// before it is closed (default 3).

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/xml"
+	"io"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -143,9 +144,10 @@ func (c *conn) smElement(sess *Session, start xml.StartElement) error {
 		if !ok {
 			return smTooHigh(h, sent)
 		}
+	case "resume":
+		sess.enqueue(outItem{raw: smFailed("unexpected-request")}) // bound already
 	default:
-		// <resume/> after binding, or an unknown element.
-		sess.enqueue(outItem{raw: smFailed("unexpected-request")})
+		return streamErr(condUnsupportedStanza, "")
 	}
 	return nil
 }
@@ -306,20 +308,20 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 	sess.qmu.Unlock()
 
 	// Take the session from its previous connection, which may still look
-	// alive, and wait until its reader has finished with the session, so
-	// that the inbound count is final.
+	// alive: unblock its writer (a dead peer may have stopped reading),
+	// tell it why it ends (XEP-0198 §5), and wait until its reader has
+	// finished with the session, so that the inbound count is final.
 	if old != nil && old != c {
+		old.nc.SetWriteDeadline(time.Now())
+		sess.waitWriter()
+		old.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		old.nc.Write(streamErr(condConflict, "the session was resumed on another connection").bytes())
+		io.WriteString(old.nc, "</stream:stream>")
 		old.raw.Close()
 		old.runWG.Wait()
 	}
-	for {
-		sess.qmu.Lock()
-		if !sess.writing {
-			break // keep the lock
-		}
-		sess.qmu.Unlock()
-		time.Sleep(time.Millisecond)
-	}
+	sess.waitWriter()
+	sess.qmu.Lock()
 	sm := sess.sm
 	if sess.closed {
 		sess.resuming = false
@@ -392,6 +394,20 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 	c.bw = nil // the session's writer borrows buffers from now on
 	s.log.Debug("session resumed")
 	return sess, nil
+}
+
+// waitWriter waits until no writer runs. The session is detached, so
+// none starts again.
+func (s *Session) waitWriter() {
+	for {
+		s.qmu.Lock()
+		w := s.writing
+		s.qmu.Unlock()
+		if !w {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // connLost closes the session's connection without a stream error, as a

@@ -259,6 +259,11 @@ func TestSMWithoutResumption(t *testing.T) {
 	a.await(`<enabled xmlns='urn:xmpp:sm:3'/>`)
 	a.send(`<r xmlns='urn:xmpp:sm:3'/>`)
 	a.await(`<a xmlns='urn:xmpp:sm:3' h='0'/>`)
+	// Unknown elements are still refused as before.
+	a.send(`<foo xmlns='urn:xmpp:sm:3'/>`)
+	if got := a.expectClosed(); !strings.Contains(a.pend+got, "<unsupported-stanza-type ") {
+		t.Fatalf("got %q", a.pend+got)
+	}
 }
 
 func TestSMResumeAfterDrop(t *testing.T) {
@@ -349,7 +354,9 @@ func TestSMResumeReplacesLiveConnection(t *testing.T) {
 	a2.auth("alice", "pw")
 	a2.send(`<resume xmlns='urn:xmpp:sm:3' previd='` + id + `' h='0'/>`)
 	a2.await(`<resumed xmlns='urn:xmpp:sm:3' previd='[^']+' h='1'/>`)
-	a.expectClosed()
+	if got := a.expectClosed(); !strings.Contains(a.pend+got, "<conflict ") {
+		t.Errorf("the replaced connection got %q, want a conflict stream error", a.pend+got)
+	}
 
 	b := dialSM(t, srv.Addr)
 	b.auth("bob", "pw")
