@@ -79,3 +79,16 @@ var (
 	_ server.IQProvider      = Hello{}
 	_ server.FeatureProvider = Hello{}
 )
+
+// Limits for mobile clients: a session with stream management resumption
+// (XEP-0198) waits ten minutes for a client that lost its network, which
+// it advertises as max='600', and a client may leave up to 1000 stanzas
+// unacknowledged or waiting before it counts as too slow.
+func ExampleLimits() {
+	cfg := server.Config{
+		Domains: []string{"localhost"},
+		Limits:  server.Limits{ResumeTimeout: 10 * time.Minute, QueueSize: 1000},
+	}
+	fmt.Println(cfg.Limits.ResumeTimeout.Seconds())
+	// Output: 600
+}

@@ -347,9 +347,11 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 	}
 	c.mu.Unlock()
 	if pending != nil {
+		// The server is shutting down: the session ends with it.
 		sess.resuming = false
-		sm.timer = time.AfterFunc(sm.timeout, func() { s.expire(sess) })
+		sess.closed = true
 		sess.qmu.Unlock()
+		s.endDetached(sess)
 		return nil, pending
 	}
 	// Re-send what the client has not acknowledged, before what waits;
