@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -524,4 +525,57 @@ func TestSMShutdownRedelivers(t *testing.T) {
 	if ended != 2 || stored != 2 {
 		t.Fatalf("after shutdown: ended %d stored %d; want 2 2", ended, stored)
 	}
+}
+
+// Many stanzas around a dropped connection: some are written to the dead
+// socket, some queue while the session waits; after resumption each
+// arrives exactly once, in order. Client state is active again.
+func TestSMResumeManyInFlight(t *testing.T) {
+	srv, _ := startSM(t, 0)
+	a := dialSM(t, srv.Addr)
+	id := a.login("alice", "one")
+	a.send(`<inactive xmlns='urn:xmpp:csi:0'/>`)
+	b := dialSM(t, srv.Addr)
+	b.auth("bob", "pw")
+	b.bind("pc")
+	b.send(`<presence to='alice@localhost'><show>away</show></presence>`) // held by CSI, then flushed by first
+	b.message("alice@localhost/one", "first")
+	a.await(`<body>first</body>`)
+	a.drop()
+	const n = 40
+	for i := range n {
+		b.message("alice@localhost/one", "n"+strconv.Itoa(i))
+	}
+	b.send(`<presence to='alice@localhost'><show>dnd</show></presence>`) // held again
+	b.sync("s1")
+
+	a2 := dialSM(t, srv.Addr)
+	a2.auth("alice", "pw")
+	a2.send(`<resume xmlns='urn:xmpp:sm:3' previd='` + id + `' h='0'/>`)
+	a2.await(`<resumed `)
+	got := a2.quiet(time.Second)
+	last := -1
+	for i := range n {
+		body := "<body>n" + strconv.Itoa(i) + "</body>"
+		if c := strings.Count(got, body); c != 1 {
+			t.Fatalf("%s arrived %d times; got %q", body, c, got)
+		}
+		at := strings.Index(got, body)
+		if at < last {
+			t.Fatalf("%s out of order", body)
+		}
+		last = at
+	}
+	// h=0: what was written before the drop comes again, once.
+	if strings.Count(got, "<show>away</show>") != 1 || strings.Count(got, "<body>first</body>") != 1 ||
+		strings.Index(got, "away") > strings.Index(got, "<body>first") {
+		t.Fatalf("want the presence and first once, in order; got %q", got)
+	}
+	// Held while inactive and detached: written after the rest.
+	if strings.Count(got, "<show>dnd</show>") != 1 || strings.Index(got, "dnd") < last {
+		t.Fatalf("want the held presence once, last; got %q", got)
+	}
+	// Active after resumption: a presence comes at once.
+	b.send(`<presence to='alice@localhost'><show>xa</show></presence>`)
+	a2.await(`<show>xa</show>`)
 }
