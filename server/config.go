@@ -21,7 +21,8 @@ type Config struct {
 	// Modules are the features, in order: it is the order of
 	// initialisation, interceptors and undelivered handlers.
 	Modules []Module
-	// Logger receives the server's logs; nil discards them.
+	// Logger receives the server's logs, through PrivacyHandler (no user
+	// or network addresses); nil discards them.
 	Logger *slog.Logger
 	// Remote routes stanzas to other servers; nil answers them with
 	// remote-server-not-found.

@@ -16,7 +16,8 @@ type host struct {
 func (h *host) Domains() []jid.JID         { return h.srv.Domains() }
 func (h *host) IsLocal(domain string) bool { return h.srv.IsLocal(domain) }
 func (h *host) Logger() *slog.Logger {
-	return slog.New(redactHandler{h.srv.log.Handler()}).With("module", h.module)
+	// The server's logger already removes user addresses.
+	return h.srv.log.With("module", h.module)
 }
 func (h *host) Router() Router { return h.srv.router }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"regexp"
+	"strings"
 )
 
 // addrPattern matches anything shaped like an XMPP address with a
@@ -25,8 +27,22 @@ func RedactAddresses(text string) string {
 	return addrPattern.ReplaceAllLiteralString(text, Redacted)
 }
 
-// redactHandler is a slog.Handler that removes account addresses from the
-// message and from string, error and other attribute values.
+// PrivacyHandler wraps h so that nothing it writes names a user: account
+// addresses in the message and in string, error and other attribute
+// values become "[user]" (see RedactAddresses), and the network addresses
+// in *net.OpError values anywhere in an error's tree are left out ("read
+// tcp 192.0.2.1:5222->198.51.100.7:40000: connection reset by peer" is
+// written "read tcp: connection reset by peer"). The server wraps
+// Config.Logger with it; programs that embed Kiez can use it for their own
+// logs too.
+func PrivacyHandler(h slog.Handler) slog.Handler {
+	if r, ok := h.(redactHandler); ok {
+		return r
+	}
+	return redactHandler{h}
+}
+
+// redactHandler is the handler PrivacyHandler returns.
 type redactHandler struct {
 	h slog.Handler
 }
@@ -71,10 +87,35 @@ func redactAttr(a slog.Attr) slog.Attr {
 	case slog.KindAny:
 		switch x := v.Any().(type) {
 		case error:
-			return slog.String(a.Key, RedactAddresses(x.Error()))
+			return slog.String(a.Key, RedactAddresses(redactNetError(x)))
 		default:
 			return slog.String(a.Key, RedactAddresses(fmt.Sprint(x)))
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
+}
+
+// redactNetError returns err's text without the addresses of the
+// *net.OpErrors in its tree.
+func redactNetError(err error) string {
+	msg := err.Error()
+	var walk func(error)
+	walk = func(e error) {
+		if oe, ok := e.(*net.OpError); ok && (oe.Source != nil || oe.Addr != nil) {
+			safe := &net.OpError{Op: oe.Op, Net: oe.Net, Err: oe.Err}
+			msg = strings.ReplaceAll(msg, oe.Error(), safe.Error())
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			if x := u.Unwrap(); x != nil {
+				walk(x)
+			}
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		}
+	}
+	walk(err)
+	return msg
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -32,7 +34,7 @@ func TestRedactAddresses(t *testing.T) {
 // passes: message, strings, errors, stringers, groups, With attributes.
 func TestModuleLoggerRedacts(t *testing.T) {
 	var buf bytes.Buffer
-	srv := &Server{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	srv := &Server{log: slog.New(PrivacyHandler(slog.NewTextHandler(&buf, nil)))}
 	log := (&host{srv: srv, module: "test"}).Logger()
 	user := jid.MustParse("alice@example.org/laptop")
 	log = log.With("who", user.Bare().String())
@@ -41,14 +43,17 @@ func TestModuleLoggerRedacts(t *testing.T) {
 		"jid", user,
 		"peer", "bob@example.org",
 		slog.Group("g", "inner", "carol@example.org"),
+		"net", fmt.Errorf("reading: %w", &net.OpError{Op: "read", Net: "tcp",
+			Source: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 5222},
+			Addr:   &net.TCPAddr{IP: net.ParseIP("198.51.100.7"), Port: 40000}, Err: syscall.ECONNRESET}),
 		"count", 3)
 	out := buf.String()
-	for _, leak := range []string{"alice", "bob", "carol"} {
+	for _, leak := range []string{"alice", "bob", "carol", "192.0.2.1", "198.51.100.7", "40000"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("log line names %s: %s", leak, out)
 		}
 	}
-	if !strings.Contains(out, "module=test") || !strings.Contains(out, "count=3") || strings.Count(out, "[user]") != 6 {
+	if !strings.Contains(out, "module=test") || !strings.Contains(out, `net="reading: read tcp: connection reset by peer"`) || !strings.Contains(out, "count=3") || strings.Count(out, "[user]") != 6 {
 		t.Errorf("log line lost its structure: %s", out)
 	}
 }

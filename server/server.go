@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	s.log = slog.New(PrivacyHandler(s.log.Handler()))
 	for _, d := range cfg.Domains {
 		j, err := jid.Parse(d)
 		if err != nil || j.Localpart() != "" || j.Resourcepart() != "" {

@@ -30,81 +30,8 @@ func newLogger(c logConfig, w io.Writer) *slog.Logger {
 	if c.Format == "json" {
 		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(privacyHandler{h})
-}
-
-// privacyHandler keeps client addresses out of the log even when a
-// library logs a network error: the text of a *net.OpError names both
-// ends of the connection ("read tcp 192.0.2.1:5222->198.51.100.7:40000:
-// connection reset by peer"), so an error attribute wrapping one is logged
-// with the addresses left out ("read tcp: connection reset by peer").
-type privacyHandler struct{ slog.Handler }
-
-func (h privacyHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
-	r.Attrs(func(a slog.Attr) bool {
-		out.AddAttrs(redactAttr(a))
-		return true
-	})
-	return h.Handler.Handle(ctx, out)
-}
-
-func (h privacyHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	red := make([]slog.Attr, len(attrs))
-	for i, a := range attrs {
-		red[i] = redactAttr(a)
-	}
-	return privacyHandler{h.Handler.WithAttrs(red)}
-}
-
-func (h privacyHandler) WithGroup(name string) slog.Handler {
-	return privacyHandler{h.Handler.WithGroup(name)}
-}
-
-func redactAttr(a slog.Attr) slog.Attr {
-	v := a.Value.Resolve()
-	switch v.Kind() {
-	case slog.KindGroup:
-		g := v.Group()
-		red := make([]any, len(g))
-		for i, ga := range g {
-			red[i] = redactAttr(ga)
-		}
-		return slog.Group(a.Key, red...)
-	case slog.KindAny:
-		if err, ok := v.Any().(error); ok {
-			if s, changed := redactError(err); changed {
-				return slog.String(a.Key, s)
-			}
-		}
-	}
-	return a
-}
-
-// redactError returns err's text without the addresses of the
-// *net.OpErrors in its tree, and whether there were any.
-func redactError(err error) (string, bool) {
-	msg, changed := err.Error(), false
-	var walk func(error)
-	walk = func(e error) {
-		if oe, ok := e.(*net.OpError); ok && (oe.Source != nil || oe.Addr != nil) {
-			safe := &net.OpError{Op: oe.Op, Net: oe.Net, Err: oe.Err}
-			msg = strings.ReplaceAll(msg, oe.Error(), safe.Error())
-			changed = true
-		}
-		switch u := e.(type) {
-		case interface{ Unwrap() error }:
-			if x := u.Unwrap(); x != nil {
-				walk(x)
-			}
-		case interface{ Unwrap() []error }:
-			for _, x := range u.Unwrap() {
-				walk(x)
-			}
-		}
-	}
-	walk(err)
-	return msg, changed
+	// No user or client addresses in the log, whatever a library logs.
+	return slog.New(server.PrivacyHandler(h))
 }
 
 // certSource is where handshakes get their certificate: PEM files
