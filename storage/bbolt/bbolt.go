@@ -113,7 +113,8 @@ type Options struct {
 // and release it with Close. A Store is safe for concurrent use.
 type Store struct {
 	db     *bolt.DB
-	commit *committer // group commit of archive and offline appends
+	commit *committer // group commit of offline pushes
+	wal    *wal       // the archive's write-ahead log
 }
 
 // Open opens the database file at path, creating it (mode 0600) and its
@@ -147,18 +148,38 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bbolt: open %s: %w", path, err)
 	}
-	return &Store{db: db, commit: newCommitter(db)}, nil
+	w, err := openWAL(db, path+walDirSuffix)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bbolt: open %s: %w", path, err)
+	}
+	return &Store{db: db, commit: newCommitter(db), wal: w}, nil
 }
 
-// Close closes the database file. It commits the appends already queued,
-// waits for running transactions to finish and fails appends that come
-// later. Using the Store after Close returns errors.
+// Close closes the database file. It commits the appends already taken,
+// applies the archive's log to the file and deletes it, waits for running
+// transactions to finish and fails appends that come later. Using the
+// Store after Close returns errors. If the log cannot be applied, Close
+// reports it and leaves it for the next Open to replay.
 func (s *Store) Close() error {
+	werr := s.wal.close()
 	s.commit.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("bbolt: close: %w", err)
 	}
+	if werr != nil {
+		return fmt.Errorf("bbolt: close: %w", werr)
+	}
 	return nil
+}
+
+// abandon releases the Store as a crash would, for tests: the archive's
+// log is neither written further nor applied, and stays on disk for the
+// next Open to replay.
+func (s *Store) abandon() error {
+	s.wal.abandonNow()
+	s.commit.close()
+	return s.db.Close()
 }
 
 // userBucket returns user's nested bucket in the top-level bucket top, or
