@@ -393,6 +393,7 @@ type wal struct {
 	round    *walWait            // the applier's next round
 	flush    bool                // someone waits for round
 	closeErr error               // of the final round
+	delay    time.Duration       // applyDelay, but for tests
 	stats    walStats
 
 	old  []uint64    // closed segments still on disk; owned by the applier
@@ -421,6 +422,7 @@ func openWAL(db *bolt.DB, dir string) (*wal, error) {
 		dir:      dir,
 		segN:     last + 1,
 		users:    make(map[string]*walUser),
+		delay:    applyDelay,
 		batch:    newWait(),
 		round:    newWait(),
 		work:     make(chan struct{}, 1),
@@ -699,7 +701,7 @@ func (w *wal) applyLoop() {
 		run := w.flush || len(w.pending) >= applyEntries
 		wait := time.Hour
 		if !run && len(w.pending) > 0 {
-			wait = time.Until(w.first.Add(applyDelay))
+			wait = time.Until(w.first.Add(w.delay))
 			run = wait <= 0
 		}
 		w.mu.Unlock()
