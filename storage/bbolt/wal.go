@@ -48,6 +48,13 @@ const (
 	walDirSuffix = ".archive-wal"
 	walNameLen   = 16
 
+	// Segments are created filled with zeros, about 5/4 of what the last
+	// one held and within these bounds, so that writing a batch does
+	// not grow the file: then fdatasync flushes only the data, not the
+	// file system's journal.
+	walPreallocMin = 64 << 10
+	walPreallocMax = 64 << 20
+
 	// applyEntries is how many synced records make the applier start at
 	// once; applyDelay is the longest a synced record waits otherwise.
 	applyEntries = 4096
@@ -135,7 +142,9 @@ func readWALRecord(data []byte) (e walEntry, size int, inBatch uint64, ok bool, 
 
 // readSegment decodes the records of a segment file's contents.
 //
-// A bad record (short or failing its checksum) in the last segment is
+// A segment ends with its records, or at zeros: the unused end of its
+// preallocated size. A bad record (short or failing its checksum) in the
+// last segment holding any record is
 // where the write of the last batch was cut by a crash, if it was: that
 // batch was never acknowledged, and its pages may have reached the disk in
 // any order, so good records of it may follow the bad one. readSegment
@@ -152,6 +161,9 @@ func readSegment(data []byte, last bool) ([]walEntry, error) {
 			return nil, fmt.Errorf("offset %d: %w", off, err)
 		}
 		if !ok {
+			if allZero(data[off:]) {
+				break // the unused, preallocated end
+			}
 			if !last {
 				return nil, fmt.Errorf("%w: archive log: bad record at offset %d of a closed segment", ErrCorrupt, off)
 			}
@@ -167,6 +179,15 @@ func readSegment(data []byte, last bool) ([]walEntry, error) {
 		off += n
 	}
 	return entries, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // segmentName returns the file name of segment n.
@@ -224,13 +245,25 @@ func replayWAL(db *bolt.DB, dir string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("archive log: %w", err)
 	}
+	// Segments after the last one with data were created in advance
+	// and never written.
+	lastData := -1
+	for i, n := range segs {
+		data, err := os.ReadFile(filepath.Join(dir, segmentName(n)))
+		if err != nil {
+			return 0, fmt.Errorf("archive log: %w", err)
+		}
+		if !allZero(data) {
+			lastData = i
+		}
+	}
 	for i, n := range segs {
 		path := filepath.Join(dir, segmentName(n))
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return 0, fmt.Errorf("archive log: %w", err)
 		}
-		entries, err := readSegment(data, i == len(segs)-1)
+		entries, err := readSegment(data, i >= lastData)
 		if err != nil {
 			return 0, fmt.Errorf("archive log segment %s: %w", segmentName(n), err)
 		}
@@ -387,7 +420,7 @@ type wal struct {
 	buf      []byte              // records not yet written
 	bufEnts  []walEntry          // their entries
 	batch    *walWait            // their batch
-	spare    []byte              // a written buffer, for reuse
+	spareBuf []byte              // a written buffer, for reuse
 	pending  []walEntry          // synced and not yet applied, in log order
 	first    time.Time           // when pending last became non-empty
 	round    *walWait            // the applier's next round
@@ -396,7 +429,12 @@ type wal struct {
 	delay    time.Duration       // applyDelay, but for tests
 	stats    walStats
 
-	old  []uint64    // closed segments still on disk; owned by the applier
+	// Owned by the applier.
+	old     []uint64 // closed segments still on disk
+	nextSeg *os.File // segment segN+1, created in advance, or nil
+	used    int64    // the size of the records of the last closed segment
+	zeros   []byte
+
 	keep atomic.Bool // tests: keep applied segments on disk
 
 	work     chan struct{} // wakes the syncer
@@ -431,7 +469,7 @@ func openWAL(db *bolt.DB, dir string) (*wal, error) {
 		syncDone: make(chan struct{}),
 		applied:  make(chan struct{}),
 	}
-	if w.seg, err = w.create(w.segN); err != nil {
+	if w.seg, err = w.create(w.segN, walPreallocMin); err != nil {
 		return nil, err
 	}
 	go w.syncLoop()
@@ -439,17 +477,38 @@ func openWAL(db *bolt.DB, dir string) (*wal, error) {
 	return w, nil
 }
 
-// create creates segment n and makes its name durable.
-func (w *wal) create(n uint64) (*os.File, error) {
+// create creates segment n filled with size zeros, and makes it and its
+// name durable.
+func (w *wal) create(n uint64, size int64) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(w.dir, segmentName(n)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("archive log: %w", err)
 	}
-	if err := syncDir(w.dir); err != nil {
+	if w.zeros == nil {
+		w.zeros = make([]byte, 1<<20)
+	}
+	for off := int64(0); off < size && err == nil; off += int64(len(w.zeros)) {
+		_, err = f.WriteAt(w.zeros[:min(int64(len(w.zeros)), size-off)], off)
+	}
+	if err == nil {
+		err = fdatasync(f)
+	}
+	if err == nil {
+		err = syncDir(w.dir)
+	}
+	if err != nil {
 		_ = f.Close()
+		_ = os.Remove(f.Name())
 		return nil, fmt.Errorf("archive log: %w", err)
 	}
 	return f, nil
+}
+
+// prealloc returns the size to create the next segment with.
+func (w *wal) prealloc() int64 {
+	const unit = 64 << 10
+	size := (w.used*5/4 + unit - 1) / unit * unit
+	return min(max(size, walPreallocMin), walPreallocMax)
 }
 
 func signal(c chan struct{}) {
@@ -612,7 +671,7 @@ func (w *wal) syncBatch() bool {
 		return false
 	}
 	buf, ents, b := w.buf, w.bufEnts, w.batch
-	w.buf, w.bufEnts, w.spare = w.spare[:0], nil, nil
+	w.buf, w.bufEnts, w.spareBuf = w.spareBuf[:0], nil, nil
 	w.batch = newWait()
 	w.mu.Unlock()
 
@@ -639,7 +698,7 @@ func (w *wal) syncBatch() bool {
 
 	w.mu.Lock()
 	if cap(buf) <= 1<<20 {
-		w.spare = buf
+		w.spareBuf = buf
 	}
 	if err != nil {
 		for i := range ents {
@@ -751,10 +810,13 @@ func (w *wal) applyRound(last bool) error {
 			// Records synced from now on stay pending for the next
 			// round; those of whoever asked for this one are pending
 			// already.
-			var err error
-			if next, err = w.create(w.segN + 1); err != nil {
-				w.endRound(err)
-				return err
+			next, w.nextSeg = w.nextSeg, nil
+			if next == nil {
+				var err error
+				if next, err = w.create(w.segN+1, w.prealloc()); err != nil {
+					w.endRound(err)
+					return err
+				}
 			}
 		}
 	}
@@ -769,6 +831,7 @@ func (w *wal) applyRound(last bool) error {
 		entries, w.pending = w.pending, nil
 		w.old = append(w.old, w.segN)
 		if next != nil {
+			w.used = w.off
 			w.seg, w.segN, w.off = next, w.segN+1, 0
 		}
 	}
@@ -780,6 +843,11 @@ func (w *wal) applyRound(last bool) error {
 		if cerr := prev.Close(); cerr != nil {
 			err = fmt.Errorf("archive log: %w", cerr)
 		}
+	}
+	if last && w.nextSeg != nil {
+		_ = w.nextSeg.Close()
+		w.nextSeg = nil
+		w.old = append(w.old, w.segN+1)
 	}
 	if err == nil && len(entries) > 0 {
 		err = w.db.Update(func(tx *bolt.Tx) error { return applyWAL(tx, entries) })
@@ -807,6 +875,11 @@ func (w *wal) applyRound(last bool) error {
 	}
 	w.mu.Unlock()
 	r.end(err)
+	if next != nil && w.nextSeg == nil {
+		// Have the next segment ready, so that the next round does not
+		// wait for it. If this fails, the next round tries again.
+		w.nextSeg, _ = w.create(w.segN+1, w.prealloc())
+	}
 	return err
 }
 
@@ -868,4 +941,7 @@ func (w *wal) abandonNow() {
 	close(w.quit)
 	<-w.applied
 	_ = w.seg.Close()
+	if w.nextSeg != nil {
+		_ = w.nextSeg.Close()
+	}
 }
