@@ -19,9 +19,9 @@ const rawHeader = `<stream:stream to='localhost' version='1.0' xmlns='jabber:cli
 
 // rawLogin logs user in over STARTTLS and PLAIN with no XML library,
 // binds, sends initial presence and returns the TLS connection.
-func rawLogin(b *testing.B, addr, user string) net.Conn {
+func rawLogin(b *testing.B, dial func() (net.Conn, error), user string) net.Conn {
 	b.Helper()
-	c, err := net.Dial("tcp", addr)
+	c, err := dial()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,13 +60,28 @@ func rawLogin(b *testing.B, addr, user string) net.Conn {
 // time is the server's (and the kernel's): one presence broadcast from a
 // user to 500 online contacts with mutual subscriptions.
 func BenchmarkBroadcast500Raw(b *testing.B) {
+	benchmarkRawBroadcast(b, false)
+}
+
+// BenchmarkBroadcast500InProcess is BenchmarkBroadcast500Raw with the 500
+// contacts connected through in-memory pipes instead of loopback sockets:
+// the server's cost without the kernel's network stack.
+func BenchmarkBroadcast500InProcess(b *testing.B) {
+	benchmarkRawBroadcast(b, true)
+}
+
+func benchmarkRawBroadcast(b *testing.B, inProcess bool) {
 	const contacts = 500
 	srv, alice, names := broadcastSetup(b, contacts)
+	dial := func() (net.Conn, error) { return net.Dial("tcp", srv.Addr) }
+	if inProcess {
+		dial = srv.DialInProcess
+	}
 	var seen atomic.Int64
 	var wg sync.WaitGroup
 	conns := make([]net.Conn, contacts)
 	for i, name := range names {
-		conns[i] = rawLogin(b, srv.Addr, name)
+		conns[i] = rawLogin(b, dial, name)
 		wg.Add(1)
 		go func(conn net.Conn) {
 			defer wg.Done()

@@ -27,6 +27,15 @@ type Server struct {
 	Addr, TLSAddr string
 	Domain        string
 	Config        server.Config
+
+	pipe *pipeListener
+}
+
+// DialInProcess opens a connection to the server's STARTTLS service
+// through an in-memory pipe instead of a socket, for benchmarks of the
+// server's own cost: everything but the kernel's network stack runs.
+func (s *Server) DialInProcess() (net.Conn, error) {
+	return s.pipe.dial()
 }
 
 // Start runs a server on 127.0.0.1 with cfg, filling in what is unset: the
@@ -63,14 +72,16 @@ func Start(t testing.TB, cfg server.Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pipe := newPipeListener()
 	go srv.ServeC2S(ln)
 	go srv.ServeDirectTLS(tln)
+	go srv.ServeC2S(pipe)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &Server{Server: srv, Addr: ln.Addr().String(), TLSAddr: tln.Addr().String(), Domain: cfg.Domains[0], Config: cfg}
+	return &Server{Server: srv, Addr: ln.Addr().String(), TLSAddr: tln.Addr().String(), Domain: cfg.Domains[0], Config: cfg, pipe: pipe}
 }
 
 // AddUser creates an account localpart@Domain and returns its bare JID.
