@@ -55,6 +55,14 @@ const (
 	walPreallocMin = 64 << 10
 	walPreallocMax = 64 << 20
 
+	// When the last batch held more than one record, appends are
+	// concurrent: the syncer then waits walGather before writing the
+	// next, unless walGatherMax records are buffered already, so that
+	// more appends share a write and fdatasync. After a batch of one (a
+	// lone writer) it writes at once.
+	walGather    = 200 * time.Microsecond
+	walGatherMax = 64
+
 	// applyEntries is how many synced records make the applier start at
 	// once; applyDelay is the longest a synced record waits otherwise.
 	applyEntries = 4096
@@ -412,22 +420,24 @@ type wal struct {
 	segN   uint64   // its number; changed only by the applier
 	off    int64    // the size of its records
 
-	mu       sync.Mutex
-	closed   bool                // no more records are accepted
-	failed   error               // a write failed and could not be undone
-	users    map[string]*walUser // users with pending records, and more
-	epoch    uint64              // counts users forgotten
-	buf      []byte              // records not yet written
-	bufEnts  []walEntry          // their entries
-	batch    *walWait            // their batch
-	spareBuf []byte              // a written buffer, for reuse
-	pending  []walEntry          // synced and not yet applied, in log order
-	first    time.Time           // when pending last became non-empty
-	round    *walWait            // the applier's next round
-	flush    bool                // someone waits for round
-	closeErr error               // of the final round
-	delay    time.Duration       // applyDelay, but for tests
-	stats    walStats
+	mu        sync.Mutex
+	closed    bool                // no more records are accepted
+	failed    error               // a write failed and could not be undone
+	users     map[string]*walUser // users with pending records, and more
+	epoch     uint64              // counts users forgotten
+	buf       []byte              // records not yet written
+	bufEnts   []walEntry          // their entries
+	batch     *walWait            // their batch
+	spareBuf  []byte              // a written buffer, for reuse
+	pending   []walEntry          // synced and not yet applied, in log order
+	first     time.Time           // when pending last became non-empty
+	round     *walWait            // the applier's next round
+	flush     bool                // someone waits for round
+	closeErr  error               // of the final round
+	delay     time.Duration       // applyDelay, but for tests
+	gatherFor time.Duration       // walGather, but for tests
+	lastBatch int                 // records in the last batch
+	stats     walStats
 
 	// Owned by the applier.
 	old     []uint64 // closed segments still on disk
@@ -456,18 +466,19 @@ func openWAL(db *bolt.DB, dir string) (*wal, error) {
 		return nil, err
 	}
 	w := &wal{
-		db:       db,
-		dir:      dir,
-		segN:     last + 1,
-		users:    make(map[string]*walUser),
-		delay:    applyDelay,
-		batch:    newWait(),
-		round:    newWait(),
-		work:     make(chan struct{}, 1),
-		kick:     make(chan struct{}, 1),
-		quit:     make(chan struct{}),
-		syncDone: make(chan struct{}),
-		applied:  make(chan struct{}),
+		db:        db,
+		dir:       dir,
+		segN:      last + 1,
+		users:     make(map[string]*walUser),
+		delay:     applyDelay,
+		gatherFor: walGather,
+		batch:     newWait(),
+		round:     newWait(),
+		work:      make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
+		quit:      make(chan struct{}),
+		syncDone:  make(chan struct{}),
+		applied:   make(chan struct{}),
 	}
 	if w.seg, err = w.create(w.segN, walPreallocMin); err != nil {
 		return nil, err
@@ -641,7 +652,11 @@ func (w *wal) syncLoop() {
 	for {
 		select {
 		case <-w.work:
-			for w.syncBatch() {
+			for {
+				w.gather()
+				if !w.syncBatch() {
+					break
+				}
 			}
 		case <-w.quit:
 			if !w.abandon {
@@ -660,6 +675,17 @@ func (w *wal) syncLoop() {
 	}
 }
 
+// gather waits walGather before a batch if the last batch held more than
+// one record and fewer than walGatherMax records are buffered.
+func (w *wal) gather() {
+	w.mu.Lock()
+	wait := w.lastBatch > 1 && len(w.bufEnts) < walGatherMax
+	w.mu.Unlock()
+	if wait {
+		time.Sleep(w.gatherFor)
+	}
+}
+
 // syncBatch writes and syncs the records buffered, answers their appends,
 // and reports whether there were any.
 func (w *wal) syncBatch() bool {
@@ -671,6 +697,7 @@ func (w *wal) syncBatch() bool {
 		return false
 	}
 	buf, ents, b := w.buf, w.bufEnts, w.batch
+	w.lastBatch = len(ents)
 	w.buf, w.bufEnts, w.spareBuf = w.spareBuf[:0], nil, nil
 	w.batch = newWait()
 	w.mu.Unlock()
