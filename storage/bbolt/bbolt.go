@@ -24,15 +24,48 @@
 // while messages are older than the limit, in transactions of at most
 // 10,000 deletions.
 //
+// # Archive log
+//
+// AppendArchive returns only once the message is durable, but not yet in
+// the bbolt file: it is a record in the archive's write-ahead log, a
+// directory <database>.archive-wal (mode 0700) of segment files (mode
+// 0600) next to the database file. Appends take their ID under a lock
+// (the last ID of each archive is kept in memory while it has appends in
+// flight) and add their record to a buffer; one goroutine writes
+// everything buffered with one write and one fdatasync and then answers
+// every append of that batch. A lone writer waits for exactly one write
+// and fdatasync; when the last batch held several records, the next
+// waits 200 µs for more. Segments are created in advance, filled with
+// zeros, so that a batch does not grow the file and its fdatasync flushes
+// no file system metadata.
+//
+// Another goroutine, the applier, applies the synced records to the bbolt
+// file in one transaction per round: when 4,096 records are pending, 250
+// ms after the first, or when a read needs them. A round first moves new
+// appends to a new segment, and deletes the segments it applied once its
+// transaction has committed. QueryArchive and ArchiveStats for a user with
+// pending records, ExpireArchive and DeleteArchive first have the applier
+// apply them, so reads see every acknowledged append; reads of other users
+// never wait. DeleteArchive logs the deletion as a record, then waits for
+// its round, so a replay cannot bring the messages back.
+//
+// Open replays the segments a crash left behind, in order, and deletes
+// them. Applying is idempotent: a record whose ID is not above its
+// archive's last ID was applied before. A damaged record at the end of the
+// last segment with data was the torn write of a batch never acknowledged
+// and is ignored, as are records of its batch after it; a damaged record
+// anywhere else makes Open fail with an error wrapping ErrCorrupt. Close
+// applies every record and deletes the log.
+//
 // # Group commit
 //
-// AppendArchive and PushOffline return only once the message is durable.
-// Concurrent calls share one transaction and one fsync: a goroutine owned
-// by the Store takes every request queued, commits them together and
-// answers each; requests that arrive meanwhile form the next batch. A lone
-// writer waits for exactly one commit (no batching delay, unlike bolt's
-// DB.Batch). If a batch fails, each of its requests is retried on its own,
-// so one bad request cannot fail the others.
+// PushOffline returns only once the message is durable. Concurrent calls
+// share one transaction and one fsync: a goroutine owned by the Store
+// takes every request queued, commits them together and answers each;
+// requests that arrive meanwhile form the next batch. A lone writer waits
+// for exactly one commit (no batching delay, unlike bolt's DB.Batch). If a
+// batch fails, each of its requests is retried on its own, so one bad
+// request cannot fail the others.
 //
 // # Performance
 //
@@ -63,6 +96,13 @@
 // refers to them. Compacting the database (bbolt compact) into a new file
 // removes them.
 //
+// The archive log holds each message, with its user and party, only until
+// the applier has applied it: normally a fraction of a second, at most
+// until the next Open after a crash. Segments are then deleted, not
+// overwritten, so like deleted pages their blocks keep the bytes on the
+// disk until the file system reuses them. DeleteArchive returns only once
+// no segment holds the deleted archive's messages.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. Only one process may open a database
@@ -87,7 +127,9 @@ import (
 var ErrLocked = errors.New("bbolt: database is locked by another process")
 
 // ErrCorrupt is returned, wrapped, when a stored record cannot be decoded.
-// The record is left as it is; deleting the account removes it.
+// The record is left as it is; deleting the account removes it. Open
+// returns it, wrapped, if the archive log holds a damaged record that had
+// been acknowledged (see the package documentation).
 var ErrCorrupt = errors.New("bbolt: corrupt record")
 
 // Names of buckets and keys. The layout is described in the package

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -56,12 +57,14 @@ const (
 	walPreallocMax = 64 << 20
 
 	// When the last batch held more than one record, appends are
-	// concurrent: the syncer then waits walGather before writing the
-	// next, unless walGatherMax records are buffered already, so that
-	// more appends share a write and fdatasync. After a batch of one (a
-	// lone writer) it writes at once.
-	walGather    = 200 * time.Microsecond
-	walGatherMax = 64
+	// concurrent: the syncer then lets the goroutines that are ready to
+	// run go first, up to walGatherYields times while the buffer grows
+	// and holds fewer than walGatherMax records, so that more appends
+	// share a write and fdatasync. After a batch of one (a lone writer)
+	// it writes at once. (A timer cannot wait less than about a
+	// millisecond in an idle process.)
+	walGatherYields = 4
+	walGatherMax    = 64
 
 	// applyEntries is how many synced records make the applier start at
 	// once; applyDelay is the longest a synced record waits otherwise.
@@ -175,7 +178,11 @@ func readSegment(data []byte, last bool) ([]walEntry, error) {
 			if !last {
 				return nil, fmt.Errorf("%w: archive log: bad record at offset %d of a closed segment", ErrCorrupt, off)
 			}
-			for next := off + 1; next < len(data); next++ {
+			end := len(data) // without the zeros at the end
+			for end > off && data[end-1] == 0 {
+				end--
+			}
+			for next := off + 1; next < end; next++ {
 				_, _, inBatch, ok, _ := readWALRecord(data[next:])
 				if ok && inBatch <= uint64(next) && uint64(next)-inBatch > uint64(off) {
 					return nil, fmt.Errorf("%w: archive log: bad record at offset %d before a later batch at %d", ErrCorrupt, off, uint64(next)-inBatch)
@@ -435,7 +442,7 @@ type wal struct {
 	flush     bool                // someone waits for round
 	closeErr  error               // of the final round
 	delay     time.Duration       // applyDelay, but for tests
-	gatherFor time.Duration       // walGather, but for tests
+	yields    int                 // walGatherYields, but for experiments
 	lastBatch int                 // records in the last batch
 	stats     walStats
 
@@ -466,19 +473,19 @@ func openWAL(db *bolt.DB, dir string) (*wal, error) {
 		return nil, err
 	}
 	w := &wal{
-		db:        db,
-		dir:       dir,
-		segN:      last + 1,
-		users:     make(map[string]*walUser),
-		delay:     applyDelay,
-		gatherFor: walGather,
-		batch:     newWait(),
-		round:     newWait(),
-		work:      make(chan struct{}, 1),
-		kick:      make(chan struct{}, 1),
-		quit:      make(chan struct{}),
-		syncDone:  make(chan struct{}),
-		applied:   make(chan struct{}),
+		db:       db,
+		dir:      dir,
+		segN:     last + 1,
+		users:    make(map[string]*walUser),
+		delay:    applyDelay,
+		yields:   walGatherYields,
+		batch:    newWait(),
+		round:    newWait(),
+		work:     make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		syncDone: make(chan struct{}),
+		applied:  make(chan struct{}),
 	}
 	if w.seg, err = w.create(w.segN, walPreallocMin); err != nil {
 		return nil, err
@@ -675,14 +682,20 @@ func (w *wal) syncLoop() {
 	}
 }
 
-// gather waits walGather before a batch if the last batch held more than
-// one record and fewer than walGatherMax records are buffered.
+// gather yields to the goroutines ready to run before a batch, while the
+// last batch held more than one record, the buffer grows and holds fewer
+// than walGatherMax records, at most w.yields times.
 func (w *wal) gather() {
-	w.mu.Lock()
-	wait := w.lastBatch > 1 && len(w.bufEnts) < walGatherMax
-	w.mu.Unlock()
-	if wait {
-		time.Sleep(w.gatherFor)
+	n := -1
+	for range w.yields {
+		w.mu.Lock()
+		more := w.lastBatch > 1 && len(w.bufEnts) > n && len(w.bufEnts) < walGatherMax
+		n = len(w.bufEnts)
+		w.mu.Unlock()
+		if !more {
+			return
+		}
+		runtime.Gosched()
 	}
 }
 
