@@ -841,27 +841,29 @@ func (w *wal) endRound(err error) {
 // unless last is set: then the syncer has ended and the current segment
 // is deleted too.
 func (w *wal) applyRound(last bool) error {
+	// Whoever asked for this round had their records pending before they
+	// asked, so the round takes all records pending when it takes the
+	// round, under the same lock; that needs a new segment if there are
+	// any. Only the applier takes from pending, so once it is not empty
+	// it stays so.
 	var next *os.File
-	if !last {
+	for {
+		w.fileMu.Lock()
 		w.mu.Lock()
-		n := len(w.pending)
+		if last || len(w.pending) == 0 || next != nil || w.nextSeg != nil {
+			break
+		}
 		w.mu.Unlock()
-		if n > 0 {
-			// Records synced from now on stay pending for the next
-			// round; those of whoever asked for this one are pending
-			// already.
-			next, w.nextSeg = w.nextSeg, nil
-			if next == nil {
-				var err error
-				if next, err = w.create(w.segN+1, w.prealloc()); err != nil {
-					w.endRound(err)
-					return err
-				}
-			}
+		w.fileMu.Unlock()
+		var err error
+		if next, err = w.create(w.segN+1, w.prealloc()); err != nil {
+			w.endRound(err)
+			return err
 		}
 	}
-	w.fileMu.Lock()
-	w.mu.Lock()
+	if !last && len(w.pending) > 0 && next == nil {
+		next, w.nextSeg = w.nextSeg, nil
+	}
 	r := w.round
 	w.round = newWait()
 	w.flush = false
