@@ -237,19 +237,6 @@ func listSegments(dir string) ([]uint64, error) {
 	return segs, nil
 }
 
-// syncDir makes the creation and removal of files in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // replayWAL applies the segments left in dir by a Store that was not
 // closed, in order, each in one transaction, and deletes each once its
 // transaction has committed. Applying is idempotent (see applyWAL), so a

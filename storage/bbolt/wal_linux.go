@@ -15,3 +15,16 @@ func fdatasync(f *os.File) error {
 		}
 	}
 }
+
+// syncDir makes the creation and removal of files in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
