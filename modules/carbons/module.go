@@ -132,6 +132,10 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, s *
 		return nil
 	}
 	user := from.JID().Bare()
+	sessions := m.host.Sessions(user)
+	if !m.anyEnabled(sessions) {
+		return nil // nobody to copy to, nothing to track
+	}
 	to := s.To
 	if to.String() == "" {
 		to = user
@@ -145,7 +149,6 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, s *
 	} else {
 		return nil
 	}
-	sessions := m.host.Sessions(user)
 	var skip func(*server.Session) bool
 	if to.Bare().Equal(user) {
 		skip = recipients(sessions, to)
@@ -174,19 +177,36 @@ func (m *Module) InterceptDelivery(ctx context.Context, account jid.JID, s *stan
 		return s, nil
 	}
 	copyIt := false
-	if s.IsError() {
+	sessions := m.host.Sessions(account)
+	switch {
+	case !m.anyEnabled(sessions):
+		// Nobody to copy to, nothing to track.
+	case s.IsError():
 		copyIt = m.sent.seen("out", account, s.From, s.ID)
-	} else if copyIt = eligible(s, true); copyIt {
-		m.sent.add("in", account, s.From, s.ID)
+	default:
+		if copyIt = eligible(s, true); copyIt {
+			m.sent.add("in", account, s.From, s.ID)
+		}
 	}
 	if copyIt {
-		sessions := m.host.Sessions(account)
 		m.copyTo(sessions, "received", account, s, recipients(sessions, s.To))
 	}
 	if s.HasChild(xml.Name{Space: NS, Local: "private"}) {
 		return withoutPrivate(s), nil
 	}
 	return s, nil
+}
+
+// anyEnabled reports whether one of sessions enabled carbons.
+func (m *Module) anyEnabled(sessions []*server.Session) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, sess := range sessions {
+		if _, ok := m.enabled[sess]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // copyTo sends a copy of s wrapped in <kind xmlns='urn:xmpp:carbons:2'>

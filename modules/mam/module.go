@@ -15,6 +15,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -96,6 +97,13 @@ type Module struct {
 	now     func() time.Time
 
 	prefs prefsCache
+
+	// sentCopies holds the sender's archive appends that run while the
+	// same message is archived for its local recipient, keyed by the
+	// message: InterceptDelivery waits for them, so the message is
+	// durable in both archives before the sender's stream counts it
+	// handled, at the cost of one storage sync instead of two.
+	sentCopies sync.Map // *stanza.Stanza → chan struct{}
 }
 
 // New returns the module keeping archives in archive and preferences in
@@ -319,13 +327,18 @@ var contentPayloads = map[xml.Name]bool{
 // serialise writes a message for the archive: the whole element, declaring
 // jabber:client, so that a result can carry it verbatim as stanza.Raw.
 func serialise(st *stanza.Stanza) []byte {
-	var b bytes.Buffer
-	b.WriteString(`<message xmlns="jabber:client"`)
-	var rest bytes.Buffer
-	st.WriteTo(&rest)
-	b.Write(rest.Bytes()[len("<message"):])
-	return b.Bytes()
+	b := serialBufs.Get().(*bytes.Buffer)
+	defer serialBufs.Put(b)
+	b.Reset()
+	st.WriteTo(b)
+	raw := b.Bytes()[len("<message"):]
+	const head = `<message xmlns="jabber:client"`
+	out := make([]byte, 0, len(head)+len(raw))
+	return append(append(out, head...), raw...)
 }
+
+// serialBufs are serialise's scratch buffers.
+var serialBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // InterceptInbound archives the messages a client sends, in the sender's
 // archive with the recipient as the peer. Messages to the sender's own
@@ -351,10 +364,36 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st 
 		return nil
 	}
 	// The sender's own archive keeps no stanza ID claiming to be its own.
-	if _, err := m.archive.AppendArchive(ctx, user.String(), m.now(), to.String(), serialise(stripForged(st, user))); err != nil {
-		m.host.Logger().Warn("archiving a sent message failed", "err", err)
+	at, data := m.now(), serialise(stripForged(st, user))
+	if !m.host.IsLocal(to.Domainpart()) {
+		if _, err := m.archive.AppendArchive(ctx, user.String(), at, to.String(), data); err != nil {
+			m.host.Logger().Warn("archiving a sent message failed", "err", err)
+		}
+		return nil
 	}
+	// A local recipient's copy is archived in InterceptDelivery, which
+	// waits for this one.
+	done := make(chan struct{})
+	m.sentCopies.Store(st, done)
+	bg := context.WithoutCancel(ctx)
+	go func() {
+		defer func() {
+			close(done)
+			m.sentCopies.CompareAndDelete(st, done)
+		}()
+		if _, err := m.archive.AppendArchive(bg, user.String(), at, to.String(), data); err != nil {
+			m.host.Logger().Warn("archiving a sent message failed", "err", err)
+		}
+	}()
 	return nil
+}
+
+// awaitSentCopy waits until the sender's copy of st, if one is being
+// archived, is durable.
+func (m *Module) awaitSentCopy(st *stanza.Stanza) {
+	if done, ok := m.sentCopies.LoadAndDelete(st); ok {
+		<-done.(chan struct{})
+	}
 }
 
 // InterceptDelivery archives a message in the recipient's archive with the
@@ -365,6 +404,7 @@ func (m *Module) InterceptDelivery(ctx context.Context, account jid.JID, st *sta
 	if st.Kind != stanza.Message {
 		return st, nil
 	}
+	defer m.awaitSentCopy(st)
 	user := account.Bare()
 	out := stripForged(st, user)
 	if !archivable(st) || st.From.String() == "" {
