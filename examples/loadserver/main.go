@@ -51,6 +51,7 @@ func run() error {
 	pidfile := flag.String("pidfile", "", "write the process id here")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback address")
 	archive := flag.Bool("archive", false, "run the message archive (XEP-0313), offline storage and carbons, on the -store backend")
+	fill := flag.Int("fill", 0, "with -archive: first archive this many messages from <prefix>1 in <prefix>0's archive (for bench mam -user <prefix>0 -contact <prefix>1)")
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*addr)
@@ -83,6 +84,9 @@ func run() error {
 			return err
 		}
 		mods = append(mods, m, carbons.New(), off)
+		if err := fillArchive(backend, *prefix+"0@"+*domain, *prefix+"1@"+*domain, *fill); err != nil {
+			return err
+		}
 	}
 	keys, err := scram.NewAllKeys(*pass, 0)
 	if err != nil {
@@ -133,6 +137,36 @@ func run() error {
 	}()
 	if err := srv.ServeC2S(ln); err != nil && err != server.ErrServerClosed {
 		return err
+	}
+	return nil
+}
+
+// fillArchive stores n chat messages from peer in user's archive, one
+// millisecond apart and ending now, from 64 goroutines so that the
+// store's group commit batches them.
+func fillArchive(store storage.Archive, user, peer string, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	start := time.Now().Add(-time.Duration(n) * time.Millisecond)
+	const workers = 64
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := w; i < n; i += workers {
+				msg := fmt.Sprintf(`<message xmlns="jabber:client" type="chat" id="f%d" from="%s/bench" to="%s"><body>archived message %d, about as long as a chat line usually is</body></message>`, i, peer, user, i)
+				if _, err := store.AppendArchive(context.Background(), user, start.Add(time.Duration(i)*time.Millisecond), peer+"/bench", []byte(msg)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			return err
+		}
 	}
 	return nil
 }
