@@ -15,6 +15,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -103,7 +104,17 @@ type Module struct {
 	// message: InterceptDelivery waits for them, so the message is
 	// durable in both archives before the sender's stream counts it
 	// handled, at the cost of one storage sync instead of two.
-	sentCopies sync.Map // *stanza.Stanza → chan struct{}
+	sentCopies sync.Map // *stanza.Stanza → *sentCopy
+}
+
+// sentCopy is a sender's archive append in progress.
+type sentCopy struct {
+	done chan struct{}
+	// data is what was archived; whole reports that it is the message
+	// exactly as routed (no forged stanza ID was removed), so that the
+	// recipient's copy can share it.
+	data  []byte
+	whole bool
 }
 
 // New returns the module keeping archives in archive and preferences in
@@ -364,7 +375,8 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st 
 		return nil
 	}
 	// The sender's own archive keeps no stanza ID claiming to be its own.
-	at, data := m.now(), serialise(stripForged(st, user))
+	clean := stripForged(st, user)
+	at, data := m.now(), serialise(clean)
 	if !m.host.IsLocal(to.Domainpart()) {
 		if _, err := m.archive.AppendArchive(ctx, user.String(), at, to.String(), data); err != nil {
 			m.host.Logger().Warn("archiving a sent message failed", "err", err)
@@ -373,13 +385,13 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st 
 	}
 	// A local recipient's copy is archived in InterceptDelivery, which
 	// waits for this one.
-	done := make(chan struct{})
-	m.sentCopies.Store(st, done)
+	sc := &sentCopy{done: make(chan struct{}), data: data, whole: clean == st}
+	m.sentCopies.Store(st, sc)
 	bg := context.WithoutCancel(ctx)
 	go func() {
 		defer func() {
-			close(done)
-			m.sentCopies.CompareAndDelete(st, done)
+			close(sc.done)
+			m.sentCopies.CompareAndDelete(st, sc)
 		}()
 		if _, err := m.archive.AppendArchive(bg, user.String(), at, to.String(), data); err != nil {
 			m.host.Logger().Warn("archiving a sent message failed", "err", err)
@@ -391,9 +403,20 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st 
 // awaitSentCopy waits until the sender's copy of st, if one is being
 // archived, is durable.
 func (m *Module) awaitSentCopy(st *stanza.Stanza) {
-	if done, ok := m.sentCopies.LoadAndDelete(st); ok {
-		<-done.(chan struct{})
+	if sc, ok := m.sentCopies.LoadAndDelete(st); ok {
+		<-sc.(*sentCopy).done
 	}
+}
+
+// serialised returns the archive form of out, the copy of st a recipient
+// gets, reusing the sender's when it is the same message.
+func (m *Module) serialised(st, out *stanza.Stanza) []byte {
+	if out == st {
+		if sc, ok := m.sentCopies.Load(st); ok && sc.(*sentCopy).whole {
+			return sc.(*sentCopy).data
+		}
+	}
+	return serialise(out)
 }
 
 // InterceptDelivery archives a message in the recipient's archive with the
@@ -418,13 +441,17 @@ func (m *Module) InterceptDelivery(ctx context.Context, account jid.JID, st *sta
 	if !ok {
 		return out, nil
 	}
-	id, err := m.archive.AppendArchive(ctx, user.String(), m.now(), st.From.String(), serialise(out))
+	id, err := m.archive.AppendArchive(ctx, user.String(), m.now(), st.From.String(), m.serialised(st, out))
 	if err != nil {
 		m.host.Logger().Warn("archiving a received message failed", "err", err)
 		return out, nil
 	}
 	if out == st {
-		out = st.Clone()
+		// A shallow copy: tokens are never changed in place, and the
+		// stanza ID is appended to a slice of its own.
+		c := *st
+		c.Inner = slices.Clip(st.Inner)
+		out = &c
 	}
 	out.AppendChild(stanza.Elem(xml.Name{Space: NSSID, Local: "stanza-id"},
 		[]xml.Attr{stanza.Attr("by", user.String()), stanza.Attr("id", EncodeID(id))}))
