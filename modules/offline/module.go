@@ -265,7 +265,7 @@ func (m *Module) HandleUndelivered(ctx context.Context, s *stanza.Stanza) (bool,
 	}
 	data, err := encode(s)
 	if err != nil {
-		m.log.Warn("message not stored", "cause", cause(err))
+		m.log.Warn("message not stored", "err", err)
 		return false, nil
 	}
 	err = m.store.PushOffline(ctx, user.String(), storage.OfflineMessage{Stored: time.Now(), Data: data}, m.limit)
@@ -274,7 +274,7 @@ func (m *Module) HandleUndelivered(ctx context.Context, s *stanza.Stanza) (bool,
 		m.log.Debug("offline queue full; message bounced")
 		return false, nil
 	case err != nil:
-		m.log.Warn("message not stored", "cause", cause(err))
+		m.log.Warn("message not stored", "err", err)
 		return false, nil
 	}
 	return true, nil
@@ -318,7 +318,7 @@ func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
 	defer unlock()
 	msgs, err := m.store.OfflineMessages(ctx, user.String())
 	if err != nil {
-		m.log.Warn("offline messages not read", "cause", cause(err))
+		m.log.Warn("offline messages not read", "err", err)
 		return
 	}
 	if len(msgs) == 0 {
@@ -329,7 +329,7 @@ func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
 	for _, om := range msgs {
 		st, err := decode(om.Data)
 		if err != nil {
-			m.log.Warn("unreadable offline message deleted", "cause", cause(err))
+			m.log.Warn("unreadable offline message deleted", "err", err)
 			last = om.Seq
 			continue
 		}
@@ -349,7 +349,7 @@ func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
 	if err := m.store.DeleteOffline(ctx, user.String(), last); err != nil {
 		// Delivered messages that could not be deleted come again at the
 		// next login; clients drop duplicates by id.
-		m.log.Warn("delivered offline messages not deleted", "cause", cause(err))
+		m.log.Warn("delivered offline messages not deleted", "err", err)
 	}
 }
 
@@ -382,7 +382,7 @@ func (m *Module) janitor(ctx context.Context) {
 		n, err := m.Expire(ctx, time.Now())
 		switch {
 		case err != nil && ctx.Err() == nil:
-			m.log.Warn("expiring offline messages failed", "cause", cause(err))
+			m.log.Warn("expiring offline messages failed", "err", err)
 		case n > 0:
 			m.log.Info("expired offline messages deleted", "count", n)
 		}
@@ -442,18 +442,6 @@ func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.Token
 		}
 	}
 	return w.EncodeToken(start.End())
-}
-
-// cause returns the text of the innermost error err wraps: outer layers
-// may name accounts, which must not reach the logs.
-func cause(err error) string {
-	for {
-		inner := errors.Unwrap(err)
-		if inner == nil {
-			return err.Error()
-		}
-		err = inner
-	}
 }
 
 var (

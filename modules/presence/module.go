@@ -176,7 +176,7 @@ func (m *Module) subscription(ctx context.Context, s *stanza.Stanza) {
 	}
 	route, err := m.outbound(ctx, s.Type, user, contact)
 	if err != nil {
-		m.log.Warn("roster update failed", "cause", cause(err))
+		m.log.Warn("roster update failed", "err", err)
 		return
 	}
 	if !route {
@@ -186,7 +186,7 @@ func (m *Module) subscription(ctx context.Context, s *stanza.Stanza) {
 	out.From, out.To = user, contact // RFC 6121 §3.1.2: stamped with the bare JID
 	if !m.host.IsLocal(contact.Domainpart()) {
 		if err := m.host.Router().Route(ctx, out); err != nil {
-			m.log.Warn("route failed", "cause", cause(err))
+			m.log.Warn("route failed", "err", err)
 		}
 		return
 	}
@@ -311,7 +311,7 @@ func (m *Module) inbound(ctx context.Context, s *stanza.Stanza) {
 		return it, false, nil
 	})
 	if err != nil {
-		m.log.Warn("roster update failed", "cause", cause(err))
+		m.log.Warn("roster update failed", "err", err)
 		return
 	}
 	if answer {
@@ -379,7 +379,7 @@ func (m *Module) deliver(user jid.JID, st *stanza.Stanza) {
 // route routes s, logging a failure.
 func (m *Module) route(ctx context.Context, s *stanza.Stanza) {
 	if err := m.host.Router().Route(ctx, s); err != nil {
-		m.log.Warn("route failed", "cause", cause(err))
+		m.log.Warn("route failed", "err", err)
 	}
 }
 
@@ -409,7 +409,7 @@ func (m *Module) broadcast(ctx context.Context, from *server.Session, s *stanza.
 	user := s.From.Bare()
 	items, err := m.roster.Items(ctx, user)
 	if err != nil {
-		m.log.Warn("roster read failed", "cause", cause(err))
+		m.log.Warn("roster read failed", "err", err)
 		return
 	}
 	sent := make(map[string]bool)
@@ -606,19 +606,6 @@ func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
 
 // ExportUser writes nothing: subscriptions are exported with the roster.
 func (*Module) ExportUser(context.Context, jid.JID, xmlstream.TokenWriter) error { return nil }
-
-// cause returns the text of the innermost error err wraps. Outer layers
-// name the accounts involved, which must not reach the logs (with the
-// log's timestamp they would tell when someone was active).
-func cause(err error) string {
-	for {
-		inner := errors.Unwrap(err)
-		if inner == nil {
-			return err.Error()
-		}
-		err = inner
-	}
-}
 
 // hidden reports whether it exists only to remember state clients do not
 // see.
