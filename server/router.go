@@ -207,23 +207,10 @@ func (r *router) interceptDelivery(ctx context.Context, account jid.JID, st *sta
 // account that has passed the DeliveryInterceptors.
 func (r *router) messageToBare(ctx context.Context, st *stanza.Stanza, bare string) {
 	s := r.srv
-	sessions := s.sessions.userSessions(bare)
-	best := -1
-	for _, sess := range sessions {
-		if sess.Available() && sess.Priority() > best {
-			best = sess.Priority()
-		}
-	}
+	var buf [8]*Session
 	delivered := false
-	for _, sess := range sessions {
-		if !sess.Available() || sess.Priority() < 0 {
-			continue
-		}
-		// Headlines go to every non-negative resource; other messages to
-		// the highest-priority ones.
-		if st.Type == "headline" || sess.Priority() == best {
-			delivered = sess.Send(st) || delivered
-		}
+	for _, sess := range BareTargets(buf[:0], s.sessions.userSessions(bare), st.Type) {
+		delivered = sess.Send(st) || delivered
 	}
 	if delivered {
 		return

@@ -11,6 +11,7 @@ package carbons
 import (
 	"context"
 	"encoding/xml"
+	"slices"
 	"sync"
 	"time"
 
@@ -253,15 +254,9 @@ func recipients(sessions []*server.Session, to jid.JID) func(*server.Session) bo
 			}
 		}
 	}
-	best := -1
-	for _, sess := range sessions {
-		if sess.Available() && sess.Priority() > best {
-			best = sess.Priority()
-		}
-	}
-	return func(s *server.Session) bool {
-		return best >= 0 && s.Available() && s.Priority() == best
-	}
+	// Carbons copy no headlines: every other type follows the chat rule.
+	targets := server.BareTargets(nil, sessions, "chat")
+	return func(s *server.Session) bool { return slices.Contains(targets, s) }
 }
 
 // eligible applies XEP-0280 §6: a message is copied if it has no

@@ -280,25 +280,12 @@ func (m *Module) HandleUndelivered(ctx context.Context, s *stanza.Stanza) (bool,
 	return true, nil
 }
 
-// deliverNow sends s to user's available resources of the highest
-// non-negative priority (all non-negative ones for a headline), as the
-// router does, and reports whether one took it.
+// deliverNow sends s to the sessions of user the router would deliver it
+// to (server.BareTargets), and reports whether one took it.
 func (m *Module) deliverNow(user jid.JID, s *stanza.Stanza) bool {
-	sessions := m.host.Sessions(user)
-	best := -1
-	for _, sess := range sessions {
-		if sess.Available() && sess.Priority() > best {
-			best = sess.Priority()
-		}
-	}
-	if best < 0 {
-		return false
-	}
 	sent := false
-	for _, sess := range sessions {
-		if sess.Available() && sess.Priority() >= 0 && (s.Type == "headline" || sess.Priority() == best) {
-			sent = sess.Send(s) || sent
-		}
+	for _, sess := range server.BareTargets(nil, m.host.Sessions(user), s.Type) {
+		sent = sess.Send(s) || sent
 	}
 	return sent
 }
