@@ -72,7 +72,7 @@
 // Measured on the development machine (2 shared cores of an AMD EPYC, ext4
 // on a virtual disk) with
 //
-//	go test -run XXX -bench . -benchmem ./storage/bbolt/
+//	go test -run '^$' -bench . -benchmem ./storage/bbolt/
 //
 // on one user's archive of 1,000,000 messages of about 200 bytes, with
 // 100,000 messages of 1,000 other users in the same file (built in about
