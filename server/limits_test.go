@@ -51,7 +51,9 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 // TestKeepalive: the server pings a silent session and closes it when the
 // ping goes unanswered; a client that answers stays.
 func TestKeepalive(t *testing.T) {
-	cfg := server.Config{Limits: server.Limits{PingAfter: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond}}
+	// The answer timeout is generous so that a loaded CI machine cannot
+	// make the answering client look silent.
+	cfg := server.Config{Limits: server.Limits{PingAfter: 200 * time.Millisecond, PingTimeout: time.Second}}
 	srv := servertest.Start(t, cfg)
 	srv.AddUser(t, "mute", "pw")
 	alice := srv.AddUser(t, "alice", "pw")
@@ -63,7 +65,7 @@ func TestKeepalive(t *testing.T) {
 		t.Fatalf("expected a ping iq, got %q", got)
 	}
 	r.streamError("connection-timeout")
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // more pings to alice meanwhile
 	select {
 	case err := <-a.Done():
 		t.Fatalf("a client answering pings was disconnected: %v", err)
