@@ -85,6 +85,12 @@ func (s *Server) DeleteUser(ctx context.Context, user jid.JID) error {
 	if _, err := s.accounts.Account(ctx, user.String()); err != nil {
 		return fmt.Errorf("server: deleting %s: %w", user, err)
 	}
+	// While it is being deleted, the account counts as gone: messages to
+	// it bounce instead of being stored again (by offline storage, for
+	// the unacknowledged messages of its closing sessions), and it cannot
+	// log in.
+	s.deleting.Store(user.String(), struct{}{})
+	defer s.deleting.Delete(user.String())
 	for _, sess := range s.sessions.userSessions(user.String()) {
 		sess.close(streamErr(condNotAuthorized, "account deleted"))
 	}
@@ -148,9 +154,18 @@ func (s *Server) Users(ctx context.Context, domain string) ([]string, error) {
 
 // userExists answers from the session registry first, then the store.
 func (s *Server) userExists(ctx context.Context, bare string) bool {
+	if s.beingDeleted(bare) {
+		return false
+	}
 	if s.sessions.hasUser(bare) {
 		return true
 	}
 	_, err := s.accounts.Account(ctx, bare)
 	return err == nil
+}
+
+// beingDeleted reports whether DeleteUser is deleting the account bare.
+func (s *Server) beingDeleted(bare string) bool {
+	_, ok := s.deleting.Load(bare)
+	return ok
 }

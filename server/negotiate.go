@@ -311,6 +311,9 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 			if err != nil {
 				return storage.SCRAMKeys{}, fmt.Errorf("%w: bad username", storage.ErrNotFound)
 			}
+			if c.srv.beingDeleted(u.String()) {
+				return storage.SCRAMKeys{}, fmt.Errorf("%w: being deleted", storage.ErrNotFound)
+			}
 			acct, err := c.srv.accounts.Account(ctx, u.String())
 			if err != nil {
 				return storage.SCRAMKeys{}, err
@@ -410,6 +413,9 @@ func (c *conn) authPlain(data []byte) (jid.JID, error) {
 		}
 	}
 	acct, err := c.srv.accounts.Account(context.Background(), u.String())
+	if err == nil && c.srv.beingDeleted(u.String()) {
+		err = storage.ErrNotFound
+	}
 	if err != nil {
 		// Spend the same work as a real check so timing does not tell.
 		scram.VerifyPlain(scram.DecoyKeys(u.Localpart(), storage.SHA256, c.srv.cfg.SCRAMIterations), storage.SHA256, password)

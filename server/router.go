@@ -339,6 +339,11 @@ func (r *router) redeliverUnacked(ctx context.Context, sess *Session, pending []
 			if st.To.Bare().String() != sess.bare {
 				continue
 			}
+			if !r.srv.userExists(ctx, sess.bare) {
+				// The account was deleted: nothing is kept for it.
+				r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+				continue
+			}
 			r.messageToBare(ctx, st, sess.bare)
 		case stanza.IQKind:
 			if st.Type == stanza.Get || st.Type == stanza.Set {

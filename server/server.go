@@ -113,6 +113,7 @@ type Server struct {
 	closers      []Closer
 
 	sessions *registry
+	deleting sync.Map // bare JIDs of accounts DeleteUser is deleting
 	router   *router
 
 	smMu  sync.Mutex

@@ -579,3 +579,27 @@ func TestSMResumeManyInFlight(t *testing.T) {
 	b.send(`<presence to='alice@localhost'><show>xa</show></presence>`)
 	a2.await(`<show>xa</show>`)
 }
+
+// Deleting an account whose session waits to be resumed ends the session
+// and keeps nothing for the account: its unacknowledged message bounces to
+// the sender instead of going to storage.
+func TestSMDeleteAccountKeepsNothing(t *testing.T) {
+	srv, probe := startSM(t, time.Minute)
+	a := dialSM(t, srv.Addr)
+	a.login("alice", "one")
+	b := dialSM(t, srv.Addr)
+	b.auth("bob", "pw")
+	b.bind("pc")
+	b.message("alice@localhost/one", "m1")
+	a.await(`<body>m1</body>`)
+	a.drop()
+	time.Sleep(100 * time.Millisecond) // the session is detached, waiting
+	if err := srv.DeleteUser(t.Context(), jid.MustParse("alice@localhost")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the session to end", func() bool { _, ended, _ := probe.counts(); return ended == 1 })
+	b.await(`type="error"`)
+	if _, _, stored := probe.counts(); stored != 0 {
+		t.Fatalf("%d messages stored for a deleted account", stored)
+	}
+}
