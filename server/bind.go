@@ -60,22 +60,28 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 	c.raw.SetDeadline(time.Time{})
 	// Register before answering, so that once the client knows its JID
 	// the server routes to it. Stanzas routed meanwhile wait in the queue
-	// and are written after the result.
+	// (the session is held) and are written after the result.
 	if old := c.srv.sessions.bind(sess); old != nil {
 		old.close(streamErr(condConflict, "replaced by a new session with the same resource"))
+	}
+	// Listeners learn of the session before the client does, so that
+	// nothing the client or anyone else does next can overtake them.
+	ctx := context.Background()
+	for _, l := range c.srv.sessionLs {
+		l.SessionStarted(ctx, sess)
 	}
 	result := st.ResultReply(bindResult(full))
 	result.From = jid.JID{}
 	if err := reply(result); err != nil {
 		c.srv.sessions.remove(sess)
+		for _, l := range c.srv.sessionLs {
+			l.SessionEnded(ctx, sess)
+		}
 		return nil, err
 	}
 	c.in.setLimit(c.srv.limits.MaxStanzaSize)
 	c.bw = nil // the session's writer borrows buffers from now on
-	ctx := context.Background()
-	for _, l := range c.srv.sessionLs {
-		l.SessionStarted(ctx, sess)
-	}
+	sess.release()
 	return sess, nil
 }
 

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/xml"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -242,5 +243,41 @@ func collectTokens(r xml.TokenReader) []xml.Token {
 			return toks
 		}
 		toks = append(toks, tok)
+	}
+}
+
+// greeter sends every new session a burst of messages from
+// SessionStarted, long enough for a writer to get going meanwhile.
+type greeter struct{}
+
+func (greeter) Name() string { return "greeter" }
+func (greeter) SessionStarted(ctx context.Context, s *server.Session) {
+	msg := &stanza.Stanza{Kind: stanza.Message, To: s.JID(), From: s.JID().Domain()}
+	msg.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, "welcome"))
+	for range 200 {
+		s.Send(msg)
+		time.Sleep(10 * time.Microsecond)
+	}
+}
+func (greeter) SessionEnded(context.Context, *server.Session) {}
+
+// What a SessionListener sends a new session follows the bind result:
+// the client learns its JID first.
+func TestSessionStartedBeforeClientKnows(t *testing.T) {
+	srv := servertest.Start(t, server.Config{Modules: []server.Module{greeter{}}})
+	srv.AddUser(t, "alice", "pw")
+	for range 5 {
+		r := dialRaw(t, srv.Addr)
+		r.startTLS()
+		r.authPlain("alice", "pw")
+		r.send(header)
+		r.expect("</stream:features>")
+		r.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`)
+		got := r.expect("welcome")
+		bind, welcome := strings.Index(got, `id="b"`), strings.Index(got, "welcome")
+		if bind < 0 || bind > welcome {
+			t.Fatalf("the listener's message came before the bind result: %q", got)
+		}
+		r.c.Close()
 	}
 }

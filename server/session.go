@@ -35,6 +35,7 @@ type Session struct {
 	final *StreamError  // written before </stream:stream>; nil for none
 	done  chan struct{} // closed when the stream's end has been written
 
+	held       bool // the bind result is not written yet: no writer may start
 	writing    bool // a writer goroutine is running
 	closed     bool // no more items; the writer ends the stream
 	broken     bool // a write failed on a resumable session: wait for the reader to detach it
@@ -58,7 +59,7 @@ type outItem struct {
 }
 
 func newSession(c *conn, full jid.JID, max int) *Session {
-	s := &Session{srv: c.srv, conn: c, last: c, jid: full, bare: full.Bare().String(), max: max, done: make(chan struct{})}
+	s := &Session{srv: c.srv, conn: c, last: c, jid: full, bare: full.Bare().String(), max: max, done: make(chan struct{}), held: true}
 	s.lastActive.Store(time.Now().UnixNano())
 	return s
 }
@@ -126,11 +127,21 @@ func (s *Session) enqueue(it outItem) bool {
 // startWriterLocked starts a writer if there is a connection to write to
 // and none runs. qmu is held.
 func (s *Session) startWriterLocked() {
-	if s.writing || s.conn == nil || s.broken || (len(s.items) == 0 && !s.closed) {
+	if s.held || s.writing || s.conn == nil || s.broken || (len(s.items) == 0 && !s.closed) {
 		return
 	}
 	s.writing = true
 	go s.writeLoop()
+}
+
+// release lets the session's writer run once the bind result is on the
+// wire: what was queued before (by listeners, or routed to the new
+// resource) follows the result instead of overtaking it.
+func (s *Session) release() {
+	s.qmu.Lock()
+	s.held = false
+	s.startWriterLocked()
+	s.qmu.Unlock()
 }
 
 // close makes the writer write what is queued, then final (if any) and the
