@@ -2,6 +2,7 @@ package bbolt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -104,22 +105,9 @@ func decodeArchiveMsg(key, data []byte, withData bool) (storage.ArchivedMessage,
 	return m, nil
 }
 
-// withKeys returns the index keys of a message with the party with.
-func withKeys(with string, id uint64) [][]byte {
-	bare, _, full := strings.Cut(with, "/")
-	keys := [][]byte{withKey(bare, id)}
-	if full {
-		keys = append(keys, withKey(with, id))
-	}
-	return keys
-}
-
 // withKey returns the index key of jid and id.
 func withKey(jid string, id uint64) []byte {
-	k := make([]byte, 0, len(jid)+9)
-	k = append(k, jid...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, id)
+	return appendWithKey(make([]byte, 0, len(jid)+9), jid, id)
 }
 
 // AppendArchive implements storage.Archive. The message is durable in the
@@ -155,41 +143,17 @@ func (s *Store) applyArchive(ctx context.Context, user string) error {
 
 // appendArchiveTx adds the message record rec with the party with to user's
 // archive with an ID of at least want, and returns the ID. It bypasses the
-// archive's log: only the benchmarks use it, to build large archives fast.
+// archive's log: only tests use it, to build archives fast.
 func appendArchiveTx(tx *bolt.Tx, user string, want uint64, with string, rec []byte) (uint64, error) {
-	top, err := tx.CreateBucketIfNotExists([]byte(archiveBucket))
-	if err != nil {
-		return 0, err
-	}
-	ub, err := top.CreateBucketIfNotExists([]byte(user))
-	if err != nil {
-		return 0, err
-	}
-	meta, err := decodeArchiveMeta(ub.Get([]byte(archiveMeta)))
-	if err != nil {
-		return 0, err
-	}
-	msgs, err := ub.CreateBucketIfNotExists([]byte(archiveMsgs))
-	if err != nil {
-		return 0, err
-	}
-	idx, err := ub.CreateBucketIfNotExists([]byte(archiveWith))
-	if err != nil {
-		return 0, err
-	}
-	msgs.FillPercent = 0.95 // keys only grow
-	id := max(want, meta.last+1)
-	meta.last = id
-	meta.count++
-	if err := msgs.Put(be64(id), rec); err != nil {
-		return 0, err
-	}
-	for _, k := range withKeys(with, id) {
-		if err := idx.Put(k, nil); err != nil {
+	var meta archiveMetaRec
+	if ub := userBucket(tx, archiveBucket, user); ub != nil {
+		var err error
+		if meta, err = decodeArchiveMeta(ub.Get([]byte(archiveMeta))); err != nil {
 			return 0, err
 		}
 	}
-	return id, ub.Put([]byte(archiveMeta), encodeArchiveMeta(meta))
+	id := max(want, meta.last+1)
+	return id, applyWAL(tx, []walEntry{{kind: walAppend, user: user, id: id, with: with, rec: rec}})
 }
 
 // QueryArchive implements storage.Archive.
@@ -225,38 +189,19 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 		if lo > hi {
 			return nil
 		}
-		var next iterator
+		qs := &chunkScan{page: &page, max: q.Max, lo: lo, hi: hi, with: q.With, reverse: q.Reverse}
 		switch {
 		case len(q.IDs) > 0:
-			next = idsIter(msgs, q.IDs, lo, hi, q.With, q.Reverse)
+			return qs.ids(msgs, q.IDs)
 		case q.With != "":
 			idx := ub.Bucket([]byte(archiveWith))
 			if idx == nil {
 				return nil
 			}
-			next = withIter(msgs, idx, q.With, lo, hi, q.Reverse)
+			return qs.withIndex(msgs, idx)
 		default:
-			next = rangeIter(msgs, lo, hi, q.Reverse)
+			return qs.scanRange(msgs)
 		}
-		for {
-			k, v, err := next()
-			if err != nil {
-				return err
-			}
-			if k == nil {
-				break
-			}
-			if len(page.Messages) == q.Max {
-				page.Complete = false
-				break
-			}
-			m, err := decodeArchiveMsg(k, v, true)
-			if err != nil {
-				return err
-			}
-			page.Messages = append(page.Messages, m)
-		}
-		return nil
 	})
 	if err != nil {
 		return storage.ArchivePage{}, fmt.Errorf("bbolt: query archive of %q: %w", user, err)
@@ -267,35 +212,171 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 	return page, nil
 }
 
-// An iterator returns the key and value of the next matching message in
-// "msgs", in the query's direction, or a nil key at the end.
-type iterator func() (k, v []byte, err error)
+// chunkScan is a query reading chunks: it collects the messages with IDs
+// in [lo, hi] and, if with is set, that party, in the query's direction,
+// until it has one more than max.
+type chunkScan struct {
+	page    *storage.ArchivePage
+	max     int
+	lo, hi  uint64
+	with    string
+	reverse bool
+	done    bool
+	recs    []chunkRec
+}
 
-// rangeIter walks msgs over IDs lo to hi.
-func rangeIter(msgs *bolt.Bucket, lo, hi uint64, reverse bool) iterator {
-	c := msgs.Cursor()
-	started := false
-	return func() ([]byte, []byte, error) {
-		var k, v []byte
-		switch {
-		case !started && !reverse:
-			k, v = c.Seek(be64(lo))
-		case !started && reverse:
-			k, v = seekLast(c, be64(hi))
-		case reverse:
-			k, v = c.Prev()
-		default:
-			k, v = c.Next()
-		}
-		started = true
-		if k == nil || len(k) != 8 {
-			return nil, nil, nil
-		}
-		if id := binary.BigEndian.Uint64(k); id < lo || id > hi {
-			return nil, nil, nil
-		}
-		return k, v, nil
+// chunk adds the matching messages of the chunk k, v.
+func (qs *chunkScan) chunk(k, v []byte) error {
+	recs, err := decodeChunk(k, v, qs.recs)
+	if err != nil {
+		return err
 	}
+	qs.recs = recs
+	for i := range recs {
+		r := &recs[i]
+		if qs.reverse {
+			r = &recs[len(recs)-1-i]
+		}
+		if r.id < qs.lo || r.id > qs.hi || (qs.with != "" && !matchWithBytes(r.with, qs.with)) {
+			continue
+		}
+		if qs.add(r) {
+			break
+		}
+	}
+	return nil
+}
+
+// add adds r to the page, or marks it incomplete if full, and reports
+// whether the scan is done.
+func (qs *chunkScan) add(r *chunkRec) bool {
+	if len(qs.page.Messages) == qs.max {
+		qs.page.Complete = false
+		qs.done = true
+		return true
+	}
+	data := make([]byte, len(r.data))
+	copy(data, r.data)
+	qs.page.Messages = append(qs.page.Messages, storage.ArchivedMessage{ID: r.id, With: string(r.with), Data: data})
+	return false
+}
+
+// scanRange reads the chunks that may hold IDs lo to hi.
+func (qs *chunkScan) scanRange(msgs *bolt.Bucket) error {
+	c := msgs.Cursor()
+	if qs.reverse {
+		for k, v := seekLast(c, be64(qs.hi)); k != nil && !qs.done; k, v = c.Prev() {
+			if err := qs.chunk(k, v); err != nil {
+				return err
+			}
+			if binary.BigEndian.Uint64(k) <= qs.lo {
+				break
+			}
+		}
+		return nil
+	}
+	k, v := seekLast(c, be64(qs.lo))
+	if k == nil {
+		k, v = c.First()
+	}
+	for ; k != nil && !qs.done; k, v = c.Next() {
+		if len(k) == 8 && binary.BigEndian.Uint64(k) > qs.hi {
+			break
+		}
+		if err := qs.chunk(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withIndex reads the chunks the index lists for with that may hold IDs
+// lo to hi.
+func (qs *chunkScan) withIndex(msgs, idx *bolt.Bucket) error {
+	prefix := withKey(qs.with, 0)[:len(qs.with)+1]
+	ic := idx.Cursor()
+	valid := func(k []byte) bool {
+		return k != nil && len(k) == len(prefix)+8 && bytes.HasPrefix(k, prefix)
+	}
+	get := func(k []byte) ([]byte, []byte, error) {
+		id := k[len(prefix):]
+		v := msgs.Get(id)
+		if v == nil {
+			return nil, nil, fmt.Errorf("%w: index entry for the missing chunk %x", ErrCorrupt, id)
+		}
+		return id, v, nil
+	}
+	if qs.reverse {
+		for k, _ := seekLast(ic, withKey(qs.with, qs.hi)); valid(k) && !qs.done; k, _ = ic.Prev() {
+			ck, v, err := get(k)
+			if err != nil {
+				return err
+			}
+			if err := qs.chunk(ck, v); err != nil {
+				return err
+			}
+			if binary.BigEndian.Uint64(ck) <= qs.lo {
+				break
+			}
+		}
+		return nil
+	}
+	// The chunk that holds lo may start before it.
+	start := qs.lo
+	if k, _ := seekLast(msgs.Cursor(), be64(qs.lo)); len(k) == 8 {
+		start = binary.BigEndian.Uint64(k)
+	}
+	for k, _ := ic.Seek(withKey(qs.with, start)); valid(k) && !qs.done; k, _ = ic.Next() {
+		ck, v, err := get(k)
+		if err != nil {
+			return err
+		}
+		if binary.BigEndian.Uint64(ck) > qs.hi {
+			break
+		}
+		if err := qs.chunk(ck, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ids reads the messages with the given IDs, one chunk lookup each.
+func (qs *chunkScan) ids(msgs *bolt.Bucket, ids []uint64) error {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if qs.reverse {
+		slices.Reverse(ids)
+	}
+	c := msgs.Cursor()
+	var cur []byte // the key of the chunk in qs.recs
+	for _, id := range ids {
+		if qs.done {
+			break
+		}
+		if id < qs.lo || id > qs.hi {
+			continue
+		}
+		k, v := seekLast(c, be64(id))
+		if k == nil {
+			continue
+		}
+		if !bytes.Equal(k, cur) {
+			recs, err := decodeChunk(k, v, qs.recs)
+			if err != nil {
+				return err
+			}
+			qs.recs = recs
+			cur = bytes.Clone(k)
+		}
+		i, ok := slices.BinarySearchFunc(qs.recs, id, func(r chunkRec, id uint64) int { return cmp.Compare(r.id, id) })
+		if !ok || (qs.with != "" && !matchWithBytes(qs.recs[i].with, qs.with)) {
+			continue
+		}
+		qs.add(&qs.recs[i])
+	}
+	return nil
 }
 
 // seekLast positions c at the last key <= key and returns it.
@@ -311,88 +392,8 @@ func seekLast(c *bolt.Cursor, key []byte) ([]byte, []byte) {
 	}
 }
 
-// withIter walks the index entries of with over IDs lo to hi and returns
-// their messages.
-func withIter(msgs, idx *bolt.Bucket, with string, lo, hi uint64, reverse bool) iterator {
-	c := idx.Cursor()
-	prefix := withKey(with, 0)[:len(with)+1]
-	started := false
-	return func() ([]byte, []byte, error) {
-		var k []byte
-		switch {
-		case !started && !reverse:
-			k, _ = c.Seek(withKey(with, lo))
-		case !started && reverse:
-			k, _ = seekLast(c, withKey(with, hi))
-		case reverse:
-			k, _ = c.Prev()
-		default:
-			k, _ = c.Next()
-		}
-		started = true
-		if k == nil || len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
-			return nil, nil, nil
-		}
-		id := k[len(prefix):]
-		if n := binary.BigEndian.Uint64(id); n < lo || n > hi {
-			return nil, nil, nil
-		}
-		v := msgs.Get(id)
-		if v == nil {
-			return nil, nil, fmt.Errorf("%w: index entry for the missing message %x", ErrCorrupt, id)
-		}
-		return id, v, nil
-	}
-}
-
-// idsIter returns the messages with the given IDs between lo and hi and,
-// if with is not empty, with that party.
-func idsIter(msgs *bolt.Bucket, ids []uint64, lo, hi uint64, with string, reverse bool) iterator {
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	if reverse {
-		slices.Reverse(ids)
-	}
-	return func() ([]byte, []byte, error) {
-		for len(ids) > 0 {
-			id := ids[0]
-			ids = ids[1:]
-			if id < lo || id > hi {
-				continue
-			}
-			k := be64(id)
-			v := msgs.Get(k)
-			if v == nil {
-				continue
-			}
-			if with != "" {
-				m, err := decodeArchiveMsg(k, v, false)
-				if err != nil {
-					return nil, nil, err
-				}
-				if !matchWith(m.With, with) {
-					continue
-				}
-			}
-			return k, v, nil
-		}
-		return nil, nil, nil
-	}
-}
-
-// matchWith reports whether a message with the party got passes a query
-// With want (XEP-0313 §4.1.1).
-func matchWith(got, want string) bool {
-	if got == want {
-		return true
-	}
-	bare, _, _ := strings.Cut(got, "/")
-	return bare == want
-}
-
 // ArchiveStats implements storage.Archive. It reads the user's meta record
-// and the first and last message.
+// and the first and last chunk.
 func (s *Store) ArchiveStats(ctx context.Context, user string) (storage.ArchiveStats, error) {
 	if err := ctx.Err(); err != nil {
 		return storage.ArchiveStats{}, err
@@ -420,13 +421,17 @@ func (s *Store) ArchiveStats(ctx context.Context, user string) (storage.ArchiveS
 		if k == nil {
 			return nil
 		}
-		if st.First, err = decodeArchiveMsg(k, v, false); err != nil {
+		recs, err := decodeChunk(k, v, nil)
+		if err != nil {
 			return err
 		}
+		st.First = storage.ArchivedMessage{ID: recs[0].id, With: string(recs[0].with)}
 		k, v = c.Last()
-		if st.Last, err = decodeArchiveMsg(k, v, false); err != nil {
+		if recs, err = decodeChunk(k, v, recs); err != nil {
 			return err
 		}
+		r := recs[len(recs)-1]
+		st.Last = storage.ArchivedMessage{ID: r.id, With: string(r.with)}
 		st.Count = int(meta.count)
 		return nil
 	})
@@ -460,48 +465,81 @@ func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
 }
 
 // deleteArchiveFront deletes at most max messages with IDs below cut from
-// the front of the archive in ub, with their index entries, keeps the count
-// right and returns how many it deleted.
+// the front of the archive in ub: whole chunks, and the front of the chunk
+// holding cut, which it writes again under its new first ID, with their
+// index entries. It keeps the count right and returns how many it deleted.
 func deleteArchiveFront(ub *bolt.Bucket, max int, cut uint64) (int, error) {
 	msgs := ub.Bucket([]byte(archiveMsgs))
 	idx := ub.Bucket([]byte(archiveWith))
 	if msgs == nil || idx == nil {
 		return 0, nil
 	}
-	var gone []storage.ArchivedMessage
+	deleted := 0
+	var recs []chunkRec
+	var jids []string
 	c := msgs.Cursor()
-	for k, v := c.First(); k != nil && len(gone) < max; k, v = c.Next() {
-		if len(k) != 8 || binary.BigEndian.Uint64(k) >= cut {
+	for k, v := c.First(); k != nil && deleted < max; k, v = c.First() {
+		if len(k) == 8 && binary.BigEndian.Uint64(k) >= cut {
 			break
 		}
-		m, err := decodeArchiveMsg(k, v, false)
-		if err != nil {
+		var err error
+		if recs, err = decodeChunk(k, v, recs); err != nil {
 			return 0, err
 		}
-		gone = append(gone, m)
-	}
-	if len(gone) == 0 {
-		return 0, nil
-	}
-	for _, m := range gone {
-		if err := msgs.Delete(be64(m.ID)); err != nil {
-			return 0, err
+		n := 0
+		for n < len(recs) && n < max-deleted && recs[n].id < cut {
+			n++
 		}
-		for _, k := range withKeys(m.With, m.ID) {
-			if err := idx.Delete(k); err != nil {
+		first := binary.BigEndian.Uint64(k)
+		jids = chunkJIDs(jids[:0], func(i int) string { return string(recs[i].with) }, len(recs))
+		// Encode what stays before the bucket changes under recs.
+		var rest []byte
+		var restJIDs []string
+		if n < len(recs) {
+			rest = []byte{archiveChunkV}
+			for _, r := range recs[n:] {
+				rest = appendChunkRec(rest, recs[n].id, r.id, string(r.with), r.data)
+			}
+			restJIDs = chunkJIDs(nil, func(i int) string { return string(recs[n+i].with) }, len(recs)-n)
+		}
+		restFirst := uint64(0)
+		if n < len(recs) {
+			restFirst = recs[n].id
+		}
+		for _, j := range jids {
+			if err := idx.Delete(withKey(j, first)); err != nil {
 				return 0, err
 			}
 		}
+		if err := msgs.Delete(be64(first)); err != nil {
+			return 0, err
+		}
+		deleted += n
+		if rest == nil {
+			continue
+		}
+		if err := msgs.Put(be64(restFirst), rest); err != nil {
+			return 0, err
+		}
+		for _, j := range restJIDs {
+			if err := idx.Put(withKey(j, restFirst), nil); err != nil {
+				return 0, err
+			}
+		}
+		break
+	}
+	if deleted == 0 {
+		return 0, nil
 	}
 	meta, err := decodeArchiveMeta(ub.Get([]byte(archiveMeta)))
 	if err != nil {
 		return 0, err
 	}
-	meta.count -= min(meta.count, uint64(len(gone)))
+	meta.count -= min(meta.count, uint64(deleted))
 	if err := ub.Put([]byte(archiveMeta), encodeArchiveMeta(meta)); err != nil {
 		return 0, err
 	}
-	return len(gone), nil
+	return deleted, nil
 }
 
 // DeleteArchive implements storage.Archive. It logs the deletion, so that

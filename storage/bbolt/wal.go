@@ -291,24 +291,30 @@ func replayWAL(db *bolt.DB, dir string) (uint64, error) {
 type applyUser struct {
 	ub, msgs, idx *bolt.Bucket
 	meta          archiveMetaRec
-	dirty         bool
+	adds          []*walEntry // to write, in ID order
+	gone          bool        // deleted later in the round
 }
 
 // applyWAL applies entries, in order, in tx. An append whose ID is not
 // above the user's last ID in the file has been applied before (IDs only
 // grow within an archive, and a delete drops the last ID with the
 // archive), so it is skipped: applying a segment again changes nothing,
-// and does not bring back messages expired since.
+// and does not bring back messages expired since. Each user's appends are
+// written at the end, as chunks (see chunk.go).
 func applyWAL(tx *bolt.Tx, entries []walEntry) error {
 	top, err := tx.CreateBucketIfNotExists([]byte(archiveBucket))
 	if err != nil {
 		return err
 	}
 	users := make(map[string]*applyUser)
+	var order []*applyUser
 	for i := range entries {
 		e := &entries[i]
 		if e.kind == walDelete {
-			delete(users, e.user)
+			if u := users[e.user]; u != nil {
+				u.gone = true
+				delete(users, e.user)
+			}
 			if top.Bucket([]byte(e.user)) != nil {
 				if err := top.DeleteBucket([]byte(e.user)); err != nil {
 					return fmt.Errorf("delete %q: %w", e.user, err)
@@ -322,27 +328,25 @@ func applyWAL(tx *bolt.Tx, entries []walEntry) error {
 				return fmt.Errorf("user %q: %w", e.user, err)
 			}
 			users[e.user] = u
+			order = append(order, u)
 		}
 		if e.id <= u.meta.last {
 			continue
 		}
-		if err := u.msgs.Put(be64(e.id), e.rec); err != nil {
-			return err
-		}
-		for _, k := range withKeys(e.with, e.id) {
-			if err := u.idx.Put(k, nil); err != nil {
-				return err
-			}
-		}
+		u.adds = append(u.adds, e)
 		u.meta.last = e.id
 		u.meta.count++
-		u.dirty = true
 	}
-	for _, u := range users {
-		if u.dirty {
-			if err := u.ub.Put([]byte(archiveMeta), encodeArchiveMeta(u.meta)); err != nil {
-				return err
-			}
+	var sc applyScratch
+	for _, u := range order {
+		if u.gone || len(u.adds) == 0 {
+			continue
+		}
+		if err := writeChunks(u, u.adds, &sc); err != nil {
+			return err
+		}
+		if err := u.ub.Put([]byte(archiveMeta), encodeArchiveMeta(u.meta)); err != nil {
+			return err
 		}
 	}
 	return nil
