@@ -22,6 +22,7 @@ func TestRecordFormats(t *testing.T) {
 	}{
 		{"archive meta", encodeArchiveMeta(archiveMetaRec{last: 1748779200000000, count: 3}), "0180e0869896d08d0303"},
 		{"archive message", encodeArchiveMsg("bob@example.org/r", []byte("<m/>")), "0111626f62406578616d706c652e6f72672f723c6d2f3e"},
+		{"archive chunk", appendChunkRec(appendChunkRec([]byte{archiveChunkV}, 7, 7, "bob@example.org/r", []byte("<m/>")), 7, 300, "c@d", nil), "020011626f62406578616d706c652e6f72672f72043c6d2f3ea5020363406400"},
 		{"archive index", withKey("bob@example.org", 0x0102030405060708), "626f62406578616d706c652e6f7267000102030405060708"},
 		{"offline meta", encodeOfflineMeta(offlineMetaRec{seq: 300, count: 2}), "01ac0202"},
 		{"offline message", encodeOfflineMsg(storage.OfflineMessage{Stored: stored, Data: []byte("<m/>")}), "018083e2830d3c6d2f3e"},
@@ -33,6 +34,10 @@ func TestRecordFormats(t *testing.T) {
 	m, err := decodeArchiveMsg(be64(7), encodeArchiveMsg("bob@example.org/r", []byte("<m/>")), true)
 	if err != nil || m.ID != 7 || m.With != "bob@example.org/r" || string(m.Data) != "<m/>" {
 		t.Errorf("decodeArchiveMsg = %+v, %v", m, err)
+	}
+	recs, err := decodeChunk(be64(7), appendChunkRec(appendChunkRec([]byte{archiveChunkV}, 7, 7, "bob@example.org/r", []byte("<m/>")), 7, 300, "c@d", nil), nil)
+	if err != nil || len(recs) != 2 || recs[0].id != 7 || string(recs[0].with) != "bob@example.org/r" || string(recs[0].data) != "<m/>" || recs[1].id != 300 || string(recs[1].with) != "c@d" || len(recs[1].data) != 0 {
+		t.Errorf("decodeChunk = %+v, %v", recs, err)
 	}
 	o, err := decodeOfflineMsg(be64(9), encodeOfflineMsg(storage.OfflineMessage{Stored: stored.Add(700 * time.Millisecond), Data: []byte("<m/>")}))
 	if err != nil || o.Seq != 9 || !o.Stored.Equal(stored) || string(o.Data) != "<m/>" {
@@ -69,6 +74,40 @@ func FuzzDecodeArchiveRecords(f *testing.F) {
 		}
 		if _, err := decodeArchiveMeta(data); err != nil && !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("decodeArchiveMeta error %v does not wrap ErrCorrupt", err)
+		}
+	})
+}
+
+func FuzzDecodeArchiveChunk(f *testing.F) {
+	f.Add(uint64(7), appendChunkRec(appendChunkRec([]byte{archiveChunkV}, 7, 7, "bob@example.org/r", []byte("<m/>")), 7, 300, "c@d", nil))
+	f.Add(uint64(1), []byte{archiveChunkV})
+	f.Add(uint64(0), []byte{})
+	f.Add(^uint64(0), []byte{archiveChunkV, 0, 0, 0, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, first uint64, data []byte) {
+		recs, err := decodeChunk(be64(first), data, nil)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("decodeChunk error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		// IDs strictly increase from the key, and the chunk survives a
+		// round trip.
+		enc := []byte{archiveChunkV}
+		for i, r := range recs {
+			if (i == 0 && r.id != first) || (i > 0 && r.id <= recs[i-1].id) {
+				t.Fatalf("IDs %+v from %d", recs, first)
+			}
+			enc = appendChunkRec(enc, first, r.id, string(r.with), r.data)
+		}
+		again, err := decodeChunk(be64(first), enc, nil)
+		if err != nil || len(again) != len(recs) {
+			t.Fatalf("round trip: %d records, %v", len(again), err)
+		}
+		for i := range again {
+			if again[i].id != recs[i].id || !bytes.Equal(again[i].with, recs[i].with) || !bytes.Equal(again[i].data, recs[i].data) {
+				t.Fatalf("round trip of record %d: %+v, want %+v", i, again[i], recs[i])
+			}
 		}
 	})
 }
