@@ -20,24 +20,30 @@ import (
 // Inside it each user has a nested bucket named by their bare JID, holding:
 //
 //	"meta"  a record: version byte 1, then uvarints last ID and count
-//	"msgs"  a bucket of messages keyed by their ID as 8 bytes big-endian,
-//	        so in time order
-//	"with"  the index by party: for each message, the key
-//	        bare JID of With, 0x00, ID (8 bytes big-endian)
+//	"msgs"  a bucket of chunks of messages (see chunk.go), each keyed by
+//	        the ID of its first message as 8 bytes big-endian, so in time
+//	        order
+//	"with"  the index by party: for each chunk and each party of its
+//	        messages, the key
+//	        bare JID of With, 0x00, the chunk's key
 //	        and, if With is a full JID, also the key
-//	        full JID, 0x00, ID
+//	        full JID, 0x00, the chunk's key
 //	        with empty values
 //
-// A message record is version byte 1, With as uvarint length and bytes,
-// then the message bytes to the end.
+// The archive's log (wal.go) holds messages as message records: version
+// byte 1, With as uvarint length and bytes, then the message bytes to the
+// end.
 //
-// Queries seek: by ID range in "msgs", or, With a party, in that party's
-// range of "with" and then one Get per message returned, so their cost does
-// not depend on how many messages the user has with other parties. A JID
-// holds no 0x00 byte, so one JID's index range holds no other JID's keys.
-// Stats reads "meta" and the two ends of "msgs". The last ID assigned stays
-// in "meta" when messages expire, so IDs keep increasing; DeleteArchive
-// drops the whole bucket, and a new archive may start again lower.
+// Queries seek: by ID range to the chunk holding the lower (or upper)
+// bound in "msgs", or, With a party, in that party's range of "with" and
+// then one Get per chunk listed, whose messages with other parties they
+// skip; so their cost is O(log n + chunk size + returned messages), and
+// does not depend on how many messages the user has with other parties. A
+// JID holds no 0x00 byte, so one JID's index range holds no other JID's
+// keys. Stats reads "meta" and the two ends of "msgs". The last ID
+// assigned stays in "meta" when messages expire, so IDs keep increasing;
+// DeleteArchive drops the whole bucket, and a new archive may start again
+// lower.
 const (
 	archiveBucket = "archive"
 	archiveMeta   = "meta"

@@ -10,18 +10,23 @@
 // encoding of its SCRAM credentials per hash and its creation and last
 // login days. Neither passwords nor times of day are stored.
 //
-// The offline store ("offline") and the archive ("archive") keep each
-// user's messages in a nested bucket "msgs" under 8-byte big-endian keys,
-// the offline Seq or the archive ID, so they are in arrival and time order:
-// paging, queries by time or ID and expiry all seek with a cursor and
-// never scan what they keep. Beside it, a small "meta" record holds the
-// last Seq or ID assigned (kept when messages expire, so numbers never go
-// back) and the count, so counts cost one read. The archive also has an
+// The offline store ("offline") keeps each user's messages in a nested
+// bucket "msgs" under 8-byte big-endian keys, the offline Seq, so they are
+// in arrival order. The archive ("archive") keeps them in chunks: one value
+// holds up to 64 consecutive messages of an archive, as the applier wrote
+// them in one round (see below), keyed by the 8-byte big-endian ID of its
+// first message, so chunks are in time order. Paging, queries by time or
+// ID and expiry all seek with a cursor and never scan what they keep
+// beyond one chunk at each end. Beside them, a small "meta" record holds
+// the last Seq or ID assigned (kept when messages expire, so numbers never
+// go back) and the count, so counts cost one read. The archive also has an
 // index "with" keyed by the other party's bare JID (and full JID, if any),
-// a 0x00 byte and the ID, so a query With a rare party costs
-// O(log n + results). The full record formats are in offline.go and
-// archive.go. Expiry visits each user's bucket and deletes from the front
-// while messages are older than the limit, in transactions of at most
+// a 0x00 byte and the key of a chunk holding messages with that party, so
+// a query With a rare party costs O(log n + chunk size + results). The
+// full record formats are in offline.go, archive.go and chunk.go. Expiry
+// visits each user's bucket and deletes from the front while messages are
+// older than the limit (whole chunks, then the front of the chunk holding
+// the limit, written again without them), in transactions of at most
 // 10,000 deletions.
 //
 // # Archive log
