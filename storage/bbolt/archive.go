@@ -48,6 +48,7 @@ const (
 	archiveBucket = "archive"
 	archiveMeta   = "meta"
 	archiveMsgs   = "msgs"
+	archiveChunks = "archive-chunks"
 	archiveWith   = "with"
 	archiveV1     = 1
 )
@@ -195,7 +196,7 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 		if lo > hi {
 			return nil
 		}
-		qs := &chunkScan{page: &page, max: q.Max, lo: lo, hi: hi, with: q.With, reverse: q.Reverse}
+		qs := &chunkScan{chunks: tx.Bucket([]byte(archiveChunks)), page: &page, max: q.Max, lo: lo, hi: hi, with: q.With, reverse: q.Reverse}
 		switch {
 		case len(q.IDs) > 0:
 			return qs.ids(msgs, q.IDs)
@@ -222,6 +223,7 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 // in [lo, hi] and, if with is set, that party, in the query's direction,
 // until it has one more than max.
 type chunkScan struct {
+	chunks  *bolt.Bucket
 	page    *storage.ArchivePage
 	max     int
 	lo, hi  uint64
@@ -231,8 +233,13 @@ type chunkScan struct {
 	recs    []chunkRec
 }
 
-// chunk adds the matching messages of the chunk k, v.
-func (qs *chunkScan) chunk(k, v []byte) error {
+// chunk adds the matching messages of the chunk k (the first ID) whose
+// value is in "archive-chunks" under ref.
+func (qs *chunkScan) chunk(k, ref []byte) error {
+	v, err := chunkAt(qs.chunks, k, ref)
+	if err != nil {
+		return err
+	}
 	recs, err := decodeChunk(k, v, qs.recs)
 	if err != nil {
 		return err
@@ -364,11 +371,15 @@ func (qs *chunkScan) ids(msgs *bolt.Bucket, ids []uint64) error {
 		if id < qs.lo || id > qs.hi {
 			continue
 		}
-		k, v := seekLast(c, be64(id))
+		k, ref := seekLast(c, be64(id))
 		if k == nil {
 			continue
 		}
 		if !bytes.Equal(k, cur) {
+			v, err := chunkAt(qs.chunks, k, ref)
+			if err != nil {
+				return err
+			}
 			recs, err := decodeChunk(k, v, qs.recs)
 			if err != nil {
 				return err
@@ -422,17 +433,25 @@ func (s *Store) ArchiveStats(ctx context.Context, user string) (storage.ArchiveS
 		if msgs == nil || meta.count == 0 {
 			return nil
 		}
+		chunks := tx.Bucket([]byte(archiveChunks))
 		c := msgs.Cursor()
-		k, v := c.First()
+		k, ref := c.First()
 		if k == nil {
 			return nil
+		}
+		v, err := chunkAt(chunks, k, ref)
+		if err != nil {
+			return err
 		}
 		recs, err := decodeChunk(k, v, nil)
 		if err != nil {
 			return err
 		}
 		st.First = storage.ArchivedMessage{ID: recs[0].id, With: string(recs[0].with)}
-		k, v = c.Last()
+		k, ref = c.Last()
+		if v, err = chunkAt(chunks, k, ref); err != nil {
+			return err
+		}
 		if recs, err = decodeChunk(k, v, recs); err != nil {
 			return err
 		}
@@ -477,6 +496,7 @@ func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
 func deleteArchiveFront(ub *bolt.Bucket, max int, cut uint64) (int, error) {
 	msgs := ub.Bucket([]byte(archiveMsgs))
 	idx := ub.Bucket([]byte(archiveWith))
+	chunks := ub.Tx().Bucket([]byte(archiveChunks))
 	if msgs == nil || idx == nil {
 		return 0, nil
 	}
@@ -484,11 +504,15 @@ func deleteArchiveFront(ub *bolt.Bucket, max int, cut uint64) (int, error) {
 	var recs []chunkRec
 	var jids []string
 	c := msgs.Cursor()
-	for k, v := c.First(); k != nil && deleted < max; k, v = c.First() {
+	for k, ref := c.First(); k != nil && deleted < max; k, ref = c.First() {
 		if len(k) == 8 && binary.BigEndian.Uint64(k) >= cut {
 			break
 		}
-		var err error
+		v, err := chunkAt(chunks, k, ref)
+		if err != nil {
+			return 0, err
+		}
+		ref = bytes.Clone(ref)
 		if recs, err = decodeChunk(k, v, recs); err != nil {
 			return 0, err
 		}
@@ -522,9 +546,15 @@ func deleteArchiveFront(ub *bolt.Bucket, max int, cut uint64) (int, error) {
 		}
 		deleted += n
 		if rest == nil {
+			if err := chunks.Delete(ref); err != nil {
+				return 0, err
+			}
 			continue
 		}
-		if err := msgs.Put(be64(restFirst), rest); err != nil {
+		if err := chunks.Put(ref, rest); err != nil {
+			return 0, err
+		}
+		if err := msgs.Put(be64(restFirst), ref); err != nil {
 			return 0, err
 		}
 		for _, j := range restJIDs {

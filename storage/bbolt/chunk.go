@@ -1,6 +1,7 @@
 package bbolt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -89,6 +90,19 @@ func decodeChunk(key, val []byte, dst []chunkRec) ([]chunkRec, error) {
 	return dst, nil
 }
 
+// chunkAt returns the chunk with the key k in a user's "msgs", whose value
+// ref is its key in "archive-chunks".
+func chunkAt(chunks *bolt.Bucket, k, ref []byte) ([]byte, error) {
+	if chunks == nil || len(ref) != 8 {
+		return nil, fmt.Errorf("%w: archive chunk %x: bad reference %x", ErrCorrupt, k, ref)
+	}
+	v := chunks.Get(ref)
+	if v == nil {
+		return nil, fmt.Errorf("%w: archive chunk %x: missing %x", ErrCorrupt, k, ref)
+	}
+	return v, nil
+}
+
 // matchWithBytes reports whether a message with the party got passes a
 // query With want (XEP-0313 §4.1.1), without allocating.
 func matchWithBytes(got []byte, want string) bool {
@@ -147,8 +161,12 @@ func appendWithKey(b []byte, jid string, id uint64) []byte {
 // archive, to u's archive as chunks.
 func writeChunks(u *applyUser, adds []*walEntry, sc *applyScratch) error {
 	c := u.msgs.Cursor()
-	k, v := c.Last()
+	k, ref := c.Last()
 	if k != nil {
+		v, err := chunkAt(sc.chunks, k, ref)
+		if err != nil {
+			return err
+		}
 		recs, err := decodeChunk(k, v, sc.recs)
 		sc.recs = recs
 		if err != nil {
@@ -163,7 +181,7 @@ func writeChunks(u *applyUser, adds []*walEntry, sc *applyScratch) error {
 			if sc.arena, err = appendChunkRecs(sc.arena, first, adds[:n]); err != nil {
 				return err
 			}
-			if err := u.msgs.Put(be64(first), sc.arena[start:len(sc.arena):len(sc.arena)]); err != nil {
+			if err := sc.chunks.Put(bytes.Clone(ref), sc.arena[start:len(sc.arena):len(sc.arena)]); err != nil {
 				return err
 			}
 			sc.jids = chunkJIDs(sc.jids[:0], func(i int) string { return adds[i].with }, n)
@@ -183,7 +201,15 @@ func writeChunks(u *applyUser, adds []*walEntry, sc *applyScratch) error {
 		if sc.arena, err = appendChunkRecs(sc.arena, first, adds[:n]); err != nil {
 			return err
 		}
-		if err := u.msgs.Put(be64(first), sc.arena[start:len(sc.arena):len(sc.arena)]); err != nil {
+		seq, err := sc.chunks.NextSequence()
+		if err != nil {
+			return err
+		}
+		ref := be64(seq)
+		if err := sc.chunks.Put(ref, sc.arena[start:len(sc.arena):len(sc.arena)]); err != nil {
+			return err
+		}
+		if err := u.msgs.Put(be64(first), ref); err != nil {
 			return err
 		}
 		sc.jids = chunkJIDs(sc.jids[:0], func(i int) string { return adds[i].with }, n)
@@ -226,9 +252,10 @@ func archiveMsgData(rec []byte) ([]byte, error) {
 // they are cut from arena, which only grows: when append moves it, the
 // slices already given keep the old array.
 type applyScratch struct {
-	recs  []chunkRec
-	arena []byte
-	jids  []string
+	chunks *bolt.Bucket // "archive-chunks"
+	recs   []chunkRec
+	arena  []byte
+	jids   []string
 }
 
 // reserve makes room for n more bytes in arena, in a new array if needed

@@ -118,6 +118,31 @@ func TestArchiveChunksAgainstModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// "archive-chunks" holds exactly the chunks of the other archive, and
+	// nothing once it is deleted.
+	countChunks := func() (refs, chunks int) {
+		t.Helper()
+		err := s.db.View(func(tx *bolt.Tx) error {
+			if ub := userBucket(tx, archiveBucket, other); ub != nil {
+				refs = ub.Bucket([]byte(archiveMsgs)).Stats().KeyN
+			}
+			chunks = tx.Bucket([]byte(archiveChunks)).Stats().KeyN
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return refs, chunks
+	}
+	if refs, chunks := countChunks(); refs == 0 || refs != chunks {
+		t.Fatalf("%d chunks of %s, %d in %s", refs, other, chunks, archiveChunks)
+	}
+	if err := s.DeleteArchive(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if refs, chunks := countChunks(); refs != 0 || chunks != 0 {
+		t.Fatalf("after DeleteArchive: %d chunks of %s, %d in %s", refs, other, chunks, archiveChunks)
+	}
 }
 
 // modelQuery answers q on the messages ms, in ID order, as the contract

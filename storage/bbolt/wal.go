@@ -1,6 +1,7 @@
 package bbolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -306,6 +307,11 @@ func applyWAL(tx *bolt.Tx, entries []walEntry) error {
 	if err != nil {
 		return err
 	}
+	chunks, err := tx.CreateBucketIfNotExists([]byte(archiveChunks))
+	if err != nil {
+		return err
+	}
+	chunks.FillPercent = 0.95 // keys only grow
 	users := make(map[string]*applyUser)
 	var order []*applyUser
 	for i := range entries {
@@ -315,7 +321,10 @@ func applyWAL(tx *bolt.Tx, entries []walEntry) error {
 				u.gone = true
 				delete(users, e.user)
 			}
-			if top.Bucket([]byte(e.user)) != nil {
+			if ub := top.Bucket([]byte(e.user)); ub != nil {
+				if err := deleteChunks(ub, chunks); err != nil {
+					return fmt.Errorf("delete %q: %w", e.user, err)
+				}
 				if err := top.DeleteBucket([]byte(e.user)); err != nil {
 					return fmt.Errorf("delete %q: %w", e.user, err)
 				}
@@ -337,7 +346,7 @@ func applyWAL(tx *bolt.Tx, entries []walEntry) error {
 		u.meta.last = e.id
 		u.meta.count++
 	}
-	var sc applyScratch
+	sc := applyScratch{chunks: chunks}
 	for _, u := range order {
 		if u.gone || len(u.adds) == 0 {
 			continue
@@ -346,6 +355,27 @@ func applyWAL(tx *bolt.Tx, entries []walEntry) error {
 			return err
 		}
 		if err := u.ub.Put([]byte(archiveMeta), encodeArchiveMeta(u.meta)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteChunks deletes the chunks of the archive in ub from chunks.
+func deleteChunks(ub, chunks *bolt.Bucket) error {
+	msgs := ub.Bucket([]byte(archiveMsgs))
+	if msgs == nil {
+		return nil
+	}
+	var refs [][]byte
+	if err := msgs.ForEach(func(_, ref []byte) error {
+		refs = append(refs, bytes.Clone(ref))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if err := chunks.Delete(ref); err != nil {
 			return err
 		}
 	}
