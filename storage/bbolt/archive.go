@@ -20,9 +20,10 @@ import (
 // Inside it each user has a nested bucket named by their bare JID, holding:
 //
 //	"meta"  a record: version byte 1, then uvarints last ID and count
-//	"msgs"  a bucket of chunks of messages (see chunk.go), each keyed by
-//	        the ID of its first message as 8 bytes big-endian, so in time
-//	        order
+//	"msgs"  a bucket of the archive's chunks of messages (see chunk.go):
+//	        for each, the ID of its first message as 8 bytes big-endian
+//	        (so in time order) and, as value, the chunk's key in the
+//	        top-level bucket "archive-chunks"
 //	"with"  the index by party: for each chunk and each party of its
 //	        messages, the key
 //	        bare JID of With, 0x00, the chunk's key
@@ -36,7 +37,7 @@ import (
 //
 // Queries seek: by ID range to the chunk holding the lower (or upper)
 // bound in "msgs", or, With a party, in that party's range of "with" and
-// then one Get per chunk listed, whose messages with other parties they
+// then one Get per chunk listed (in "msgs" and "archive-chunks"), whose messages with other parties they
 // skip; so their cost is O(log n + chunk size + returned messages), and
 // does not depend on how many messages the user has with other parties. A
 // JID holds no 0x00 byte, so one JID's index range holds no other JID's
@@ -580,8 +581,8 @@ func deleteArchiveFront(ub *bolt.Bucket, max int, cut uint64) (int, error) {
 
 // DeleteArchive implements storage.Archive. It logs the deletion, so that
 // no replay of the log after a crash can bring the messages back, and
-// returns once the applier has dropped the user's bucket and deleted the
-// log segments that held their messages.
+// returns once the applier has deleted the user's chunks, dropped their
+// bucket and deleted the log segments that held their messages.
 func (s *Store) DeleteArchive(ctx context.Context, user string) error {
 	if err := ctx.Err(); err != nil {
 		return err

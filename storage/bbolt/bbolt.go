@@ -14,8 +14,10 @@
 // bucket "msgs" under 8-byte big-endian keys, the offline Seq, so they are
 // in arrival order. The archive ("archive") keeps them in chunks: one value
 // holds up to 64 consecutive messages of an archive, as the applier wrote
-// them in one round (see below), keyed by the 8-byte big-endian ID of its
-// first message, so chunks are in time order. Paging, queries by time or
+// them in one round (see below). Chunks are in a top-level bucket
+// "archive-chunks" in the order they were written, and each user's "msgs"
+// maps the 8-byte big-endian ID of a chunk's first message to it, so
+// chunks are found in time order. Paging, queries by time or
 // ID and expiry all seek with a cursor and never scan what they keep
 // beyond one chunk at each end. Beside them, a small "meta" record holds
 // the last Seq or ID assigned (kept when messages expire, so numbers never
@@ -45,8 +47,9 @@
 // no file system metadata.
 //
 // Another goroutine, the applier, applies the synced records to the bbolt
-// file in one transaction per round: when 4,096 records are pending, 250
-// ms after the first, or when a read needs them. A round first moves new
+// file in one transaction per round, each user's records of the round as
+// one chunk (or a few): when 4,096 records are pending, 250 ms after the
+// first, or when a read needs them. A round first moves new
 // appends to a new segment, and deletes the segments it applied once its
 // transaction has committed. QueryArchive and ArchiveStats for a user with
 // pending records, ExpireArchive and DeleteArchive first have the applier
@@ -192,7 +195,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("bbolt: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{accountsBucket, offlineBucket, archiveBucket} {
+		for _, name := range []string{accountsBucket, offlineBucket, archiveBucket, archiveChunks} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %q: %w", name, err)
 			}

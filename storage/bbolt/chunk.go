@@ -10,10 +10,16 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// An archive chunk holds consecutive messages of one archive in one value
-// of its "msgs" bucket, under the ID of its first message (8 bytes big
-// endian). Its value is version byte 2, then for each message, in ID
-// order:
+// An archive chunk holds consecutive messages of one archive in one value.
+// Chunks of all archives are in the top-level bucket "archive-chunks",
+// keyed by the bucket's sequence as 8 bytes big-endian, so in the order
+// they were written: a round's chunks fill new pages one after another,
+// and do not rewrite each archive's last leaf page with the chunk it holds
+// (bbolt does not split a leaf of four keys or fewer, so with values this
+// large every new chunk would rewrite three older ones). A user's "msgs"
+// bucket maps the ID of each chunk's first message (8 bytes big-endian)
+// to the chunk's key. A chunk is version byte 2, then for each message, in
+// ID order:
 //
 //	uvarint  ID minus the chunk's first ID (0 for the first)
 //	uvarint  length of With, then With
