@@ -197,7 +197,7 @@ func (s *Store) QueryArchive(ctx context.Context, user string, q storage.Archive
 		if lo > hi {
 			return nil
 		}
-		qs := &chunkScan{chunks: tx.Bucket([]byte(archiveChunks)), page: &page, max: q.Max, lo: lo, hi: hi, with: q.With, reverse: q.Reverse}
+		qs := &chunkScan{chunks: tx.Bucket([]byte(archiveChunks)), page: &page, max: q.Max, lo: lo, hi: hi, with: q.With, reverse: q.Reverse, recs: make([]chunkRec, 0, chunkMax)}
 		switch {
 		case len(q.IDs) > 0:
 			return qs.ids(msgs, q.IDs)
