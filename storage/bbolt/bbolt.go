@@ -84,25 +84,30 @@
 //
 // on one user's archive of 1,000,000 messages of about 200 bytes, with
 // 100,000 messages of 1,000 other users in the same file (built in about
-// 11 s), page cache warm; ranges are over two runs on a machine shared with
-// other work:
+// 8 s, in chunks of 64 messages, the largest the applier writes), page
+// cache warm; ranges are over two runs on a machine shared with other
+// work:
 //
 //	query                                    µs/op    p99 µs
-//	newest 50 (Reverse, Max 50)              11-12     62-88
-//	50 before an ID in the middle             8-13     40-53
-//	newest 50 With a party of 1 in 10,000    21-22     79-84
-//	50 With a full JID, from the middle      20-27     79-100
+//	newest 50 (Reverse, Max 50)               7-8      39-45
+//	50 before an ID in the middle             6-8      37-47
+//	newest 50 With a party of 1 in 10,000    79-93    145-182
+//	50 With a full JID, from the middle      79-96    142-151
 //
-// Queries first check, in a map, that the user has no appends waiting in
-// the archive log.
+// Queries With a party read one whole chunk per index entry, so they cost
+// more than when each message had its own key (21-22 and 20-27 µs) and
+// the other queries slightly less. Queries first check, in a map, that
+// the user has no appends waiting in the archive log.
 //
 // Durable appends (through the archive log): one goroutine 115-145 µs per
-// append (one write and fdatasync each); 50 goroutines 150,000-195,000
+// append (one write and fdatasync each); 50 goroutines 150,000-230,000
 // appends/s, 37-49 appends per fdatasync, with the applier running
 // meanwhile. Before the log, when each batch of appends was a bbolt
 // transaction, these were 310-420 µs and 14,000-15,500 appends/s. The
-// applier costs 3.4-4.0 µs per record (BenchmarkApplyWAL: rounds of 4,096
-// records over 100 users, about 1,060 pages written per round).
+// applier costs 1.6-1.7 µs per record (BenchmarkApplyWAL: rounds of 4,096
+// records over 100 users, about 510 pages written and 10,300 allocations
+// per round); when each message had its own key and two index entries it
+// cost 3.8-3.9 µs, 1,050 pages and 61,500 allocations.
 //
 // # Deleted data
 //
