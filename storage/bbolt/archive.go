@@ -234,9 +234,9 @@ type chunkScan struct {
 	recs    []chunkRec
 }
 
-// chunk adds the matching messages of the chunk k (the first ID) whose
-// value is in "archive-chunks" under ref.
-func (qs *chunkScan) chunk(k, ref []byte) error {
+// load decodes the chunk k (the first ID), whose value is in
+// "archive-chunks" under ref, into qs.recs.
+func (qs *chunkScan) load(k, ref []byte) error {
 	v, err := chunkAt(qs.chunks, k, ref)
 	if err != nil {
 		return err
@@ -246,6 +246,16 @@ func (qs *chunkScan) chunk(k, ref []byte) error {
 		return err
 	}
 	qs.recs = recs
+	return nil
+}
+
+// chunk adds the matching messages of the chunk k (the first ID) whose
+// value is in "archive-chunks" under ref.
+func (qs *chunkScan) chunk(k, ref []byte) error {
+	if err := qs.load(k, ref); err != nil {
+		return err
+	}
+	recs := qs.recs
 	for i := range recs {
 		r := &recs[i]
 		if qs.reverse {
@@ -377,15 +387,9 @@ func (qs *chunkScan) ids(msgs *bolt.Bucket, ids []uint64) error {
 			continue
 		}
 		if !bytes.Equal(k, cur) {
-			v, err := chunkAt(qs.chunks, k, ref)
-			if err != nil {
+			if err := qs.load(k, ref); err != nil {
 				return err
 			}
-			recs, err := decodeChunk(k, v, qs.recs)
-			if err != nil {
-				return err
-			}
-			qs.recs = recs
 			cur = bytes.Clone(k)
 		}
 		i, ok := slices.BinarySearchFunc(qs.recs, id, func(r chunkRec, id uint64) int { return cmp.Compare(r.id, id) })
