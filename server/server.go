@@ -240,15 +240,9 @@ func (s *Server) addModule(m Module) error {
 	if o, ok := m.(UserDataOwner); ok {
 		s.owners = append(s.owners, namedOwner{name: name, owner: o})
 	}
-	if p, ok := m.(FeatureProvider); ok {
-		s.features = append(s.features, p)
-	}
-	if p, ok := m.(IdentityProvider); ok {
-		s.identities = append(s.identities, p)
-	}
-	if p, ok := m.(FormProvider); ok {
-		s.forms = append(s.forms, p)
-	}
+	addIf(&s.features, m)
+	addIf(&s.identities, m)
+	addIf(&s.forms, m)
 	if p, ok := m.(ServiceProvider); ok {
 		for _, svc := range p.Services() {
 			if svc.Subdomain == "" || svc.Handler == nil {
@@ -273,31 +267,22 @@ func (s *Server) addModule(m Module) error {
 			s.httpRoutes = append(s.httpRoutes, r)
 		}
 	}
-	if l, ok := m.(SessionListener); ok {
-		s.sessionLs = append(s.sessionLs, l)
-	}
-	if l, ok := m.(AccountListener); ok {
-		s.accountLs = append(s.accountLs, l)
-	}
-	if i, ok := m.(Interceptor); ok {
-		s.interceptors = append(s.interceptors, i)
-	}
-	if u, ok := m.(UndeliveredHandler); ok {
-		s.undelivered = append(s.undelivered, u)
-	}
-	if i, ok := m.(DeliveryInterceptor); ok {
-		s.deliveryIs = append(s.deliveryIs, i)
-	}
-	if l, ok := m.(AvailabilityListener); ok {
-		s.availableLs = append(s.availableLs, l)
-	}
-	if n, ok := m.(NodeProvider); ok {
-		s.nodes = append(s.nodes, n)
-	}
-	if c, ok := m.(Closer); ok {
-		s.closers = append(s.closers, c)
-	}
+	addIf(&s.sessionLs, m)
+	addIf(&s.accountLs, m)
+	addIf(&s.interceptors, m)
+	addIf(&s.undelivered, m)
+	addIf(&s.deliveryIs, m)
+	addIf(&s.availableLs, m)
+	addIf(&s.nodes, m)
+	addIf(&s.closers, m)
 	return nil
+}
+
+// addIf appends m to dst if m implements the optional interface T.
+func addIf[T any](dst *[]T, m Module) {
+	if x, ok := m.(T); ok {
+		*dst = append(*dst, x)
+	}
 }
 
 func (s *Server) addRoute(module string, r IQRoute) error {
