@@ -34,6 +34,7 @@ type Store struct {
 	roster   rosterTable
 	offline  map[string]*offlineQueue // by bare JID; see offline.go
 	archive  map[string]*userArchive  // by bare JID; see archive.go
+	secrets  map[string][]byte        // by name; see userdata.go
 }
 
 // New returns an empty Store.

@@ -28,6 +28,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) any) {
 		suiteFor("Roster", TestRoster),
 		suiteFor("Offline", TestOffline),
 		suiteFor("Archive", TestArchive),
+		suiteFor("UserData", TestUserData),
+		suiteFor("Secrets", TestSecrets),
 		// One line per storage interface, as new ones are added.
 	}
 

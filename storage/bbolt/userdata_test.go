@@ -1,0 +1,58 @@
+package bbolt_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kiez-im/kiez/storage"
+)
+
+// DeleteUserData and DeleteAccount leave no byte naming the user in the
+// file, whatever kinds of data the user had, and leave others' data.
+func TestDeleteUserDataRawWalk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kiez.db")
+	s := open(t, path)
+	ctx := t.Context()
+	const gone, kept = "deletedalice@example.org", "keptbob@example.org"
+	for _, u := range []string{gone, kept} {
+		if err := s.CreateAccount(ctx, testAccount(u)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetRosterItem(ctx, u, storage.RosterItem{JID: "friend-of-" + u[:4] + "@example.net"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put(ctx, u, "vcard", []byte("<vCard>"+u+"</vCard>")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PushOffline(ctx, u, storage.OfflineMessage{Stored: time.Now(), Data: []byte("<message to='" + u + "'/>")}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AppendArchive(ctx, u, time.Now(), "peer-of-"+u[:4]+"@example.net/x", []byte("<message to='"+u+"'/>")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteUserData(ctx, gone); err != nil {
+		t.Fatalf("DeleteUserData: %v", err)
+	}
+	if err := s.DeleteAccount(ctx, gone); err != nil {
+		t.Fatalf("DeleteAccount: %v", err)
+	}
+	mustClose(t, s)
+	all := everything(t, path)
+	for _, tt := range []struct {
+		s    string
+		want bool
+	}{
+		{"deletedalice", false},
+		{"friend-of-dele", false},
+		{"peer-of-dele", false},
+		{"keptbob", true},
+		{"friend-of-kept", true},
+		{"peer-of-kept", true},
+	} {
+		if got := containsAnywhere(all, tt.s); got != tt.want {
+			t.Errorf("%q appears in the database: %v, want %v", tt.s, got, tt.want)
+		}
+	}
+}

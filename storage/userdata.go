@@ -1,0 +1,29 @@
+package storage
+
+import "context"
+
+// UserDataDeleter is implemented by backends that hold several kinds of
+// per-user data (a roster, key-value data, offline messages, an archive).
+//
+// DeleteUserData removes every record the backend holds for user in any
+// of its stores, except the account itself (see Accounts.DeleteAccount),
+// whether or not a module that uses a kind is running. Deleting an
+// account therefore leaves nothing behind even for features that were
+// switched off after they stored data. A user without data is not an
+// error. It goes on past a store that fails and returns the errors
+// joined.
+type UserDataDeleter interface {
+	DeleteUserData(ctx context.Context, user string) error
+}
+
+// Secrets is implemented by backends that keep server-wide secrets: random
+// keys a server needs to be the same across restarts, such as the key of
+// the decoy credentials it shows for unknown users.
+type Secrets interface {
+	// Secret returns the secret named name, of size bytes. The first call
+	// for a name creates it from a cryptographic random source and stores
+	// it; later calls, also after a restart for a persistent backend,
+	// return the same bytes. A stored secret of another size is an error.
+	// name must not be empty and size must be positive.
+	Secret(ctx context.Context, name string, size int) ([]byte, error)
+}
