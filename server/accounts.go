@@ -54,6 +54,7 @@ func (s *Server) CreateUser(ctx context.Context, user jid.JID, password string) 
 	if err != nil {
 		return fmt.Errorf("server: creating %s: %w", user, err)
 	}
+	s.decoys.add(keys, 1)
 	for _, l := range s.accountLs {
 		l.AccountCreated(ctx, user)
 	}
@@ -66,23 +67,32 @@ func (s *Server) SetPassword(ctx context.Context, user jid.JID, password string)
 	if err != nil {
 		return err
 	}
+	old, err := s.accounts.Account(ctx, user.String())
+	if err != nil {
+		return fmt.Errorf("server: changing password of %s: %w", user, err)
+	}
 	if err := s.accounts.SetKeys(ctx, user.String(), keys); err != nil {
 		return fmt.Errorf("server: changing password of %s: %w", user, err)
 	}
+	s.decoys.add(old.Keys, -1)
+	s.decoys.add(keys, 1)
 	return nil
 }
 
 // DeleteUser ends the user's sessions, asks every data owner to delete
-// what it holds for the user, and deletes the account. It goes on past a
-// failing owner and returns all errors joined, so one fault cannot keep
-// the rest of the data; the account itself is deleted last, so a retry
-// finds it.
+// what it holds for the user, then, if Config.Accounts implements
+// storage.UserDataDeleter, has the store delete every per-user record it
+// holds (also those of modules switched off since they stored them), and
+// deletes the account. It goes on past a failing owner and returns all
+// errors joined, so one fault cannot keep the rest of the data; the
+// account itself is deleted last, so a retry finds it.
 func (s *Server) DeleteUser(ctx context.Context, user jid.JID) error {
 	user, err := s.userJID(user)
 	if err != nil {
 		return err
 	}
-	if _, err := s.accounts.Account(ctx, user.String()); err != nil {
+	acct, err := s.accounts.Account(ctx, user.String())
+	if err != nil {
 		return fmt.Errorf("server: deleting %s: %w", user, err)
 	}
 	// While it is being deleted, the account counts as gone: messages to
@@ -100,12 +110,18 @@ func (s *Server) DeleteUser(ctx context.Context, user jid.JID) error {
 			errs = append(errs, fmt.Errorf("module %s: %w", o.name, err))
 		}
 	}
+	if d, ok := s.accounts.(storage.UserDataDeleter); ok {
+		if err := d.DeleteUserData(ctx, user.String()); err != nil {
+			errs = append(errs, fmt.Errorf("store: %w", err))
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("server: deleting %s: %w", user, errors.Join(errs...))
 	}
 	if err := s.accounts.DeleteAccount(ctx, user.String()); err != nil {
 		return fmt.Errorf("server: deleting %s: %w", user, err)
 	}
+	s.decoys.add(acct.Keys, -1)
 	for _, l := range s.accountLs {
 		l.AccountDeleted(ctx, user)
 	}

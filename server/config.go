@@ -16,7 +16,12 @@ type Config struct {
 	// TLS holds the certificates, chosen by SNI (Certificates or
 	// GetCertificate). The server sets NextProtos and MinVersion itself.
 	TLS *tls.Config
-	// Accounts stores user accounts and their SCRAM keys.
+	// Accounts stores user accounts and their SCRAM keys. If it also
+	// implements storage.Secrets, the key of the decoy credentials shown
+	// for unknown names is kept there, so that they stay the same across
+	// restarts as real accounts' do (otherwise a restart changes them); if
+	// it implements storage.UserDataDeleter, DeleteUser has it delete
+	// every per-user record it holds.
 	Accounts storage.Accounts
 	// Modules are the features, in order: it is the order of
 	// initialisation, interceptors and undelivered handlers.
@@ -29,7 +34,8 @@ type Config struct {
 	Remote RemoteRouter
 	// Limits bound what one client may cost.
 	Limits Limits
-	// SCRAMIterations is the PBKDF2 iteration count for new passwords.
+	// SCRAMIterations is the PBKDF2 iteration count for new passwords
+	// (default scram.DefaultIterations).
 	SCRAMIterations int
 }
 

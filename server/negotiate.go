@@ -129,7 +129,12 @@ func (c *conn) negotiate() (*Session, error) {
 					continue
 				}
 				user = u
-				s.accounts.TouchLogin(context.Background(), user.String(), time.Now())
+				// The day of the last login, kept for operation (accounts
+				// unused for long can be removed). Failing to record it
+				// does not refuse the login; it is logged.
+				if err := s.accounts.TouchLogin(s.ctx, user.String(), time.Now()); err != nil {
+					s.log.Warn("recording the day of a login failed", "err", err)
+				}
 				break elements
 			case start.Name.Space == nsSM:
 				if start.Name.Local == "resume" {
@@ -324,11 +329,13 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 			}
 			return k, nil
 		},
-		TLS:             cs,
-		Certificate:     c.leaf,
-		PlusAdvertised:  len(c.cbTypes()) > 0 && !c.cbUnusable,
-		Domain:          c.dom,
-		DecoyIterations: c.srv.cfg.SCRAMIterations,
+		TLS:            cs,
+		Certificate:    c.leaf,
+		PlusAdvertised: len(c.cbTypes()) > 0 && !c.cbUnusable,
+		Domain:         c.dom,
+		Decoy: func(username string, h storage.Hash) storage.SCRAMKeys {
+			return c.srv.decoys.keys(username, c.dom, h)
+		},
 	})
 	if err != nil {
 		return jid.JID{}, err
@@ -418,7 +425,7 @@ func (c *conn) authPlain(data []byte) (jid.JID, error) {
 	}
 	if err != nil {
 		// Spend the same work as a real check so timing does not tell.
-		scram.VerifyPlain(scram.DecoyKeys(u.Localpart(), storage.SHA256, c.srv.cfg.SCRAMIterations), storage.SHA256, password)
+		scram.VerifyPlain(c.srv.decoys.keys(u.Localpart(), c.dom, storage.SHA256), storage.SHA256, password)
 		return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
 	}
 	for _, h := range []storage.Hash{storage.SHA256, storage.SHA512, storage.SHA1} {

@@ -90,6 +90,7 @@ type Server struct {
 	local   map[string]bool
 
 	accounts storage.Accounts
+	decoys   *decoys // credentials shown for unknown names; see decoy.go
 
 	// Frozen tables, built by New.
 	iqRoutes     map[routeKey]routeEntry
@@ -181,6 +182,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.getCert = certSelector(cfg.TLS)
 		s.tlsConfigs()
 	}
+	d, err := newDecoys(ctx, cfg.Accounts, cfg.SCRAMIterations)
+	if err != nil {
+		return nil, err
+	}
+	s.decoys = d
 	s.sessions = newRegistry()
 	s.router = &router{srv: s}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -7,9 +7,12 @@ import (
 	"github.com/kiez-im/kiez/storage"
 )
 
-// decoySecret keys the decoy credentials. It is random per process, so
-// decoys are stable while the process runs and reveal nothing.
-var decoySecret = sync.OnceValue(func() []byte {
+// processSecret keys the decoy credentials of servers configured without
+// ServerConfig.Decoy. It is random per process: such decoys are stable
+// while the process runs, but change at a restart while real accounts'
+// salts do not, so servers should keep a secret of their own (the Kiez
+// server keeps it in its store).
+var processSecret = sync.OnceValue(func() []byte {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return b
@@ -17,14 +20,18 @@ var decoySecret = sync.OnceValue(func() []byte {
 
 // DecoyKeys returns credentials for a user that does not exist, so that
 // answers for unknown users look like answers for real ones. The salt and
-// keys are HMACs of username and h under a random per-process secret: stable
-// across attempts (a changing salt would show that the user is unknown),
-// unpredictable, and matched by no password. Zero iterations means
-// DefaultIterations; an unknown hash yields zero keys.
+// keys are HMACs of username and h under secret: stable across attempts
+// and restarts as long as the secret is (a changing salt would show that
+// the user is unknown), unpredictable without the secret, and matched by
+// no password. username must be the name as the store would look it up
+// (normalised, and qualified with the domain where several are served),
+// so that every spelling of one name gets one decoy. Zero iterations
+// means DefaultIterations; an unknown hash yields zero keys.
 //
-// The SCRAM server uses them by itself. For PLAIN, run VerifyPlain against
-// them when the account is unknown, so that the answer takes as long.
-func DecoyKeys(username string, h storage.Hash, iterations int) storage.SCRAMKeys {
+// The SCRAM server uses them through ServerConfig.Decoy. For PLAIN, run
+// VerifyPlain against them when the account is unknown, so that the
+// answer takes as long.
+func DecoyKeys(secret []byte, username string, h storage.Hash, iterations int) storage.SCRAMKeys {
 	fn := hashFunc(h)
 	if fn == nil {
 		return storage.SCRAMKeys{}
@@ -35,7 +42,6 @@ func DecoyKeys(username string, h storage.Hash, iterations int) storage.SCRAMKey
 	input := func(label string) []byte {
 		return []byte(label + "\x00" + string(h) + "\x00" + username)
 	}
-	secret := decoySecret()
 	return storage.SCRAMKeys{
 		Salt:       hmacSum(fn, secret, input("salt"))[:saltLen],
 		Iterations: iterations,

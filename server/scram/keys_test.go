@@ -98,7 +98,7 @@ func TestVerifyPlain(t *testing.T) {
 		{"unknown hash", k, "MD5", testPassword, false},
 		{"zero keys", storage.SCRAMKeys{}, storage.SHA256, testPassword, false},
 		{"no iterations", storage.SCRAMKeys{Salt: k.Salt, StoredKey: k.StoredKey, ServerKey: k.ServerKey}, storage.SHA256, testPassword, false},
-		{"decoy", scram.DecoyKeys("user", storage.SHA256, scram.MinIterations), storage.SHA256, testPassword, false},
+		{"decoy", scram.DecoyKeys(testSecret, "user", storage.SHA256, scram.MinIterations), storage.SHA256, testPassword, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,9 +162,9 @@ func TestParsePlain(t *testing.T) {
 }
 
 func TestDecoyKeys(t *testing.T) {
-	a := scram.DecoyKeys("nobody", storage.SHA512, 0)
-	b := scram.DecoyKeys("nobody", storage.SHA512, 0)
-	c := scram.DecoyKeys("nobody", storage.SHA256, 0)
+	a := scram.DecoyKeys(testSecret, "nobody", storage.SHA512, 0)
+	b := scram.DecoyKeys(testSecret, "nobody", storage.SHA512, 0)
+	c := scram.DecoyKeys(testSecret, "nobody", storage.SHA256, 0)
 	if string(a.Salt) != string(b.Salt) || string(a.StoredKey) != string(b.StoredKey) {
 		t.Error("decoys are not stable")
 	}
@@ -174,7 +174,16 @@ func TestDecoyKeys(t *testing.T) {
 	if len(a.StoredKey) != 64 || len(a.ServerKey) != 64 || len(c.StoredKey) != 32 || len(a.Salt) != 16 {
 		t.Errorf("decoy sizes: %+v", a)
 	}
-	if k := scram.DecoyKeys("nobody", "MD5", 0); k.Salt != nil {
+	if k := scram.DecoyKeys(testSecret, "nobody", "MD5", 0); k.Salt != nil {
 		t.Error("decoy for unknown hash")
 	}
+	if a.Iterations != scram.DefaultIterations {
+		t.Errorf("DecoyKeys iterations = %d, want %d", a.Iterations, scram.DefaultIterations)
+	}
+	if d := scram.DecoyKeys([]byte("another secret"), "nobody", storage.SHA512, 0); string(d.Salt) == string(a.Salt) {
+		t.Error("two secrets give the same decoy salt")
+	}
 }
+
+// testSecret keys the decoys of these tests.
+var testSecret = []byte("0123456789abcdef0123456789abcdef")

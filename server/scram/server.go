@@ -21,9 +21,12 @@ type ServerConfig struct {
 	// sent it, unescaped; Lookup applies any normalisation (such as the
 	// localpart's PRECIS profile) itself. For an unknown user, or a user
 	// without keys for that hash, it returns an error wrapping
-	// storage.ErrNotFound: the exchange then goes on with DecoyKeys and
-	// fails at the proof, exactly as a wrong password does. Any other error
+	// storage.ErrNotFound: the exchange then goes on with decoy
+	// credentials (see Decoy) and fails at the proof, exactly as a wrong
+	// password does. Any other error
 	// fails with TemporaryAuthFailure. Lookup must not be nil.
+	//
+	// Decoy, if set, is used there instead of DecoyKeys.
 	Lookup func(username string) (storage.SCRAMKeys, error)
 
 	// Domain is the server's domain. An authzid other than
@@ -46,9 +49,14 @@ type ServerConfig struct {
 	// exchange fails with NotAuthorized (RFC 5802 §6).
 	PlusAdvertised bool
 
-	// DecoyIterations is the iteration count shown for unknown users;
-	// zero means DefaultIterations. Set it to the count real accounts use.
-	DecoyIterations int
+	// Decoy returns the credentials shown for username (as the client
+	// sent it, unescaped) when Lookup does not find it; it applies the
+	// same normalisation as Lookup, so that every spelling of a name gets
+	// the same decoy, and should use a secret kept across restarts and an
+	// iteration count that real accounts have (see DecoyKeys). Nil means
+	// DecoyKeys with a secret random per process and DefaultIterations,
+	// which a restart or a changed iteration count can give away.
+	Decoy func(username string, h storage.Hash) storage.SCRAMKeys
 }
 
 type serverState int
@@ -149,7 +157,11 @@ func (s *Server) stepFirst(msg []byte) ([]byte, *Failure) {
 	keys, err := s.cfg.Lookup(m.username)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		keys = DecoyKeys(m.username, s.hash, s.cfg.DecoyIterations)
+		if s.cfg.Decoy != nil {
+			keys = s.cfg.Decoy(m.username, s.hash)
+		} else {
+			keys = DecoyKeys(processSecret(), m.username, s.hash, 0)
+		}
 	case err != nil:
 		return nil, &Failure{Condition: TemporaryAuthFailure, Err: err}
 	}

@@ -1,0 +1,138 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server/scram"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// decoySecretName names the decoy key in a storage.Secrets store.
+const decoySecretName = "scram-decoy"
+
+// decoys make the SCRAM credentials shown for names that have no account,
+// so that an unknown name cannot be told from a real one by its
+// challenge:
+//
+//   - the salt depends only on the account the name would have (its
+//     normalised bare JID), so every spelling of a name gets the same one,
+//     as for a real account;
+//   - it is keyed by a secret kept in the store (storage.Secrets), so it
+//     stays the same across restarts, as a real account's does;
+//   - the iteration count is drawn, by a keyed hash of the name, from the
+//     counts that the accounts on the server have, in proportion to how
+//     many have each; so when scram_iterations is raised, names showing
+//     the old count are not thereby real.
+//
+// What remains: the mix of counts is taken when the server starts and
+// updated by this server's own account changes, so a decoy's count can
+// change when that mix does (and a real account's changes only when its
+// password does), and an attacker who can create accounts learns the mix.
+// Both show only how many accounts have each count, not which names exist.
+type decoys struct {
+	secret []byte
+	def    int // iterations for new passwords: the count when no account exists
+
+	mu     sync.Mutex
+	counts map[int]int // accounts per iteration count (of SHA-256 keys)
+}
+
+// newDecoys loads or creates the secret and counts the accounts'
+// iteration counts.
+func newDecoys(ctx context.Context, accounts storage.Accounts, iterations int) (*decoys, error) {
+	if iterations <= 0 {
+		iterations = scram.DefaultIterations
+	}
+	d := &decoys{def: iterations, counts: make(map[int]int)}
+	if st, ok := accounts.(storage.Secrets); ok {
+		s, err := st.Secret(ctx, decoySecretName, 32)
+		if err != nil {
+			return nil, fmt.Errorf("server: decoy secret: %w", err)
+		}
+		d.secret = s
+	} else {
+		// Without a place to keep it, decoys are stable only while the
+		// process runs (documented on Config.Accounts).
+		d.secret = make([]byte, 32)
+		rand.Read(d.secret)
+	}
+	users, err := accounts.Accounts(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("server: listing accounts: %w", err)
+	}
+	for _, u := range users {
+		a, err := accounts.Account(ctx, u)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("server: reading accounts: %w", err)
+		}
+		d.add(a.Keys, 1)
+	}
+	return d, nil
+}
+
+// add counts keys (an account's credentials) delta times.
+func (d *decoys) add(keys map[storage.Hash]storage.SCRAMKeys, delta int) {
+	k, ok := keys[storage.SHA256]
+	if !ok {
+		for _, v := range keys {
+			k, ok = v, true
+			break
+		}
+	}
+	if !ok {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.counts[k.Iterations] += delta
+	if d.counts[k.Iterations] <= 0 {
+		delete(d.counts, k.Iterations)
+	}
+}
+
+// iterations picks the count shown for the decoy of user.
+func (d *decoys) iterations(user string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	total := 0
+	for _, n := range d.counts {
+		total += n
+	}
+	if total == 0 {
+		return d.def
+	}
+	mac := hmac.New(sha256.New, d.secret)
+	mac.Write([]byte("iterations\x00" + user))
+	x := int(binary.BigEndian.Uint64(mac.Sum(nil)) % uint64(total))
+	for _, it := range slices.Sorted(maps.Keys(d.counts)) {
+		if x < d.counts[it] {
+			return it
+		}
+		x -= d.counts[it]
+	}
+	return d.def // not reached
+}
+
+// keys returns the decoy credentials of the SCRAM username (unescaped,
+// as the client sent it) on domain.
+func (d *decoys) keys(username, domain string, h storage.Hash) storage.SCRAMKeys {
+	user := username + "@" + domain
+	if j, err := jid.New(username, domain, ""); err == nil {
+		user = j.String()
+	}
+	return scram.DecoyKeys(d.secret, user, h, d.iterations(user))
+}
