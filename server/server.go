@@ -370,6 +370,12 @@ func (s *Server) UserDataKinds() map[string][]string {
 // SessionCount returns the number of bound sessions.
 func (s *Server) SessionCount() int { return s.sessions.count() }
 
+// Online reports whether the account user (a bare JID) has a bound
+// session, including one waiting for its client to resume it.
+func (s *Server) Online(user jid.JID) bool {
+	return len(s.sessions.userSessions(user.Bare().String())) > 0
+}
+
 // Shutdown stops accepting connections, closes every stream with a
 // <system-shutdown/> stream error after its queued stanzas are written,
 // waits for connections and module goroutines (or ctx), then closes the

@@ -46,14 +46,15 @@ const defaultConfigFile = "kiezd.toml"
 // config is the kiezd configuration file. Every key, its default and its
 // meaning are in kiezd.example.toml.
 type config struct {
-	Domains         []string      `toml:"domains"`
-	DataDir         string        `toml:"data_dir"`
-	SCRAMIterations int           `toml:"scram_iterations"`
-	Listen          listenConfig  `toml:"listen"`
-	TLS             tlsConfig     `toml:"tls"`
-	Log             logConfig     `toml:"log"`
-	Limits          limitsConfig  `toml:"limits"`
-	Modules         modulesConfig `toml:"modules"`
+	Domains         []string       `toml:"domains"`
+	DataDir         string         `toml:"data_dir"`
+	SCRAMIterations int            `toml:"scram_iterations"`
+	Listen          listenConfig   `toml:"listen"`
+	TLS             tlsConfig      `toml:"tls"`
+	Log             logConfig      `toml:"log"`
+	Limits          limitsConfig   `toml:"limits"`
+	Accounts        accountsConfig `toml:"accounts"`
+	Modules         modulesConfig  `toml:"modules"`
 
 	// file is the path the configuration was read from, "" for the
 	// built-in defaults.
@@ -100,6 +101,11 @@ type limitsConfig struct {
 	ResumeTimeout  duration `toml:"resume_timeout"`
 	QueueSize      count    `toml:"queue_size"`
 	AuthAttempts   count    `toml:"auth_attempts"`
+}
+
+type accountsConfig struct {
+	RemoveUnused      bool     `toml:"remove_unused"`
+	RemoveUnusedAfter duration `toml:"remove_unused_after"`
 }
 
 type modulesConfig struct {
@@ -152,6 +158,7 @@ func defaultConfig() *config {
 			QueueSize:      4096,
 			AuthAttempts:   3,
 		},
+		Accounts: accountsConfig{RemoveUnusedAfter: duration(365 * 24 * time.Hour)},
 		Modules: modulesConfig{
 			Roster: true, MaxRoster: 1000, VCard: true, Private: true, Blocking: true, Ping: true, Time: true, Version: true,
 			Offline: true, OfflineLimit: 1000, OfflineRetention: duration(30 * 24 * time.Hour),
@@ -349,6 +356,9 @@ func (c *config) validate() error {
 		if a.DirectoryURL == "" {
 			return bad("tls.acme.directory_url: must not be empty")
 		}
+	}
+	if after := time.Duration(c.Accounts.RemoveUnusedAfter); after < minUnusedAfter {
+		return bad("accounts.remove_unused_after: %q is shorter than %s", formatDuration(after), formatDuration(minUnusedAfter))
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return bad("log.level: %v", err)

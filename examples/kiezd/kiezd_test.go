@@ -89,6 +89,7 @@ func verify(t *testing.T, dbPath, user, password string) bool {
 func TestUserCommands(t *testing.T) {
 	file, dir := testConfig(t, "")
 	db := filepath.Join(dir, "data", "kiez.db")
+	today := time.Now().UTC().Format(time.DateOnly) // the test could span midnight; then it fails once
 	k := func(stdin string, args ...string) (int, string, string) {
 		return kiezd(t, stdin, append([]string{"-config", file}, args...)...)
 	}
@@ -105,14 +106,14 @@ func TestUserCommands(t *testing.T) {
 		{"x\n", []string{"adduser", "localhost"}, 2, "", "kiezd: \"localhost\" is not a user address such as alice@localhost\nRun 'kiezd -h' for usage.\n"},
 		{"", []string{"adduser", "carol@localhost"}, 1, "", "kiezd: no password on standard input (give it as one line, or run in a terminal to be asked)\n"},
 		{"\n", []string{"adduser", "carol@localhost"}, 1, "", "kiezd: no password on standard input (give it as one line, or run in a terminal to be asked)\n"},
-		{"", []string{"users"}, 0, "alice@localhost\nbob@localhost\n", ""},
-		{"", []string{"users", "localhost"}, 0, "alice@localhost\nbob@localhost\n", ""},
+		{"", []string{"users"}, 0, "alice@localhost  created " + today + "  last login never\nbob@localhost    created " + today + "  last login never\n", ""},
+		{"", []string{"users", "localhost"}, 0, "alice@localhost  created " + today + "  last login never\nbob@localhost    created " + today + "  last login never\n", ""},
 		{"", []string{"users", "example.org"}, 1, "", "kiezd: example.org is not a configured domain (domains: localhost)\n"},
 		{"n3w pass", []string{"passwd", "alice@localhost"}, 0, "changed the password of alice@localhost\n", ""},
 		{"x\n", []string{"passwd", "carol@localhost"}, 1, "", "kiezd: there is no account carol@localhost\n"},
 		{"", []string{"deluser", "bob@localhost"}, 0, "deleted bob@localhost and all its data\n", ""},
 		{"", []string{"deluser", "bob@localhost"}, 1, "", "kiezd: there is no account bob@localhost\n"},
-		{"", []string{"users"}, 0, "alice@localhost\n", ""},
+		{"", []string{"users"}, 0, "alice@localhost  created " + today + "  last login never\n", ""},
 	}
 	for _, s := range steps {
 		code, stdout, stderr := k(s.stdin, s.args...)

@@ -238,6 +238,17 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		lns.close()
 		return err
 	}
+	hctx, stopHousekeeping := context.WithCancel(ctx)
+	housekept := make(chan struct{})
+	go func() {
+		defer close(housekept)
+		h := &housekeeper{cfg: cfg, srv: srv, store: store, log: log}
+		h.run(hctx)
+	}()
+	defer func() {
+		stopHousekeeping()
+		<-housekept
+	}()
 
 	var sigs <-chan os.Signal
 	if e.signals != nil {
@@ -298,6 +309,8 @@ wait:
 			break wait
 		}
 	}
+	stopHousekeeping()
+	<-housekept
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if lns.alpn != nil {

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"golang.org/x/term"
@@ -18,12 +19,18 @@ import (
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/scram"
 	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/bbolt"
 )
 
 // withServer opens the database and runs f with a server built from the
 // same configuration as serve's, but not listening, so that deleting an
 // account reaches every module's data. The database is locked meanwhile.
 func withServer(ctx context.Context, cfg *config, e env, f func(*server.Server) error) error {
+	return withStore(ctx, cfg, e, func(srv *server.Server, _ *bbolt.Store) error { return f(srv) })
+}
+
+// withStore is withServer that also hands f the database.
+func withStore(ctx context.Context, cfg *config, e env, f func(*server.Server, *bbolt.Store) error) error {
 	store, err := openStore(cfg)
 	if err != nil {
 		return err
@@ -35,7 +42,7 @@ func withServer(ctx context.Context, cfg *config, e env, f func(*server.Server) 
 		return err
 	}
 	defer srv.Close()
-	return f(srv)
+	return f(srv, store)
 }
 
 // userArg parses the JID argument of adduser, passwd and deluser.
@@ -116,7 +123,8 @@ func changeUser(ctx context.Context, cmd, arg string, cfg *config, e env) error 
 	})
 }
 
-// listUsers prints the accounts of domain ("" for all), one a line.
+// listUsers prints the accounts of domain ("" for all), one a line, with
+// the days each was created and last logged in to.
 func listUsers(ctx context.Context, cfg *config, domain string, e env) error {
 	if domain != "" {
 		d, err := checkDomain(domain)
@@ -128,15 +136,27 @@ func listUsers(ctx context.Context, cfg *config, domain string, e env) error {
 		}
 		domain = d
 	}
-	return withServer(ctx, cfg, e, func(srv *server.Server) error {
+	return withStore(ctx, cfg, e, func(srv *server.Server, store *bbolt.Store) error {
 		users, err := srv.Users(ctx, domain)
 		if err != nil {
 			return err
 		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		for _, u := range users {
-			fmt.Fprintln(e.stdout, u)
+			a, err := store.Account(ctx, u)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			last := "never"
+			if !a.LastLogin.IsZero() {
+				last = a.LastLogin.Format(time.DateOnly)
+			}
+			fmt.Fprintf(tw, "%s\tcreated %s\tlast login %s\n", u, a.Created.Format(time.DateOnly), last)
 		}
-		return nil
+		return tw.Flush()
 	})
 }
 

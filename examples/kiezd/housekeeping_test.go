@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server/servertest"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/bbolt"
+)
+
+// rawDB returns every bucket name, key and value of the database file,
+// and of the files in the archive log's directory if one is left.
+func rawDB(t *testing.T, path string) [][]byte {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var all [][]byte
+	var walk func(b *bolt.Bucket) error
+	walk = func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
+			all = append(all, bytes.Clone(k))
+			if v == nil {
+				if nested := b.Bucket(k); nested != nil {
+					return walk(nested)
+				}
+			}
+			all = append(all, bytes.Clone(v))
+			return nil
+		})
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			all = append(all, bytes.Clone(name))
+			return walk(b)
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := filepath.Glob(path + ".archive-wal/*")
+	for _, f := range logs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b)
+	}
+	return all
+}
+
+func rawContains(all [][]byte, s string) bool {
+	for _, b := range all {
+		if bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Deleting an account deletes everything of it even when the modules
+// that stored it have been switched off since.
+func TestDeluserWithModulesSwitchedOff(t *testing.T) {
+	file, dir := testConfig(t, "")
+	for _, u := range []string{"alice@localhost", "bob@localhost", "carol@localhost"} {
+		if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", u); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	d := startServe(t, nil, "-config", file)
+	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := servertest.NewClient(t, sess)
+	iq := func(id string, payload *stanza.Stanza) {
+		t.Helper()
+		payload.Kind, payload.Type, payload.ID = stanza.IQKind, stanza.Set, id
+		a.Send(payload)
+		if res := a.Expect(servertest.ByID(id)); res.Type != stanza.Result {
+			t.Fatalf("iq %s: %s", id, res.Type)
+		}
+	}
+	// Roster, vCard and private storage of alice; a message to bob, who
+	// is offline (offline storage, both archives).
+	roster := &stanza.Stanza{}
+	roster.AppendChild(stanza.Elem(xml.Name{Space: "jabber:iq:roster", Local: "query"}, nil,
+		stanza.Elem(xml.Name{Space: "jabber:iq:roster", Local: "item"}, []xml.Attr{stanza.Attr("jid", "rosterfriend@example.net")})))
+	iq("roster", roster)
+	vc := &stanza.Stanza{}
+	vc.AppendChild(stanza.Elem(xml.Name{Space: "vcard-temp", Local: "vCard"}, nil,
+		stanza.TextElem(xml.Name{Space: "vcard-temp", Local: "FN"}, "Alice Vcardname")))
+	iq("vcard", vc)
+	priv := &stanza.Stanza{}
+	priv.AppendChild(stanza.Elem(xml.Name{Space: "jabber:iq:private", Local: "query"}, nil,
+		stanza.TextElem(xml.Name{Space: "urn:example:notes", Local: "note"}, "alice private note")))
+	iq("private", priv)
+	a.Send(&stanza.Stanza{Kind: stanza.Presence})
+	msg := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: jid.MustParse("bob@localhost"), ID: "m1"}
+	msg.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, "alice says hi to bob"))
+	a.Send(msg)
+	a.Sync()
+	logout(sess)
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("serve exited with %d:\n%s", code, d.stderr)
+	}
+
+	// Everything that stored it is switched off now.
+	off := "\n[modules]\nroster = false\nvcard = false\nprivate = false\noffline = false\narchive = false\ncarbons = false\nblocking = false\n"
+	if err := os.WriteFile(file, append(must(os.ReadFile(file)), off...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "data", "kiez.db")
+	before := rawDB(t, db)
+	for _, s := range []string{"rosterfriend", "Alice Vcardname", "alice private note", "alice says hi to bob"} {
+		if !rawContains(before, s) {
+			t.Fatalf("%q was never stored; the test does not test anything", s)
+		}
+	}
+	for _, u := range []string{"alice@localhost", "bob@localhost"} {
+		if code, stdout, stderr := kiezd(t, "", "-config", file, "deluser", u); code != 0 || stdout != "deleted "+u+" and all its data\n" {
+			t.Fatalf("deluser %s: exit %d, %q, %q", u, code, stdout, stderr)
+		}
+	}
+	after := rawDB(t, db)
+	for _, s := range []string{"alice", "bob", "rosterfriend", "Vcardname", "private note", "says hi"} {
+		if rawContains(after, s) {
+			t.Errorf("%q is still in the database after both accounts were deleted", s)
+		}
+	}
+	if !rawContains(after, "carol@localhost") {
+		t.Error("carol's account is gone too")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// housekeepingFixture opens a kiezd database with a server built as serve
+// builds it from config text, for housekeeper tests.
+func housekeepingFixture(t *testing.T, extra string) (*housekeeper, *bbolt.Store, *syncBuffer) {
+	t.Helper()
+	file, _ := testConfig(t, extra)
+	cfg, err := loadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := openStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	logs := new(syncBuffer)
+	log := newLogger(cfg.Log, logs)
+	srv, err := newServer(t.Context(), cfg, store, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return &housekeeper{cfg: cfg, srv: srv, store: store, log: log}, store, logs
+}
+
+// Offline messages and archives of switched-off modules still expire with
+// the configured retention; newer ones stay.
+func TestHousekeepingExpiresSwitchedOff(t *testing.T) {
+	h, store, logs := housekeepingFixture(t, "\n[modules]\noffline = false\narchive = false\noffline_retention = \"10d\"\narchive_retention = \"20d\"\n")
+	ctx := t.Context()
+	now := time.Now()
+	const u = "alice@localhost"
+	for _, age := range []int{25, 15, 5} { // days, oldest first as stores expect
+		at := now.Add(-time.Duration(age) * 24 * time.Hour)
+		if err := store.PushOffline(ctx, u, storage.OfflineMessage{Stored: at, Data: []byte("<message/>")}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.AppendArchive(ctx, u, at, "bob@localhost", []byte("<message/>")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.once(ctx, now)
+	if n, _ := store.CountOffline(ctx, u); n != 1 {
+		t.Errorf("offline messages left: %d, want 1 (the one of 5 days; retention 10d)", n)
+	}
+	if st, _ := store.ArchiveStats(ctx, u); st.Count != 2 {
+		t.Errorf("archived messages left: %d, want 2 (of 5 and 15 days; retention 20d)", st.Count)
+	}
+	if !strings.Contains(logs.String(), "switched-off offline module") || !strings.Contains(logs.String(), "switched-off archive module") {
+		t.Errorf("housekeeping did not log its work:\n%s", logs)
+	}
+}
+
+// createAged creates an account as if made created days ago and last
+// logged in to lastLogin days ago (-1: never).
+func createAged(t *testing.T, store *bbolt.Store, user string, created, lastLogin int) {
+	t.Helper()
+	day := func(n int) time.Time { return storage.Day(time.Now().Add(-time.Duration(n) * 24 * time.Hour)) }
+	a := storage.Account{JID: user, Created: day(created), Keys: map[storage.Hash]storage.SCRAMKeys{
+		storage.SHA256: {Salt: []byte("salt"), Iterations: 4096, StoredKey: make([]byte, 32), ServerKey: make([]byte, 32)},
+	}}
+	if lastLogin >= 0 {
+		a.LastLogin = day(lastLogin)
+	}
+	if err := store.CreateAccount(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(t.Context(), user, "vcard", []byte("<vCard/>")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With accounts.remove_unused, accounts unused for longer than
+// remove_unused_after are deleted with their data; without it, none is.
+func TestHousekeepingRemovesUnused(t *testing.T) {
+	accounts := func(t *testing.T, store *bbolt.Store) {
+		createAged(t, store, "old@localhost", 400, 100)     // last login 100 days ago
+		createAged(t, store, "never@localhost", 100, -1)    // created 100 days ago, never used
+		createAged(t, store, "recent@localhost", 400, 10)   // logged in 10 days ago
+		createAged(t, store, "newcomer@localhost", 10, -1)  // created 10 days ago
+		createAged(t, store, "boundary@localhost", 400, 60) // exactly the limit: kept
+	}
+	list := func(t *testing.T, h *housekeeper) string {
+		users, err := h.srv.Users(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(users, " ")
+	}
+	t.Run("off by default", func(t *testing.T) {
+		h, store, _ := housekeepingFixture(t, "")
+		accounts(t, store)
+		h.once(t.Context(), time.Now())
+		if got := list(t, h); strings.Count(got, "@") != 5 {
+			t.Errorf("accounts after housekeeping without remove_unused: %s", got)
+		}
+	})
+	t.Run("on", func(t *testing.T) {
+		h, store, logs := housekeepingFixture(t, "\n[accounts]\nremove_unused = true\nremove_unused_after = \"60d\"\n")
+		accounts(t, store)
+		h.once(t.Context(), time.Now())
+		if got, want := list(t, h), "boundary@localhost newcomer@localhost recent@localhost"; got != want {
+			t.Errorf("accounts left: %s, want %s", got, want)
+		}
+		for _, u := range []string{"old@localhost", "never@localhost"} {
+			if keys, _ := store.Keys(t.Context(), u); len(keys) > 0 {
+				t.Errorf("%s was removed but its data is left: %v", u, keys)
+			}
+		}
+		if !strings.Contains(logs.String(), "removed accounts unused for 60d") || !strings.Contains(logs.String(), "count=2") {
+			t.Errorf("log: %s", logs)
+		}
+	})
+}
+
+// kiezd users shows each account's creation and last-login day, and a
+// login through kiezd records the day.
+func TestUsersShowsLastLogin(t *testing.T) {
+	file, _ := testConfig(t, "")
+	if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
+		t.Fatal(stderr)
+	}
+	day := time.Now().UTC().Format(time.DateOnly)
+	d := startServe(t, nil, "-config", file)
+	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logout(sess)
+	d.stop(t)
+	_, stdout, _ := kiezd(t, "", "-config", file, "users")
+	if now := time.Now().UTC().Format(time.DateOnly); now != day {
+		t.Skip("the day changed during the test")
+	}
+	if want := "alice@localhost  created " + day + "  last login " + day + "\n"; stdout != want {
+		t.Errorf("users: %q, want %q", stdout, want)
+	}
+}
+
