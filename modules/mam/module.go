@@ -182,10 +182,16 @@ func (m *Module) janitor(ctx context.Context) {
 	}
 }
 
-// Features advertises MAM and stanza IDs on accounts (XEP-0313 §7).
+// Features advertises MAM and stanza IDs on accounts (XEP-0313 §7), and
+// MAM on the server too, as Prosody and ejabberd do: some clients
+// (Profanity 0.13) look for it only in the server's disco#info before
+// they fetch history from the account's archive.
 func (*Module) Features(t server.Target) []string {
-	if t == server.TargetBare {
+	switch t {
+	case server.TargetBare:
 		return []string{NS, NSExtended, NSSID}
+	case server.TargetHost:
+		return []string{NS, NSExtended}
 	}
 	return nil
 }

@@ -861,3 +861,21 @@ func testOutgoingForgedID(t *testing.T, open func(*testing.T) backend) {
 	}
 	alice.Expect(servertest.ByID("q"))
 }
+
+// TestServerFeatures: the archive is advertised in the server's
+// disco#info too (as Prosody and ejabberd do), since clients such as
+// Profanity 0.13 look for it there before fetching history; stanza IDs
+// stay an account feature.
+func TestServerFeatures(t *testing.T) {
+	e := start(t, backends[0].open, mam.Options{})
+	alice := e.user(t, "alice")
+	info := modtest.DiscoInfo(t, alice, jid.MustParse("localhost"))
+	for _, f := range []string{mam.NS, mam.NSExtended} {
+		if !modtest.HasFeature(info, f) {
+			t.Errorf("server disco#info lacks %s: %s", f, text(info))
+		}
+	}
+	if modtest.HasFeature(info, mam.NSSID) {
+		t.Errorf("server disco#info lists %s, an account feature: %s", mam.NSSID, text(info))
+	}
+}
