@@ -6,6 +6,14 @@
 // Storage is a storage.Offline (storage/memory, storage/bbolt). Messages
 // are kept at most Options.Retention and at most Options.Limit per user;
 // beyond the limit the sender gets service-unavailable (RFC 6121 §8.5.2.2).
+//
+// A delivered message that comes back undelivered (a XEP-0198 session
+// ended without acknowledging it) is stored again as it was first stored:
+// the same record and arrival time, so one delay stamp and a retention
+// that still counts from the first arrival. The module recognises such a
+// message by the stanza value it sent, never by the XML in it: a
+// <delay/> in the server's name that arrives in a message is a sender's
+// forgery and is removed before the message is stored.
 package offline
 
 import (
@@ -14,8 +22,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
+	"weak"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
@@ -84,6 +94,9 @@ type Module struct {
 
 	mu    sync.Mutex           // guards locks
 	locks map[string]*userLock // bare JID → lock, while in use
+
+	sentMu sync.Mutex                                             // guards sent
+	sent   map[weak.Pointer[stanza.Stanza]]storage.OfflineMessage // see remember
 }
 
 // userLock serialises storing and delivering one user's messages.
@@ -123,6 +136,7 @@ func New(store storage.Offline, opts Options) (*Module, error) {
 		blocker:   opts.Blocking,
 		log:       slog.New(slog.DiscardHandler),
 		locks:     make(map[string]*userLock),
+		sent:      make(map[weak.Pointer[stanza.Stanza]]storage.OfflineMessage),
 	}, nil
 }
 
@@ -244,12 +258,22 @@ func hasContent(s *stanza.Stanza) bool {
 // meanwhile, the message goes to it instead. A full queue (or a storage
 // failure) leaves the message unhandled, so the router bounces it with
 // service-unavailable.
+//
+// A message this module delivered and the server hands back (the XEP-0198
+// session it went to ended without acknowledging it) is stored again as
+// the record it came from, with its first arrival time: it keeps its one
+// delay stamp, and its retention is not restarted. Any other message is
+// stored with the current time, without the delays in it that claim to be
+// from a local domain (see withoutServerDelays).
 func (m *Module) HandleUndelivered(ctx context.Context, s *stanza.Stanza) (bool, error) {
-	switch classify(s) {
-	case decline:
-		return false, nil
-	case drop:
-		return true, nil
+	rec, again := m.recall(s)
+	if !again {
+		switch classify(s) {
+		case decline:
+			return false, nil
+		case drop:
+			return true, nil
+		}
 	}
 	user := s.To.Bare()
 	if user.Localpart() == "" {
@@ -263,12 +287,18 @@ func (m *Module) HandleUndelivered(ctx context.Context, s *stanza.Stanza) (bool,
 	if m.deliverNow(user, s) {
 		return true, nil
 	}
-	data, err := encode(s)
-	if err != nil {
-		m.log.Warn("message not stored", "err", err)
-		return false, nil
+	if !again {
+		data, err := encode(m.withoutServerDelays(s))
+		if err != nil {
+			m.log.Warn("message not stored", "err", err)
+			return false, nil
+		}
+		rec = storage.OfflineMessage{Stored: time.Now(), Data: data}
 	}
-	err = m.store.PushOffline(ctx, user.String(), storage.OfflineMessage{Stored: time.Now(), Data: data}, m.limit)
+	// A message stored again goes behind those stored since, with its
+	// older time; SessionAvailable skips it once it is past the retention
+	// even if the store, expiring from the front of a queue, still has it.
+	err := m.store.PushOffline(ctx, user.String(), rec, m.limit)
 	switch {
 	case errors.Is(err, storage.ErrFull):
 		m.log.Debug("offline queue full; message bounced")
@@ -292,10 +322,12 @@ func (m *Module) deliverNow(user jid.JID, s *stanza.Stanza) bool {
 
 // SessionAvailable delivers the stored messages, oldest first, to a
 // session that sent initial presence of non-negative priority, and
-// deletes those it sent. Messages from senders the user blocks are
-// deleted unsent. A resource that sends negative priority gets nothing,
-// and raising its priority later does not deliver either: the messages
-// wait for the next non-negative initial presence of any resource.
+// deletes those it sent. Messages from senders the user blocks, and
+// messages older than the retention that the janitor has not deleted
+// yet, are deleted unsent. A resource that sends negative priority gets
+// nothing, and raising its priority later does not deliver either: the
+// messages wait for the next non-negative initial presence of any
+// resource.
 func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
 	if sess.Priority() < 0 {
 		return
@@ -312,8 +344,13 @@ func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
 		return
 	}
 	domain := user.Domain()
+	expired := time.Now().Add(-m.retention)
 	var last uint64
 	for _, om := range msgs {
+		if om.Stored.Before(expired) {
+			last = om.Seq
+			continue
+		}
 		st, err := decode(om.Data)
 		if err != nil {
 			m.log.Warn("unreadable offline message deleted", "err", err)
@@ -325,6 +362,7 @@ func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
 			continue
 		}
 		st.Inner = append(st.Inner, delayTokens(domain, om.Stored)...)
+		m.remember(st, om)
 		if !sess.Send(st) {
 			break // the session is closing; the rest stays stored
 		}
@@ -338,6 +376,99 @@ func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
 		// next login; clients drop duplicates by id.
 		m.log.Warn("delivered offline messages not deleted", "err", err)
 	}
+}
+
+// remember notes that st, about to be sent, was built from the stored
+// record om, so that HandleUndelivered recognises it if the server hands
+// it back. Only the stanza value identifies it, so nothing a sender
+// writes in a message can make the module take it for one of its own.
+// The note lives as long as st: it is keyed by a weak pointer and deleted
+// by a cleanup once st is unreachable (acknowledged, or stored again).
+func (m *Module) remember(st *stanza.Stanza, om storage.OfflineMessage) {
+	k := weak.Make(st)
+	m.sentMu.Lock()
+	m.sent[k] = storage.OfflineMessage{Stored: om.Stored, Data: om.Data} // no copy: st's Raw aliases Data
+	m.sentMu.Unlock()
+	runtime.AddCleanup(st, m.forget, k)
+}
+
+func (m *Module) forget(k weak.Pointer[stanza.Stanza]) {
+	m.sentMu.Lock()
+	delete(m.sent, k)
+	m.sentMu.Unlock()
+}
+
+// recall returns the record s was built from, if s is a message the
+// module delivered.
+func (m *Module) recall(s *stanza.Stanza) (storage.OfflineMessage, bool) {
+	m.sentMu.Lock()
+	defer m.sentMu.Unlock()
+	if len(m.sent) == 0 {
+		return storage.OfflineMessage{}, false
+	}
+	om, ok := m.sent[weak.Make(s)]
+	return om, ok
+}
+
+// withoutServerDelays returns s, or a copy of it without the top-level
+// XEP-0203 delays whose from is a local domain (with or without a
+// resource, in any case). Only this module stamps a stored message in the
+// server's name, and it adds that stamp at delivery; one arriving in a
+// message is a sender's claim in the server's name (that the message
+// waited since some time, possibly in the future or long ago), which the
+// recipient must not be shown as the server's. The stored time never
+// comes from a stamp. Delays by other entities are kept. s is not
+// changed.
+func (m *Module) withoutServerDelays(s *stanza.Stanza) *stanza.Stanza {
+	var inner []xml.Token
+	skip, depth := false, 0
+	for i, t := range s.Inner {
+		switch tt := t.(type) {
+		case xml.StartElement:
+			if depth == 0 && m.serverDelay(tt) {
+				if inner == nil {
+					inner = append(make([]xml.Token, 0, len(s.Inner)), s.Inner[:i]...)
+				}
+				skip = true
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+			if skip {
+				if depth == 0 {
+					skip = false
+				}
+				continue
+			}
+		}
+		if skip {
+			continue
+		}
+		if inner != nil {
+			inner = append(inner, t)
+		}
+	}
+	if inner == nil {
+		return s
+	}
+	c := *s
+	c.Inner = inner
+	return &c
+}
+
+// serverDelay reports whether start is a XEP-0203 delay from a local
+// domain.
+func (m *Module) serverDelay(start xml.StartElement) bool {
+	if start.Name.Space != NSDelay || start.Name.Local != "delay" {
+		return false
+	}
+	for _, a := range start.Attr {
+		if a.Name.Space == "" && a.Name.Local == "from" {
+			j, err := jid.Parse(a.Value)
+			return err == nil && j.Localpart() == "" && m.host.IsLocal(j.Domainpart())
+		}
+	}
+	return false
 }
 
 // delayTokens returns <delay xmlns='urn:xmpp:delay' from=domain

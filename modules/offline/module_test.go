@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -41,11 +42,18 @@ type env struct {
 
 func start(t *testing.T, store storage.Offline, opts offline.Options, before ...server.Module) *env {
 	t.Helper()
+	return startConfig(t, store, opts, server.Config{Modules: before})
+}
+
+// startConfig is start with a server configuration (limits, modules
+// listed before the offline module).
+func startConfig(t *testing.T, store storage.Offline, opts offline.Options, cfg server.Config) *env {
+	t.Helper()
 	mod, err := offline.New(store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Modules: append(before, mod)}
+	cfg.Modules = append(cfg.Modules, mod)
 	if acc, ok := store.(storage.Accounts); ok {
 		cfg.Accounts = acc
 	}
@@ -520,5 +528,210 @@ func TestSurvivesRestart(t *testing.T) {
 	a.Sync()
 	if n := e2.count(t, alice); n != 0 {
 		t.Fatalf("%d messages left after delivery", n)
+	}
+}
+
+// delays returns the top-level XEP-0203 delay elements of a message.
+func delays(st *stanza.Stanza) []xml.StartElement {
+	var out []xml.StartElement
+	depth := 0
+	for _, tok := range st.Inner {
+		switch tt := tok.(type) {
+		case xml.StartElement:
+			if depth == 0 && tt.Name.Space == offline.NSDelay && tt.Name.Local == "delay" {
+				out = append(out, tt)
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return out
+}
+
+// endProbe is a test module that reports the full JID of every session
+// that has ended, once the server has redelivered what it left behind.
+type endProbe struct{ ended chan jid.JID }
+
+func (endProbe) Name() string                                    { return "endprobe" }
+func (endProbe) SessionStarted(context.Context, *server.Session) {}
+func (p endProbe) SessionEnded(_ context.Context, s *server.Session) {
+	select {
+	case p.ended <- s.JID():
+	default:
+	}
+}
+
+// waitEnded waits until the session of full JID j has ended.
+func (p endProbe) waitEnded(t *testing.T, j jid.JID) {
+	t.Helper()
+	timeout := time.After(30 * time.Second) // a guard against a hang, no deadline to beat
+	for {
+		select {
+		case got := <-p.ended:
+			if got.Equal(j) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("session %s did not end", j)
+		}
+	}
+}
+
+// backdate replaces user's only stored message by the same record stored
+// at the given time, through the storage API: the original time then
+// differs from any later one by more than the second a stamp keeps.
+func (e *env) backdate(t *testing.T, user jid.JID, at time.Time) {
+	t.Helper()
+	ctx := t.Context()
+	msgs, err := e.store.OfflineMessages(ctx, user.String())
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("stored: %d, %v; want 1", len(msgs), err)
+	}
+	if err := e.store.DeleteOffline(ctx, user.String(), msgs[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.PushOffline(ctx, user.String(), storage.OfflineMessage{Stored: at, Data: msgs[0].Data}, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRequeuedKeepsDelay: an offline message delivered to a stream
+// management session that never acknowledges it and is never resumed is
+// stored again by the server with its original arrival time, and the next
+// login gets it once, with one delay stamp: the original one.
+func TestRequeuedKeepsDelay(t *testing.T) {
+	probe := endProbe{ended: make(chan jid.JID, 16)}
+	mem := memory.New()
+	e := startConfig(t, mem, offline.Options{}, server.Config{
+		Modules: []server.Module{probe},
+		Limits:  server.Limits{ResumeTimeout: 100 * time.Millisecond},
+	})
+	b := e.online(t, bob, 0)
+	b.Send(msg(alice, "m1", "chat", "once"))
+	b.Sync()
+	orig := time.Now().Add(-3 * time.Hour).Truncate(time.Second).UTC()
+	e.backdate(t, alice, orig)
+
+	// A session with resumption enabled gets the message and loses its
+	// connection without acknowledging it or closing its stream.
+	sm := e.connect(t, jid.MustParse("alice@localhost/sm"))
+	if err := sm.SendRaw(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`); err != nil {
+		t.Fatal(err)
+	}
+	sm.Send(presence(0))
+	got := sm.Expect(anyBody)
+	if _, stamp := delay(t, got); !stamp.Equal(orig) {
+		t.Fatalf("first delivery stamped %v, want %v", stamp, orig)
+	}
+	sm.Conn().(interface{ NetConn() net.Conn }).NetConn().Close()
+	probe.waitEnded(t, sm.LocalAddr())
+
+	msgs, err := e.store.OfflineMessages(t.Context(), alice.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || !msgs[0].Stored.Equal(orig) {
+		var times []time.Time
+		for _, m := range msgs {
+			times = append(times, m.Stored)
+		}
+		t.Fatalf("stored again at %v, want once at %v", times, orig)
+	}
+
+	a := e.online(t, jid.MustParse("alice@localhost/next"), 0)
+	got = a.Expect(anyBody)
+	if !servertest.Body("once")(got) || got.ID != "m1" {
+		t.Fatalf("next login got %s", text(got))
+	}
+	ds := delays(got)
+	if from, stamp := delay(t, got); len(ds) != 1 || from != "localhost" || !stamp.Equal(orig) {
+		t.Fatalf("%d delays, the first from %q at %v; want one from localhost at %v: %s", len(ds), from, stamp, orig, text(got))
+	}
+	a.ExpectNone(100*time.Millisecond, anyBody)
+	if n := e.count(t, alice); n != 0 {
+		t.Fatalf("%d messages left after delivery", n)
+	}
+}
+
+// TestForgedDelay: a sender cannot pass a delay in the server's name: a
+// <delay/> claiming the local domain is removed before the message is
+// stored, whatever its stamp (in the future, long ago, within the
+// retention), so the recipient sees the server's one stamp only and the
+// retention counts from the real arrival. A delay in the sender's own
+// name is the sender's business and is kept.
+func TestForgedDelay(t *testing.T) {
+	e := start(t, memory.New(), offline.Options{})
+	b := e.online(t, bob, 0)
+	forged := func(from string, at time.Time) xml.TokenReader {
+		return stanza.Elem(xml.Name{Space: offline.NSDelay, Local: "delay"}, []xml.Attr{
+			stanza.Attr("from", from), stanza.Attr("stamp", at.UTC().Format(time.RFC3339))})
+	}
+	now := time.Now()
+	before := now.Add(-time.Second).Truncate(time.Second)
+	b.Send(msg(alice, "future", "chat", "1", forged("localhost", now.AddDate(1, 0, 0))))
+	b.Send(msg(alice, "past", "chat", "2", forged("localhost", now.AddDate(-20, 0, 0))))
+	b.Send(msg(alice, "recent", "chat", "3", forged("LocalHost", now.Add(-time.Hour))))
+	b.Send(msg(alice, "own", "chat", "4", forged(b.LocalAddr().String(), now.Add(-time.Hour))))
+	b.Sync()
+	msgs, err := e.store.OfflineMessages(t.Context(), alice.String())
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("stored %d, %v; want 4", len(msgs), err)
+	}
+	for _, m := range msgs {
+		if m.Stored.Before(before) || m.Stored.After(time.Now()) {
+			t.Errorf("stored at %v, not at its arrival", m.Stored)
+		}
+	}
+
+	a := e.online(t, alice, 0)
+	for _, id := range []string{"future", "past", "recent", "own"} {
+		got := a.Expect(anyBody)
+		if got.ID != id {
+			t.Fatalf("got %s, want %s", text(got), id)
+		}
+		var server, other int
+		for _, d := range delays(got) {
+			for _, at := range d.Attr {
+				if at.Name.Local == "from" {
+					if at.Value == "localhost" {
+						server++
+					} else {
+						other++
+					}
+				}
+			}
+		}
+		if wantOther := map[bool]int{true: 1}[id == "own"]; server != 1 || other != wantOther {
+			t.Fatalf("%s: %d server delays and %d others, want 1 and %d: %s", id, server, other, wantOther, text(got))
+		}
+		ds := delays(got)
+		last := &stanza.Stanza{Kind: stanza.Message, Inner: []xml.Token{ds[len(ds)-1], ds[len(ds)-1].End()}}
+		if from, stamp := delay(t, last); from != "localhost" || stamp.Before(before) || stamp.After(time.Now()) {
+			t.Fatalf("%s: server delay %v, not the arrival: %s", id, stamp, text(got))
+		}
+	}
+}
+
+// TestExpiredNotDelivered: a message older than the retention is deleted,
+// not delivered, even when the janitor has not removed it yet (stores
+// expire from the front of a queue, and a message stored again keeps its
+// older time behind newer ones).
+func TestExpiredNotDelivered(t *testing.T) {
+	e := start(t, memory.New(), offline.Options{Retention: 24 * time.Hour})
+	b := e.online(t, bob, 0)
+	b.Send(msg(alice, "old", "chat", "too old"))
+	b.Sync()
+	e.backdate(t, alice, time.Now().Add(-25*time.Hour))
+	b.Send(msg(alice, "new", "chat", "fresh"))
+	b.Sync()
+
+	a := e.online(t, alice, 0)
+	if got := a.Expect(anyBody); got.ID != "new" {
+		t.Fatalf("got %s, want only the fresh message", text(got))
+	}
+	a.ExpectNone(100*time.Millisecond, anyBody)
+	if n := e.count(t, alice); n != 0 {
+		t.Fatalf("%d messages left, want the expired one deleted", n)
 	}
 }
