@@ -8,7 +8,11 @@
 // deleting a user drops exactly one bucket per store. An account's bucket
 // holds one record under the key "account": a small versioned binary
 // encoding of its SCRAM credentials per hash and its creation and last
-// login days. Neither passwords nor times of day are stored.
+// login days. Neither passwords nor times of day are stored. Server-wide
+// secrets (storage.Secrets, such as the key of the SCRAM decoys) are in
+// "secrets", each under its name. DeleteUserData drops a user's bucket in
+// every per-user store (roster, kv, offline, archive with its chunks and
+// index entries).
 //
 // The offline store ("offline") keeps each user's messages in a nested
 // bucket "msgs" under 8-byte big-endian keys, the offline Seq, so they are
