@@ -6,7 +6,9 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +31,32 @@ func (discardConn) SetDeadline(t time.Time) error        { return nil }
 func (discardConn) Read(p []byte) (int, error)           { return 0, io.EOF }
 func (discardConn) ConnectionState() tls.ConnectionState { return tls.ConnectionState{} }
 
+// sinkConn is a discardConn that counts the bytes written to it and
+// wakes a waiter after each write: the receiving end of a benchmark.
+type sinkConn struct {
+	discardConn
+	n     atomic.Int64
+	wrote chan struct{} // capacity 1
+}
+
+func newSinkConn() *sinkConn { return &sinkConn{wrote: make(chan struct{}, 1)} }
+
+func (c *sinkConn) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	select {
+	case c.wrote <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+	return len(p), nil
+}
+
+// waitFor returns once n bytes in all were written.
+func (c *sinkConn) waitFor(n int64) {
+	for c.n.Load() < n {
+		<-c.wrote
+	}
+}
+
 // repeatReader yields its text over and over.
 type repeatReader struct {
 	s string
@@ -46,19 +74,29 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 }
 
 func benchSession(srv *Server, full string) *Session {
+	return benchSessionOn(srv, full, discardConn{})
+}
+
+// benchSessionOn binds an available session whose stream is written to nc.
+// Like a session whose bind result is not written yet, it is held: no
+// writer runs, and what is sent to it only queues, until release.
+func benchSessionOn(srv *Server, full string, nc net.Conn) *Session {
 	j := jid.MustParse(full)
-	c := &conn{srv: srv, raw: discardConn{}, nc: discardConn{}}
+	c := &conn{srv: srv, raw: nc, nc: nc}
 	s := newSession(c, j, 1<<20)
 	s.available.Store(true)
 	srv.sessions.bind(s)
 	return s
 }
 
-// BenchmarkRouteMessage measures the server's work for one chat message
+// BenchmarkRouteMessage measures the whole path of one chat message
 // between two bound sessions, in process: reading and parsing it from the
 // sender's stream, routing it to the recipient's bare JID, and writing it
-// onto the recipient's stream by its writer goroutine. TLS and the network
-// are left out.
+// onto the recipient's stream by its writer goroutine. An iteration ends
+// when the recipient's connection has received all its bytes, so one
+// message is in flight at a time and each one wakes the recipient's idle
+// writer, as a message to an idle client does. TLS and the network are
+// left out.
 func BenchmarkRouteMessage(b *testing.B) {
 	srv, err := New(context.Background(), Config{Domains: []string{"localhost"}, Accounts: memory.New()})
 	if err != nil {
@@ -66,14 +104,14 @@ func BenchmarkRouteMessage(b *testing.B) {
 	}
 	defer srv.Close()
 	alice := benchSession(srv, "alice@localhost/phone")
-	bob := benchSession(srv, "bob@localhost/laptop")
+	sink := newSinkConn()
+	bob := benchSessionOn(srv, "bob@localhost/laptop", sink)
+	bob.release() // as after the bind result: bob's writer may run
 	msg := `<message to='bob@localhost' type='chat' id='` + strings.Repeat("a", 12) + `'><body>` +
 		strings.Repeat("x", 64) + `</body></message>`
 	in := newXMLIn(bufio.NewReader(&repeatReader{s: msg}), 1<<16, 32)
 	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	route := func() {
 		start, err := in.next()
 		if err != nil {
 			b.Fatal(err)
@@ -84,7 +122,23 @@ func BenchmarkRouteMessage(b *testing.B) {
 		}
 		srv.router.inbound(ctx, alice, st)
 	}
+	// One message first, to learn its size on bob's stream: the writer
+	// flushes it from its buffer in one write.
+	route()
+	sink.waitFor(1)
+	size := sink.n.Load()
+	want := size
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		route()
+		want += size
+		sink.waitFor(want)
+	}
 	b.StopTimer()
+	if got := sink.n.Load(); got != want {
+		b.Fatalf("bob received %d bytes, want %d", got, want)
+	}
 	for { // let the writer finish before the server closes
 		bob.qmu.Lock()
 		idle := !bob.writing
@@ -92,6 +146,6 @@ func BenchmarkRouteMessage(b *testing.B) {
 		if idle {
 			break
 		}
-		time.Sleep(time.Millisecond)
+		runtime.Gosched()
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
@@ -55,20 +54,26 @@ func TestResponseWriter(t *testing.T) {
 		if r.Type != tc.typ || errorCondition(r) != tc.cond {
 			t.Errorf("%s: type %s condition %q, want %s %q", tc.local, r.Type, errorCondition(r), tc.typ, tc.cond)
 		}
+		if tc.local == "twice" {
+			if err := <-second; !errors.Is(err, server.ErrAlreadyAnswered) {
+				t.Errorf("second answer: %v, want ErrAlreadyAnswered", err)
+			}
+			// The handler tried its second answer before it sent on
+			// second: had it been queued, it would come before the sync.
+			a.SyncNone(servertest.ByID("twice"))
+		}
 	}
-	if err := <-second; !errors.Is(err, server.ErrAlreadyAnswered) {
-		t.Errorf("second answer: %v, want ErrAlreadyAnswered", err)
-	}
-	a.ExpectNone(100*time.Millisecond, servertest.ByID("twice"))
 }
 
-// recorder is a module that implements the optional interfaces and
-// records what the server calls.
+// journal is where recorders write, in call order; it signals each entry.
 type journal struct {
+	signal
 	mu  sync.Mutex
 	log []string
 }
 
+// recorder is a module that implements the optional interfaces and
+// records what the server calls.
 type recorder struct {
 	name string
 	log  *journal
@@ -81,6 +86,7 @@ func (r *recorder) add(s string) {
 	r.log.mu.Lock()
 	r.log.log = append(r.log.log, s)
 	r.log.mu.Unlock()
+	r.log.notify()
 }
 func (r *recorder) InterceptInbound(ctx context.Context, from *server.Session, st *stanza.Stanza) error {
 	if st.Kind != stanza.Message {
@@ -163,9 +169,10 @@ func TestModuleHooks(t *testing.T) {
 		t.Fatalf("refused message: %q", errorCondition(r))
 	}
 	a.Send(message(bob, "x2", "swallow"))
+	a.Sync() // x2 was routed, or not
+	b.SyncNone(servertest.Body("swallow"))
 	a.Send(message(bob, "x3", "pass"))
 	b.Expect(servertest.Body("pass"))
-	b.ExpectNone(100*time.Millisecond, servertest.Body("swallow"))
 	want := []string{"first:intercept", "first:intercept", "second:intercept", "first:intercept", "second:intercept"}
 	if got := first.snapshot(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("interceptor calls %v, want %v", got, want)
@@ -215,10 +222,10 @@ func TestModuleHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-c.Done()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(strings.Join(first.snapshot(), ","), "first:end phone") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	// The listeners run after the stream ended: wait for both.
+	waitFor(t, "both session listeners", &log.signal, func() bool {
+		return strings.Contains(strings.Join(first.snapshot(), ","), "first:end phone,second:end phone")
+	})
 	got := strings.Join(first.snapshot(), ",")
 	for _, want := range []string{
 		"first:created carol@localhost,second:created carol@localhost",

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
@@ -68,12 +69,13 @@ func (c *smClient) login(user, res string) string {
 	return id
 }
 
-// await reads until the pattern matches and returns its submatches; what
-// came before the match is dropped, what follows is kept.
-func (c *smClient) await(pattern string) []string {
+// read reads until the pattern matches and returns what came before the
+// match and the submatches; what follows is kept.
+func (c *smClient) read(pattern string) (before string, m []string) {
 	c.t.Helper()
 	rx := regexp.MustCompile(pattern)
-	deadline := time.Now().Add(5 * time.Second)
+	// Only a guard against a hang: the test waits for what it reads.
+	c.c.SetReadDeadline(time.Now().Add(patience))
 	b := make([]byte, 4096)
 	for {
 		if loc := rx.FindStringSubmatchIndex(c.pend); loc != nil {
@@ -83,10 +85,10 @@ func (c *smClient) await(pattern string) []string {
 					m[i] = c.pend[loc[2*i]:loc[2*i+1]]
 				}
 			}
+			before = c.pend[:loc[0]]
 			c.pend = c.pend[loc[1]:]
-			return m
+			return before, m
 		}
-		c.c.SetReadDeadline(deadline)
 		n, err := c.c.Read(b)
 		c.pend += string(b[:n])
 		if err != nil && rx.FindStringIndex(c.pend) == nil {
@@ -95,22 +97,34 @@ func (c *smClient) await(pattern string) []string {
 	}
 }
 
-// quiet reads for d and returns everything unread.
-func (c *smClient) quiet(d time.Duration) string {
+// await reads until the pattern matches and returns its submatches; what
+// came before the match is dropped, what follows is kept.
+func (c *smClient) await(pattern string) []string {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	b := make([]byte, 4096)
-	for {
-		c.c.SetReadDeadline(deadline)
-		n, err := c.c.Read(b)
-		c.pend += string(b[:n])
-		if err != nil {
-			break
-		}
-	}
-	s := c.pend
-	c.pend = ""
-	return s
+	_, m := c.read(pattern)
+	return m
+}
+
+// until reads until the pattern matches and returns everything read up to
+// the end of the match.
+func (c *smClient) until(pattern string) string {
+	c.t.Helper()
+	before, m := c.read(pattern)
+	return before + m[0]
+}
+
+// mark asks for an acknowledgement on a stream with stream management and
+// returns what the server wrote before its answer. The answer is queued
+// behind everything queued for the client before the server read the
+// request, so what mark returns holds every stanza the server had sent
+// the client by then, with no time window. The answer is no stanza: client
+// state indication neither holds it back nor flushes for it, and stream
+// management does not count it.
+func (c *smClient) mark() string {
+	c.t.Helper()
+	c.send(`<r xmlns='urn:xmpp:sm:3'/>`)
+	before, _ := c.read(`<a xmlns='urn:xmpp:sm:3' h='\d+'/>`)
+	return before
 }
 
 // drop closes the TCP connection without closing the stream or TLS.
@@ -122,13 +136,16 @@ func (c *smClient) message(to, body string) {
 
 // smProbe is a test module: it follows sessions, stores undelivered
 // messages in memory and hands them to the next available session of
-// their user.
+// their user. It also records the server's log messages, and signals
+// every change.
 type smProbe struct {
+	signal
 	mu      sync.Mutex
 	host    server.Host
 	started []*server.Session
 	ended   []*server.Session
 	stored  []*stanza.Stanza
+	logs    []string
 }
 
 func (p *smProbe) Name() string { return "smprobe" }
@@ -136,12 +153,14 @@ func (p *smProbe) Name() string { return "smprobe" }
 func (p *smProbe) Init(_ context.Context, h server.Host) error { p.host = h; return nil }
 
 func (p *smProbe) SessionStarted(_ context.Context, s *server.Session) {
+	defer p.notify()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.started = append(p.started, s)
 }
 
 func (p *smProbe) SessionEnded(_ context.Context, s *server.Session) {
+	defer p.notify()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.ended = append(p.ended, s)
@@ -151,6 +170,7 @@ func (p *smProbe) HandleUndelivered(_ context.Context, st *stanza.Stanza) (bool,
 	if st.Kind != stanza.Message {
 		return false, nil
 	}
+	defer p.notify()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stored = append(p.stored, st)
@@ -181,20 +201,91 @@ func (p *smProbe) counts() (started, ended, stored int) {
 	return len(p.started), len(p.ended), len(p.stored)
 }
 
+// The server's log message when a resumable session loses its connection.
+const logDetached = "session detached, waiting for resumption"
+
+// logged returns how often the server logged msg.
+func (p *smProbe) logged(msg string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, m := range p.logs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// logger returns a logger that records messages of every level in p.
+func (p *smProbe) logger() *slog.Logger { return slog.New(probeLog{p}) }
+
+type probeLog struct{ p *smProbe }
+
+func (probeLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h probeLog) Handle(_ context.Context, r slog.Record) error {
+	defer h.p.notify()
+	h.p.mu.Lock()
+	defer h.p.mu.Unlock()
+	h.p.logs = append(h.p.logs, r.Message)
+	return nil
+}
+func (h probeLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h probeLog) WithGroup(string) slog.Handler      { return h }
+
 var (
 	_ server.UndeliveredHandler   = (*smProbe)(nil)
 	_ server.AvailabilityListener = (*smProbe)(nil)
 	_ server.SessionListener      = (*smProbe)(nil)
 )
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+// patience bounds the tests' waits for events. It is no deadline a
+// working server has to beat, only a guard that turns a hang into a
+// failure.
+const patience = 30 * time.Second
+
+// signal tells waiters that some state changed; whoever changes it calls
+// notify afterwards.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// changed returns a channel closed by the next notify.
+func (s *signal) changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+// waitFor waits until cond holds, checking it again whenever sig reports a
+// change.
+func waitFor(t testing.TB, what string, sig *signal, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	guard := time.NewTimer(patience)
+	defer guard.Stop()
+	for {
+		changed := sig.changed() // before cond: a change in between is not missed
+		if cond() {
+			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-guard.C:
+			t.Fatalf("still waiting for %s after %v: hung?", what, patience)
+		}
 	}
 }
 
@@ -202,6 +293,7 @@ func startSM(t *testing.T, resume time.Duration) (*servertest.Server, *smProbe) 
 	t.Helper()
 	p := &smProbe{}
 	cfg := serverConfig()
+	cfg.Logger = p.logger()
 	cfg.Modules = []server.Module{p}
 	cfg.Limits.ResumeTimeout = resume
 	srv := servertest.Start(t, cfg)
@@ -282,13 +374,16 @@ func TestSMResumeAfterDrop(t *testing.T) {
 	a.drop()
 	b.message("alice@localhost/one", "m2")
 	b.message("alice@localhost", "m3")
+	b.sync("s1") // m2 and m3 reached alice's session
 
 	a2 := dialSM(t, srv.Addr)
 	a2.auth("alice", "pw")
 	a2.send(`<resume xmlns='urn:xmpp:sm:3' previd='` + id + `' h='0'/>`)
 	// The server handled one stanza from alice: her presence.
 	a2.await(`<resumed xmlns='urn:xmpp:sm:3' previd='` + regexp.QuoteMeta(id) + `' h='1'/>`)
-	got := a2.quiet(500 * time.Millisecond)
+	// What is resent is queued before the answer to a request read after
+	// <resume/>.
+	got := a2.mark()
 	for _, body := range []string{"m1", "m2", "m3"} {
 		if n := strings.Count(got, "<body>"+body+"</body>"); n != 1 {
 			t.Errorf("%s arrived %d times after resumption; got %q", body, n, got)
@@ -333,12 +428,13 @@ func TestSMResumeAcknowledgedNotResent(t *testing.T) {
 	a.await(`<body>m1</body>`)
 	a.drop()
 	b.message("alice@localhost/one", "m2")
+	b.sync("s1")
 
 	a2 := dialSM(t, srv.Addr)
 	a2.auth("alice", "pw")
 	a2.send(`<resume xmlns='urn:xmpp:sm:3' previd='` + id + `' h='1'/>`)
 	a2.await(`<resumed `)
-	got := a2.quiet(500 * time.Millisecond)
+	got := a2.mark()
 	if strings.Contains(got, "m1</body>") || strings.Count(got, "<body>m2</body>") != 1 {
 		t.Fatalf("want only m2 once (m1 was acknowledged by h=1); got %q", got)
 	}
@@ -391,8 +487,10 @@ func TestSMResumeFailures(t *testing.T) {
 
 // A session never resumed ends at the timeout: its presence stays until
 // then, and its unacknowledged message goes to the user's other resource.
+// The timeout is long: the test checks what happens before it, then fires
+// the session's timer itself.
 func TestSMTimeoutRedeliversToOtherResource(t *testing.T) {
-	srv, probe := startSM(t, time.Second)
+	srv, probe := startSM(t, time.Hour)
 	two := dialSM(t, srv.Addr)
 	two.auth("alice", "pw")
 	two.bind("two")
@@ -408,17 +506,26 @@ func TestSMTimeoutRedeliversToOtherResource(t *testing.T) {
 	a.await(`<body>m1</body>`)
 	a.drop()
 	b.message("alice@localhost/one", "m2")
-	if got := two.quiet(300 * time.Millisecond); strings.Contains(got, "unavailable") || strings.Contains(got, "<body>") {
+	b.sync("s1") // m2 reached alice/one's session
+	waitFor(t, "the session to detach", &probe.signal, func() bool { return probe.logged(logDetached) == 1 })
+	// The server writes to alice/two in order: had the drop ended the
+	// session, or had m1 or m2 gone to alice/two, they would come before
+	// the answer to this sync.
+	if got := two.sync("q1"); strings.Contains(got, "unavailable") || strings.Contains(got, "<body>") {
 		t.Fatalf("before the timeout alice/two got %q", got)
 	}
 	if s := probe.host.Sessions(jid.MustParse("alice@localhost")); len(s) != 2 || !s[0].Available() || !s[1].Available() {
 		t.Fatalf("the detached session should stay bound and available")
 	}
-	two.await(`<body>m1</body>`)
-	two.await(`<body>m2</body>`)
-	two.await(`<presence [^>]*from=['"]alice@localhost/one['"][^>]*type=['"]unavailable['"]|<presence [^>]*type=['"]unavailable['"][^>]*from=['"]alice@localhost/one['"]`)
-	if got := two.quiet(300 * time.Millisecond); strings.Contains(got, "<body>") {
-		t.Fatalf("duplicate delivery: %q", got)
+	if n := srv.ExpireDetachedNow(); n != 1 {
+		t.Fatalf("%d sessions waiting for resumption, want 1", n)
+	}
+	got := two.until(`<presence [^>]*from=['"]alice@localhost/one['"][^>]*type=['"]unavailable['"]|<presence [^>]*type=['"]unavailable['"][^>]*from=['"]alice@localhost/one['"]`)
+	waitFor(t, "the session to end", &probe.signal, func() bool { _, ended, _ := probe.counts(); return ended == 1 })
+	got += two.sync("q2") // a duplicate would come before the answer
+	if strings.Count(got, "<body>m1</body>") != 1 || strings.Count(got, "<body>m2</body>") != 1 ||
+		strings.Index(got, "<body>m1") > strings.Index(got, "<body>m2") {
+		t.Fatalf("want m1 then m2, once each; got %q", got)
 	}
 	_, ended, stored := probe.counts()
 	if ended != 1 || stored != 0 {
@@ -428,7 +535,8 @@ func TestSMTimeoutRedeliversToOtherResource(t *testing.T) {
 
 // Without another resource, the unacknowledged message reaches the
 // UndeliveredHandler and comes back at the next login; resuming after the
-// timeout fails.
+// timeout fails. The timer runs for real: the test waits for its effect,
+// however long it takes.
 func TestSMTimeoutRedeliversToStorage(t *testing.T) {
 	srv, probe := startSM(t, 300*time.Millisecond)
 	a := dialSM(t, srv.Addr)
@@ -439,7 +547,7 @@ func TestSMTimeoutRedeliversToStorage(t *testing.T) {
 	b.message("alice@localhost/one", "m1")
 	a.await(`<body>m1</body>`)
 	a.drop()
-	waitFor(t, "the undelivered handler", func() bool { _, _, stored := probe.counts(); return stored == 1 })
+	waitFor(t, "the undelivered handler", &probe.signal, func() bool { _, _, stored := probe.counts(); return stored >= 1 })
 
 	a2 := dialSM(t, srv.Addr)
 	a2.auth("alice", "pw")
@@ -447,9 +555,10 @@ func TestSMTimeoutRedeliversToStorage(t *testing.T) {
 	a2.await(`<failed xmlns='urn:xmpp:sm:3'><item-not-found `)
 	a2.bind("one")
 	a2.send(`<presence/>`)
-	a2.await(`<body>m1</body>`)
-	if got := a2.quiet(300 * time.Millisecond); strings.Contains(got, "<body>") {
-		t.Fatalf("duplicate delivery: %q", got)
+	got := a2.until(`<body>m1</body>`)
+	got += a2.sync("q1") // a duplicate would come before the answer
+	if n := strings.Count(got, "<body>"); n != 1 {
+		t.Fatalf("want m1 once; got %q", got)
 	}
 }
 
@@ -466,7 +575,7 @@ func TestSMCleanCloseRedelivers(t *testing.T) {
 	a.await(`<body>m1</body>`)
 	a.send(`</stream:stream>`)
 	a.expectClosed()
-	waitFor(t, "the undelivered handler", func() bool { _, _, stored := probe.counts(); return stored == 1 })
+	waitFor(t, "the undelivered handler", &probe.signal, func() bool { _, _, stored := probe.counts(); return stored == 1 })
 
 	a2 := dialSM(t, srv.Addr)
 	a2.auth("alice", "pw")
@@ -499,7 +608,7 @@ func TestSMUnackedBounded(t *testing.T) {
 		t.Fatalf("want policy-violation; got %q", a.pend+got)
 	}
 	// What alice never acknowledged was not lost.
-	waitFor(t, "the undelivered handler", func() bool { _, _, stored := p.counts(); return stored >= 4 })
+	waitFor(t, "the undelivered handler", &p.signal, func() bool { _, _, stored := p.counts(); return stored >= 4 })
 }
 
 // A graceful shutdown ends the sessions waiting for resumption and hands
@@ -516,7 +625,7 @@ func TestSMShutdownRedelivers(t *testing.T) {
 	a.drop()
 	b.message("alice@localhost/one", "m2")
 	b.sync("s1")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
@@ -553,7 +662,7 @@ func TestSMResumeManyInFlight(t *testing.T) {
 	a2.auth("alice", "pw")
 	a2.send(`<resume xmlns='urn:xmpp:sm:3' previd='` + id + `' h='0'/>`)
 	a2.await(`<resumed `)
-	got := a2.quiet(time.Second)
+	got := a2.mark()
 	last := -1
 	for i := range n {
 		body := "<body>n" + strconv.Itoa(i) + "</body>"
@@ -593,11 +702,11 @@ func TestSMDeleteAccountKeepsNothing(t *testing.T) {
 	b.message("alice@localhost/one", "m1")
 	a.await(`<body>m1</body>`)
 	a.drop()
-	time.Sleep(100 * time.Millisecond) // the session is detached, waiting
+	waitFor(t, "the session to detach", &probe.signal, func() bool { return probe.logged(logDetached) == 1 })
 	if err := srv.DeleteUser(t.Context(), jid.MustParse("alice@localhost")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the session to end", func() bool { _, ended, _ := probe.counts(); return ended == 1 })
+	waitFor(t, "the session to end", &probe.signal, func() bool { _, ended, _ := probe.counts(); return ended == 1 })
 	b.await(`type="error"`)
 	if _, _, stored := probe.counts(); stored != 0 {
 		t.Fatalf("%d messages stored for a deleted account", stored)

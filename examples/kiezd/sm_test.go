@@ -16,6 +16,11 @@ import (
 // loses its connection without acknowledging a message; it never resumes.
 // When the resumption time is over, kiezd's offline storage takes the
 // message, and the next login receives it with a delay stamp.
+//
+// The test learns that the time is over from bob: the phone sent him
+// directed presence, so the session's end sends him unavailable presence
+// (RFC 6121 §4.6.3), after the server has handed the unacknowledged
+// message on.
 func TestUnresumedSessionMessageGoesOffline(t *testing.T) {
 	file, _ := testConfig(t, "\n[limits]\nresume_timeout = \"1s\"\n")
 	for _, u := range []string{"alice@localhost", "bob@localhost"} {
@@ -42,6 +47,15 @@ func TestUnresumedSessionMessageGoesOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob := servertest.NewClient(t, sess)
+	bob.Send(&stanza.Stanza{Kind: stanza.Presence})
+	bob.Sync()
+	fromPhone := func(typ string) func(*stanza.Stanza) bool {
+		return func(st *stanza.Stanza) bool {
+			return st.Kind == stanza.Presence && st.Type == typ && st.From.String() == "alice@localhost/phone"
+		}
+	}
+	phone.send(`<presence to='%s'/>`, sess.LocalAddr().String())
+	bob.Expect(fromPhone(""))
 	msg := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: jid.MustParse("alice@localhost"), ID: "m1"}
 	msg.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, "are you there?"))
 	bob.Send(msg)
@@ -58,9 +72,11 @@ func TestUnresumedSessionMessageGoesOffline(t *testing.T) {
 	}
 	phone.close()
 
-	// After the resumption time, the next login gets it from offline
-	// storage.
-	time.Sleep(1500 * time.Millisecond)
+	// The resumption time is over once bob hears the phone is gone; the
+	// message was not bounced to him before.
+	isError := func(st *stanza.Stanza) bool { return st.Type == stanza.Error }
+	bob.ExpectNoneUntil(isError, fromPhone("unavailable"))
+	// The next login gets it from offline storage.
 	laptop, err := rawLogin(addr, "alice", "localhost", "pw", "laptop")
 	if err != nil {
 		t.Fatal(err)
@@ -80,5 +96,5 @@ func TestUnresumedSessionMessageGoesOffline(t *testing.T) {
 			break
 		}
 	}
-	bob.ExpectNone(100*time.Millisecond, func(st *stanza.Stanza) bool { return st.Type == stanza.Error })
+	bob.SyncNone(isError)
 }

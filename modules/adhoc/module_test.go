@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,6 +91,25 @@ func parse(t *testing.T, st *stanza.Stanza) answer {
 	return a
 }
 
+// clock is a fake clock that moves only when the test advances it. The
+// module reads it from the server's goroutines.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 func TestCommands(t *testing.T) {
 	var gotForm *adhoc.Form
 	hello := adhoc.Command{Node: "urn:example:hello", Name: "Say hello", Handler: func(ctx context.Context, user jid.JID, req adhoc.Request) (adhoc.Response, error) {
@@ -109,10 +129,13 @@ func TestCommands(t *testing.T) {
 			},
 		}, nil
 	}}
-	mod, err := adhoc.New(adhoc.Options{SessionTimeout: 200 * time.Millisecond}, hello, ask)
+	const timeout = 10 * time.Minute
+	mod, err := adhoc.New(adhoc.Options{SessionTimeout: timeout}, hello, ask)
 	if err != nil {
 		t.Fatal(err)
 	}
+	clk := &clock{now: time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)}
+	adhoc.SetClock(mod, clk.Now)
 	srv, alice := modtest.Start(t, mod)
 	other := srv.Connect(t, jid.MustParse("alice@localhost/other"), "pw-alice")
 
@@ -171,15 +194,17 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("cancel answered %+v", a)
 	}
 
-	// Expiry: "execute" on a waiting session means its default action.
+	// Expiry: a session lasts its whole timeout and no longer. "execute" on
+	// a waiting session means its default action.
 	a = parse(t, modtest.Do(t, alice, command("c9", "urn:example:ask", "", "", nil)))
-	time.Sleep(300 * time.Millisecond)
+	clk.Advance(timeout + time.Nanosecond)
 	if c := modtest.Condition(modtest.Do(t, alice, command("c10", "urn:example:ask", "execute", a.sid, submit))); c != "not-allowed" {
 		t.Fatalf("expired session: %q", c)
 	}
 	a = parse(t, modtest.Do(t, alice, command("c11", "urn:example:ask", "", "", nil)))
+	clk.Advance(timeout)
 	if a := parse(t, modtest.Do(t, alice, command("c12", "urn:example:ask", "execute", a.sid, submit))); a.status != "completed" {
-		t.Fatalf("execute as default action: %+v", a)
+		t.Fatalf("execute as default action, at the timeout: %+v", a)
 	}
 
 	// Errors.

@@ -33,7 +33,8 @@ func (s *Server) Connect(t testing.TB, user jid.JID, password string, mechs ...s
 	// The context outlives the login: mellium v0.22 sets a deadline in the
 	// past on the connection if the context ends while a watcher of the
 	// negotiation still runs, so it is only cancelled when the test ends.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Its timeout only guards against a hung login.
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	t.Cleanup(cancel)
 	sess, err := s.Login(ctx, user, password, mechs...)
 	if err != nil {
@@ -105,36 +106,77 @@ func (c *Client) SendRaw(xmlText string) error {
 // it sends an iq to the server and waits for the answer.
 func (c *Client) Sync() {
 	c.t.Helper()
+	c.Expect(ByID(c.sendSync()))
+}
+
+// sendSync sends the iq of a sync and returns its id.
+func (c *Client) sendSync() string {
+	c.t.Helper()
 	c.n++
 	id := fmt.Sprintf("sync-%d", c.n)
 	name := xml.Name{Space: "urn:kiez:test:sync", Local: "sync"}
 	c.Send(&stanza.Stanza{Kind: stanza.IQKind, ID: id, Type: stanza.Get, To: c.LocalAddr().Domain(),
 		Inner: []xml.Token{xml.StartElement{Name: name}, xml.EndElement{Name: name}}})
-	c.Expect(ByID(id))
+	return id
 }
 
-// Expect waits up to 5 s for an incoming stanza for which match returns
-// true, discarding others, and fails the test if none comes.
+// patience bounds every wait of this package. It is no deadline a
+// working server has to beat, only a guard that turns a hang into a
+// failure: tests wait for events, never for time to pass.
+const patience = 30 * time.Second
+
+// Expect waits for an incoming stanza for which match returns true,
+// discarding others, and fails the test if the stream ends first (or
+// nothing matches for a long time: a hang).
 func (c *Client) Expect(match func(*stanza.Stanza) bool) *stanza.Stanza {
 	c.t.Helper()
-	timeout := time.After(5 * time.Second)
+	return c.ExpectNoneUntil(func(*stanza.Stanza) bool { return false }, match)
+}
+
+// ExpectNoneUntil waits for an incoming stanza for which until returns
+// true and returns it, like Expect, but fails the test if a stanza for
+// which bad (and not until) returns true comes before it. Others are
+// discarded.
+func (c *Client) ExpectNoneUntil(bad, until func(*stanza.Stanza) bool) *stanza.Stanza {
+	c.t.Helper()
+	timeout := time.NewTimer(patience)
+	defer timeout.Stop()
 	for {
 		select {
 		case st := <-c.in:
-			if match(st) {
+			if until(st) {
 				return st
+			}
+			if bad(st) {
+				var b bytesBuf
+				st.WriteTo(&b)
+				c.t.Fatalf("unexpected stanza: %s", b.String())
 			}
 		case err := <-c.done:
 			c.t.Fatalf("stream ended while waiting for a stanza: %v", err)
 			return nil
-		case <-timeout:
-			c.t.Fatal("no matching stanza within 5s")
+		case <-timeout.C:
+			c.t.Fatalf("no matching stanza within %v: hung?", patience)
 			return nil
 		}
 	}
 }
 
+// SyncNone is Sync that fails the test if a stanza for which bad returns
+// true arrives before the server's answer. The server writes to a client
+// in order, so the answer comes after everything the server had queued
+// for the client when it handled the sync: to prove that a stanza from
+// another client was not delivered, Sync that client first. Stanzas that
+// an earlier Expect discarded are not seen.
+func (c *Client) SyncNone(bad func(*stanza.Stanza) bool) {
+	c.t.Helper()
+	id := c.sendSync()
+	c.ExpectNoneUntil(bad, ByID(id))
+}
+
 // ExpectNone fails the test if a stanza matching match arrives within d.
+// A quiet window proves little on a loaded machine; where the server's
+// ordering allows, SyncNone proves absence without one.
 func (c *Client) ExpectNone(d time.Duration, match func(*stanza.Stanza) bool) {
 	c.t.Helper()
 	timeout := time.After(d)

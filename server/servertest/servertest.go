@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"net"
 	"testing"
-	"time"
 
 	"mellium.im/sasl"
 	"mellium.im/xmpp"
@@ -77,9 +76,13 @@ func Start(t testing.TB, cfg server.Config) *Server {
 	go srv.ServeDirectTLS(tln)
 	go srv.ServeC2S(pipe)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A generous bound, only there so that a hung shutdown fails the
+		// test instead of hanging it.
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
 		defer cancel()
-		srv.Shutdown(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
 	})
 	return &Server{Server: srv, Addr: ln.Addr().String(), TLSAddr: tln.Addr().String(), Domain: cfg.Domains[0], Config: cfg, pipe: pipe}
 }
