@@ -1,5 +1,5 @@
 // Command loadserver runs a Kiez server with pre-provisioned accounts for
-// load tests on loopback (the harness in ../shared/bench, for example).
+// load tests on loopback, driven by examples/loadclient.
 //
 //	go run ./examples/loadserver -n 10000 -addr 127.0.0.1:35222 -pidfile /tmp/kiez.pid
 //
