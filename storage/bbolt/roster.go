@@ -5,14 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"slices"
-	"strconv"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/internal/rosterver"
 )
 
 // The roster store (storage.Roster) is the top-level bucket "roster",
@@ -25,8 +23,9 @@ import (
 //	"removed"  a bucket of tombstones: contact JID → version byte 1 and
 //	           the uvarint counter it was removed at
 //
-// The roster's version is "<gen in hex>.<n>": gen is drawn when the user's
-// bucket is created, n counts modifications. floor is the newest removal
+// The roster's version is "<gen in hex>.<n>" (package
+// storage/internal/rosterver): gen is drawn when the user's bucket is
+// created, n counts modifications. floor is the newest removal
 // forgotten when the tombstones outgrew storage.MaxRosterTombstones;
 // versions below it are unknown. An item record is:
 //
@@ -55,19 +54,14 @@ var subCodes = []storage.Subscription{storage.SubNone, storage.SubTo, storage.Su
 
 // rosterMetaRec is a user's "meta" record.
 type rosterMetaRec struct {
-	gen      uint32
-	n, floor uint64
-	tombs    uint64
-}
-
-func (m rosterMetaRec) version() string {
-	return strconv.FormatUint(uint64(m.gen), 16) + "." + strconv.FormatUint(m.n, 10)
+	ver          rosterver.Version
+	floor, tombs uint64
 }
 
 func encodeRosterMeta(m rosterMetaRec) []byte {
 	b := []byte{rosterRecordV1}
-	b = binary.AppendUvarint(b, uint64(m.gen))
-	b = binary.AppendUvarint(b, m.n)
+	b = binary.AppendUvarint(b, uint64(m.ver.Gen))
+	b = binary.AppendUvarint(b, m.ver.N)
 	b = binary.AppendUvarint(b, m.floor)
 	return binary.AppendUvarint(b, m.tombs)
 }
@@ -78,7 +72,7 @@ func decodeRosterMeta(data []byte) (rosterMetaRec, error) {
 		d.fail("unknown roster meta version %d", v)
 	}
 	gen := d.uvarint("gen")
-	m := rosterMetaRec{n: d.uvarint("counter"), floor: d.uvarint("floor"), tombs: d.uvarint("tombstones")}
+	m := rosterMetaRec{ver: rosterver.Version{N: d.uvarint("counter")}, floor: d.uvarint("floor"), tombs: d.uvarint("tombstones")}
 	if d.err == nil && gen > 0xffffffff {
 		d.fail("gen %d out of range", gen)
 	}
@@ -88,7 +82,7 @@ func decodeRosterMeta(data []byte) (rosterMetaRec, error) {
 	if d.err != nil {
 		return rosterMetaRec{}, fmt.Errorf("%w: roster meta: %w", ErrCorrupt, d.err)
 	}
-	m.gen = uint32(gen)
+	m.ver.Gen = uint32(gen)
 	return m, nil
 }
 
@@ -230,7 +224,7 @@ func (s *Store) Roster(ctx context.Context, user string) ([]storage.RosterItem, 
 		if err != nil {
 			return err
 		}
-		ver = m.version()
+		ver = m.ver.String()
 		// Keys come sorted by bytes, which is how Go sorts strings.
 		return ib.ForEach(func(k, v []byte) error {
 			it, _, err := decodeRosterItem(string(k), v)
@@ -303,7 +297,7 @@ func (s *Store) SetRosterItem(ctx context.Context, user string, item storage.Ros
 					return err
 				}
 			}
-			m.gen = rand.Uint32()
+			m.ver = rosterver.New()
 		} else if m, err = readMeta(b); err != nil {
 			return err
 		}
@@ -315,8 +309,8 @@ func (s *Store) SetRosterItem(ctx context.Context, user string, item storage.Ros
 		if err != nil {
 			return err
 		}
-		m.n++
-		if err := ib.Put([]byte(item.JID), encodeRosterItem(item, m.n)); err != nil {
+		m.ver = m.ver.Next()
+		if err := ib.Put([]byte(item.JID), encodeRosterItem(item, m.ver.N)); err != nil {
 			return err
 		}
 		if rb.Get([]byte(item.JID)) != nil {
@@ -325,7 +319,7 @@ func (s *Store) SetRosterItem(ctx context.Context, user string, item storage.Ros
 			}
 			m.tombs--
 		}
-		ver = m.version()
+		ver = m.ver.String()
 		return b.Put([]byte(rosterMeta), encodeRosterMeta(m))
 	})
 	if err != nil {
@@ -363,8 +357,8 @@ func (s *Store) DeleteRosterItem(ctx context.Context, user, contact string) (str
 		if err := ib.Delete([]byte(contact)); err != nil {
 			return err
 		}
-		m.n++
-		if err := rb.Put([]byte(contact), encodeTombstone(m.n)); err != nil {
+		m.ver = m.ver.Next()
+		if err := rb.Put([]byte(contact), encodeTombstone(m.ver.N)); err != nil {
 			return err
 		}
 		m.tombs++
@@ -373,7 +367,7 @@ func (s *Store) DeleteRosterItem(ctx context.Context, user, contact string) (str
 				return err
 			}
 		}
-		ver = m.version()
+		ver = m.ver.String()
 		return b.Put([]byte(rosterMeta), encodeRosterMeta(m))
 	})
 	if err != nil {
@@ -421,9 +415,9 @@ func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]sto
 	}
 	var (
 		changes []change
-		cur     string
+		cur     rosterver.Version
+		exists  bool
 		known   bool
-		gen     uint32
 	)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := rosterUser(tx, user)
@@ -434,13 +428,13 @@ func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]sto
 		if err != nil {
 			return err
 		}
-		cur, gen = m.version(), m.gen
-		vgen, n, ok := parseRosterVersion(ver)
-		if !ok || vgen != m.gen || n > m.n || n < m.floor {
+		cur, exists = m.ver, true
+		n, ok := cur.Since(ver, m.floor)
+		if !ok {
 			return nil
 		}
 		known = true
-		if n == m.n {
+		if n == cur.N {
 			return nil
 		}
 		ib, err := subBucket(b, rosterItems)
@@ -484,32 +478,18 @@ func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]sto
 	if err != nil {
 		return nil, "", false, fmt.Errorf("bbolt: roster changes of %q since %q: %w", user, ver, err)
 	}
+	if !exists {
+		return nil, "", false, nil
+	}
 	if !known {
-		return nil, cur, false, nil
+		return nil, cur.String(), false, nil
 	}
 	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.ver, b.ver) })
 	out := make([]storage.RosterChange, len(changes))
 	for i, c := range changes {
-		out[i] = storage.RosterChange{Item: c.item, Ver: rosterMetaRec{gen: gen, n: c.ver}.version()}
+		out[i] = storage.RosterChange{Item: c.item, Ver: cur.At(c.ver).String()}
 	}
-	return out, cur, true, nil
-}
-
-// parseRosterVersion splits a version made by rosterMetaRec.version.
-func parseRosterVersion(ver string) (gen uint32, n uint64, ok bool) {
-	g, c, found := strings.Cut(ver, ".")
-	if !found {
-		return 0, 0, false
-	}
-	g64, err := strconv.ParseUint(g, 16, 32)
-	if err != nil {
-		return 0, 0, false
-	}
-	n, err = strconv.ParseUint(c, 10, 64)
-	if err != nil {
-		return 0, 0, false
-	}
-	return uint32(g64), n, true
+	return out, cur.String(), true, nil
 }
 
 // DeleteRoster implements storage.Roster. It drops the user's bucket in

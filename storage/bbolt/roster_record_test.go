@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/internal/rosterver"
 )
 
 func rosterSeeds() []storage.RosterItem {
@@ -48,7 +49,7 @@ func FuzzDecodeRosterRecords(f *testing.F) {
 	for i, it := range rosterSeeds() {
 		f.Add(encodeRosterItem(it, uint64(i)))
 	}
-	f.Add(encodeRosterMeta(rosterMetaRec{gen: 0xdeadbeef, n: 7, floor: 2, tombs: 3}))
+	f.Add(encodeRosterMeta(rosterMetaRec{ver: rosterver.Version{Gen: 0xdeadbeef, N: 7}, floor: 2, tombs: 3}))
 	f.Add(encodeTombstone(12))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := bytes.Clone(data)

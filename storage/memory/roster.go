@@ -4,12 +4,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/internal/rosterver"
 )
 
 // rosterTable holds a Store's rosters, guarded by Store.mu.
@@ -17,11 +16,11 @@ type rosterTable struct {
 	users map[string]*userRoster // by bare JID
 }
 
-// userRoster is one user's roster. Versions are "<gen>.<n>": gen is drawn
-// when the roster is created, n counts modifications from 1.
+// userRoster is one user's roster. Versions are "<gen>.<n>" (package
+// storage/internal/rosterver): gen is drawn when the roster is created, n
+// counts modifications from 1.
 type userRoster struct {
-	gen   uint32
-	n     uint64
+	ver   rosterver.Version
 	floor uint64 // versions below floor are unknown (tombstones dropped)
 	items map[string]rosterEntry
 	tombs map[string]uint64 // removed contact → version removed at
@@ -34,12 +33,6 @@ type rosterEntry struct {
 
 // rosters returns the Store's roster table. Callers hold s.mu.
 func (s *Store) rosters() *rosterTable { return &s.roster }
-
-func (r *userRoster) version() string { return formatVersion(r.gen, r.n) }
-
-func formatVersion(gen uint32, n uint64) string {
-	return strconv.FormatUint(uint64(gen), 16) + "." + strconv.FormatUint(n, 10)
-}
 
 // Roster implements storage.Roster.
 func (s *Store) Roster(ctx context.Context, user string) ([]storage.RosterItem, string, error) {
@@ -57,7 +50,7 @@ func (s *Store) Roster(ctx context.Context, user string) ([]storage.RosterItem, 
 	for _, e := range r.items {
 		items = append(items, e.item.Clone())
 	}
-	ver := r.version()
+	ver := r.ver.String()
 	s.mu.RUnlock()
 	slices.SortFunc(items, func(a, b storage.RosterItem) int { return strings.Compare(a.JID, b.JID) })
 	return items, ver, nil
@@ -96,13 +89,13 @@ func (s *Store) SetRosterItem(ctx context.Context, user string, item storage.Ros
 	defer s.mu.Unlock()
 	r := t.users[user]
 	if r == nil {
-		r = &userRoster{gen: rand.Uint32(), items: make(map[string]rosterEntry)}
+		r = &userRoster{ver: rosterver.New(), items: make(map[string]rosterEntry)}
 		t.users[user] = r
 	}
-	r.n++
-	r.items[item.JID] = rosterEntry{item: item, ver: r.n}
+	r.ver = r.ver.Next()
+	r.items[item.JID] = rosterEntry{item: item, ver: r.ver.N}
 	delete(r.tombs, item.JID)
-	return r.version(), nil
+	return r.ver.String(), nil
 }
 
 // DeleteRosterItem implements storage.Roster.
@@ -120,12 +113,12 @@ func (s *Store) DeleteRosterItem(ctx context.Context, user, contact string) (str
 	if _, ok := r.items[contact]; !ok {
 		return "", fmt.Errorf("memory: delete roster item %q of %q: %w", contact, user, storage.ErrNotFound)
 	}
-	r.n++
+	r.ver = r.ver.Next()
 	delete(r.items, contact)
 	if r.tombs == nil {
 		r.tombs = make(map[string]uint64)
 	}
-	r.tombs[contact] = r.n
+	r.tombs[contact] = r.ver.N
 	if len(r.tombs) > storage.MaxRosterTombstones {
 		// Forget the oldest removal; versions up to it become unknown.
 		oldest, at := "", uint64(0)
@@ -137,7 +130,7 @@ func (s *Store) DeleteRosterItem(ctx context.Context, user, contact string) (str
 		delete(r.tombs, oldest)
 		r.floor = max(r.floor, at)
 	}
-	return r.version(), nil
+	return r.ver.String(), nil
 }
 
 // RosterChangesSince implements storage.Roster.
@@ -152,9 +145,9 @@ func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]sto
 	if r == nil {
 		return nil, "", false, nil
 	}
-	cur := r.version()
-	gen, n, ok := parseVersion(ver)
-	if !ok || gen != r.gen || n > r.n || n < r.floor {
+	cur := r.ver.String()
+	n, ok := r.ver.Since(ver, r.floor)
+	if !ok {
 		return nil, cur, false, nil
 	}
 	type change struct {
@@ -175,26 +168,9 @@ func (s *Store) RosterChangesSince(ctx context.Context, user, ver string) ([]sto
 	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.ver, b.ver) })
 	out := make([]storage.RosterChange, len(changes))
 	for i, c := range changes {
-		out[i] = storage.RosterChange{Item: c.item, Ver: formatVersion(r.gen, c.ver)}
+		out[i] = storage.RosterChange{Item: c.item, Ver: r.ver.At(c.ver).String()}
 	}
 	return out, cur, true, nil
-}
-
-// parseVersion splits a version made by userRoster.version.
-func parseVersion(ver string) (gen uint32, n uint64, ok bool) {
-	g, c, found := strings.Cut(ver, ".")
-	if !found {
-		return 0, 0, false
-	}
-	g64, err := strconv.ParseUint(g, 16, 32)
-	if err != nil {
-		return 0, 0, false
-	}
-	n, err = strconv.ParseUint(c, 10, 64)
-	if err != nil {
-		return 0, 0, false
-	}
-	return uint32(g64), n, true
 }
 
 // DeleteRoster implements storage.Roster.
