@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/storage"
 )
 
@@ -26,6 +27,9 @@ type Config struct {
 	// Modules are the features, in order: it is the order of
 	// initialisation, interceptors and undelivered handlers.
 	Modules []Module
+	// Filters run on both sides of every stanza's path (see package
+	// filter), in this order, before the filters modules provide.
+	Filters []filter.Filter
 	// Logger receives the server's logs, through PrivacyHandler (no user
 	// or network addresses); nil discards them.
 	Logger *slog.Logger

@@ -7,6 +7,7 @@ import (
 
 	mstanza "mellium.im/xmpp/stanza"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/stanza"
 )
 
@@ -190,6 +191,6 @@ func (r *router) serviceDisco(ctx context.Context, st *stanza.Stanza, svc Servic
 			children = append(children, stanza.Elem(xml.Name{Local: "feature"}, []xml.Attr{stanza.Attr("var", f)}))
 		}
 	}
-	r.deliver(ctx, st.ResultReply(stanza.Elem(xml.Name{Space: p.Name.Space, Local: "query"}, nil, children...)))
+	r.deliver(ctx, filter.Module, st.ResultReply(stanza.Elem(xml.Name{Space: p.Name.Space, Local: "query"}, nil, children...)))
 	return true
 }

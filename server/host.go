@@ -5,6 +5,8 @@ import (
 	"log/slog"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/stanza"
 )
 
 // host is the Host a module receives.
@@ -27,6 +29,10 @@ func (h *host) Go(f func(ctx context.Context)) {
 		defer h.srv.wg.Done()
 		f(h.srv.ctx)
 	}()
+}
+
+func (h *host) SendTo(ctx context.Context, sess *Session, st *stanza.Stanza) error {
+	return h.srv.router.sendTo(ctx, sess, st)
 }
 
 func (h *host) Sessions(user jid.JID) []*Session {

@@ -8,6 +8,7 @@ import (
 
 	mstanza "mellium.im/xmpp/stanza"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/stanza"
 )
 
@@ -59,7 +60,7 @@ func (w *responseWriter) Result(payload xml.TokenReader) error {
 	if w.answered.Swap(true) {
 		return ErrAlreadyAnswered
 	}
-	w.r.deliver(context.Background(), w.iq.ResultReply(payload))
+	w.r.deliver(context.Background(), filter.Module, w.iq.ResultReply(payload))
 	return nil
 }
 
@@ -68,7 +69,7 @@ func (w *responseWriter) Error(e mstanza.Error) error {
 		return ErrAlreadyAnswered
 	}
 	reply := w.iq.ErrorReply(e)
-	w.r.deliver(context.Background(), reply)
+	w.r.deliver(context.Background(), filter.Module, reply)
 	return nil
 }
 

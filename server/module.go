@@ -52,6 +52,13 @@ type Host interface {
 	// Sessions returns the bound sessions of the account user (a bare JID),
 	// for pushes to every resource. The slice must not be changed.
 	Sessions(user jid.JID) []*Session
+	// SendTo hands st to one session (a push, a stored message): st
+	// passes the filters of its sender's side (if the sender is local) and
+	// of the session's account, as every stanza does, then is queued. It
+	// returns filter.ErrDrop if a filter stopped it (no answer is sent:
+	// the stanza was accepted before), or ErrNotDelivered if the session
+	// is closing. st must not be changed afterwards.
+	SendTo(ctx context.Context, sess *Session, st *stanza.Stanza) error
 	// UserExists reports whether user (a bare JID) is a local account.
 	UserExists(ctx context.Context, user jid.JID) bool
 }

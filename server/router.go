@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/stanza"
 )
 
@@ -19,15 +20,23 @@ type router struct {
 
 var _ Router = (*router)(nil)
 
-// Route delivers a stanza the server or a module originates.
+// Route delivers a stanza the server, a module or a service originates:
+// it passes the sender's side of the filters (if its sender is local),
+// then is routed by its 'to' like a client's.
 func (r *router) Route(ctx context.Context, st *stanza.Stanza) error {
-	r.deliver(ctx, st)
+	origin := r.srv.originOf(st)
+	if st = r.sendPhase(ctx, origin, st); st != nil {
+		r.deliver(ctx, origin, st)
+	}
 	return nil
 }
 
 // inbound handles a stanza a client sent on a bound session.
 func (r *router) inbound(ctx context.Context, from *Session, st *stanza.Stanza) {
 	st.From = from.jid // never trust the client's from (RFC 6120 §8.1.2.1)
+	if st = r.sendPhase(ctx, filter.Client, st); st == nil {
+		return
+	}
 	for _, i := range r.srv.interceptors {
 		if err := i.InterceptInbound(ctx, from, st); err != nil {
 			var se mstanza.Error
@@ -51,11 +60,13 @@ func (r *router) inbound(ctx context.Context, from *Session, st *stanza.Stanza) 
 			return
 		}
 	}
-	r.deliver(ctx, st)
+	r.deliver(ctx, filter.Client, st)
 }
 
-// deliver routes st by its 'to' address.
-func (r *router) deliver(ctx context.Context, st *stanza.Stanza) {
+// deliver routes st, which passed its sender's side, by its 'to' address;
+// a stanza to a local account first passes the account's side of the
+// filters.
+func (r *router) deliver(ctx context.Context, origin filter.Origin, st *stanza.Stanza) {
 	s := r.srv
 	to := st.To
 	if to.String() == "" {
@@ -65,6 +76,11 @@ func (r *router) deliver(ctx context.Context, st *stanza.Stanza) {
 	domain := to.Domainpart()
 	switch {
 	case s.local[domain]:
+		if to.Localpart() != "" {
+			if st = r.receivePhase(ctx, origin, to, st); st == nil {
+				return
+			}
+		}
 		switch {
 		case to.Localpart() == "" && to.Resourcepart() == "":
 			r.toHost(ctx, st)
@@ -99,17 +115,23 @@ func (r *router) deliver(ctx context.Context, st *stanza.Stanza) {
 
 // bounce answers st with an error, unless st is itself an error.
 func (r *router) bounce(ctx context.Context, st *stanza.Stanza, e mstanza.Error) {
+	r.reject(ctx, st, stanza.Failure{Err: e})
+}
+
+// reject answers st with the error f, unless st is itself an error. The
+// answer is the server's: it passes no sender's side of the filters.
+func (r *router) reject(ctx context.Context, st *stanza.Stanza, f stanza.Failure) {
 	if st.IsError() || st.From.String() == "" {
 		return
 	}
 	if st.Kind == stanza.Presence && st.Type != "" && st.Type != "subscribe" {
 		return // unavailable, probes and subscription answers are not bounced
 	}
-	reply := st.ErrorReply(e)
+	reply := st.FailureReply(f)
 	if reply.From.String() == "" {
 		reply.From = st.From.Bare()
 	}
-	r.deliver(ctx, reply)
+	r.deliver(ctx, filter.Module, reply)
 }
 
 func (r *router) toHost(ctx context.Context, st *stanza.Stanza) {

@@ -56,6 +56,7 @@ import (
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/storage"
 )
 
@@ -105,6 +106,7 @@ type Server struct {
 	caps         string // XEP-0115 verification string of the server
 	sessionLs    []SessionListener
 	accountLs    []AccountListener
+	filters      []filter.Filter // Config.Filters, then the modules' by priority
 	interceptors []Interceptor
 	undelivered  []UndeliveredHandler
 	deliveryIs   []DeliveryInterceptor
@@ -208,6 +210,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.buildFilters()
 	s.addBuiltinRoutes()
 	if err := s.buildHTTPMux(); err != nil {
 		return nil, err

@@ -442,8 +442,9 @@ type moduleStore interface {
 func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	m := c.Modules
 	var mods []server.Module
-	// Order matters: blocking sees stanzas before presence handles them,
-	// and presence cancels subscriptions before the roster is deleted.
+	// Blocking is a filter on every stanza's path, so its place in the
+	// list does not matter. Order still matters for the rest: presence
+	// cancels subscriptions before the roster is deleted.
 	// The archive adds its stanza id before carbons copy a message and
 	// before offline storage keeps it.
 	var ros *roster.Module
@@ -455,7 +456,6 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 		ros = r
 	}
 	deps := presence.Deps{Roster: ros}
-	var blk *blocking.Module
 	if m.Blocking {
 		mod, err := blocking.New(blocking.Options{}, store)
 		if err != nil {
@@ -463,7 +463,6 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 		}
 		mods = append(mods, mod)
 		deps.Blocking = mod
-		blk = mod
 	}
 	if ros != nil {
 		p, err := presence.New(deps)
@@ -503,9 +502,6 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	}
 	if m.Offline {
 		opts := offline.Options{Limit: int(m.OfflineLimit), Retention: time.Duration(m.OfflineRetention)}
-		if blk != nil {
-			opts.Blocking = blk
-		}
 		mod, err := offline.New(store, opts)
 		if err != nil {
 			return nil, bad("modules: %s", strings.TrimPrefix(err.Error(), "offline: "))

@@ -289,4 +289,3 @@ func TestUsersShowsLastLogin(t *testing.T) {
 		t.Errorf("users: %q, want %q", stdout, want)
 	}
 }
-

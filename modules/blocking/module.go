@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage"
@@ -245,7 +246,7 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	if err := w.Result(nil); err != nil {
 		return err
 	}
-	m.push(user, payload.Name.Local, items)
+	m.push(ctx, user, payload.Name.Local, items)
 	if block {
 		m.withdrawPresence(ctx, user, items)
 	}
@@ -254,14 +255,14 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 
 // push tells every resource that asked for the list about the change
 // (XEP-0191 §3.3, §3.4).
-func (m *Module) push(user jid.JID, local string, items []string) {
+func (m *Module) push(ctx context.Context, user jid.JID, local string, items []string) {
 	for _, s := range m.host.Sessions(user) {
 		if _, ok := m.interested.Load(s); !ok {
 			continue
 		}
 		p := &stanza.Stanza{Kind: stanza.IQKind, ID: "push-" + randomID(), Type: stanza.Set, To: s.JID()}
 		p.AppendChild(itemsElem(local, items))
-		s.Send(p)
+		m.host.SendTo(ctx, s, p) // a session that is closing needs no push
 	}
 }
 
@@ -292,44 +293,61 @@ func (m *Module) Blocks(ctx context.Context, user, addr jid.JID) bool {
 
 }
 
-// InterceptInbound drops stanzas between a user and the addresses they
-// block: stanzas to a blocked address are refused with not-acceptable and
-// <blocked/> (XEP-0191 §3.6); stanzas from an address the recipient blocks
-// get service-unavailable (messages and iq requests) or vanish (XEP-0191
-// §3.5).
-func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st *stanza.Stanza) error {
-	if st.To.String() == "" || st.IsError() {
-		return nil
+// FilterPriority is the place of the blocking filter among the modules'
+// filters: high, so that nothing else sees a stanza blocking stops.
+const FilterPriority = 1000
+
+// Filters puts the blocklists on every stanza's path, whatever its origin
+// (a client, a module's push or presence broadcast, offline delivery, a
+// service, another server), on both sides (see package filter).
+func (m *Module) Filters() []server.ModuleFilter {
+	return []server.ModuleFilter{{Priority: FilterPriority, Filter: filter.Func(m.filter)}}
+}
+
+// filter stops stanzas between a user and the addresses they block. On
+// the sender's side, stanzas to a blocked address are refused with
+// not-acceptable and <blocked/> (XEP-0191 §3.6); on the recipient's side,
+// stanzas from an address the recipient blocks get service-unavailable
+// (messages and iq requests) or vanish (presence, iq results; XEP-0191
+// §3.5). Errors pass, so that answers to refused stanzas arrive, and so
+// does the unavailable presence the server sends a contact the user has
+// just blocked.
+func (m *Module) filter(ctx context.Context, p filter.Packet) (*stanza.Stanza, error) {
+	st := p.Stanza
+	if st.IsError() || p.Account.Localpart() == "" {
+		return st, nil
 	}
-	sender, err := m.load(ctx, st.From.Bare().String())
+	var other jid.JID
+	if p.Phase == filter.Send {
+		other = st.To
+	} else {
+		other = st.From
+	}
+	if other.String() == "" || other.Bare().Equal(p.Account) {
+		return st, nil
+	}
+	l, err := m.load(ctx, p.Account.String())
 	if err != nil {
-		return err
+		return nil, err // fail closed
 	}
-	if sender.blocks(st.To) {
-		if st.Kind == stanza.Presence || st.Type == stanza.Result {
-			return server.ErrHandled
+	if !l.blocks(other) {
+		return st, nil
+	}
+	switch {
+	case p.Phase == filter.Send && p.Origin == filter.Module && st.Kind == stanza.Presence && st.Type == "unavailable":
+		// The server withdrawing the user's presence from a contact
+		// just blocked (XEP-0191 §3.3).
+		return st, nil
+	case st.Kind == stanza.Presence || st.Type == stanza.Result:
+		return nil, filter.ErrDrop
+	case p.Phase == filter.Send:
+		return nil, stanza.Failure{
+			Err: mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.NotAcceptable},
+			App: xml.Name{Space: NSErrors, Local: "blocked"},
 		}
-		reply := &stanza.Stanza{Kind: st.Kind, ID: st.ID, Type: stanza.Error, From: st.To, To: st.From}
-		reply.AppendChild(stanza.Elem(xml.Name{Local: "error"}, []xml.Attr{stanza.Attr("type", "cancel")},
-			stanza.Elem(xml.Name{Space: mstanza.NSError, Local: string(mstanza.NotAcceptable)}, nil),
-			stanza.Elem(xml.Name{Space: NSErrors, Local: "blocked"}, nil)))
-		m.host.Router().Route(ctx, reply)
-		return server.ErrHandled
+	default:
+		return nil, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable}
 	}
-	if st.To.Localpart() == "" || !m.host.IsLocal(st.To.Domainpart()) {
-		return nil
-	}
-	recipient, err := m.load(ctx, st.To.Bare().String())
-	if err != nil {
-		return err
-	}
-	if recipient.blocks(st.From) {
-		if st.Kind == stanza.Presence || st.Type == stanza.Result {
-			return server.ErrHandled
-		}
-		return mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable}
-	}
-	return nil
 }
 
 // SessionStarted does nothing; sessions become interested by asking for
@@ -371,7 +389,7 @@ var (
 	_ server.Initializer      = (*Module)(nil)
 	_ server.IQProvider       = (*Module)(nil)
 	_ server.FeatureProvider  = (*Module)(nil)
-	_ server.Interceptor      = (*Module)(nil)
+	_ server.FilterProvider   = (*Module)(nil)
 	_ server.SessionListener  = (*Module)(nil)
 	_ server.UserDataOwner    = (*Module)(nil)
 	_ server.UserDataDeclarer = (*Module)(nil)

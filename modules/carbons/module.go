@@ -154,7 +154,7 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, s *
 	if to.Bare().Equal(user) {
 		skip = recipients(sessions, to)
 	}
-	m.copyTo(sessions, "sent", user, s, func(sess *server.Session) bool {
+	m.copyTo(ctx, sessions, "sent", user, s, func(sess *server.Session) bool {
 		return sess == from || (skip != nil && skip(sess))
 	})
 	return nil
@@ -190,7 +190,7 @@ func (m *Module) InterceptDelivery(ctx context.Context, account jid.JID, s *stan
 		}
 	}
 	if copyIt {
-		m.copyTo(sessions, "received", account, s, recipients(sessions, s.To))
+		m.copyTo(ctx, sessions, "received", account, s, recipients(sessions, s.To))
 	}
 	if s.HasChild(xml.Name{Space: NS, Local: "private"}) {
 		return withoutPrivate(s), nil
@@ -213,7 +213,7 @@ func (m *Module) anyEnabled(sessions []*server.Session) bool {
 // copyTo sends a copy of s wrapped in <kind xmlns='urn:xmpp:carbons:2'>
 // <forwarded xmlns='urn:xmpp:forward:0'> from the bare JID user to each
 // enabled session of sessions that skip does not exclude.
-func (m *Module) copyTo(sessions []*server.Session, kind string, user jid.JID, s *stanza.Stanza, skip func(*server.Session) bool) {
+func (m *Module) copyTo(ctx context.Context, sessions []*server.Session, kind string, user jid.JID, s *stanza.Stanza, skip func(*server.Session) bool) {
 	var targets []*server.Session
 	m.mu.RLock()
 	for _, sess := range sessions {
@@ -237,7 +237,7 @@ func (m *Module) copyTo(sessions []*server.Session, kind string, user jid.JID, s
 	}
 	inner = append(inner, msg.End(), fwd.End(), outer.End())
 	for _, sess := range targets {
-		sess.Send(&stanza.Stanza{Kind: stanza.Message, Type: s.Type, From: user, To: sess.JID(), Inner: inner})
+		m.host.SendTo(ctx, sess, &stanza.Stanza{Kind: stanza.Message, Type: s.Type, From: user, To: sess.JID(), Inner: inner})
 	}
 }
 

@@ -23,7 +23,6 @@ func ExampleNew() {
 	m, err := offline.New(store, offline.Options{
 		Limit:     500,
 		Retention: 14 * 24 * time.Hour,
-		Blocking:  blk,
 	})
 	if err != nil {
 		fmt.Println(err)

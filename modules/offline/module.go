@@ -55,12 +55,6 @@ const (
 	MaxLimit               = 100000
 )
 
-// Blocker tells whether user blocks the address addr; the blocking
-// module's *Module implements it.
-type Blocker interface {
-	Blocks(ctx context.Context, user, addr jid.JID) bool
-}
-
 // Options configure the module. The zero value means the defaults.
 type Options struct {
 	// Limit is the most messages kept for one user (default 1,000, at
@@ -76,9 +70,6 @@ type Options struct {
 	// JanitorInterval is how often expired messages are deleted (default
 	// one hour). The janitor also runs once when the server starts.
 	JanitorInterval time.Duration
-	// Blocking, if set, drops stored messages whose sender the recipient
-	// has blocked since (XEP-0191) instead of delivering them.
-	Blocking Blocker
 }
 
 // Module implements XEP-0160. Create it with New.
@@ -87,7 +78,6 @@ type Module struct {
 	limit     int
 	retention time.Duration
 	interval  time.Duration
-	blocker   Blocker
 
 	host server.Host
 	log  *slog.Logger
@@ -133,7 +123,6 @@ func New(store storage.Offline, opts Options) (*Module, error) {
 		limit:     opts.Limit,
 		retention: opts.Retention,
 		interval:  opts.JanitorInterval,
-		blocker:   opts.Blocking,
 		log:       slog.New(slog.DiscardHandler),
 		locks:     make(map[string]*userLock),
 		sent:      make(map[weak.Pointer[stanza.Stanza]]storage.OfflineMessage),
@@ -284,7 +273,7 @@ func (m *Module) HandleUndelivered(ctx context.Context, s *stanza.Stanza) (bool,
 	// A resource may have sent initial presence since the router looked;
 	// if so, it (or SessionAvailable, waiting for this lock) gets the
 	// message now.
-	if m.deliverNow(user, s) {
+	if m.deliverNow(ctx, user, s) {
 		return true, nil
 	}
 	if !again {
@@ -311,11 +300,12 @@ func (m *Module) HandleUndelivered(ctx context.Context, s *stanza.Stanza) (bool,
 }
 
 // deliverNow sends s to the sessions of user the router would deliver it
-// to (server.BareTargets), and reports whether one took it.
-func (m *Module) deliverNow(user jid.JID, s *stanza.Stanza) bool {
+// to (server.BareTargets), and reports whether one took it (or a filter
+// stopped it: then it is not stored either).
+func (m *Module) deliverNow(ctx context.Context, user jid.JID, s *stanza.Stanza) bool {
 	sent := false
 	for _, sess := range server.BareTargets(nil, m.host.Sessions(user), s.Type) {
-		sent = sess.Send(s) || sent
+		sent = !errors.Is(m.host.SendTo(ctx, sess, s), server.ErrNotDelivered) || sent
 	}
 	return sent
 }
@@ -357,13 +347,12 @@ func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
 			last = om.Seq
 			continue
 		}
-		if m.blocker != nil && st.From.String() != "" && m.blocker.Blocks(ctx, user, st.From) {
-			last = om.Seq
-			continue
-		}
 		st.Inner = append(st.Inner, delayTokens(domain, om.Stored)...)
 		m.remember(st, om)
-		if !sess.Send(st) {
+		// The message passes the filters again: a sender the user has
+		// blocked since (XEP-0191) is stopped there, and the message is
+		// deleted unsent.
+		if err := m.host.SendTo(ctx, sess, st); errors.Is(err, server.ErrNotDelivered) {
 			break // the session is closing; the rest stays stored
 		}
 		last = om.Seq

@@ -320,7 +320,7 @@ func TestBlockedSender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := start(t, mem, offline.Options{Blocking: blk}, blk)
+	e := start(t, mem, offline.Options{}, blk)
 	b := e.online(t, bob, 0)
 	c := e.online(t, carol, 0)
 	b.Send(msg(alice, "b1", "chat", "from bob"))

@@ -368,10 +368,10 @@ func (m *Module) current(sess *server.Session) *stanza.Stanza {
 
 // deliver sends st (not to be changed afterwards) to each available
 // resource of the account user.
-func (m *Module) deliver(user jid.JID, st *stanza.Stanza) {
+func (m *Module) deliver(ctx context.Context, user jid.JID, st *stanza.Stanza) {
 	for _, sess := range m.host.Sessions(user) {
 		if m.current(sess) != nil {
-			sess.Send(st)
+			m.host.SendTo(ctx, sess, st)
 		}
 	}
 }
@@ -424,7 +424,7 @@ func (m *Module) broadcast(ctx context.Context, from *server.Session, s *stanza.
 		if hasFrom(it.Subscription) && (wasAvailable || s.Type == typeAvailable) {
 			p := s.Clone()
 			p.From, p.To = from.JID(), c
-			m.deliver(c, p)
+			m.deliver(ctx, c, p)
 			sent[c.String()] = true
 		}
 		if !initial {
@@ -433,11 +433,11 @@ func (m *Module) broadcast(ctx context.Context, from *server.Session, s *stanza.
 		if hasTo(it.Subscription) {
 			m.presencesOf(ctx, c, func(p *stanza.Stanza) {
 				p.To = from.JID()
-				from.Send(p)
+				m.host.SendTo(ctx, from, p)
 			})
 		}
 		if it.PendingIn {
-			from.Send(&stanza.Stanza{Kind: stanza.Presence, Type: typeSubscribe, From: c, To: user})
+			m.host.SendTo(ctx, from, &stanza.Stanza{Kind: stanza.Presence, Type: typeSubscribe, From: c, To: user})
 		}
 	}
 	for k := range directed {

@@ -259,10 +259,10 @@ func (m *Module) Update(ctx context.Context, user, contact jid.JID, f func(it st
 	case !remove && Hidden(next) && wasHidden:
 		// Clients never saw it and still should not.
 	case !remove && Hidden(next):
-		m.push(user.Bare(), storage.RosterItem{JID: c, Subscription: storage.SubRemove}, ver)
+		m.push(ctx, user.Bare(), storage.RosterItem{JID: c, Subscription: storage.SubRemove}, ver)
 	case remove && wasHidden:
 	default:
-		m.push(user.Bare(), next, ver)
+		m.push(ctx, user.Bare(), next, ver)
 	}
 	return nil
 }
@@ -347,7 +347,7 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 				if Hidden(it) {
 					it = storage.RosterItem{JID: it.JID, Subscription: storage.SubRemove}
 				}
-				sess.Send(m.pushStanza(sess.JID(), it, c.Ver))
+				m.host.SendTo(ctx, sess, m.pushStanza(sess.JID(), it, c.Ver))
 			}
 			return nil
 		}
@@ -391,7 +391,7 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 		if err := w.Result(nil); err != nil {
 			return err
 		}
-		m.push(user, storage.RosterItem{JID: c, Subscription: storage.SubRemove}, ver)
+		m.push(ctx, user, storage.RosterItem{JID: c, Subscription: storage.SubRemove}, ver)
 		return nil
 	}
 
@@ -420,7 +420,7 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	if err := w.Result(nil); err != nil {
 		return err
 	}
-	m.push(user, it, ver)
+	m.push(ctx, user, it, ver)
 	return nil
 }
 
@@ -527,7 +527,7 @@ func (m *Module) parseSet(st *stanza.Stanza) (setRequest, mstanza.Condition, str
 
 // push sends a roster push of it at version ver to each of user's
 // interested resources, a fresh stanza each.
-func (m *Module) push(user jid.JID, it storage.RosterItem, ver string) {
+func (m *Module) push(ctx context.Context, user jid.JID, it storage.RosterItem, ver string) {
 	if m.host == nil {
 		return
 	}
@@ -536,7 +536,7 @@ func (m *Module) push(user jid.JID, it storage.RosterItem, ver string) {
 		_, ok := m.interested[s]
 		m.mu.Unlock()
 		if ok {
-			s.Send(m.pushStanza(s.JID(), it, ver))
+			m.host.SendTo(ctx, s, m.pushStanza(s.JID(), it, ver))
 		}
 	}
 }
