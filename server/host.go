@@ -35,6 +35,10 @@ func (h *host) SendTo(ctx context.Context, sess *Session, st *stanza.Stanza) err
 	return h.srv.router.sendTo(ctx, sess, st)
 }
 
+func (h *host) Request(ctx context.Context, iq *stanza.Stanza) (*stanza.Stanza, error) {
+	return h.srv.router.request(ctx, iq)
+}
+
 func (h *host) Sessions(user jid.JID) []*Session {
 	return h.srv.sessions.userSessions(user.Bare().String())
 }

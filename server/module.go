@@ -46,6 +46,14 @@ type Host interface {
 	Logger() *slog.Logger
 	// Router routes stanzas on the module's behalf.
 	Router() Router
+	// Request sends the iq get or set iq (with From and To set: the
+	// server's domain, a service, or an account the module acts for) and
+	// returns the answer, an iq result or error, or ctx's error if none
+	// came before ctx ended. The server gives the request an id of its
+	// own; iq itself is not changed. Only an answer from the address
+	// asked (or, for a bare JID or domain, one of its resources) to the
+	// address asking is taken.
+	Request(ctx context.Context, iq *stanza.Stanza) (*stanza.Stanza, error)
 	// Go runs f in a goroutine whose context is cancelled at shutdown; the
 	// server waits for it before closing modules.
 	Go(f func(ctx context.Context))

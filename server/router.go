@@ -81,6 +81,9 @@ func (r *router) deliver(ctx context.Context, origin filter.Origin, st *stanza.S
 				return
 			}
 		}
+		if r.answer(st) {
+			return
+		}
 		switch {
 		case to.Localpart() == "" && to.Resourcepart() == "":
 			r.toHost(ctx, st)
@@ -92,7 +95,7 @@ func (r *router) deliver(ctx context.Context, origin filter.Origin, st *stanza.S
 			r.toFull(ctx, st, to)
 		}
 	case s.services[domain].Handler != nil:
-		if r.serviceDisco(ctx, st, s.services[domain]) {
+		if r.answer(st) || r.serviceDisco(ctx, st, s.services[domain]) {
 			return
 		}
 		if err := s.services[domain].Handler.HandleStanza(ctx, st); err != nil {

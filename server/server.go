@@ -119,6 +119,8 @@ type Server struct {
 	deleting sync.Map // bare JIDs of accounts DeleteUser is deleting
 	router   *router
 
+	requests requests // iqs sent by Host.Request, waiting for answers
+
 	smMu  sync.Mutex
 	smIDs map[string]*Session // XEP-0198 resumption id → session
 
