@@ -64,7 +64,7 @@ func (s *Server) sendSide(j jid.JID) (jid.JID, bool) {
 	if s.local[d] {
 		return j.Bare(), true
 	}
-	if j.Localpart() == "" && s.services[d].Handler != nil {
+	if j.Localpart() == "" && s.services[d] != nil {
 		return j.Domain(), true
 	}
 	return jid.JID{}, false
@@ -72,7 +72,7 @@ func (s *Server) sendSide(j jid.JID) (jid.JID, bool) {
 
 // originOf classifies a stanza a module or service hands to the router.
 func (s *Server) originOf(st *stanza.Stanza) filter.Origin {
-	if d := st.From.Domainpart(); !s.local[d] && s.services[d].Handler != nil {
+	if d := st.From.Domainpart(); !s.local[d] && s.services[d] != nil {
 		return filter.Service
 	}
 	return filter.Module

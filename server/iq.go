@@ -33,6 +33,11 @@ func (r *router) iq(ctx context.Context, st *stanza.Stanza, target Target) {
 		r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
 		return
 	}
+	r.runIQ(ctx, st, e)
+}
+
+// runIQ has the route's handler answer st, exactly once.
+func (r *router) runIQ(ctx context.Context, st *stanza.Stanza, e routeEntry) {
 	w := &responseWriter{r: r, iq: st}
 	err := e.handler.HandleIQ(ctx, stanza.IQ{Stanza: st}, w)
 	if w.answered.Load() {

@@ -163,10 +163,16 @@ type FormProvider interface {
 	Forms(t Target) []xml.TokenReader
 }
 
-// Service is a sub-domain service such as upload.example.org: it receives
-// every stanza addressed to Subdomain.<vhost> for every virtual host,
-// except disco#info and disco#items queries without a node, which the
-// server answers from Identity and Features.
+// Service is a sub-domain service such as upload.example.org, for every
+// virtual host: it receives the stanzas addressed to Subdomain.<vhost>
+// and to addresses at it (room@conference.example.org/nick). The server
+// answers disco#info and disco#items queries to the service itself
+// (without a node) from Name, Identity and Features; iq gets and sets go
+// to the IQRoutes, answered exactly once through a ResponseWriter as a
+// module's are (TargetHost: iqs to the service's domain; TargetBare: iqs
+// to an address at the service, with or without a resource); everything
+// else goes to Handler. An iq no route takes, without a Handler, is
+// answered with service-unavailable; so is a message.
 type Service struct {
 	Subdomain string // "upload"
 	Name      string // a human-readable name for disco#items and the identity
@@ -175,7 +181,11 @@ type Service struct {
 	Identity Identity
 	// Features are the service's disco#info features.
 	Features []string
-	Handler  StanzaHandler
+	// IQRoutes answer iq gets and sets; two routes with the same type,
+	// payload and target make New fail.
+	IQRoutes []IQRoute
+	// Handler takes the other stanzas; it may be nil if IQRoutes are set.
+	Handler StanzaHandler
 }
 
 // ServiceProvider is implemented by modules that host sub-domain services.

@@ -94,19 +94,8 @@ func (r *router) deliver(ctx context.Context, origin filter.Origin, st *stanza.S
 		default:
 			r.toFull(ctx, st, to)
 		}
-	case s.services[domain].Handler != nil:
-		if r.answer(st) || r.serviceDisco(ctx, st, s.services[domain]) {
-			return
-		}
-		if err := s.services[domain].Handler.HandleStanza(ctx, st); err != nil {
-			var se mstanza.Error
-			if errors.As(err, &se) {
-				r.bounce(ctx, st, se)
-				return
-			}
-			s.log.Warn("service failed", "service", domain, "err", err)
-			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Wait, Condition: mstanza.InternalServerError})
-		}
+	case s.services[domain] != nil:
+		r.toService(ctx, st, s.services[domain])
 	case s.cfg.Remote != nil:
 		if err := s.cfg.Remote.RouteRemote(ctx, st); err != nil {
 			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.RemoteServerNotFound})

@@ -98,7 +98,7 @@ type Server struct {
 	features     []FeatureProvider
 	identities   []IdentityProvider
 	forms        []FormProvider
-	services     map[string]Service // full service domain → service
+	services     map[string]*service // full service domain → service; see service.go
 	serviceList  []Service
 	streamFeats  []StreamFeature
 	httpRoutes   []HTTPRoute
@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		local:     make(map[string]bool),
 		accounts:  cfg.Accounts,
 		iqRoutes:  make(map[routeKey]routeEntry),
-		services:  make(map[string]Service),
+		services:  make(map[string]*service),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
@@ -256,17 +256,9 @@ func (s *Server) addModule(m Module) error {
 	addIf(&s.forms, m)
 	if p, ok := m.(ServiceProvider); ok {
 		for _, svc := range p.Services() {
-			if svc.Subdomain == "" || svc.Handler == nil {
-				return fmt.Errorf("server: module %s: service needs a subdomain and a handler", name)
+			if err := s.addService(name, svc); err != nil {
+				return err
 			}
-			for _, d := range s.domains {
-				full := svc.Subdomain + "." + d.Domainpart()
-				if _, dup := s.services[full]; dup || s.local[full] {
-					return fmt.Errorf("server: module %s: service domain %s is taken", name, full)
-				}
-				s.services[full] = svc
-			}
-			s.serviceList = append(s.serviceList, svc)
 		}
 	}
 	if p, ok := m.(StreamFeatureProvider); ok {
@@ -297,6 +289,12 @@ func addIf[T any](dst *[]T, m Module) {
 }
 
 func (s *Server) addRoute(module string, r IQRoute) error {
+	return addRouteTo(s.iqRoutes, module, r)
+}
+
+// addRouteTo checks r and adds it to the table; a route already there
+// is an error naming both modules.
+func addRouteTo(table map[routeKey]routeEntry, module string, r IQRoute) error {
 	if r.Handler == nil {
 		return fmt.Errorf("server: module %s: iq route %s %s has no handler", module, r.Type, r.Payload.Local)
 	}
@@ -307,10 +305,10 @@ func (s *Server) addRoute(module string, r IQRoute) error {
 		return fmt.Errorf("server: module %s: iq route %s has no target", module, r.Payload.Local)
 	}
 	k := routeKey{typ: r.Type, payload: xmlName{r.Payload.Space, r.Payload.Local}, to: r.To}
-	if prev, dup := s.iqRoutes[k]; dup {
+	if prev, dup := table[k]; dup {
 		return fmt.Errorf("server: modules %s and %s both handle iq %s {%s}%s to %s", prev.module, module, r.Type, r.Payload.Space, r.Payload.Local, r.To)
 	}
-	s.iqRoutes[k] = routeEntry{handler: r.Handler, module: module}
+	table[k] = routeEntry{handler: r.Handler, module: module}
 	return nil
 }
 
