@@ -67,16 +67,17 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 	// Listeners learn of the session before the client does, so that
 	// nothing the client or anyone else does next can overtake them.
 	ctx := context.Background()
-	for _, l := range c.srv.sessionLs {
+	for _, l := range c.srv.starters {
 		l.SessionStarted(ctx, sess)
 	}
 	result := st.ResultReply(bindResult(full))
 	result.From = jid.JID{}
 	if err := reply(result); err != nil {
 		c.srv.sessions.remove(sess)
-		for _, l := range c.srv.sessionLs {
+		for _, l := range c.srv.enders {
 			l.SessionEnded(ctx, sess)
 		}
+		sess.values.drop()
 		return nil, err
 	}
 	c.in.setLimit(c.srv.limits.MaxStanzaSize)

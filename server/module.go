@@ -224,11 +224,16 @@ type HTTPProvider interface {
 	HTTPRoutes() []HTTPRoute
 }
 
-// SessionListener is implemented by modules that follow sessions.
-type SessionListener interface {
-	// SessionStarted is called once the session's resource is bound.
+// SessionStarter is implemented by modules that act when a session's
+// resource is bound, before the client learns it.
+type SessionStarter interface {
 	SessionStarted(ctx context.Context, s *Session)
-	// SessionEnded is called after the session is gone from the registry.
+}
+
+// SessionEnder is implemented by modules that act when a session ends,
+// after it is gone from the registry. State a module keeps per session
+// belongs in a SessionValue, which the server drops by itself.
+type SessionEnder interface {
 	SessionEnded(ctx context.Context, s *Session)
 }
 

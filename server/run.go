@@ -130,7 +130,8 @@ func (s *Server) endSession(ctx context.Context, sess *Session) {
 		sess.presence.Store(nil)
 		s.router.inbound(ctx, sess, &stanza.Stanza{Kind: stanza.Presence, Type: "unavailable"})
 	}
-	for _, l := range s.sessionLs {
+	for _, l := range s.enders {
 		l.SessionEnded(ctx, sess)
 	}
+	sess.values.drop()
 }

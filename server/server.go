@@ -104,7 +104,8 @@ type Server struct {
 	httpRoutes   []HTTPRoute
 	httpMux      *http.ServeMux
 	caps         string // XEP-0115 verification string of the server
-	sessionLs    []SessionListener
+	starters     []SessionStarter
+	enders       []SessionEnder
 	accountLs    []AccountListener
 	filters      []filter.Filter // Config.Filters, then the modules' by priority
 	interceptors []Interceptor
@@ -270,7 +271,8 @@ func (s *Server) addModule(m Module) error {
 			s.httpRoutes = append(s.httpRoutes, r)
 		}
 	}
-	addIf(&s.sessionLs, m)
+	addIf(&s.starters, m)
+	addIf(&s.enders, m)
 	addIf(&s.accountLs, m)
 	addIf(&s.interceptors, m)
 	addIf(&s.undelivered, m)

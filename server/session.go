@@ -11,7 +11,7 @@ import (
 )
 
 // Session is a bound client session. Its methods are safe for concurrent
-// use; modules receive sessions in SessionListener and Interceptor calls.
+// use; modules receive sessions in SessionStarter, SessionEnder and Interceptor calls.
 //
 // With stream management (XEP-0198) a session can outlive its connection:
 // it then stays bound and available, queueing what is sent to it, until the
@@ -46,6 +46,8 @@ type Session struct {
 	available atomic.Bool
 	priority  atomic.Int32
 	presence  atomic.Pointer[stanza.Stanza]
+
+	values sessionValues // modules' SessionValues; see sessionvalue.go
 
 	lastActive atomic.Int64 // unix nanoseconds of the last element read
 	pingSent   atomic.Int64 // unix nanoseconds of an unanswered keepalive, or 0

@@ -236,7 +236,7 @@ func (h probeLog) WithGroup(string) slog.Handler      { return h }
 var (
 	_ server.UndeliveredHandler   = (*smProbe)(nil)
 	_ server.AvailabilityListener = (*smProbe)(nil)
-	_ server.SessionListener      = (*smProbe)(nil)
+	_ server.SessionEnder         = (*smProbe)(nil)
 )
 
 // patience bounds the tests' waits for events. It is no deadline a

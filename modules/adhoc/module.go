@@ -220,9 +220,6 @@ func (m *Module) IQRoutes() []server.IQRoute {
 	}
 }
 
-// SessionStarted does nothing.
-func (*Module) SessionStarted(context.Context, *server.Session) {}
-
 // SessionEnded drops the command sessions of a stream that ended.
 func (m *Module) SessionEnded(_ context.Context, s *server.Session) {
 	owner := s.JID().String()
@@ -448,5 +445,5 @@ var (
 	_ server.IQProvider      = (*Module)(nil)
 	_ server.FeatureProvider = (*Module)(nil)
 	_ server.NodeProvider    = (*Module)(nil)
-	_ server.SessionListener = (*Module)(nil)
+	_ server.SessionEnder    = (*Module)(nil)
 )

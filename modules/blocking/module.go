@@ -54,9 +54,9 @@ type Module struct {
 	max   int
 	host  server.Host
 
-	mu         sync.Mutex // serialises changes of one list at a time
-	cache      sync.Map   // bare JID → *list
-	interested sync.Map   // *server.Session → struct{}: asked for the list
+	mu         sync.Mutex                // serialises changes of one list at a time
+	cache      sync.Map                  // bare JID → *list
+	interested server.SessionValue[bool] // set once a session asked for the list
 }
 
 // list is one user's blocklist: a set of normalised JID strings.
@@ -72,7 +72,7 @@ func New(opts Options, store Store) (*Module, error) {
 	if opts.MaxItems <= 0 {
 		opts.MaxItems = 1000
 	}
-	return &Module{store: store, max: opts.MaxItems}, nil
+	return &Module{store: store, max: opts.MaxItems, interested: server.NewSessionValue[bool]()}, nil
 }
 
 // Name returns "blocking".
@@ -158,7 +158,7 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	m.mu.Unlock()
 	for _, s := range m.host.Sessions(iq.From.Bare()) {
 		if s.JID().Equal(iq.From) {
-			m.interested.Store(s, struct{}{})
+			m.interested.Set(s, true)
 		}
 	}
 	return w.Result(itemsElem("blocklist", items))
@@ -257,7 +257,7 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 // (XEP-0191 §3.3, §3.4).
 func (m *Module) push(ctx context.Context, user jid.JID, local string, items []string) {
 	for _, s := range m.host.Sessions(user) {
-		if _, ok := m.interested.Load(s); !ok {
+		if _, ok := m.interested.Get(s); !ok {
 			continue
 		}
 		p := &stanza.Stanza{Kind: stanza.IQKind, ID: "push-" + randomID(), Type: stanza.Set, To: s.JID()}
@@ -350,13 +350,6 @@ func (m *Module) filter(ctx context.Context, p filter.Packet) (*stanza.Stanza, e
 	}
 }
 
-// SessionStarted does nothing; sessions become interested by asking for
-// the list.
-func (*Module) SessionStarted(ctx context.Context, s *server.Session) {}
-
-// SessionEnded forgets the session's interest.
-func (m *Module) SessionEnded(ctx context.Context, s *server.Session) { m.interested.Delete(s) }
-
 // DeleteUser removes the user's blocklist.
 func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
 	m.mu.Lock()
@@ -390,7 +383,6 @@ var (
 	_ server.IQProvider       = (*Module)(nil)
 	_ server.FeatureProvider  = (*Module)(nil)
 	_ server.FilterProvider   = (*Module)(nil)
-	_ server.SessionListener  = (*Module)(nil)
 	_ server.UserDataOwner    = (*Module)(nil)
 	_ server.UserDataDeclarer = (*Module)(nil)
 )

@@ -45,15 +45,14 @@ const (
 type Module struct {
 	host server.Host
 
-	mu      sync.RWMutex
-	enabled map[*server.Session]struct{}
+	enabled server.SessionValue[bool] // set while the session has carbons enabled
 
 	sent tracker // eligible messages, for copying errors that answer them
 }
 
 // New returns the carbons module.
 func New() *Module {
-	return &Module{enabled: make(map[*server.Session]struct{}), sent: tracker{m: make(map[string]time.Time)}}
+	return &Module{enabled: server.NewSessionValue[bool](), sent: tracker{m: make(map[string]time.Time)}}
 }
 
 // Name returns "carbons".
@@ -95,32 +94,18 @@ func (m *Module) toggle(ctx context.Context, iq stanza.IQ, w server.ResponseWrit
 	if sess == nil {
 		return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.NotAllowed})
 	}
-	m.mu.Lock()
 	if payload.Name.Local == "enable" {
-		m.enabled[sess] = struct{}{}
+		m.enabled.Set(sess, true)
 	} else {
-		delete(m.enabled, sess)
+		m.enabled.Delete(sess)
 	}
-	m.mu.Unlock()
 	return w.Result(nil)
 }
 
 // Enabled reports whether sess has carbons enabled.
 func (m *Module) Enabled(sess *server.Session) bool {
-	m.mu.RLock()
-	_, ok := m.enabled[sess]
-	m.mu.RUnlock()
+	_, ok := m.enabled.Get(sess)
 	return ok
-}
-
-// SessionStarted does nothing: carbons start disabled.
-func (*Module) SessionStarted(ctx context.Context, s *server.Session) {}
-
-// SessionEnded forgets the session.
-func (m *Module) SessionEnded(ctx context.Context, s *server.Session) {
-	m.mu.Lock()
-	delete(m.enabled, s)
-	m.mu.Unlock()
 }
 
 // InterceptInbound sends a <sent/> copy of an eligible message a client
@@ -200,10 +185,8 @@ func (m *Module) InterceptDelivery(ctx context.Context, account jid.JID, s *stan
 
 // anyEnabled reports whether one of sessions enabled carbons.
 func (m *Module) anyEnabled(sessions []*server.Session) bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	for _, sess := range sessions {
-		if _, ok := m.enabled[sess]; ok {
+		if _, ok := m.enabled.Get(sess); ok {
 			return true
 		}
 	}
@@ -215,13 +198,11 @@ func (m *Module) anyEnabled(sessions []*server.Session) bool {
 // enabled session of sessions that skip does not exclude.
 func (m *Module) copyTo(ctx context.Context, sessions []*server.Session, kind string, user jid.JID, s *stanza.Stanza, skip func(*server.Session) bool) {
 	var targets []*server.Session
-	m.mu.RLock()
 	for _, sess := range sessions {
-		if _, ok := m.enabled[sess]; ok && !skip(sess) {
+		if _, ok := m.enabled.Get(sess); ok && !skip(sess) {
 			targets = append(targets, sess)
 		}
 	}
-	m.mu.RUnlock()
 	if len(targets) == 0 {
 		return
 	}
@@ -380,7 +361,6 @@ var (
 	_ server.Initializer         = (*Module)(nil)
 	_ server.FeatureProvider     = (*Module)(nil)
 	_ server.IQProvider          = (*Module)(nil)
-	_ server.SessionListener     = (*Module)(nil)
 	_ server.Interceptor         = (*Module)(nil)
 	_ server.DeliveryInterceptor = (*Module)(nil)
 )

@@ -60,7 +60,7 @@ type Module struct {
 	host    server.Host
 	log     *slog.Logger
 
-	sessions sync.Map // *server.Session → *sessionState
+	sessions server.SessionValue[*sessionState]
 }
 
 // sessionState is what the module remembers of one session.
@@ -83,7 +83,7 @@ func New(deps Deps) (*Module, error) {
 	if deps.Roster == nil {
 		return nil, errors.New("presence: no roster module")
 	}
-	return &Module{roster: deps.Roster, blocker: deps.Blocking, log: slog.New(slog.DiscardHandler)}, nil
+	return &Module{roster: deps.Roster, blocker: deps.Blocking, log: slog.New(slog.DiscardHandler), sessions: server.NewSessionValue[*sessionState]()}, nil
 }
 
 // blocked reports whether a or b blocks the other.
@@ -101,20 +101,17 @@ func (m *Module) Init(_ context.Context, h server.Host) error {
 	return nil
 }
 
-// SessionStarted does nothing: a session counts once it sends presence.
-func (*Module) SessionStarted(context.Context, *server.Session) {}
-
 // SessionEnded sends unavailable presence to the addresses the session
 // sent directed presence to and not yet unavailable, and forgets it. The
 // broadcast of unavailable presence to contacts happened before, when the
 // server passed the session's final unavailable presence through
 // InterceptInbound.
 func (m *Module) SessionEnded(ctx context.Context, s *server.Session) {
-	v, ok := m.sessions.LoadAndDelete(s)
+	st, ok := m.sessions.Get(s)
 	if !ok {
 		return
 	}
-	st := v.(*sessionState)
+	m.sessions.Delete(s)
 	st.mu.Lock()
 	directed := st.directed
 	st.directed = nil
@@ -124,11 +121,10 @@ func (m *Module) SessionEnded(ctx context.Context, s *server.Session) {
 
 // state returns the session's state, creating it.
 func (m *Module) state(s *server.Session) *sessionState {
-	if v, ok := m.sessions.Load(s); ok {
-		return v.(*sessionState)
+	if st, ok := m.sessions.Get(s); ok {
+		return st
 	}
-	v, _ := m.sessions.LoadOrStore(s, &sessionState{})
-	return v.(*sessionState)
+	return m.sessions.GetOrSet(s, &sessionState{})
 }
 
 // InterceptInbound handles the presence a client sends: it routes
@@ -356,11 +352,10 @@ func (m *Module) presencesOf(_ context.Context, user jid.JID, f func(p *stanza.S
 // current returns the session's current available presence (not to be
 // changed), or nil if it is not available.
 func (m *Module) current(sess *server.Session) *stanza.Stanza {
-	v, ok := m.sessions.Load(sess)
+	st, ok := m.sessions.Get(sess)
 	if !ok {
 		return nil
 	}
-	st := v.(*sessionState)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.presence
@@ -646,9 +641,9 @@ func withoutFrom(s storage.Subscription) storage.Subscription {
 }
 
 var (
-	_ server.Module          = (*Module)(nil)
-	_ server.Initializer     = (*Module)(nil)
-	_ server.Interceptor     = (*Module)(nil)
-	_ server.UserDataOwner   = (*Module)(nil)
-	_ server.SessionListener = (*Module)(nil)
+	_ server.Module        = (*Module)(nil)
+	_ server.Initializer   = (*Module)(nil)
+	_ server.Interceptor   = (*Module)(nil)
+	_ server.UserDataOwner = (*Module)(nil)
+	_ server.SessionEnder  = (*Module)(nil)
 )

@@ -70,7 +70,7 @@ type Module struct {
 	// interested holds the sessions that fetched the roster (RFC 6121
 	// §2.1.6 "interested resources"); only they get pushes.
 	mu         sync.Mutex
-	interested map[*server.Session]struct{}
+	interested server.SessionValue[bool] // set once a session fetched the roster
 
 	// locks serialise changes to one user's roster, so that a roster set
 	// keeps the subscription state another change just wrote, and the
@@ -107,7 +107,7 @@ func New(opts Options, store storage.Roster) (*Module, error) {
 		opts:       opts,
 		store:      store,
 		log:        slog.New(slog.DiscardHandler),
-		interested: make(map[*server.Session]struct{}),
+		interested: server.NewSessionValue[bool](),
 		seed:       maphash.MakeSeed(),
 	}, nil
 }
@@ -136,17 +136,6 @@ func (*Module) StreamFeatures() []server.StreamFeature {
 	return []server.StreamFeature{{Element: func() xml.TokenReader {
 		return stanza.Elem(xml.Name{Space: NSVer, Local: "ver"}, nil)
 	}}}
-}
-
-// SessionStarted does nothing: a session becomes interested when it
-// fetches the roster.
-func (*Module) SessionStarted(context.Context, *server.Session) {}
-
-// SessionEnded forgets the session.
-func (m *Module) SessionEnded(_ context.Context, s *server.Session) {
-	m.mu.Lock()
-	delete(m.interested, s)
-	m.mu.Unlock()
 }
 
 // UserData names what the module keeps per user.
@@ -324,9 +313,7 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	if sess != nil {
 		// Interested before reading, so no change between the read and
 		// now goes unpushed.
-		m.mu.Lock()
-		m.interested[sess] = struct{}{}
-		m.mu.Unlock()
+		m.interested.Set(sess, true)
 	}
 	// Under the user's lock, so that a concurrent change is pushed after
 	// this answer and its catch-up pushes, never before them with a
@@ -532,10 +519,7 @@ func (m *Module) push(ctx context.Context, user jid.JID, it storage.RosterItem, 
 		return
 	}
 	for _, s := range m.host.Sessions(user) {
-		m.mu.Lock()
-		_, ok := m.interested[s]
-		m.mu.Unlock()
-		if ok {
+		if _, ok := m.interested.Get(s); ok {
 			m.host.SendTo(ctx, s, m.pushStanza(s.JID(), it, ver))
 		}
 	}
@@ -630,7 +614,6 @@ var (
 	_ server.Initializer           = (*Module)(nil)
 	_ server.IQProvider            = (*Module)(nil)
 	_ server.StreamFeatureProvider = (*Module)(nil)
-	_ server.SessionListener       = (*Module)(nil)
 	_ server.UserDataDeclarer      = (*Module)(nil)
 	_ server.UserDataOwner         = (*Module)(nil)
 )
