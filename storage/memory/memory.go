@@ -11,6 +11,10 @@
 // bare JID of the other party, the IDs of that party's messages, so queries
 // With a party binary-search that party's list; the last ID assigned is
 // kept when messages expire, and dropped with DeleteArchive.
+//
+// Service data (storage.ServiceData) is a map per namespace; listing its
+// keys sorts the keys of the range asked for, and expiry visits every
+// entry.
 package memory
 
 import (
@@ -32,9 +36,10 @@ type Store struct {
 	accounts map[string]storage.Account // by bare JID
 	kv       map[string]map[string][]byte
 	roster   rosterTable
-	offline  map[string]*offlineQueue // by bare JID; see offline.go
-	archive  map[string]*userArchive  // by bare JID; see archive.go
-	secrets  map[string][]byte        // by name; see userdata.go
+	offline  map[string]*offlineQueue           // by bare JID; see offline.go
+	archive  map[string]*userArchive            // by bare JID; see archive.go
+	secrets  map[string][]byte                  // by name; see userdata.go
+	service  map[string]map[string]serviceEntry // by namespace, then key; see service.go
 }
 
 // New returns an empty Store.

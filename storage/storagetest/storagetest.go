@@ -30,6 +30,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) any) {
 		suiteFor("Archive", TestArchive),
 		suiteFor("UserData", TestUserData),
 		suiteFor("Secrets", TestSecrets),
+		suiteFor("ServiceData", TestServiceData),
 		// One line per storage interface, as new ones are added.
 	}
 
