@@ -14,6 +14,17 @@
 // every per-user store (roster, kv, offline, archive with its chunks and
 // index entries).
 //
+// Data of services and domains (storage.ServiceData) is in "service": a
+// nested bucket per namespace (such as "muc:conference.example.org"),
+// named by it and dropped with its last entry, holds each entry under its
+// key as a record of a version byte, the expiry (if any) and the value.
+// Beside it, "service-expiry" indexes the entries that have an expiry by
+// the 8-byte expiry (Unix microseconds, big-endian, sign bit flipped, so in
+// time order), the namespace's length and the namespace, and the key; the
+// expiry sweep reads it from the front and so reads only what it removes.
+// Both buckets are made by the first put; service.go has the formats.
+// DeleteUserData does not look there.
+//
 // The offline store ("offline") keeps each user's messages in a nested
 // bucket "msgs" under 8-byte big-endian keys, the offline Seq, so they are
 // in arrival order. The archive ("archive") keeps them in chunks: one value
