@@ -7,6 +7,10 @@
 // data form and the Handler for the next stage, and the module keeps the
 // session in memory, bound to the requester's full JID, until it
 // completes, is cancelled or expires.
+//
+// Stages exchange XEP-0004 data forms as *form.Form values (package
+// github.com/kiez-im/kiez/stanza/form); a Handler that showed a form can
+// check the answer with req.Form.Validate(shown).
 package adhoc
 
 import (
@@ -25,6 +29,7 @@ import (
 
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/stanza/form"
 )
 
 // NS is the XEP-0050 namespace, also the disco node listing commands.
@@ -65,8 +70,9 @@ type Request struct {
 	// chose: Next or Complete (or Prev when offered).
 	Action Action
 	// Form is the data form the user submitted; nil in the first stage
-	// and when the request carried none.
-	Form *Form
+	// and when the request carried none. It is well-formed (form.Parse
+	// accepted it) but its values are unchecked: see form.Form.Validate.
+	Form *form.Form
 	// Lang is the requested language (xml:lang), possibly empty.
 	Lang string
 }
@@ -77,7 +83,7 @@ type Response struct {
 	// Canceled to end the session.
 	Status Status
 	// Form is the data form to show (Executing) or a result form.
-	Form  *Form
+	Form  *form.Form
 	Notes []Note
 	// Actions are the actions offered while Executing, the first being the
 	// default; empty means Complete only.
@@ -209,7 +215,7 @@ func (m *Module) DiscoNode(ctx context.Context, t server.Target, node string, fr
 	}
 	return server.DiscoNode{
 		Identities: []server.Identity{{Category: "automation", Type: "command-node", Name: c.Name}},
-		Features:   []string{NS, NSData},
+		Features:   []string{NS, form.NS},
 	}, true
 }
 
@@ -243,10 +249,18 @@ func (m *Module) command(ctx context.Context, iq stanza.IQ, w server.ResponseWri
 		return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.Forbidden})
 	}
 	start, r, _ := iq.Payload()
-	node, action, sid := attr(start, "node"), Action(attr(start, "action")), attr(start, "sessionid")
+	var node, sid string
+	var action Action
 	lang := iq.Lang
 	for _, a := range start.Attr {
-		if a.Name.Local == "lang" && (a.Name.Space == stanza.NSXML || a.Name.Space == "xml") {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "node":
+			node = a.Value
+		case a.Name.Space == "" && a.Name.Local == "action":
+			action = Action(a.Value)
+		case a.Name.Space == "" && a.Name.Local == "sessionid":
+			sid = a.Value
+		case a.Name.Local == "lang" && (a.Name.Space == stanza.NSXML || a.Name.Space == "xml"):
 			lang = a.Value
 		}
 	}
@@ -262,10 +276,15 @@ func (m *Module) command(ctx context.Context, iq stanza.IQ, w server.ResponseWri
 	if !ok {
 		return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound})
 	}
-	form, err := commandForm(r)
+	submitted, err := commandForm(r)
 	if err != nil {
+		var se *form.SyntaxError
+		if errors.As(err, &se) {
+			return w.Error(se.StanzaError())
+		}
 		return w.Error(badRequest("bad payload"))
 	}
+	cancel := action == Cancel || (submitted != nil && submitted.Type == form.TypeCancel)
 	user := iq.From
 	if sid == "" {
 		if action != Execute {
@@ -284,14 +303,14 @@ func (m *Module) command(ctx context.Context, iq stanza.IQ, w server.ResponseWri
 		m.mu.Unlock()
 		return w.Error(badRequest("bad sessionid"))
 	}
-	if ok && (action == Cancel || (form != nil && form.Type == "cancel")) {
+	if ok && cancel {
 		delete(m.sessions, sid)
 	}
 	m.mu.Unlock()
 	if !ok {
 		return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.NotAllowed, Text: map[string]string{"": "session expired"}})
 	}
-	if action == Cancel || (form != nil && form.Type == "cancel") {
+	if cancel {
 		return w.Result(m.answer(node, sid, Response{Status: Canceled}))
 	}
 	if action == Execute {
@@ -300,7 +319,7 @@ func (m *Module) command(ctx context.Context, iq stanza.IQ, w server.ResponseWri
 	if !slices.Contains(sess.actions, action) {
 		return w.Error(badRequest("bad action"))
 	}
-	return m.run(ctx, w, cmd, sess, user, Request{Action: action, Form: form, Lang: lang})
+	return m.run(ctx, w, cmd, sess, user, Request{Action: action, Form: submitted, Lang: lang})
 }
 
 // run calls the stage's handler (the command's, or the session's next)
@@ -416,15 +435,15 @@ func (m *Module) answer(node, sid string, resp Response) xml.TokenReader {
 
 // commandForm returns the data form among the children of <command/>
 // (r reads the whole command element), or nil.
-func commandForm(r xml.TokenReader) (*Form, error) {
+func commandForm(r xml.TokenReader) (*form.Form, error) {
 	toks := stanza.Resolve(r, NS)
 	depth := 0
 	for i, t := range toks {
 		switch tt := t.(type) {
 		case xml.StartElement:
 			depth++
-			if depth == 2 && tt.Name.Space == NSData && tt.Name.Local == "x" {
-				return ParseForm(stanza.Tokens(toks[i:]...))
+			if depth == 2 && tt.Name.Space == form.NS && tt.Name.Local == "x" {
+				return form.Parse(stanza.Tokens(toks[i:]...))
 			}
 		case xml.EndElement:
 			depth--

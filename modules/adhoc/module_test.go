@@ -15,11 +15,12 @@ import (
 	"github.com/kiez-im/kiez/modules/internal/modtest"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/stanza/form"
 )
 
 var host = jid.MustParse("localhost")
 
-func command(id, node, action, sid string, form *adhoc.Form) *stanza.Stanza {
+func command(id, node, action, sid string, f *form.Form) *stanza.Stanza {
 	attrs := []xml.Attr{stanza.Attr("node", node)}
 	if action != "" {
 		attrs = append(attrs, stanza.Attr("action", action))
@@ -28,8 +29,8 @@ func command(id, node, action, sid string, form *adhoc.Form) *stanza.Stanza {
 		attrs = append(attrs, stanza.Attr("sessionid", sid))
 	}
 	var children []xml.TokenReader
-	if form != nil {
-		children = append(children, form.TokenReader())
+	if f != nil {
+		children = append(children, f.TokenReader())
 	}
 	return modtest.IQ(id, stanza.Set, host, stanza.Elem(xml.Name{Space: adhoc.NS, Local: "command"}, attrs, children...))
 }
@@ -44,7 +45,7 @@ func text(st *stanza.Stanza) string {
 type answer struct {
 	status, sid, execute string
 	notes                []string
-	form                 *adhoc.Form
+	form                 *form.Form
 }
 
 func parse(t *testing.T, st *stanza.Stanza) answer {
@@ -80,8 +81,8 @@ func parse(t *testing.T, st *stanza.Stanza) answer {
 			if cd, ok := toks[i+1].(xml.CharData); ok {
 				a.notes = append(a.notes, string(cd))
 			}
-		case se.Name.Space == adhoc.NSData && se.Name.Local == "x":
-			f, err := adhoc.ParseForm(stanza.Tokens(toks[i:]...))
+		case se.Name.Space == form.NS && se.Name.Local == "x":
+			f, err := form.Parse(stanza.Tokens(toks[i:]...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,14 +112,14 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 func TestCommands(t *testing.T) {
-	var gotForm *adhoc.Form
+	var gotForm *form.Form
 	hello := adhoc.Command{Node: "urn:example:hello", Name: "Say hello", Handler: func(ctx context.Context, user jid.JID, req adhoc.Request) (adhoc.Response, error) {
 		return adhoc.Response{Status: adhoc.Completed, Notes: []adhoc.Note{{Text: "hello " + user.Bare().String()}}}, nil
 	}}
 	ask := adhoc.Command{Node: "urn:example:ask", Name: "Ask", Handler: func(ctx context.Context, user jid.JID, req adhoc.Request) (adhoc.Response, error) {
 		return adhoc.Response{
 			Status:  adhoc.Executing,
-			Form:    &adhoc.Form{Type: "form", Title: "Question", Fields: []adhoc.Field{{Var: "ok", Type: "boolean", Label: "OK?", Required: true}}},
+			Form:    &form.Form{Type: form.TypeForm, Title: "Question", Fields: []form.Field{{Var: "ok", Type: form.Boolean, Label: "OK?", Required: true}}},
 			Actions: []adhoc.Action{adhoc.Complete},
 			Next: func(ctx context.Context, user jid.JID, req adhoc.Request) (adhoc.Response, error) {
 				gotForm = req.Form
@@ -152,7 +153,7 @@ func TestCommands(t *testing.T) {
 	}
 	info := modtest.Do(t, alice, modtest.IQ("info", stanza.Get, host, stanza.Elem(xml.Name{Space: server.NSDiscoInfo, Local: "query"}, []xml.Attr{stanza.Attr("node", "urn:example:ask")})))
 	modtest.MustResult(t, info, host)
-	if !strings.Contains(text(info), `category="automation" type="command-node"`) || !modtest.HasFeature(info, adhoc.NS) || !modtest.HasFeature(info, adhoc.NSData) {
+	if !strings.Contains(text(info), `category="automation" type="command-node"`) || !modtest.HasFeature(info, adhoc.NS) || !modtest.HasFeature(info, form.NS) {
 		t.Fatalf("command node info %s", text(info))
 	}
 
@@ -176,7 +177,7 @@ func TestCommands(t *testing.T) {
 	if c := modtest.Condition(modtest.Do(t, alice, command("c4", "urn:example:ask", "next", sid, nil))); c != "bad-request" {
 		t.Fatalf("next: %q", c)
 	}
-	submit := &adhoc.Form{Type: "submit", Fields: []adhoc.Field{{Var: "ok", Values: []string{"true"}}}}
+	submit := &form.Form{Type: form.TypeSubmit, Fields: []form.Field{{Var: "ok", Values: []string{"true"}}}}
 	a = parse(t, modtest.Do(t, alice, command("c5", "urn:example:ask", "complete", sid, submit)))
 	if a.status != "completed" || a.sid != sid || len(a.notes) != 1 || gotForm == nil || !gotForm.Bool("ok") {
 		t.Fatalf("complete answered %+v, form %+v", a, gotForm)
@@ -192,6 +193,16 @@ func TestCommands(t *testing.T) {
 	a = parse(t, modtest.Do(t, alice, command("c8", "urn:example:ask", "cancel", a.sid, nil)))
 	if a.status != "canceled" || gotForm != nil {
 		t.Fatalf("cancel answered %+v", a)
+	}
+	// So does a submitted form of type cancel, whatever the action.
+	a = parse(t, modtest.Do(t, alice, command("c8a", "urn:example:ask", "", "", nil)))
+	sid = a.sid
+	a = parse(t, modtest.Do(t, alice, command("c8b", "urn:example:ask", "complete", sid, &form.Form{Type: form.TypeCancel})))
+	if a.status != "canceled" || gotForm != nil {
+		t.Fatalf("cancel form answered %+v", a)
+	}
+	if c := modtest.Condition(modtest.Do(t, alice, command("c8c", "urn:example:ask", "complete", sid, submit))); c != "not-allowed" {
+		t.Fatalf("cancelled session: %q", c)
 	}
 
 	// Expiry: a session lasts its whole timeout and no longer. "execute" on
@@ -216,10 +227,16 @@ func TestCommands(t *testing.T) {
 		{command("e2", "urn:example:ask", "jump", "", nil), "bad-request"},
 		{command("e3", "urn:example:ask", "complete", "", nil), "bad-request"},
 		{command("e4", "urn:example:ask", "complete", "nosuchsession", nil), "not-allowed"},
+		{command("e5", "urn:example:ask", "complete", "nosuchsession", &form.Form{Type: form.TypeSubmit, Fields: []form.Field{{Values: []string{"1"}}}}), "bad-request"},
 	} {
 		if c := modtest.Condition(modtest.Do(t, alice, tc.st)); string(c) != tc.cond {
 			t.Errorf("%s: %q, want %q", tc.st.ID, c, tc.cond)
 		}
+	}
+	// A malformed form is answered with what is wrong with it.
+	if st := modtest.Do(t, alice, command("e6", "urn:example:ask", "complete", "nosuchsession",
+		&form.Form{Type: "reply"})); !strings.Contains(text(st), `malformed data form: unknown form type "reply"`) {
+		t.Errorf("malformed form answered %s", text(st))
 	}
 }
 
@@ -236,23 +253,5 @@ func TestNew(t *testing.T) {
 		if _, err := adhoc.New(adhoc.Options{}, cmds...); err == nil {
 			t.Errorf("commands %+v accepted", cmds)
 		}
-	}
-}
-
-func TestParseForm(t *testing.T) {
-	f := &adhoc.Form{Type: "form", Title: "T", Instructions: "I", Fields: []adhoc.Field{
-		{Var: "a", Type: "text-multi", Label: "A", Desc: "d", Required: true, Values: []string{"x", "2 & 3"}},
-		{Var: "b", Type: "boolean", Values: []string{"1"}},
-	}}
-	got, err := adhoc.ParseForm(stanza.Tokens(stanza.Resolve(f.TokenReader(), "")...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Title != "T" || got.Instructions != "I" || len(got.Fields) != 2 || !got.Fields[0].Required ||
-		got.Fields[0].Desc != "d" || strings.Join(got.Fields[0].Values, "|") != "x|2 & 3" || !got.Bool("b") || got.Bool("a") {
-		t.Fatalf("round trip %+v", got)
-	}
-	if _, err := adhoc.ParseForm(stanza.Tokens(stanza.Resolve(stanza.Elem(xml.Name{Space: "urn:other", Local: "x"}, nil), "")...)); err == nil {
-		t.Fatal("a foreign element parsed as a form")
 	}
 }

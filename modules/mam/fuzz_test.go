@@ -35,6 +35,8 @@ func FuzzParseQuery(f *testing.F) {
 		`<query xmlns='urn:xmpp:mam:2' queryid='f27'/>`,
 		`<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field><field var='with'><value>juliet@capulet.lit</value></field><field var='start'><value>2010-06-07T00:00:00Z</value></field><field var='ids'><value>1</value><value>2</value></field></x><set xmlns='http://jabber.org/protocol/rsm'><max>10</max><before/></set><flip-page/></query>`,
 		`<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><after>123</after><index>3</index></set></query>`,
+		`<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>1</max><max>2</max><after/></set></query>`,
+		`<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field><value>1</value></field></x></query>`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/stanza/form"
 	"github.com/kiez-im/kiez/storage"
 	"github.com/kiez-im/kiez/storage/bbolt"
 	"github.com/kiez-im/kiez/storage/memory"
@@ -109,9 +110,9 @@ type field struct {
 func queryIQ(id string, fields []field, rsm []xml.TokenReader, flip bool) *stanza.Stanza {
 	var children []xml.TokenReader
 	if len(fields) > 0 {
-		f := &adhoc.Form{Type: "submit", Fields: []adhoc.Field{{Var: "FORM_TYPE", Type: "hidden", Values: []string{mam.NS}}}}
+		f := &form.Form{Type: form.TypeSubmit, Fields: []form.Field{form.FormTypeField(mam.NS)}}
 		for _, fd := range fields {
-			f.Fields = append(f.Fields, adhoc.Field{Var: fd.v, Values: fd.values})
+			f.Fields = append(f.Fields, form.Field{Var: fd.v, Values: fd.values})
 		}
 		children = append(children, f.TokenReader())
 	}
@@ -439,6 +440,9 @@ func testFilters(t *testing.T, open func(*testing.T) backend) {
 		{name: "unknown field", fields: []field{{"{urn:example}search", []string{"x"}}}, cond: "feature-not-implemented"},
 		{name: "index", rsm: []xml.TokenReader{rsmElem("index", "3")}, cond: "feature-not-implemented"},
 		{name: "bad max", rsm: []xml.TokenReader{rsmElem("max", "-1")}, cond: "bad-request"},
+		{name: "max twice", rsm: []xml.TokenReader{rsmMax(1), rsmMax(2)}, cond: "bad-request"},
+		{name: "empty after", rsm: []xml.TokenReader{rsmElem("after", "")}, cond: "bad-request"},
+		{name: "bad form", fields: []field{{"", []string{"x"}}}, cond: "bad-request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := query(t, alice, queryIQ(strings.ReplaceAll(tc.name, " ", "-"), tc.fields, tc.rsm, tc.flip))
@@ -670,6 +674,19 @@ func testMetadataAndForm(t *testing.T, open func(*testing.T) backend) {
 			t.Fatalf("form lacks %s: %s", v, text(res))
 		}
 	}
+	var f *form.Form
+	for i, tok := range res.Inner {
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Space == form.NS && se.Name.Local == "x" {
+			var err error
+			if f, err = form.Parse(stanza.Tokens(res.Inner[i:]...)); err != nil {
+				t.Fatalf("form %s: %v", text(res), err)
+			}
+		}
+	}
+	if f.FormType() != mam.NS || f.Field("ids") == nil || f.Field("ids").Type != form.ListMulti ||
+		!strings.Contains(fmt.Sprint(f.Field("ids").Extra), "{http://jabber.org/protocol/xdata-validate open}") {
+		t.Fatalf("form %+v", f)
+	}
 }
 
 // The janitor removes messages older than the retention period.
@@ -796,7 +813,7 @@ func testDeleteCommand(t *testing.T, open func(*testing.T) backend) {
 		}
 		var children []xml.TokenReader
 		if confirm != "" {
-			f := &adhoc.Form{Type: "submit", Fields: []adhoc.Field{{Var: "confirm", Values: []string{confirm}}}}
+			f := &form.Form{Type: form.TypeSubmit, Fields: []form.Field{{Var: "confirm", Values: []string{confirm}}}}
 			children = append(children, f.TokenReader())
 		}
 		res := modtest.Do(t, alice, modtest.IQ(fmt.Sprint("cmd", n), stanza.Set, host, stanza.Elem(xml.Name{Space: adhoc.NS, Local: "command"}, attrs, children...)))

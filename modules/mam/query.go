@@ -3,6 +3,7 @@ package mam
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 	"github.com/kiez-im/kiez/modules/adhoc"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/stanza/form"
+	"github.com/kiez-im/kiez/stanza/paging"
 	"github.com/kiez-im/kiez/storage"
 )
 
@@ -50,7 +53,7 @@ func (m *Module) IQRoutes() []server.IQRoute {
 			server.IQRoute{Type: typ, Payload: name, To: server.TargetBare, Handler: forbidden})
 	}
 	add(mstanza.SetIQ, "query", m.query)
-	add(mstanza.GetIQ, "query", m.form)
+	add(mstanza.GetIQ, "query", m.serveForm)
 	add(mstanza.GetIQ, "metadata", m.metadata)
 	add(mstanza.GetIQ, "prefs", m.getPrefs)
 	add(mstanza.SetIQ, "prefs", m.setPrefs)
@@ -65,26 +68,23 @@ func errCond(typ mstanza.ErrorType, cond mstanza.Condition, text string) mstanza
 	return e
 }
 
-// form answers the query form (XEP-0313 §4.1.5).
-func (m *Module) form(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
-	f := &adhoc.Form{Type: "form", Fields: []adhoc.Field{
-		{Var: "FORM_TYPE", Type: "hidden", Values: []string{NS}},
-		{Var: "with", Type: "jid-single"},
-		{Var: "start", Type: "text-single"},
-		{Var: "end", Type: "text-single"},
-		{Var: "before-id", Type: "text-single"},
-		{Var: "after-id", Type: "text-single"},
-	}}
-	toks := stanza.Resolve(f.TokenReader(), adhoc.NSData)
-	// The ids field is list-multi with an open validation (§4.1.5), which
-	// adhoc.Form does not model: insert it before </x>.
-	ids := stanza.Resolve(stanza.Elem(xml.Name{Space: adhoc.NSData, Local: "field"},
-		[]xml.Attr{stanza.Attr("type", "list-multi"), stanza.Attr("var", "ids")},
-		stanza.Elem(xml.Name{Space: "http://jabber.org/protocol/xdata-validate", Local: "validate"},
-			[]xml.Attr{stanza.Attr("datatype", "xs:string")},
-			stanza.Elem(xml.Name{Space: "http://jabber.org/protocol/xdata-validate", Local: "open"}, nil))), adhoc.NSData)
-	toks = append(toks[:len(toks)-1:len(toks)-1], append(ids, toks[len(toks)-1])...)
-	return w.Result(stanza.Elem(xml.Name{Space: NS, Local: "query"}, nil, stanza.Tokens(toks...)))
+// queryForm is the query form (XEP-0313 §4.1.5). The ids field is
+// list-multi with an open validation (XEP-0122): any IDs, no options.
+var queryForm = &form.Form{Type: form.TypeForm, Fields: []form.Field{
+	form.FormTypeField(NS),
+	{Var: "with", Type: form.JIDSingle},
+	{Var: "start", Type: form.TextSingle},
+	{Var: "end", Type: form.TextSingle},
+	{Var: "before-id", Type: form.TextSingle},
+	{Var: "after-id", Type: form.TextSingle},
+	{Var: "ids", Type: form.ListMulti, Extra: stanza.Resolve(stanza.Elem(xml.Name{Space: form.NSValidate, Local: "validate"},
+		[]xml.Attr{stanza.Attr("datatype", "xs:string")},
+		stanza.Elem(xml.Name{Space: form.NSValidate, Local: "open"}, nil)), "")},
+}}
+
+// serveForm answers the query form.
+func (m *Module) serveForm(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	return w.Result(stanza.Elem(xml.Name{Space: NS, Local: "query"}, nil, queryForm.TokenReader()))
 }
 
 // metadata answers the archive's first and last IDs (XEP-0313 §5).
@@ -157,9 +157,12 @@ func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 		end := i + matching(toks[i:])
 		child := toks[i : end+1]
 		switch {
-		case se.Name.Space == adhoc.NSData && se.Name.Local == "x":
-			f, err := adhoc.ParseForm(stanza.Tokens(child...))
+		case se.Name.Space == form.NS && se.Name.Local == "x":
+			f, err := form.Parse(stanza.Tokens(child...))
 			if err != nil {
+				if se, ok := errors.AsType[*form.SyntaxError](err); ok {
+					return fail(se.StanzaError())
+				}
 				return fail(errCond(mstanza.Modify, mstanza.BadRequest, "malformed form"))
 			}
 			if ft := f.FormType(); ft != "" && ft != NS {
@@ -232,8 +235,8 @@ func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 					return fail(errCond(mstanza.Cancel, mstanza.FeatureNotImplemented, "unknown field "+fd.Var))
 				}
 			}
-		case se.Name.Space == NSRSM && se.Name.Local == "set":
-			if e := req.parseRSM(child, addAfter, addBefore); e != nil {
+		case se.Name.Space == paging.NS && se.Name.Local == "set":
+			if e := req.paging(child, addAfter, addBefore); e != nil {
 				return fail(*e)
 			}
 		case se.Name.Space == NS && se.Name.Local == "flip-page":
@@ -246,54 +249,46 @@ func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 	return req, nil
 }
 
-// parseRSM reads an RSM <set/> (XEP-0059): max, after, before.
-func (req *request) parseRSM(toks []xml.Token, addAfter, addBefore func(uint64)) *mstanza.Error {
-	var text []byte
-	depth := 0
-	for _, t := range toks {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			depth++
-			text = text[:0]
-			if depth == 2 && tt.Name.Local == "index" {
-				e := errCond(mstanza.Cancel, mstanza.FeatureNotImplemented, "paging by index is not supported")
-				return &e
-			}
-		case xml.CharData:
-			text = append(text, tt...)
-		case xml.EndElement:
-			if depth == 2 {
-				v := strings.TrimSpace(string(text))
-				switch tt.Name.Local {
-				case "max":
-					n, err := strconv.Atoi(v)
-					if err != nil || n < 0 {
-						e := errCond(mstanza.Modify, mstanza.BadRequest, "malformed max")
-						return &e
-					}
-					req.max = n
-				case "after", "before":
-					if tt.Name.Local == "before" {
-						req.q.Reverse = true
-						if v == "" {
-							break // the last page
-						}
-					}
-					id, ok := DecodeID(v)
-					if !ok {
-						e := errCond(mstanza.Cancel, mstanza.ItemNotFound, "")
-						return &e
-					}
-					if tt.Name.Local == "after" {
-						addAfter(id)
-					} else {
-						addBefore(id)
-					}
-					req.known = append(req.known, id)
-				}
-			}
-			depth--
+// paging reads an RSM <set/> (XEP-0059): max, after, before; paging by
+// index is not supported.
+func (req *request) paging(toks []xml.Token, addAfter, addBefore func(uint64)) *mstanza.Error {
+	set, err := paging.Parse(stanza.Tokens(toks...))
+	if err == nil {
+		err = set.RejectIndex()
+	}
+	if err != nil {
+		if pe, ok := errors.AsType[*paging.Error](err); ok {
+			e := pe.StanzaError()
+			return &e
 		}
+		e := errCond(mstanza.Modify, mstanza.BadRequest, "malformed set")
+		return &e
+	}
+	if set.Max != nil {
+		req.max = *set.Max
+	}
+	var after, before uint64
+	ok := true
+	if set.After != "" {
+		after, ok = DecodeID(set.After)
+	}
+	if set.Backward() {
+		req.q.Reverse = true
+		if *set.Before != "" && ok {
+			before, ok = DecodeID(*set.Before)
+		}
+	}
+	if !ok {
+		e := errCond(mstanza.Cancel, mstanza.ItemNotFound, "")
+		return &e
+	}
+	if after != 0 {
+		addAfter(after)
+		req.known = append(req.known, after)
+	}
+	if before != 0 {
+		addBefore(before)
+		req.known = append(req.known, before)
 	}
 	return nil
 }
@@ -428,21 +423,19 @@ func resultMessage(to, user jid.JID, queryID string, msg storage.ArchivedMessage
 
 // fin builds the <fin/> element ending a query.
 func fin(req *request, page storage.ArchivePage, count int) xml.TokenReader {
-	var set []xml.TokenReader
+	var set paging.Result
 	if n := len(page.Messages); n > 0 {
-		set = append(set,
-			stanza.TextElem(xml.Name{Space: NSRSM, Local: "first"}, EncodeID(page.Messages[0].ID)),
-			stanza.TextElem(xml.Name{Space: NSRSM, Local: "last"}, EncodeID(page.Messages[n-1].ID)))
+		set.First, set.Last = EncodeID(page.Messages[0].ID), EncodeID(page.Messages[n-1].ID)
 	}
 	if count >= 0 {
-		set = append(set, stanza.TextElem(xml.Name{Space: NSRSM, Local: "count"}, strconv.Itoa(count)))
+		set.Count = &count
 	}
 	var attrs []xml.Attr
 	// A page of max 0 only asks for the count; it completes nothing.
 	if req.q.Max > 0 && page.Complete {
 		attrs = append(attrs, stanza.Attr("complete", "true"))
 	}
-	return stanza.Elem(xml.Name{Space: NS, Local: "fin"}, attrs, stanza.Elem(xml.Name{Space: NSRSM, Local: "set"}, nil, set...))
+	return stanza.Elem(xml.Name{Space: NS, Local: "fin"}, attrs, set.TokenReader())
 }
 
 // DeleteNode is the ad-hoc command node of DeleteArchiveCommand.
@@ -467,12 +460,12 @@ func (m *Module) DeleteArchiveCommand() adhoc.Command {
 		Handler: func(ctx context.Context, user jid.JID, req adhoc.Request) (adhoc.Response, error) {
 			return adhoc.Response{
 				Status: adhoc.Executing,
-				Form: &adhoc.Form{
-					Type:         "form",
+				Form: &form.Form{
+					Type:         form.TypeForm,
 					Title:        "Delete my message archive",
 					Instructions: "All messages the server keeps for you will be deleted at once. This cannot be undone.",
-					Fields: []adhoc.Field{{
-						Var: "confirm", Type: "boolean", Label: "Delete all my archived messages", Required: true, Values: []string{"0"},
+					Fields: []form.Field{{
+						Var: "confirm", Type: form.Boolean, Label: "Delete all my archived messages", Required: true, Values: []string{"0"},
 					}},
 				},
 				Actions: []adhoc.Action{adhoc.Complete},
