@@ -25,7 +25,8 @@ type Config struct {
 	// every per-user record it holds.
 	Accounts storage.Accounts
 	// Modules are the features, in order: it is the order of
-	// initialisation, interceptors and undelivered handlers.
+	// initialisation and undelivered handlers, and of filters and stanza
+	// routes of equal priority.
 	Modules []Module
 	// Filters run on both sides of every stanza's path (see package
 	// filter), in this order, before the filters modules provide.

@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
@@ -77,7 +78,7 @@ type journal struct {
 type recorder struct {
 	name string
 	log  *journal
-	// decide is what InterceptInbound returns for messages.
+	// decide is what its Send route returns for messages.
 	decide func(st *stanza.Stanza) error
 }
 
@@ -88,12 +89,12 @@ func (r *recorder) add(s string) {
 	r.log.mu.Unlock()
 	r.log.notify()
 }
-func (r *recorder) InterceptInbound(ctx context.Context, from *server.Session, st *stanza.Stanza) error {
-	if st.Kind != stanza.Message {
-		return nil
-	}
-	r.add(r.name + ":intercept")
-	return r.decide(st)
+func (r *recorder) StanzaRoutes() []server.StanzaRoute {
+	return []server.StanzaRoute{{Side: filter.Send, Kind: stanza.Message, Handler: server.RouteHandlerFunc(
+		func(ctx context.Context, d *server.Delivery) error {
+			r.add(r.name + ":intercept")
+			return r.decide(d.Stanza)
+		})}}
 }
 func (r *recorder) SessionStarted(ctx context.Context, s *server.Session) {
 	r.add(r.name + ":start " + s.JID().Resourcepart())
@@ -161,8 +162,8 @@ func TestModuleHooks(t *testing.T) {
 	b.Send(presence())
 	b.Sync()
 
-	// Interceptors run in module order; a stanza error bounces, ErrHandled
-	// stops routing, nil lets the stanza through.
+	// Send routes of equal priority run in module order; a stanza error
+	// bounces, ErrHandled stops routing, nil lets the stanza through.
 	first.reset()
 	a.Send(message(bob, "x1", "refuse"))
 	if r := a.Expect(servertest.ByID("x1")); errorCondition(r) != "policy-violation" {

@@ -11,12 +11,13 @@ import (
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
 )
 
-// stamper is a DeliveryInterceptor, AvailabilityListener,
+// stamper has a Receive route for messages and is an AvailabilityListener,
 // UndeliveredHandler and NodeProvider that records what it sees.
 type stamper struct {
 	mu          sync.Mutex
@@ -29,7 +30,16 @@ var nsMark = xml.Name{Space: "urn:kiez:test", Local: "mark"}
 
 func (*stamper) Name() string { return "stamper" }
 
-func (m *stamper) InterceptDelivery(ctx context.Context, account jid.JID, st *stanza.Stanza) (*stanza.Stanza, error) {
+func (m *stamper) StanzaRoutes() []server.StanzaRoute {
+	return []server.StanzaRoute{{Side: filter.Receive, Kind: stanza.Message, Handler: server.RouteHandlerFunc(
+		func(ctx context.Context, d *server.Delivery) error {
+			out, err := m.stamp(ctx, d.Account, d.Stanza)
+			d.Stanza = out
+			return err
+		})}}
+}
+
+func (m *stamper) stamp(ctx context.Context, account jid.JID, st *stanza.Stanza) (*stanza.Stanza, error) {
 	body, _ := st.ChildText(xml.Name{Local: "body"})
 	if st.Type == stanza.Error {
 		body = "error" // bounces to local senders pass here too

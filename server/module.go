@@ -244,28 +244,6 @@ type AccountListener interface {
 	AccountDeleted(ctx context.Context, user jid.JID)
 }
 
-// Interceptor sees every stanza a client sends, after its from address is
-// stamped and before it is routed, in Config.Modules order. Returning
-// ErrHandled stops routing (the interceptor took care of it); returning a
-// mstanza.Error bounces that error to the sender; any other error is logged
-// and the stanza dropped.
-type Interceptor interface {
-	InterceptInbound(ctx context.Context, from *Session, s *stanza.Stanza) error
-}
-
-// DeliveryInterceptor sees every message addressed to an existing local
-// account (to a bare or full JID) before it reaches the account's sessions
-// or the UndeliveredHandlers, in Config.Modules order, whoever sent it: a
-// local client, a module or a remote server (the message archive and
-// carbons). It returns the message to deliver: s itself, or a changed copy
-// (s must not be changed; it may already be queued elsewhere). Returning
-// ErrHandled stops delivery (the interceptor delivered it itself);
-// returning a mstanza.Error bounces that error to the sender; any other
-// error is logged and the message delivered as it is.
-type DeliveryInterceptor interface {
-	InterceptDelivery(ctx context.Context, account jid.JID, s *stanza.Stanza) (*stanza.Stanza, error)
-}
-
 // AvailabilityListener is implemented by modules that act when a session
 // sends its initial presence (offline message delivery). It is called
 // after the session counts as available, so that a message routed

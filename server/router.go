@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/xml"
-	"errors"
 	"strconv"
 
 	"mellium.im/xmpp/jid"
@@ -37,18 +36,12 @@ func (r *router) inbound(ctx context.Context, from *Session, st *stanza.Stanza) 
 	if st = r.sendPhase(ctx, filter.Client, st); st == nil {
 		return
 	}
-	for _, i := range r.srv.interceptors {
-		if err := i.InterceptInbound(ctx, from, st); err != nil {
-			var se mstanza.Error
-			switch {
-			case errors.Is(err, ErrHandled):
-			case errors.As(err, &se):
-				r.bounce(ctx, st, se)
-			default:
-				r.srv.log.Warn("interceptor failed; stanza dropped", "err", err)
-			}
+	if st.Kind != stanza.IQKind {
+		d := &Delivery{Stanza: st, Account: from.jid.Bare(), Origin: filter.Client, Session: from}
+		if !r.runRoutes(ctx, filter.Send, d) {
 			return
 		}
+		st = d.Stanza
 	}
 	if st.To.String() == "" {
 		switch st.Kind {
@@ -90,9 +83,9 @@ func (r *router) deliver(ctx context.Context, origin filter.Origin, st *stanza.S
 		case to.Localpart() == "":
 			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
 		case to.Resourcepart() == "":
-			r.toBare(ctx, st, to)
+			r.toBare(ctx, origin, st, to)
 		default:
-			r.toFull(ctx, st, to)
+			r.toFull(ctx, origin, st, to)
 		}
 	case s.services[domain] != nil:
 		r.toService(ctx, st, s.services[domain])
@@ -146,7 +139,7 @@ func (r *router) iqSelf(ctx context.Context, st *stanza.Stanza) {
 	r.iq(ctx, st, TargetSelf)
 }
 
-func (r *router) toBare(ctx context.Context, st *stanza.Stanza, to jid.JID) {
+func (r *router) toBare(ctx context.Context, origin filter.Origin, st *stanza.Stanza, to jid.JID) {
 	s := r.srv
 	bare := to.String()
 	switch st.Kind {
@@ -174,7 +167,7 @@ func (r *router) toBare(ctx context.Context, st *stanza.Stanza, to jid.JID) {
 			}
 			return
 		}
-		if st = r.interceptDelivery(ctx, to, st); st != nil {
+		if st = r.receiveRoutes(ctx, origin, to, st); st != nil {
 			r.messageToBare(ctx, st, bare)
 		}
 	case stanza.Presence:
@@ -191,34 +184,19 @@ func (r *router) toBare(ctx context.Context, st *stanza.Stanza, to jid.JID) {
 	}
 }
 
-// interceptDelivery runs the DeliveryInterceptors on a message to an
-// existing local account. It returns the message to deliver, or nil when
-// an interceptor handled or bounced it.
-func (r *router) interceptDelivery(ctx context.Context, account jid.JID, st *stanza.Stanza) *stanza.Stanza {
-	for _, i := range r.srv.deliveryIs {
-		next, err := i.InterceptDelivery(ctx, account, st)
-		if err != nil {
-			var se mstanza.Error
-			switch {
-			case errors.Is(err, ErrHandled):
-				return nil
-			case errors.As(err, &se):
-				r.bounce(ctx, st, se)
-				return nil
-			default:
-				r.srv.log.Warn("delivery interceptor failed", "err", err)
-				continue
-			}
-		}
-		if next != nil {
-			st = next
-		}
+// receiveRoutes runs the Receive routes on a message to an existing local
+// account. It returns the message to deliver, or nil when a route
+// handled or refused it.
+func (r *router) receiveRoutes(ctx context.Context, origin filter.Origin, account jid.JID, st *stanza.Stanza) *stanza.Stanza {
+	d := &Delivery{Stanza: st, Account: account.Bare(), Origin: origin}
+	if !r.runRoutes(ctx, filter.Receive, d) {
+		return nil
 	}
-	return st
+	return d.Stanza
 }
 
 // messageToBare implements RFC 6121 §8.5.2 for a message of an existing
-// account that has passed the DeliveryInterceptors.
+// account that has passed the Receive routes.
 func (r *router) messageToBare(ctx context.Context, st *stanza.Stanza, bare string) {
 	s := r.srv
 	var buf [8]*Session
@@ -250,18 +228,18 @@ func (r *router) undelivered(ctx context.Context, st *stanza.Stanza) {
 	}
 }
 
-func (r *router) toFull(ctx context.Context, st *stanza.Stanza, to jid.JID) {
+func (r *router) toFull(ctx context.Context, origin filter.Origin, st *stanza.Stanza, to jid.JID) {
 	bare := to.Bare()
 	sess := r.srv.sessions.lookup(bare.String(), to.Resourcepart())
-	if st.Kind == stanza.Message && len(r.srv.deliveryIs) > 0 {
+	if st.Kind == stanza.Message && len(r.srv.routes[receiveMessages]) > 0 {
 		if sess == nil && !r.srv.sessions.hasUser(bare.String()) && !r.srv.userExists(ctx, bare.String()) {
 			r.bounceMissingResource(ctx, st)
 			return
 		}
-		if st = r.interceptDelivery(ctx, bare, st); st == nil {
+		if st = r.receiveRoutes(ctx, origin, bare, st); st == nil {
 			return
 		}
-		// An interceptor may have waited (for storage): look again.
+		// A route may have waited (for storage): look again.
 		sess = r.srv.sessions.lookup(bare.String(), to.Resourcepart())
 	}
 	if sess != nil {
@@ -337,7 +315,7 @@ func (r *router) ownPresence(ctx context.Context, from *Session, st *stanza.Stan
 // a stanza sent to an unavailable resource"). The session is no longer in
 // the registry. Messages to the user go again to the account's bare JID,
 // reaching its other resources or the UndeliveredHandlers, without the
-// DeliveryInterceptors, which saw them already; errors, groupchat,
+// Receive routes, which saw them already; errors, groupchat,
 // carbons copies and archive results are dropped (they have other
 // sources). Iq requests are answered with an error; presence is dropped.
 func (r *router) redeliverUnacked(ctx context.Context, sess *Session, pending []*stanza.Stanza) {

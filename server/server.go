@@ -28,7 +28,7 @@
 // stream, or the server shut down) hands them to the router: messages to
 // the user (except errors, groupchat, carbons copies and MAM results) are
 // delivered again to the account's bare JID without running the
-// DeliveryInterceptors a second time, reaching the user's other resources
+// Receive routes a second time, reaching the user's other resources
 // or else the UndeliveredHandlers (offline storage); iq requests are
 // answered with service-unavailable, as for a resource that went away;
 // presence is dropped.
@@ -60,7 +60,7 @@ import (
 	"github.com/kiez-im/kiez/storage"
 )
 
-// ErrHandled is returned by an Interceptor that has dealt with a stanza.
+// ErrHandled is returned by a RouteHandler that has dealt with a stanza.
 var ErrHandled = errors.New("server: stanza handled")
 
 // ErrServerClosed is returned by the Serve methods after Shutdown.
@@ -94,27 +94,26 @@ type Server struct {
 	decoys   *decoys // credentials shown for unknown names; see decoy.go
 
 	// Frozen tables, built by New.
-	iqRoutes     map[routeKey]routeEntry
-	features     []FeatureProvider
-	identities   []IdentityProvider
-	forms        []FormProvider
-	services     map[string]*service // full service domain → service; see service.go
-	serviceList  []Service
-	streamFeats  []StreamFeature
-	httpRoutes   []HTTPRoute
-	httpMux      *http.ServeMux
-	caps         string // XEP-0115 verification string of the server
-	starters     []SessionStarter
-	enders       []SessionEnder
-	accountLs    []AccountListener
-	filters      []filter.Filter // Config.Filters, then the modules' by priority
-	interceptors []Interceptor
-	undelivered  []UndeliveredHandler
-	deliveryIs   []DeliveryInterceptor
-	availableLs  []AvailabilityListener
-	nodes        []NodeProvider
-	owners       []namedOwner
-	closers      []Closer
+	iqRoutes    map[routeKey]routeEntry
+	features    []FeatureProvider
+	identities  []IdentityProvider
+	forms       []FormProvider
+	services    map[string]*service // full service domain → service; see service.go
+	serviceList []Service
+	streamFeats []StreamFeature
+	httpRoutes  []HTTPRoute
+	httpMux     *http.ServeMux
+	caps        string // XEP-0115 verification string of the server
+	starters    []SessionStarter
+	enders      []SessionEnder
+	accountLs   []AccountListener
+	filters     []filter.Filter // Config.Filters, then the modules' by priority
+	undelivered []UndeliveredHandler
+	routes      [4]routeTable // StanzaRoutes by side and kind; see route.go
+	availableLs []AvailabilityListener
+	nodes       []NodeProvider
+	owners      []namedOwner
+	closers     []Closer
 
 	sessions *registry
 	deleting sync.Map // bare JIDs of accounts DeleteUser is deleting
@@ -214,6 +213,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	s.buildFilters()
+	s.sortRoutes()
 	s.addBuiltinRoutes()
 	if err := s.buildHTTPMux(); err != nil {
 		return nil, err
@@ -274,9 +274,14 @@ func (s *Server) addModule(m Module) error {
 	addIf(&s.starters, m)
 	addIf(&s.enders, m)
 	addIf(&s.accountLs, m)
-	addIf(&s.interceptors, m)
 	addIf(&s.undelivered, m)
-	addIf(&s.deliveryIs, m)
+	if p, ok := m.(RouteProvider); ok {
+		for _, r := range p.StanzaRoutes() {
+			if err := s.addStanzaRoute(name, r); err != nil {
+				return err
+			}
+		}
+	}
 	addIf(&s.availableLs, m)
 	addIf(&s.nodes, m)
 	addIf(&s.closers, m)

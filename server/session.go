@@ -11,7 +11,8 @@ import (
 )
 
 // Session is a bound client session. Its methods are safe for concurrent
-// use; modules receive sessions in SessionStarter, SessionEnder and Interceptor calls.
+// use; modules receive sessions in SessionStarter and SessionEnder calls and
+// in the Delivery of Send routes.
 //
 // With stream management (XEP-0198) a session can outlive its connection:
 // it then stays bound and available, queueing what is sent to it, until the

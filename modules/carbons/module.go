@@ -18,6 +18,7 @@ import (
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/stanza"
 )
@@ -108,12 +109,32 @@ func (m *Module) Enabled(sess *server.Session) bool {
 	return ok
 }
 
-// InterceptInbound sends a <sent/> copy of an eligible message a client
+// RoutePriority is the place of the carbons routes among the modules'
+// message routes: after the archive's (mam.RoutePriority), so that copies
+// carry the stanza id it adds.
+const RoutePriority = 100
+
+// StanzaRoutes copies messages: sent ones on the sender's side, received
+// ones on the recipient's.
+func (m *Module) StanzaRoutes() []server.StanzaRoute {
+	return []server.StanzaRoute{
+		{Side: filter.Send, Kind: stanza.Message, Priority: RoutePriority, Handler: server.RouteHandlerFunc(
+			func(ctx context.Context, d *server.Delivery) error { return m.copySent(ctx, d.Session, d.Stanza) })},
+		{Side: filter.Receive, Kind: stanza.Message, Priority: RoutePriority, Handler: server.RouteHandlerFunc(
+			func(ctx context.Context, d *server.Delivery) error {
+				out, err := m.copyReceived(ctx, d.Account, d.Stanza)
+				d.Stanza = out
+				return err
+			})},
+	}
+}
+
+// copySent sends a <sent/> copy of an eligible message a client
 // sends to each of the account's other carbons-enabled sessions (XEP-0280
 // §8), whether or not the sending session enabled carbons. A message to
 // the account itself is not copied to the sessions it is delivered to.
 // The message is routed as usual.
-func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, s *stanza.Stanza) error {
+func (m *Module) copySent(ctx context.Context, from *server.Session, s *stanza.Stanza) error {
 	if s.Kind != stanza.Message {
 		return nil
 	}
@@ -145,7 +166,7 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, s *
 	return nil
 }
 
-// InterceptDelivery sends a <received/> copy of an eligible message to an
+// copyReceived sends a <received/> copy of an eligible message to an
 // account to each of its carbons-enabled sessions that does not get the
 // message itself under RFC 6121 (XEP-0280 §7): for a message to a full
 // JID, every other enabled session; for a message to the bare JID, every
@@ -153,7 +174,7 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, s *
 // the router delivers it to (including sessions of negative priority and
 // sessions not available: carbons are what they asked for). A <private/>
 // element is removed from what the recipient gets (XEP-0280 §9).
-func (m *Module) InterceptDelivery(ctx context.Context, account jid.JID, s *stanza.Stanza) (*stanza.Stanza, error) {
+func (m *Module) copyReceived(ctx context.Context, account jid.JID, s *stanza.Stanza) (*stanza.Stanza, error) {
 	if s.Kind != stanza.Message {
 		return s, nil
 	}
@@ -357,10 +378,9 @@ func (t *tracker) seen(dir string, account, peer jid.JID, id string) bool {
 }
 
 var (
-	_ server.Module              = (*Module)(nil)
-	_ server.Initializer         = (*Module)(nil)
-	_ server.FeatureProvider     = (*Module)(nil)
-	_ server.IQProvider          = (*Module)(nil)
-	_ server.Interceptor         = (*Module)(nil)
-	_ server.DeliveryInterceptor = (*Module)(nil)
+	_ server.Module          = (*Module)(nil)
+	_ server.Initializer     = (*Module)(nil)
+	_ server.FeatureProvider = (*Module)(nil)
+	_ server.IQProvider      = (*Module)(nil)
+	_ server.RouteProvider   = (*Module)(nil)
 )

@@ -34,8 +34,14 @@ type env struct {
 
 func setup(t *testing.T, before ...server.Module) *env {
 	t.Helper()
+	return setupAround(t, before, nil)
+}
+
+// setupAround is setup with modules listed before and after carbons.
+func setupAround(t *testing.T, before, after []server.Module) *env {
+	t.Helper()
 	mod := carbons.New()
-	srv := servertest.Start(t, server.Config{Modules: append(before, mod)})
+	srv := servertest.Start(t, server.Config{Modules: append(append(before, mod), after...)})
 	srv.AddUser(t, "alice", "pw-alice")
 	srv.AddUser(t, "bob", "pw-bob")
 	e := &env{srv: srv, mod: mod}
@@ -364,13 +370,26 @@ func TestDisableAndEnd(t *testing.T) {
 // TestWithArchive: listed after the message archive, the received copy
 // forwards the message with the archive's stanza id, as the recipient's
 // own resource gets it.
+// The archive adds its stanza id before carbons copy a message, whichever
+// of the two is listed first: the order is their routes' priorities
+// (mam.RoutePriority > carbons.RoutePriority), declared in code.
 func TestWithArchive(t *testing.T) {
+	t.Run("archive listed first", func(t *testing.T) { testWithArchive(t, true) })
+	t.Run("archive listed last", func(t *testing.T) { testWithArchive(t, false) })
+}
+
+func testWithArchive(t *testing.T, archiveFirst bool) {
 	store := memory.New()
 	archive, err := mam.New(store, store, mam.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := setup(t, archive)
+	var e *env
+	if archiveFirst {
+		e = setupAround(t, []server.Module{archive}, nil)
+	} else {
+		e = setupAround(t, nil, []server.Module{archive})
+	}
 	m := chat(e.a3.LocalAddr(), "chat", "archived")
 	send(t, e.b, m)
 	got := expect(t, "a3", e.a3, m.ID, true, "")

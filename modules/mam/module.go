@@ -22,6 +22,7 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage"
@@ -101,7 +102,7 @@ type Module struct {
 
 	// sentCopies holds the sender's archive appends that run while the
 	// same message is archived for its local recipient, keyed by the
-	// message: InterceptDelivery waits for them, so the message is
+	// message: archiveReceived waits for them, so the message is
 	// durable in both archives before the sender's stream counts it
 	// handled, at the cost of one storage sync instead of two.
 	sentCopies sync.Map // *stanza.Stanza → *sentCopy
@@ -357,11 +358,32 @@ func serialise(st *stanza.Stanza) []byte {
 // serialBufs are serialise's scratch buffers.
 var serialBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// InterceptInbound archives the messages a client sends, in the sender's
-// archive with the recipient as the peer. Messages to the sender's own
-// account are archived once, on delivery; messages to a local address
-// that is no account are not archived (the router bounces them).
-func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st *stanza.Stanza) error {
+// RoutePriority is the place of the archive's routes among the modules'
+// message routes: before carbons (which copy the stanza id it adds) and
+// before delivery and offline storage.
+const RoutePriority = 200
+
+// StanzaRoutes archives messages on both sides of their path: the
+// sender's copy when a client of a local account sends one, the
+// recipient's when one reaches a local account.
+func (m *Module) StanzaRoutes() []server.StanzaRoute {
+	return []server.StanzaRoute{
+		{Side: filter.Send, Kind: stanza.Message, Priority: RoutePriority, Handler: server.RouteHandlerFunc(
+			func(ctx context.Context, d *server.Delivery) error { return m.archiveSent(ctx, d.Stanza) })},
+		{Side: filter.Receive, Kind: stanza.Message, Priority: RoutePriority, Handler: server.RouteHandlerFunc(
+			func(ctx context.Context, d *server.Delivery) error {
+				out, err := m.archiveReceived(ctx, d.Account, d.Stanza)
+				d.Stanza = out
+				return err
+			})},
+	}
+}
+
+// archiveSent archives a message a client sends, in the sender's archive
+// with the recipient as the peer. Messages to the sender's own account
+// are archived once, on delivery; messages to a local address that is no
+// account are not archived (the router bounces them).
+func (m *Module) archiveSent(ctx context.Context, st *stanza.Stanza) error {
 	if st.Kind != stanza.Message || !archivable(st) {
 		return nil
 	}
@@ -389,12 +411,14 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st 
 		}
 		return nil
 	}
-	// A local recipient's copy is archived in InterceptDelivery, which
+	// A local recipient's copy is archived in archiveReceived, which
 	// waits for this one.
 	sc := &sentCopy{done: make(chan struct{}), data: data, whole: clean == st}
 	m.sentCopies.Store(st, sc)
+	// Written while the recipient's copy is, through the host's goroutines,
+	// so that shutdown waits for it; it finishes even then.
 	bg := context.WithoutCancel(ctx)
-	go func() {
+	m.host.Go(func(context.Context) {
 		defer func() {
 			close(sc.done)
 			m.sentCopies.CompareAndDelete(st, sc)
@@ -402,7 +426,7 @@ func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, st 
 		if _, err := m.archive.AppendArchive(bg, user.String(), at, to.String(), data); err != nil {
 			m.host.Logger().Warn("archiving a sent message failed", "err", err)
 		}
-	}()
+	})
 	return nil
 }
 
@@ -425,11 +449,11 @@ func (m *Module) serialised(st, out *stanza.Stanza) []byte {
 	return serialise(out)
 }
 
-// InterceptDelivery archives a message in the recipient's archive with the
+// archiveReceived archives a message in the recipient's archive with the
 // sender as the peer and returns a copy carrying its stanza ID (XEP-0313
 // §3.5, XEP-0359). Stanza IDs that claim to be the account's are removed
 // from every message, archived or not (XEP-0359 business rules).
-func (m *Module) InterceptDelivery(ctx context.Context, account jid.JID, st *stanza.Stanza) (*stanza.Stanza, error) {
+func (m *Module) archiveReceived(ctx context.Context, account jid.JID, st *stanza.Stanza) (*stanza.Stanza, error) {
 	if st.Kind != stanza.Message {
 		return st, nil
 	}
@@ -533,12 +557,11 @@ func attrValue(se xml.StartElement, name string) string {
 }
 
 var (
-	_ server.Module              = (*Module)(nil)
-	_ server.Initializer         = (*Module)(nil)
-	_ server.IQProvider          = (*Module)(nil)
-	_ server.FeatureProvider     = (*Module)(nil)
-	_ server.Interceptor         = (*Module)(nil)
-	_ server.DeliveryInterceptor = (*Module)(nil)
-	_ server.UserDataOwner       = (*Module)(nil)
-	_ server.UserDataDeclarer    = (*Module)(nil)
+	_ server.Module           = (*Module)(nil)
+	_ server.Initializer      = (*Module)(nil)
+	_ server.IQProvider       = (*Module)(nil)
+	_ server.FeatureProvider  = (*Module)(nil)
+	_ server.RouteProvider    = (*Module)(nil)
+	_ server.UserDataOwner    = (*Module)(nil)
+	_ server.UserDataDeclarer = (*Module)(nil)
 )

@@ -12,15 +12,14 @@ package presence
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 
-	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/modules/roster"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/stanza"
@@ -71,7 +70,7 @@ type sessionState struct {
 	// full JID; nil while unavailable. The module keeps its own copy,
 	// written before the broadcast, so that two resources coming online
 	// at once never both miss the other (the core marks a session
-	// available only after the interceptors ran).
+	// available only after the Send routes ran).
 	presence *stanza.Stanza
 	// directed holds the addresses the session sent directed available
 	// presence to (RFC 6121 §4.6), keyed by their string form.
@@ -83,7 +82,11 @@ func New(deps Deps) (*Module, error) {
 	if deps.Roster == nil {
 		return nil, errors.New("presence: no roster module")
 	}
-	return &Module{roster: deps.Roster, blocker: deps.Blocking, log: slog.New(slog.DiscardHandler), sessions: server.NewSessionValue[*sessionState]()}, nil
+	m := &Module{roster: deps.Roster, blocker: deps.Blocking, log: slog.New(slog.DiscardHandler), sessions: server.NewSessionValue[*sessionState]()}
+	// The roster module owns the items; when one goes (removed by its
+	// user or with the account), both subscriptions are cancelled.
+	deps.Roster.OnRemove(m.cancel)
+	return m, nil
 }
 
 // blocked reports whether a or b blocks the other.
@@ -105,7 +108,7 @@ func (m *Module) Init(_ context.Context, h server.Host) error {
 // sent directed presence to and not yet unavailable, and forgets it. The
 // broadcast of unavailable presence to contacts happened before, when the
 // server passed the session's final unavailable presence through
-// InterceptInbound.
+// its Send route.
 func (m *Module) SessionEnded(ctx context.Context, s *server.Session) {
 	st, ok := m.sessions.Get(s)
 	if !ok {
@@ -127,18 +130,17 @@ func (m *Module) state(s *server.Session) *sessionState {
 	return m.sessions.GetOrSet(s, &sessionState{})
 }
 
-// InterceptInbound handles the presence a client sends: it routes
-// subscription stanzas itself (ErrHandled) and lets the core go on with
-// the rest after broadcasting it to subscribed contacts.
-func (m *Module) InterceptInbound(ctx context.Context, from *server.Session, s *stanza.Stanza) error {
-	if m.host == nil {
-		return nil
-	}
-	if s.Kind == stanza.IQKind {
-		m.rosterRemove(ctx, s)
-		return nil
-	}
-	if s.Kind != stanza.Presence {
+// StanzaRoutes takes the presence clients send.
+func (m *Module) StanzaRoutes() []server.StanzaRoute {
+	return []server.StanzaRoute{{Side: filter.Send, Kind: stanza.Presence, Handler: server.RouteHandlerFunc(
+		func(ctx context.Context, d *server.Delivery) error { return m.sent(ctx, d.Session, d.Stanza) })}}
+}
+
+// sent handles the presence a client sends: it routes subscription
+// stanzas itself (ErrHandled) and lets the core go on with the rest after
+// broadcasting it to subscribed contacts.
+func (m *Module) sent(ctx context.Context, from *server.Session, s *stanza.Stanza) error {
+	if m.host == nil || from == nil {
 		return nil
 	}
 	switch s.Type {
@@ -499,67 +501,10 @@ func (m *Module) probe(ctx context.Context, from, contact jid.JID) {
 	})
 }
 
-// rosterRemove cancels both subscriptions before the roster module
-// removes an item (RFC 6121 §2.5.2): the contact gets unsubscribed if it
-// was subscribed to the user or asking, and unsubscribe if the user was
-// subscribed to it or asking.
-func (m *Module) rosterRemove(ctx context.Context, s *stanza.Stanza) {
-	if s.Type != stanza.Set || s.To.String() != "" && !s.To.Equal(s.From.Bare()) {
-		return
-	}
-	_, r, ok := s.Child(xml.Name{Space: roster.NS, Local: "query"})
-	if !ok {
-		return
-	}
-	var (
-		items  int
-		target string
-		remove bool
-		depth  int
-	)
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			break
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 2 && t.Name.Local == "item" && t.Name.Space == roster.NS {
-				items++
-				for _, a := range t.Attr {
-					switch {
-					case a.Name.Space != "":
-					case a.Name.Local == "jid":
-						target = a.Value
-					case a.Name.Local == "subscription":
-						remove = a.Value == string(storage.SubRemove)
-					}
-				}
-			}
-		case xml.EndElement:
-			depth--
-		}
-	}
-	if items != 1 || !remove {
-		return
-	}
-	contact, err := jid.Parse(target)
-	user := s.From.Bare()
-	if err != nil || contact.Resourcepart() != "" || contact.Equal(user) {
-		return
-	}
-	it, ok, err := m.roster.Item(ctx, user, contact)
-	if err != nil || !ok {
-		return
-	}
-	m.cancel(ctx, user, contact, it)
-}
-
 // cancel ends both subscriptions between user and contact as the user's
-// item it records them: the contact gets unsubscribed if it was
-// subscribed to the user or asking, and unsubscribe if the user was
-// subscribed to it or asking.
+// removed item it records them (RFC 6121 §2.5.2): the contact gets
+// unsubscribed if it was subscribed to the user or asking, and
+// unsubscribe if the user was subscribed to it or asking.
 func (m *Module) cancel(ctx context.Context, user, contact jid.JID, it storage.RosterItem) {
 	var send []string
 	if hasFrom(it.Subscription) || it.PendingIn {
@@ -578,29 +523,6 @@ func (m *Module) cancel(ctx context.Context, user, contact jid.JID, it storage.R
 		}
 	}
 }
-
-// DeleteUser cancels the subscriptions of a user whose account is being
-// deleted, at every contact, so that nobody keeps a subscription to an
-// account that no longer exists. It must run before the roster module
-// deletes the roster: list this module before the roster module in
-// server.Config.Modules. The module keeps no data of its own.
-func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
-	items, err := m.roster.Items(ctx, user.Bare())
-	if err != nil {
-		return fmt.Errorf("presence: %w", err)
-	}
-	for _, it := range items {
-		contact, err := jid.Parse(it.JID)
-		if err != nil {
-			continue
-		}
-		m.cancel(ctx, user.Bare(), contact, it)
-	}
-	return nil
-}
-
-// ExportUser writes nothing: subscriptions are exported with the roster.
-func (*Module) ExportUser(context.Context, jid.JID, xmlstream.TokenWriter) error { return nil }
 
 // hidden reports whether it exists only to remember state clients do not
 // see.
@@ -643,7 +565,6 @@ func withoutFrom(s storage.Subscription) storage.Subscription {
 var (
 	_ server.Module        = (*Module)(nil)
 	_ server.Initializer   = (*Module)(nil)
-	_ server.Interceptor   = (*Module)(nil)
-	_ server.UserDataOwner = (*Module)(nil)
+	_ server.RouteProvider = (*Module)(nil)
 	_ server.SessionEnder  = (*Module)(nil)
 )

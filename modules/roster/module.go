@@ -79,6 +79,23 @@ type Module struct {
 	locks [64]sync.Mutex
 
 	pushes atomic.Uint64 // numbers push ids
+
+	removed []Removal // see OnRemove; set before the server starts
+}
+
+// Removal is told of a roster item that is gone: removed by its user
+// (RFC 6121 §2.5) or with the user's account. old is the item as it was,
+// with its subscription state.
+type Removal func(ctx context.Context, user, contact jid.JID, old storage.RosterItem)
+
+// OnRemove has f told of every roster item removed, after it is gone
+// from the store and before the user's client gets the result: the
+// presence module cancels the subscriptions both ways there (RFC 6121
+// §2.5.2), so that the roster module alone decides what a roster set
+// does. f runs without the roster's locks held, so it may change other
+// rosters. Call OnRemove before the server is built.
+func (m *Module) OnRemove(f Removal) {
+	m.removed = append(m.removed, f)
 }
 
 // New returns the roster module keeping rosters in store.
@@ -141,8 +158,27 @@ func (*Module) StreamFeatures() []server.StreamFeature {
 // UserData names what the module keeps per user.
 func (*Module) UserData() []string { return []string{"roster items"} }
 
-// DeleteUser deletes the user's roster, its version and its history.
+// DeleteUser deletes the user's roster, its version and its history,
+// after telling the OnRemove listeners of every item.
 func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
+	if len(m.removed) > 0 {
+		// Every item goes: the OnRemove listeners cancel the
+		// subscriptions at every contact, so that nobody keeps one to an
+		// account that no longer exists.
+		items, _, err := m.store.Roster(ctx, user.Bare().String())
+		if err != nil {
+			return fmt.Errorf("roster: %w", err)
+		}
+		for _, it := range items {
+			contact, err := jid.Parse(it.JID)
+			if err != nil {
+				continue
+			}
+			for _, f := range m.removed {
+				f(ctx, user.Bare(), contact, it)
+			}
+		}
+	}
 	if err := m.store.DeleteRoster(ctx, user.Bare().String()); err != nil {
 		return fmt.Errorf("roster: %w", err)
 	}
@@ -350,6 +386,34 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	return w.Result(queryElem(attrs, visible(items)...))
 }
 
+// remove removes user's item for contact (RFC 6121 §2.5): the item goes,
+// the OnRemove listeners cancel the subscriptions, the client gets the
+// result and the interested resources a push.
+func (m *Module) remove(ctx context.Context, w server.ResponseWriter, user, contact jid.JID) error {
+	u, c := user.String(), contact.String()
+	unlock := m.lock(u)
+	old, err := m.store.RosterItem(ctx, u, c)
+	var ver string
+	if err == nil {
+		ver, err = m.store.DeleteRosterItem(ctx, u, c)
+	}
+	unlock()
+	if errors.Is(err, storage.ErrNotFound) {
+		return w.Error(stanzaError(mstanza.ItemNotFound, ""))
+	}
+	if err != nil {
+		return fmt.Errorf("roster: %w", err)
+	}
+	for _, f := range m.removed {
+		f(ctx, user, contact, old)
+	}
+	if err := w.Result(nil); err != nil {
+		return err
+	}
+	m.push(ctx, user, storage.RosterItem{JID: c, Subscription: storage.SubRemove}, ver)
+	return nil
+}
+
 // set handles a roster set (RFC 6121 §2.3 to §2.5).
 func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
 	user := iq.From.Bare()
@@ -361,26 +425,11 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 		return w.Error(stanzaError(cond, text))
 	}
 	u, c := user.String(), req.jid.String()
+	if req.remove {
+		return m.remove(ctx, w, user, req.jid)
+	}
 	unlock := m.lock(u)
 	defer unlock()
-
-	if req.remove {
-		ver, err := m.store.DeleteRosterItem(ctx, u, c)
-		if errors.Is(err, storage.ErrNotFound) {
-			return w.Error(stanzaError(mstanza.ItemNotFound, ""))
-		}
-		if err != nil {
-			return fmt.Errorf("roster: %w", err)
-		}
-		// RFC 6121 §2.5.2 also has the server send unsubscribe and
-		// unsubscribed to the contact: the presence module does that,
-		// seeing the roster set before this module does.
-		if err := w.Result(nil); err != nil {
-			return err
-		}
-		m.push(ctx, user, storage.RosterItem{JID: c, Subscription: storage.SubRemove}, ver)
-		return nil
-	}
 
 	it, err := m.store.RosterItem(ctx, u, c)
 	switch {
