@@ -38,7 +38,7 @@ func (r *router) iq(ctx context.Context, st *stanza.Stanza, target Target) {
 
 // runIQ has the route's handler answer st, exactly once.
 func (r *router) runIQ(ctx context.Context, st *stanza.Stanza, e routeEntry) {
-	w := &responseWriter{r: r, iq: st}
+	w := &responseWriter{ctx: ctx, r: r, iq: st}
 	err := e.handler.HandleIQ(ctx, stanza.IQ{Stanza: st}, w)
 	if w.answered.Load() {
 		if err != nil {
@@ -56,6 +56,7 @@ func (r *router) runIQ(ctx context.Context, st *stanza.Stanza, e routeEntry) {
 
 // responseWriter guarantees exactly one answer per iq.
 type responseWriter struct {
+	ctx      context.Context // the request's
 	r        *router
 	iq       *stanza.Stanza
 	answered atomic.Bool
@@ -65,7 +66,7 @@ func (w *responseWriter) Result(payload xml.TokenReader) error {
 	if w.answered.Swap(true) {
 		return ErrAlreadyAnswered
 	}
-	w.r.deliver(context.Background(), filter.Module, w.iq.ResultReply(payload))
+	w.r.deliver(w.ctx, filter.Module, w.iq.ResultReply(payload))
 	return nil
 }
 
@@ -74,7 +75,7 @@ func (w *responseWriter) Error(e mstanza.Error) error {
 		return ErrAlreadyAnswered
 	}
 	reply := w.iq.ErrorReply(e)
-	w.r.deliver(context.Background(), filter.Module, reply)
+	w.r.deliver(w.ctx, filter.Module, reply)
 	return nil
 }
 

@@ -18,14 +18,21 @@ type Failure struct {
 	App xml.Name
 }
 
-// NewFailure returns a Failure with the type, condition and (if not
-// empty) an English text.
-func NewFailure(typ mstanza.ErrorType, cond mstanza.Condition, text string) Failure {
+// NewError returns a stanza error with the type, condition and (if not
+// empty) a text for humans, without a language tag: the one constructor
+// modules use, so every error the server sends is built alike.
+func NewError(typ mstanza.ErrorType, cond mstanza.Condition, text string) mstanza.Error {
 	e := mstanza.Error{Type: typ, Condition: cond}
 	if text != "" {
-		e.Text = map[string]string{"en": text}
+		e.Text = map[string]string{"": text}
 	}
-	return Failure{Err: e}
+	return e
+}
+
+// NewFailure returns a Failure with the type, condition and text, as
+// NewError builds them.
+func NewFailure(typ mstanza.ErrorType, cond mstanza.Condition, text string) Failure {
+	return Failure{Err: NewError(typ, cond, text)}
 }
 
 // Error implements error.

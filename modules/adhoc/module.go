@@ -239,7 +239,7 @@ func (m *Module) SessionEnded(_ context.Context, s *server.Session) {
 }
 
 func badRequest(text string) mstanza.Error {
-	return mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest, Text: map[string]string{"": text}}
+	return stanza.NewError(mstanza.Modify, mstanza.BadRequest, text)
 }
 
 // command runs one stage of a command.
@@ -308,7 +308,7 @@ func (m *Module) command(ctx context.Context, iq stanza.IQ, w server.ResponseWri
 	}
 	m.mu.Unlock()
 	if !ok {
-		return w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.NotAllowed, Text: map[string]string{"": "session expired"}})
+		return w.Error(stanza.NewError(mstanza.Cancel, mstanza.NotAllowed, "session expired"))
 	}
 	if cancel {
 		return w.Result(m.answer(node, sid, Response{Status: Canceled}))

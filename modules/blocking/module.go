@@ -226,8 +226,7 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	}
 	if len(next) > m.max {
 		m.mu.Unlock()
-		return w.Error(mstanza.Error{Type: mstanza.Wait, Condition: mstanza.ResourceConstraint,
-			Text: map[string]string{"": fmt.Sprintf("a blocklist holds at most %d items", m.max)}})
+		return w.Error(stanza.NewError(mstanza.Wait, mstanza.ResourceConstraint, fmt.Sprintf("a blocklist holds at most %d items", m.max)))
 	}
 	nl := &list{items: next}
 	var err2 error

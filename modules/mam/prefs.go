@@ -192,8 +192,7 @@ func (m *Module) setPrefs(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 		next.def = m.effective(cur).def
 	case Always, Roster, Never:
 	default:
-		return w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest,
-			Text: map[string]string{"": "default must be always, roster or never"}})
+		return w.Error(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "default must be always, roster or never"))
 	}
 	// Walk <always/> and <never/>, collecting <jid/> texts.
 	var list map[string]struct{}
@@ -228,8 +227,7 @@ func (m *Module) setPrefs(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 				}
 				list[j.String()] = struct{}{}
 				if len(list) > MaxPrefsJIDs {
-					return w.Error(mstanza.Error{Type: mstanza.Wait, Condition: mstanza.ResourceConstraint,
-						Text: map[string]string{"": fmt.Sprintf("a list holds at most %d addresses", MaxPrefsJIDs)}})
+					return w.Error(stanza.NewError(mstanza.Wait, mstanza.ResourceConstraint, fmt.Sprintf("a list holds at most %d addresses", MaxPrefsJIDs)))
 				}
 			}
 			depth--

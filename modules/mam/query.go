@@ -60,14 +60,6 @@ func (m *Module) IQRoutes() []server.IQRoute {
 	return routes
 }
 
-func errCond(typ mstanza.ErrorType, cond mstanza.Condition, text string) mstanza.Error {
-	e := mstanza.Error{Type: typ, Condition: cond}
-	if text != "" {
-		e.Text = map[string]string{"": text}
-	}
-	return e
-}
-
 // queryForm is the query form (XEP-0313 §4.1.5). The ids field is
 // list-multi with an open validation (XEP-0122): any IDs, no options.
 var queryForm = &form.Form{Type: form.TypeForm, Fields: []form.Field{
@@ -128,7 +120,7 @@ func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 	req := &request{queryID: attrValue(start, "queryid"), max: -1}
 	fail := func(e mstanza.Error) (*request, *mstanza.Error) { return nil, &e }
 	if attrValue(start, "node") != "" {
-		return fail(errCond(mstanza.Cancel, mstanza.FeatureNotImplemented, "node archives are not supported"))
+		return fail(stanza.NewError(mstanza.Cancel, mstanza.FeatureNotImplemented, "node archives are not supported"))
 	}
 	toks := stanza.Resolve(r, NS)
 	var after, before uint64
@@ -163,10 +155,10 @@ func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 				if se, ok := errors.AsType[*form.SyntaxError](err); ok {
 					return fail(se.StanzaError())
 				}
-				return fail(errCond(mstanza.Modify, mstanza.BadRequest, "malformed form"))
+				return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "malformed form"))
 			}
 			if ft := f.FormType(); ft != "" && ft != NS {
-				return fail(errCond(mstanza.Modify, mstanza.BadRequest, "unknown FORM_TYPE"))
+				return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "unknown FORM_TYPE"))
 			}
 			for _, fd := range f.Fields {
 				v := ""
@@ -181,14 +173,14 @@ func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 				case "with":
 					j, err := jid.Parse(v)
 					if err != nil {
-						return fail(errCond(mstanza.Modify, mstanza.JIDMalformed, "malformed with"))
+						return fail(stanza.NewError(mstanza.Modify, mstanza.JIDMalformed, "malformed with"))
 					}
 					req.q.With = j.String()
 					req.filtered = true
 				case "start":
 					t, err := parseTime(v)
 					if err != nil {
-						return fail(errCond(mstanza.Modify, mstanza.BadRequest, "malformed start"))
+						return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "malformed start"))
 					}
 					// ID >= the first microsecond at or after t.
 					if id := storage.TimeID(t.Add(time.Microsecond - time.Nanosecond)); id > 0 {
@@ -198,7 +190,7 @@ func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 				case "end":
 					t, err := parseTime(v)
 					if err != nil {
-						return fail(errCond(mstanza.Modify, mstanza.BadRequest, "malformed end"))
+						return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "malformed end"))
 					}
 					if t.Before(time.UnixMicro(0)) {
 						addBefore(1) // nothing is that old; 1 keeps the bound
@@ -209,7 +201,7 @@ func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 				case "after-id", "before-id":
 					id, ok := DecodeID(v)
 					if !ok {
-						return fail(errCond(mstanza.Cancel, mstanza.ItemNotFound, ""))
+						return fail(stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, ""))
 					}
 					if fd.Var == "after-id" {
 						addAfter(id)
@@ -220,19 +212,19 @@ func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 					req.filtered = true
 				case "ids":
 					if len(fd.Values) > MaxMaxPage {
-						return fail(errCond(mstanza.Modify, mstanza.PolicyViolation, "too many ids"))
+						return fail(stanza.NewError(mstanza.Modify, mstanza.PolicyViolation, "too many ids"))
 					}
 					for _, s := range fd.Values {
 						id, ok := DecodeID(strings.TrimSpace(s))
 						if !ok {
-							return fail(errCond(mstanza.Cancel, mstanza.ItemNotFound, ""))
+							return fail(stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, ""))
 						}
 						req.q.IDs = append(req.q.IDs, id)
 					}
 					req.known = append(req.known, req.q.IDs...)
 					req.filtered = true
 				default:
-					return fail(errCond(mstanza.Cancel, mstanza.FeatureNotImplemented, "unknown field "+fd.Var))
+					return fail(stanza.NewError(mstanza.Cancel, mstanza.FeatureNotImplemented, "unknown field "+fd.Var))
 				}
 			}
 		case se.Name.Space == paging.NS && se.Name.Local == "set":
@@ -261,7 +253,7 @@ func (req *request) paging(toks []xml.Token, addAfter, addBefore func(uint64)) *
 			e := pe.StanzaError()
 			return &e
 		}
-		e := errCond(mstanza.Modify, mstanza.BadRequest, "malformed set")
+		e := stanza.NewError(mstanza.Modify, mstanza.BadRequest, "malformed set")
 		return &e
 	}
 	if set.Max != nil {
@@ -279,7 +271,7 @@ func (req *request) paging(toks []xml.Token, addAfter, addBefore func(uint64)) *
 		}
 	}
 	if !ok {
-		e := errCond(mstanza.Cancel, mstanza.ItemNotFound, "")
+		e := stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, "")
 		return &e
 	}
 	if after != 0 {
@@ -343,7 +335,7 @@ func (m *Module) runQuery(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 			return fmt.Errorf("mam: %w", err)
 		}
 		if len(page.Messages) != len(known) {
-			return w.Error(errCond(mstanza.Cancel, mstanza.ItemNotFound, ""))
+			return w.Error(stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, ""))
 		}
 	}
 	req.q.Max = m.opts.MaxPage

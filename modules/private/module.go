@@ -206,13 +206,11 @@ func item(iq stanza.IQ, w server.ResponseWriter) (toks []xml.Token, ok bool, err
 		}
 	}
 	if n != 1 {
-		return nil, false, w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest,
-			Text: map[string]string{"": "the query must hold exactly one element"}})
+		return nil, false, w.Error(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "the query must hold exactly one element"))
 	}
 	switch ns := toks[0].(xml.StartElement).Name.Space; ns {
 	case "", stanza.NSClient, stanza.NSServer, NS:
-		return nil, false, w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.NotAcceptable,
-			Text: map[string]string{"": "private XML needs a namespace of its own"}})
+		return nil, false, w.Error(stanza.NewError(mstanza.Modify, mstanza.NotAcceptable, "private XML needs a namespace of its own"))
 	}
 	return toks, true, nil
 }
@@ -259,8 +257,7 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 		return err
 	}
 	if buf.Len() > m.maxSize {
-		return w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.NotAcceptable,
-			Text: map[string]string{"": "item of " + strconv.Itoa(buf.Len()) + " bytes exceeds the limit of " + strconv.Itoa(m.maxSize)}})
+		return w.Error(stanza.NewError(mstanza.Modify, mstanza.NotAcceptable, "item of "+strconv.Itoa(buf.Len())+" bytes exceeds the limit of "+strconv.Itoa(m.maxSize)))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -269,8 +266,7 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 		return err
 	}
 	if len(keys) >= m.maxItems && !slices.Contains(keys, k) {
-		return w.Error(mstanza.Error{Type: mstanza.Wait, Condition: mstanza.ResourceConstraint,
-			Text: map[string]string{"": "no more than " + strconv.Itoa(m.maxItems) + " private XML items per account"}})
+		return w.Error(stanza.NewError(mstanza.Wait, mstanza.ResourceConstraint, "no more than "+strconv.Itoa(m.maxItems)+" private XML items per account"))
 	}
 	if err := m.store.Put(ctx, user, k, buf.Bytes()); err != nil {
 		return fmt.Errorf("private: %w", err)

@@ -651,11 +651,7 @@ func stanzaError(cond mstanza.Condition, text string) mstanza.Error {
 	case mstanza.ResourceConstraint:
 		typ = mstanza.Wait
 	}
-	e := mstanza.Error{Type: typ, Condition: cond}
-	if text != "" {
-		e.Text = map[string]string{"": text}
-	}
-	return e
+	return stanza.NewError(typ, cond, text)
 }
 
 var (

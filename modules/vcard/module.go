@@ -140,8 +140,7 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 		return err
 	}
 	if buf.Len() > m.maxSize {
-		return w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.NotAcceptable,
-			Text: map[string]string{"": "vCard of " + strconv.Itoa(buf.Len()) + " bytes exceeds the limit of " + strconv.Itoa(m.maxSize)}})
+		return w.Error(stanza.NewError(mstanza.Modify, mstanza.NotAcceptable, "vCard of "+strconv.Itoa(buf.Len())+" bytes exceeds the limit of "+strconv.Itoa(m.maxSize)))
 	}
 	if err := m.store.Put(ctx, iq.From.Bare().String(), Key, buf.Bytes()); err != nil {
 		return fmt.Errorf("vcard: %w", err)
