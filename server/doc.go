@@ -1,0 +1,86 @@
+// Package server is the core of Kiez: c2s listeners (STARTTLS and direct
+// TLS), stream negotiation (SASL SCRAM from stored keys, resource binding),
+// the session registry, the stanza router and the module host.
+//
+// A Server is built once by New from a Config; the modules it is given are
+// inspected then, by type assertion, for the optional interfaces in this
+// package (IQProvider, FeatureProvider, UserDataOwner, ...), and the
+// resulting tables never change afterwards.
+//
+// # A stanza's path
+//
+// Every stanza takes one path, whatever its origin. It has two sides:
+// the sender's (the local account, domain or service the stanza is
+// from) and the recipient's (the local account it is to). On each side
+// the filters run (Config.Filters, then the modules' FilterProviders by
+// priority; see package filter), then the stanza routes of that side
+// (RouteProviders' StanzaRoutes, by priority):
+//
+//	origin          sender's side          then                        recipient's side
+//	client stream   filters, Send routes   routed by 'to'              filters, Receive routes, delivery
+//	module: Route   filters                routed by 'to'              filters, Receive routes, delivery
+//	module: SendTo  filters                straight to one session     filters
+//	service         filters                routed by 'to'              filters, Receive routes, delivery
+//	other server    (its own)              routed by 'to'              filters, Receive routes, delivery
+//
+// Routed by 'to': a local account goes to the recipient's side; the
+// server's domain to the iq routes (TargetHost); a service's domain to
+// its iq routes or handler; any other domain to Config.Remote. Delivery
+// follows RFC 6121 §8: the account's sessions, else the
+// UndeliveredHandlers (offline storage). Receive routes take messages;
+// presence and iqs to an account pass its filters, then the presence
+// rules and the iq routes (TargetBare, TargetSelf).
+//
+// Send routes run only for what clients send, so a module's own
+// broadcast never comes back to it. Answers to iqs a module sent with
+// Host.Request are taken before any route. A filter or route that
+// refuses a stanza has the server answer the sender with its error;
+// bounces are the server's and pass only the recipient's side.
+//
+// # Module lifecycle
+//
+//	New        optional interfaces asserted once: iq routes (clashes fail New, naming both modules),
+//	           services and their routes, filters and stanza routes sorted by priority, disco,
+//	           stream features, HTTP routes, data owners (declaring data without owning it fails New)
+//	Init       in Config.Modules order, with a Host (domains, logger, Router, SendTo, Request, Go)
+//	serving    iq handlers answer through a ResponseWriter exactly once; SessionStarter before the
+//	           client learns its JID, AvailabilityListener at initial presence, SessionEnder after the
+//	           session left the registry; SessionValues are dropped with the session;
+//	           AccountListener on CreateUser/DeleteUser; DeleteUser asks every UserDataOwner, then the
+//	           store (storage.UserDataDeleter)
+//	Shutdown   streams closed with <system-shutdown/>, detached sessions ended (their unacknowledged
+//	           messages redelivered), Host.Go goroutines cancelled and awaited, then Closers in
+//	           reverse order
+//
+// # Stream management (XEP-0198) and client state (XEP-0352)
+//
+// Clients may enable stream management after binding. The server then
+// counts the stanzas it has handled (a stanza counts once the router is
+// done with it, so modules that block until a write is durable, like the
+// archive, make an acknowledgement mean "stored"), answers <r/>, keeps
+// every stanza it writes until the client acknowledges it, and asks for
+// acknowledgements itself. The unacknowledged stanzas count toward
+// Limits.QueueSize, the slow-client limit. The h counters wrap at 2^32 as
+// the XEP says.
+//
+// With resumption enabled, a session whose connection is lost (no closing
+// stream tag) is not ended: it stays bound and available, with its
+// presence, and keeps queueing for Limits.ResumeTimeout. A new stream of
+// the same account may resume it instead of binding; the same *Session
+// then continues on the new connection, and what the client did not
+// acknowledge is sent again. A session that ends while stanzas are
+// unacknowledged or unsent (its timeout passed, its client closed the
+// stream, or the server shut down) hands them to the router: messages to
+// the user (except errors, groupchat, carbons copies and MAM results) are
+// delivered again to the account's bare JID without running the
+// Receive routes a second time, reaching the user's other resources
+// or else the UndeliveredHandlers (offline storage); iq requests are
+// answered with service-unavailable, as for a resource that went away;
+// presence is dropped.
+//
+// Client state indication holds back, while the client says it is
+// inactive, what is not urgent (presence, keeping the latest per sender;
+// messages without a body or other content, such as chat states), and
+// writes it, in order, before the next urgent stanza or when the client
+// becomes active again.
+package server
