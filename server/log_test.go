@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"mellium.im/sasl"
 
@@ -56,8 +55,10 @@ func TestLogsKeepPrivacy(t *testing.T) {
 	r.c.Close()
 	a.Session.Close()
 	b.Session.Close()
-	time.Sleep(200 * time.Millisecond)
-	srv.Close()
+	// Shutdown waits for every connection, so their logs are written.
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 
 	out := logs.String()
 	if out == "" {

@@ -74,7 +74,7 @@ func TestIQRouting(t *testing.T) {
 			}
 		})
 	}
-	b.ExpectNone(100*time.Millisecond, func(st *stanza.Stanza) bool { return st.Kind == stanza.IQKind })
+	b.SyncNone(func(st *stanza.Stanza) bool { return st.Kind == stanza.IQKind })
 }
 
 func TestMessageRouting(t *testing.T) {
@@ -96,12 +96,12 @@ func TestMessageRouting(t *testing.T) {
 	// To the bare JID: only the highest-priority resource.
 	a.Send(message(bob, "m1", "to bare"))
 	b2.Expect(servertest.Body("to bare"))
-	b1.ExpectNone(100*time.Millisecond, servertest.Body("to bare"))
+	b1.SyncNone(servertest.Body("to bare"))
 
 	// To a full JID: exactly that resource.
 	a.Send(message(b1.LocalAddr(), "m2", "to phone"))
 	b1.Expect(servertest.Body("to phone"))
-	b2.ExpectNone(100*time.Millisecond, servertest.Body("to phone"))
+	b2.SyncNone(servertest.Body("to phone"))
 
 	// To a resource that does not exist: treated as the bare JID.
 	a.Send(message(withRes(bob, "gone"), "m3", "to gone"))
