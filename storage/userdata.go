@@ -1,6 +1,9 @@
 package storage
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // UserDataDeleter is implemented by backends that hold several kinds of
 // per-user data (a roster, key-value data, offline messages, an archive).
@@ -14,6 +17,28 @@ import "context"
 // joined.
 type UserDataDeleter interface {
 	DeleteUserData(ctx context.Context, user string) error
+}
+
+// DeleteEveryKind removes user's data from each per-user storage
+// interface b implements (Roster, KV, Offline, Archive), going on past a
+// failure and returning the errors joined. Backends implement
+// UserDataDeleter with it; a new per-user interface is added here, so
+// that every backend deletes it.
+func DeleteEveryKind(ctx context.Context, b any, user string) error {
+	var errs []error
+	if r, ok := b.(Roster); ok {
+		errs = append(errs, r.DeleteRoster(ctx, user))
+	}
+	if kv, ok := b.(KV); ok {
+		errs = append(errs, kv.DeleteUser(ctx, user))
+	}
+	if o, ok := b.(Offline); ok {
+		errs = append(errs, o.DeleteOfflineUser(ctx, user))
+	}
+	if a, ok := b.(Archive); ok {
+		errs = append(errs, a.DeleteArchive(ctx, user))
+	}
+	return errors.Join(errs...)
 }
 
 // Secrets is implemented by backends that keep server-wide secrets: random

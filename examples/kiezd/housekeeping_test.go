@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/xml"
 	"os"
 	"path/filepath"
@@ -9,66 +8,14 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage"
 	"github.com/kiez-im/kiez/storage/bbolt"
+	"github.com/kiez-im/kiez/storage/bbolt/bbolttest"
 )
-
-// rawDB returns every bucket name, key and value of the database file,
-// and of the files in the archive log's directory if one is left.
-func rawDB(t *testing.T, path string) [][]byte {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var all [][]byte
-	var walk func(b *bolt.Bucket) error
-	walk = func(b *bolt.Bucket) error {
-		return b.ForEach(func(k, v []byte) error {
-			all = append(all, bytes.Clone(k))
-			if v == nil {
-				if nested := b.Bucket(k); nested != nil {
-					return walk(nested)
-				}
-			}
-			all = append(all, bytes.Clone(v))
-			return nil
-		})
-	}
-	err = db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			all = append(all, bytes.Clone(name))
-			return walk(b)
-		})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs, _ := filepath.Glob(path + ".archive-wal/*")
-	for _, f := range logs {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, b)
-	}
-	return all
-}
-
-func rawContains(all [][]byte, s string) bool {
-	for _, b := range all {
-		if bytes.Contains(b, []byte(s)) {
-			return true
-		}
-	}
-	return false
-}
 
 // Deleting an account deletes everything of it even when the modules
 // that stored it have been switched off since.
@@ -123,9 +70,9 @@ func TestDeluserWithModulesSwitchedOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := filepath.Join(dir, "data", "kiez.db")
-	before := rawDB(t, db)
+	before := bbolttest.Everything(t, db)
 	for _, s := range []string{"rosterfriend", "Alice Vcardname", "alice private note", "alice says hi to bob"} {
-		if !rawContains(before, s) {
+		if !bbolttest.Contains(before, s) {
 			t.Fatalf("%q was never stored; the test does not test anything", s)
 		}
 	}
@@ -134,13 +81,13 @@ func TestDeluserWithModulesSwitchedOff(t *testing.T) {
 			t.Fatalf("deluser %s: exit %d, %q, %q", u, code, stdout, stderr)
 		}
 	}
-	after := rawDB(t, db)
+	after := bbolttest.Everything(t, db)
 	for _, s := range []string{"alice", "bob", "rosterfriend", "Vcardname", "private note", "says hi"} {
-		if rawContains(after, s) {
+		if bbolttest.Contains(after, s) {
 			t.Errorf("%q is still in the database after both accounts were deleted", s)
 		}
 	}
-	if !rawContains(after, "carol@localhost") {
+	if !bbolttest.Contains(after, "carol@localhost") {
 		t.Error("carol's account is gone too")
 	}
 }

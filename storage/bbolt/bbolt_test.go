@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiez-im/kiez/storage"
 	"github.com/kiez-im/kiez/storage/bbolt"
+	"github.com/kiez-im/kiez/storage/bbolt/bbolttest"
 	"github.com/kiez-im/kiez/storage/storagetest"
 )
 
@@ -65,44 +66,11 @@ func rawUpdate(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 	}
 }
 
-// everything returns a copy of every bucket name, key and value in the
-// database file at path, descending into nested buckets.
-func everything(t *testing.T, path string) [][]byte {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
-	if err != nil {
-		t.Fatalf("bolt.Open: %v", err)
-	}
-	defer db.Close()
-	var all [][]byte
-	var walk func(b *bolt.Bucket) error
-	walk = func(b *bolt.Bucket) error {
-		return b.ForEach(func(k, v []byte) error {
-			all = append(all, bytes.Clone(k))
-			if v == nil {
-				if nested := b.Bucket(k); nested != nil {
-					return walk(nested)
-				}
-			}
-			all = append(all, bytes.Clone(v))
-			return nil
-		})
-	}
-	err = db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			all = append(all, bytes.Clone(name))
-			return walk(b)
-		})
-	})
-	if err != nil {
-		t.Fatalf("walk: %v", err)
-	}
-	return all
-}
+// everything returns every bucket name, key and value in the database
+// file at path (see bbolttest.Everything).
+func everything(t *testing.T, path string) [][]byte { return bbolttest.Everything(t, path) }
 
-func containsAnywhere(all [][]byte, s string) bool {
-	return slices.ContainsFunc(all, func(b []byte) bool { return bytes.Contains(b, []byte(s)) })
-}
+func containsAnywhere(all [][]byte, s string) bool { return bbolttest.Contains(all, s) }
 
 // TestDeleteLeavesNoTrace checks that deleting an account removes every
 // bucket, key and value that names the user, in every store.

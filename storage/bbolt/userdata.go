@@ -23,20 +23,14 @@ var (
 
 // DeleteUserData implements storage.UserDataDeleter: it removes user's
 // roster, key-value data, offline messages and archive (with its index
-// entries, chunks and any record still in the archive log). Every
-// per-user store of this package is listed here; a store added later must
-// be added too (the storagetest suite and this package's file walk check
-// it).
+// entries, chunks and any record still in the archive log), through
+// storage.DeleteEveryKind; this package's file walk checks that nothing
+// is left.
 func (s *Store) DeleteUserData(ctx context.Context, user string) error {
 	if user == "" {
 		return errors.New("bbolt: delete user data: empty user")
 	}
-	return errors.Join(
-		s.DeleteRoster(ctx, user),
-		s.DeleteUser(ctx, user),
-		s.DeleteOfflineUser(ctx, user),
-		s.DeleteArchive(ctx, user),
-	)
+	return storage.DeleteEveryKind(ctx, s, user)
 }
 
 // Secret implements storage.Secrets. Secrets are kept in the database

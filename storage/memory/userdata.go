@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 
 	"github.com/kiez-im/kiez/storage"
@@ -15,14 +14,10 @@ var (
 )
 
 // DeleteUserData implements storage.UserDataDeleter: it removes user's
-// roster, key-value data, offline messages and archive.
+// roster, key-value data, offline messages and archive, through
+// storage.DeleteEveryKind.
 func (s *Store) DeleteUserData(ctx context.Context, user string) error {
-	return errors.Join(
-		s.DeleteRoster(ctx, user),
-		s.DeleteUser(ctx, user),
-		s.DeleteOfflineUser(ctx, user),
-		s.DeleteArchive(ctx, user),
-	)
+	return storage.DeleteEveryKind(ctx, s, user)
 }
 
 // Secret implements storage.Secrets. Secrets live as long as the Store.
