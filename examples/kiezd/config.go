@@ -17,18 +17,11 @@ import (
 	"github.com/BurntSushi/toml"
 	"mellium.im/xmpp/jid"
 
-	"github.com/kiez-im/kiez/modules/adhoc"
-	"github.com/kiez-im/kiez/modules/blocking"
-	"github.com/kiez-im/kiez/modules/carbons"
 	"github.com/kiez-im/kiez/modules/contact"
 	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/modules/offline"
-	"github.com/kiez-im/kiez/modules/ping"
-	"github.com/kiez-im/kiez/modules/presence"
-	"github.com/kiez-im/kiez/modules/private"
 	"github.com/kiez-im/kiez/modules/roster"
-	kieztime "github.com/kiez-im/kiez/modules/time"
-	"github.com/kiez-im/kiez/modules/vcard"
+	"github.com/kiez-im/kiez/modules/stock"
 	"github.com/kiez-im/kiez/modules/version"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/scram"
@@ -438,39 +431,10 @@ type moduleStore interface {
 	storage.Archive
 }
 
-// modules constructs the modules kiezd runs, in order, from [modules].
+// modules builds the stock modules (package stock) that the [modules]
+// table switches on, with its options.
 func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	m := c.Modules
-	var mods []server.Module
-	// Blocking is a filter on every stanza's path, so its place in the
-	// list does not matter. Order still matters for the rest: presence
-	// cancels subscriptions before the roster is deleted.
-	// The archive adds its stanza id before carbons copy a message and
-	// before offline storage keeps it.
-	var ros *roster.Module
-	if m.Roster {
-		r, err := roster.New(roster.Options{MaxItems: int(m.MaxRoster)}, store)
-		if err != nil {
-			return nil, err
-		}
-		ros = r
-	}
-	deps := presence.Deps{Roster: ros}
-	if m.Blocking {
-		mod, err := blocking.New(blocking.Options{}, store)
-		if err != nil {
-			return nil, err
-		}
-		mods = append(mods, mod)
-		deps.Blocking = mod
-	}
-	if ros != nil {
-		p, err := presence.New(deps)
-		if err != nil {
-			return nil, err
-		}
-		mods = append(mods, p, ros)
-	}
 	bad := func(format string, args ...any) error {
 		return &configError{File: c.file, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -484,66 +448,31 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	case int(m.OfflineLimit) > offline.MaxLimit:
 		return nil, bad("modules.offline_limit: %d is more than %d", m.OfflineLimit, offline.MaxLimit)
 	}
-	var commands []adhoc.Command
-	if m.Archive {
-		opts := mam.Options{Default: m.ArchiveDefault, Retention: time.Duration(m.ArchiveRetention)}
-		if ros != nil {
-			opts.Roster = ros
-		}
-		mod, err := mam.New(store, store, opts)
-		if err != nil {
-			return nil, bad("modules: %s", strings.TrimPrefix(err.Error(), "mam: "))
-		}
-		mods = append(mods, mod)
-		commands = append(commands, mod.DeleteArchiveCommand())
-	}
-	if m.Carbons {
-		mods = append(mods, carbons.New())
-	}
-	if m.Offline {
-		opts := offline.Options{Limit: int(m.OfflineLimit), Retention: time.Duration(m.OfflineRetention)}
-		mod, err := offline.New(store, opts)
-		if err != nil {
-			return nil, bad("modules: %s", strings.TrimPrefix(err.Error(), "offline: "))
-		}
-		mods = append(mods, mod)
-	}
-	if len(commands) > 0 {
-		mod, err := adhoc.New(adhoc.Options{}, commands...)
-		if err != nil {
-			return nil, err
-		}
-		mods = append(mods, mod)
-	}
-	if m.VCard {
-		mod, err := vcard.New(vcard.Options{}, store)
-		if err != nil {
-			return nil, err
-		}
-		mods = append(mods, mod)
-	}
-	if m.Private {
-		mod, err := private.New(private.Options{}, store)
-		if err != nil {
-			return nil, err
-		}
-		mods = append(mods, mod)
-	}
-	if m.Ping {
-		mods = append(mods, ping.New())
-	}
-	if m.Time {
-		mods = append(mods, kieztime.New(kieztime.Options{}))
-	}
-	if m.Version {
-		mods = append(mods, version.New(version.Options{ShowOS: m.VersionShowOS}))
-	}
 	if len(m.Contact) > 0 {
-		ct, err := contact.New(contact.Options{Addresses: m.Contact})
-		if err != nil {
-			return nil, &configError{File: c.file, Msg: "modules.contact: " + strings.TrimPrefix(err.Error(), "contact: ")}
+		if _, err := contact.New(contact.Options{Addresses: m.Contact}); err != nil {
+			return nil, bad("modules.contact: %s", strings.TrimPrefix(err.Error(), "contact: "))
 		}
-		mods = append(mods, ct)
+	}
+	var without []string
+	for name, on := range map[string]bool{
+		stock.Roster: m.Roster, stock.Blocking: m.Blocking, stock.VCard: m.VCard, stock.Private: m.Private,
+		stock.Offline: m.Offline, stock.Archive: m.Archive, stock.Carbons: m.Carbons,
+		stock.Ping: m.Ping, stock.Time: m.Time, stock.Version: m.Version,
+	} {
+		if !on {
+			without = append(without, name)
+		}
+	}
+	mods, err := stock.Modules(store, stock.Options{
+		Without: without,
+		Roster:  roster.Options{MaxItems: int(m.MaxRoster)},
+		Offline: offline.Options{Limit: int(m.OfflineLimit), Retention: time.Duration(m.OfflineRetention)},
+		Archive: mam.Options{Default: m.ArchiveDefault, Retention: time.Duration(m.ArchiveRetention)},
+		Version: version.Options{ShowOS: m.VersionShowOS},
+		Contact: contact.Options{Addresses: m.Contact},
+	})
+	if err != nil {
+		return nil, bad("modules: %s", err)
 	}
 	return mods, nil
 }

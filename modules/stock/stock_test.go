@@ -1,0 +1,86 @@
+package stock_test
+
+import (
+	"context"
+	"encoding/xml"
+	"slices"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/modules/contact"
+	"github.com/kiez-im/kiez/modules/offline"
+	"github.com/kiez-im/kiez/modules/stock"
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/server/servertest"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage/memory"
+)
+
+func names(mods []server.Module) []string {
+	var out []string
+	for _, m := range mods {
+		out = append(out, m.Name())
+	}
+	return out
+}
+
+func TestModules(t *testing.T) {
+	all, err := stock.Modules(memory.New(), stock.Options{Contact: contact.Options{Addresses: map[string][]string{"abuse-addresses": {"mailto:abuse@example.org"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"blocking", "presence", "roster", "mam", "carbons", "offline", "adhoc", "vcard", "private", "ping", "time", "version", "contact"}
+	if got := names(all); !slices.Equal(got, want) {
+		t.Errorf("modules %v, want %v", got, want)
+	}
+	some, err := stock.Modules(memory.New(), stock.Options{Without: []string{stock.Roster, stock.Archive, stock.Ping}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"presence", "roster", "mam", "adhoc", "ping", "contact"} {
+		if slices.Contains(names(some), gone) {
+			t.Errorf("%s is there without roster, archive and ping: %v", gone, names(some))
+		}
+	}
+	if _, err := stock.Modules(memory.New(), stock.Options{Without: []string{"mucc"}}); err == nil || !strings.Contains(err.Error(), `no module "mucc"`) {
+		t.Errorf("unknown name: %v", err)
+	}
+	if _, err := stock.Modules(memory.New(), stock.Options{Offline: offlineTooMany()}); err == nil || !strings.Contains(err.Error(), "offline") {
+		t.Errorf("a bad module option: %v", err)
+	}
+}
+
+// The stock set serves a working server: a message to an offline user is
+// archived for both and kept offline; at login it arrives with the
+// recipient's archive id.
+func TestServes(t *testing.T) {
+	store := memory.New()
+	mods, err := stock.Modules(store, stock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, server.Config{Accounts: store, Modules: mods})
+	alice := srv.AddUser(t, "alice", "pw")
+	bob := srv.AddUser(t, "bob", "pw")
+	a := srv.Connect(t, alice, "pw")
+	a.Send(&stanza.Stanza{Kind: stanza.Presence})
+	m := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: bob, ID: "m1"}
+	m.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, "hello bob"))
+	a.Send(m)
+	a.Sync()
+	b := srv.Connect(t, bob, "pw")
+	b.Send(&stanza.Stanza{Kind: stanza.Presence})
+	got := b.Expect(servertest.Body("hello bob"))
+	if !got.HasChild(xml.Name{Space: "urn:xmpp:sid:0", Local: "stanza-id"}) || !got.HasChild(xml.Name{Space: "urn:xmpp:delay", Local: "delay"}) {
+		t.Errorf("offline message without archive id or delay: %v", got.Inner)
+	}
+	for _, u := range []jid.JID{alice, bob} {
+		if st, err := store.ArchiveStats(context.Background(), u.String()); err != nil || st.Count != 1 {
+			t.Errorf("%s's archive: %d messages, %v; want 1", u, st.Count, err)
+		}
+	}
+}
+
+func offlineTooMany() offline.Options { return offline.Options{Limit: offline.MaxLimit + 1} }
