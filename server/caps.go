@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/sha1"
 	"encoding/base64"
-	"encoding/xml"
 	"sort"
 	"strings"
 
@@ -40,33 +39,17 @@ func (s *Server) capsVer() string {
 	for _, p := range s.forms {
 		for _, r := range p.Forms(TargetHost) {
 			f := form{fields: make(map[string][]string)}
-			var field string
-			inValue := false
-			var value strings.Builder
-			for _, t := range stanza.Resolve(r, "jabber:x:data") {
-				switch tt := t.(type) {
-				case xml.StartElement:
-					switch tt.Name.Local {
-					case "field":
-						field = ""
-						for _, a := range tt.Attr {
-							if a.Name.Local == "var" {
-								field = a.Value
-							}
+			for x := range stanza.Elements(stanza.Resolve(r, "jabber:x:data")) {
+				for fd := range x.Children() {
+					if fd.Name.Local != "field" {
+						continue
+					}
+					field := fd.Attr("var")
+					f.fields[field] = f.fields[field][:0:0]
+					for v := range fd.Children() {
+						if v.Name.Local == "value" {
+							f.fields[field] = append(f.fields[field], v.Text())
 						}
-						f.fields[field] = f.fields[field][:0:0]
-					case "value":
-						inValue = true
-						value.Reset()
-					}
-				case xml.CharData:
-					if inValue {
-						value.Write(tt)
-					}
-				case xml.EndElement:
-					if tt.Name.Local == "value" {
-						inValue = false
-						f.fields[field] = append(f.fields[field], value.String())
 					}
 				}
 			}

@@ -61,13 +61,8 @@ func (s *Server) addBuiltinRoutes() {
 }
 
 func node(iq stanza.IQ) string {
-	p, _, _ := iq.Payload()
-	for _, a := range p.Attr {
-		if a.Name.Local == "node" && a.Name.Space == "" {
-			return a.Value
-		}
-	}
-	return ""
+	p, _ := iq.PayloadElement()
+	return p.Attr("node")
 }
 
 // identitiesFor lists the disco identities of the server or of accounts.
@@ -169,10 +164,8 @@ func (r *router) serviceDisco(ctx context.Context, st *stanza.Stanza, svc Servic
 	if !ok || p.Name.Local != "query" || (p.Name.Space != NSDiscoInfo && p.Name.Space != NSDiscoItems) {
 		return false
 	}
-	for _, a := range p.Attr {
-		if a.Name.Local == "node" {
-			return false
-		}
+	if _, ok := stanza.LookupAttr(p.Attr, "node"); ok {
+		return false
 	}
 	var children []xml.TokenReader
 	if p.Name.Space == NSDiscoInfo {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/stanza"
 )
 
 // XEP-0198 stream management.
@@ -86,16 +88,6 @@ func (sm *smState) ack(h uint32) bool {
 	return true
 }
 
-// smAttr returns the value of attribute name (no namespace) of start.
-func smAttr(start xml.StartElement, name string) (string, bool) {
-	for _, a := range start.Attr {
-		if a.Name.Space == "" && a.Name.Local == name {
-			return a.Value, true
-		}
-	}
-	return "", false
-}
-
 func smFailed(cond string) []byte {
 	return []byte(`<failed xmlns='urn:xmpp:sm:3'><` + cond + ` xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>`)
 }
@@ -109,7 +101,7 @@ func smTooHigh(h, sent uint32) *StreamError {
 }
 
 func parseH(start xml.StartElement) (uint32, bool) {
-	v, ok := smAttr(start, "h")
+	v, ok := stanza.LookupAttr(start.Attr, "h")
 	if !ok {
 		return 0, false
 	}
@@ -161,8 +153,8 @@ func (c *conn) smEnable(sess *Session, start xml.StartElement) {
 	}
 	sm := &smState{timeout: s.limits.ResumeTimeout}
 	reply := `<enabled xmlns='urn:xmpp:sm:3'/>`
-	if v, _ := smAttr(start, "resume"); v == "true" || v == "1" {
-		if v, ok := smAttr(start, "max"); ok {
+	if v, _ := stanza.LookupAttr(start.Attr, "resume"); v == "true" || v == "1" {
+		if v, ok := stanza.LookupAttr(start.Attr, "max"); ok {
 			if n, err := strconv.ParseUint(v, 10, 32); err == nil && n > 0 && time.Duration(n)*time.Second < sm.timeout {
 				sm.timeout = time.Duration(n) * time.Second
 			}
@@ -285,7 +277,7 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 		c.bw.Write(smFailed("item-not-found"))
 		return nil, c.bw.Flush()
 	}
-	previd, _ := smAttr(start, "previd")
+	previd, _ := stanza.LookupAttr(start.Attr, "previd")
 	h, ok := parseH(start)
 	if previd == "" || !ok {
 		c.bw.Write(smFailed("bad-request"))

@@ -170,84 +170,37 @@ func (s *Stanza) Clone() *Stanza {
 // over that element (start to end, inclusive). ok is false when s has no
 // child element.
 func (s *Stanza) Payload() (start xml.StartElement, r xml.TokenReader, ok bool) {
-	for i, t := range s.Inner {
-		st, isStart := t.(xml.StartElement)
-		if !isStart {
-			continue
-		}
-		end := matchingEnd(s.Inner, i)
-		return st, &sliceReader{toks: s.Inner[i : end+1]}, true
+	el, ok := s.PayloadElement()
+	if !ok {
+		return xml.StartElement{}, nil, false
 	}
-	return xml.StartElement{}, nil, false
+	return el.Start(), &sliceReader{toks: el.toks}, true
 }
 
 // Child returns a reader over the first child element with the given name
 // (an empty Space matches any namespace), and whether one exists.
 func (s *Stanza) Child(name xml.Name) (xml.StartElement, xml.TokenReader, bool) {
-	depth := 0
-	for i, t := range s.Inner {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			if depth == 0 && tt.Name.Local == name.Local && (name.Space == "" || tt.Name.Space == name.Space) {
-				end := matchingEnd(s.Inner, i)
-				return tt, &sliceReader{toks: s.Inner[i : end+1]}, true
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		}
+	el, ok := s.ChildElement(name)
+	if !ok {
+		return xml.StartElement{}, nil, false
 	}
-	return xml.StartElement{}, nil, false
+	return el.Start(), &sliceReader{toks: el.toks}, true
 }
 
 // HasChild reports whether s has a direct child element with that name.
 func (s *Stanza) HasChild(name xml.Name) bool {
-	_, _, ok := s.Child(name)
+	_, ok := s.ChildElement(name)
 	return ok
 }
 
 // ChildText returns the character data of the first direct child element
 // with the given name, such as a message body.
 func (s *Stanza) ChildText(name xml.Name) (string, bool) {
-	_, r, ok := s.Child(name)
+	el, ok := s.ChildElement(name)
 	if !ok {
 		return "", false
 	}
-	var text []byte
-	depth := 0
-	for {
-		t, err := r.Token()
-		if err != nil {
-			break
-		}
-		switch tt := t.(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
-		case xml.CharData:
-			if depth == 1 {
-				text = append(text, tt...)
-			}
-		}
-	}
-	return string(text), true
-}
-
-func matchingEnd(toks []xml.Token, start int) int {
-	depth := 0
-	for j := start; j < len(toks); j++ {
-		switch toks[j].(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
-			if depth == 0 {
-				return j
-			}
-		}
-	}
-	return len(toks) - 1
+	return el.Text(), true
 }
 
 type sliceReader struct {

@@ -436,17 +436,9 @@ func (m *Module) answer(node, sid string, resp Response) xml.TokenReader {
 // commandForm returns the data form among the children of <command/>
 // (r reads the whole command element), or nil.
 func commandForm(r xml.TokenReader) (*form.Form, error) {
-	toks := stanza.Resolve(r, NS)
-	depth := 0
-	for i, t := range toks {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 2 && tt.Name.Space == form.NS && tt.Name.Local == "x" {
-				return form.Parse(stanza.Tokens(toks[i:]...))
-			}
-		case xml.EndElement:
-			depth--
+	for cmd := range stanza.Elements(stanza.Resolve(r, NS)) {
+		if x, ok := cmd.Child(xml.Name{Space: form.NS, Local: "x"}); ok {
+			return form.Parse(stanza.Tokens(x.Tokens()...))
 		}
 	}
 	return nil, nil

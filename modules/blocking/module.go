@@ -174,24 +174,14 @@ func itemsElem(local string, items []string) xml.TokenReader {
 
 // set handles block and unblock.
 func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
-	payload, r, _ := iq.Payload()
+	payload, _ := iq.PayloadElement()
 	block := payload.Name.Local == "block"
 	var items []string
-	for {
-		t, err := r.Token()
-		if err != nil {
-			break
-		}
-		se, ok := t.(xml.StartElement)
-		if !ok || se.Name.Local != "item" {
+	for item := range payload.Children() {
+		if item.Name.Local != "item" {
 			continue
 		}
-		var raw string
-		for _, a := range se.Attr {
-			if a.Name.Local == "jid" && a.Name.Space == "" {
-				raw = a.Value
-			}
-		}
+		raw := item.Attr("jid")
 		j, err := jid.Parse(raw)
 		if err != nil || raw == "" {
 			return w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.JIDMalformed})

@@ -304,29 +304,9 @@ func imPayload(s *stanza.Stanza) bool {
 // withoutPrivate returns a copy of s without its top-level
 // <private xmlns='urn:xmpp:carbons:2'/> elements.
 func withoutPrivate(s *stanza.Stanza) *stanza.Stanza {
-	c := s.Clone()
-	out := c.Inner[:0]
-	depth, skipping := 0, false
-	for _, t := range c.Inner {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			if depth == 0 && tt.Name.Space == NS && tt.Name.Local == "private" {
-				skipping = true
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-			if skipping && depth == 0 {
-				skipping = false
-				continue
-			}
-		}
-		if !skipping {
-			out = append(out, t)
-		}
-	}
-	c.Inner = out
-	return c
+	return s.WithoutChildren(func(el stanza.Element) bool {
+		return el.Name.Space == NS && el.Name.Local == "private"
+	})
 }
 
 // tracker remembers recently copied messages by direction, account, peer

@@ -40,7 +40,7 @@ func TestArchivable(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := toks[0].(xml.StartElement)
-		st := &stanza.Stanza{Kind: stanza.Message, Type: attrValue(start, "type"), Inner: toks[1 : len(toks)-1]}
+		st := &stanza.Stanza{Kind: stanza.Message, Type: stanza.AttrValue(start.Attr, "type"), Inner: toks[1 : len(toks)-1]}
 		if got := archivable(st); got != tc.want {
 			t.Errorf("%s: archivable %v, want %v", tc.xml, got, tc.want)
 		}

@@ -491,69 +491,14 @@ func (m *Module) archiveReceived(ctx context.Context, account jid.JID, st *stanz
 // stripForged returns st, or a copy without the top-level stanza-id
 // elements whose by is user.
 func stripForged(st *stanza.Stanza, user jid.JID) *stanza.Stanza {
-	forged := func(se xml.StartElement) bool {
-		if se.Name.Space != NSSID || se.Name.Local != "stanza-id" {
+	return st.WithoutChildren(func(el stanza.Element) bool {
+		if el.Name.Space != NSSID || el.Name.Local != "stanza-id" {
 			return false
 		}
-		by := attrValue(se, "by")
+		by := el.Attr("by")
 		j, err := jid.Parse(by)
 		return by == user.String() || (err == nil && j.Equal(user))
-	}
-	depth, found := 0, false
-	for _, t := range st.Inner {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 1 && forged(tt) {
-				found = true
-			}
-		case xml.EndElement:
-			depth--
-		}
-	}
-	if !found {
-		return st
-	}
-	c := st.Clone()
-	kept := c.Inner[:0]
-	depth, skip := 0, -1
-	for _, t := range c.Inner {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 1 && forged(tt) {
-				skip = depth
-			}
-			if skip > 0 {
-				continue
-			}
-		case xml.EndElement:
-			if skip > 0 {
-				if depth == skip {
-					skip = -1
-				}
-				depth--
-				continue
-			}
-			depth--
-		default:
-			if skip > 0 {
-				continue
-			}
-		}
-		kept = append(kept, t)
-	}
-	c.Inner = kept
-	return c
-}
-
-func attrValue(se xml.StartElement, name string) string {
-	for _, a := range se.Attr {
-		if a.Name.Local == name && a.Name.Space == "" {
-			return a.Value
-		}
-	}
-	return ""
+	})
 }
 
 var (

@@ -180,13 +180,13 @@ func (m *Module) getPrefs(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 
 // setPrefs replaces the preferences and answers with them.
 func (m *Module) setPrefs(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
-	start, r, _ := iq.Payload()
+	q, _ := iq.PayloadElement()
 	user := iq.From.Bare().String()
 	cur, _, err := m.loadPrefs(ctx, user)
 	if err != nil {
 		return err
 	}
-	next := &prefs{def: attrValue(start, "default"), always: map[string]struct{}{}, never: map[string]struct{}{}}
+	next := &prefs{def: q.Attr("default"), always: map[string]struct{}{}, never: map[string]struct{}{}}
 	switch next.def {
 	case "":
 		next.def = m.effective(cur).def
@@ -194,46 +194,30 @@ func (m *Module) setPrefs(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 	default:
 		return w.Error(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "default must be always, roster or never"))
 	}
-	// Walk <always/> and <never/>, collecting <jid/> texts.
-	var list map[string]struct{}
-	var text []byte
-	depth := 0
-	for {
-		t, err := r.Token()
-		if t == nil && err != nil {
-			break
+	// <always/> and <never/> hold <jid/> elements.
+	for el := range q.Children() {
+		var list map[string]struct{}
+		switch {
+		case el.Name.Space == NS && el.Name.Local == "always":
+			list = next.always
+		case el.Name.Space == NS && el.Name.Local == "never":
+			list = next.never
+		default:
+			continue
 		}
-		switch tt := t.(type) {
-		case xml.StartElement:
-			depth++
-			text = text[:0]
-			if depth == 2 {
-				switch {
-				case tt.Name.Space == NS && tt.Name.Local == "always":
-					list = next.always
-				case tt.Name.Space == NS && tt.Name.Local == "never":
-					list = next.never
-				default:
-					list = nil
-				}
+		for item := range el.Children() {
+			if item.Name.Local != "jid" {
+				continue
 			}
-		case xml.CharData:
-			text = append(text, tt...)
-		case xml.EndElement:
-			if depth == 3 && list != nil && tt.Name.Local == "jid" {
-				j, err := jid.Parse(strings.TrimSpace(string(text)))
-				if err != nil || strings.TrimSpace(string(text)) == "" {
-					return w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.JIDMalformed})
-				}
-				list[j.String()] = struct{}{}
-				if len(list) > MaxPrefsJIDs {
-					return w.Error(stanza.NewError(mstanza.Wait, mstanza.ResourceConstraint, fmt.Sprintf("a list holds at most %d addresses", MaxPrefsJIDs)))
-				}
+			text := strings.TrimSpace(item.Text())
+			j, err := jid.Parse(text)
+			if err != nil || text == "" {
+				return w.Error(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.JIDMalformed})
 			}
-			depth--
-		}
-		if err != nil {
-			break
+			list[j.String()] = struct{}{}
+			if len(list) > MaxPrefsJIDs {
+				return w.Error(stanza.NewError(mstanza.Wait, mstanza.ResourceConstraint, fmt.Sprintf("a list holds at most %d addresses", MaxPrefsJIDs)))
+			}
 		}
 	}
 	// A JID in both lists is never archived; show it only there.

@@ -117,9 +117,9 @@ func parseTime(s string) (time.Time, error) {
 // stanza error to answer.
 func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 	start, r, _ := iq.Payload()
-	req := &request{queryID: attrValue(start, "queryid"), max: -1}
+	req := &request{queryID: stanza.AttrValue(start.Attr, "queryid"), max: -1}
 	fail := func(e mstanza.Error) (*request, *mstanza.Error) { return nil, &e }
-	if attrValue(start, "node") != "" {
+	if stanza.AttrValue(start.Attr, "node") != "" {
 		return fail(stanza.NewError(mstanza.Cancel, mstanza.FeatureNotImplemented, "node archives are not supported"))
 	}
 	toks := stanza.Resolve(r, NS)
@@ -133,109 +133,95 @@ func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 		}
 	}
 	// Children of <query/>: the form, the RSM set and flip-page.
-	depth := 0
-	for i := 0; i < len(toks); i++ {
-		se, ok := toks[i].(xml.StartElement)
-		if !ok {
-			if _, end := toks[i].(xml.EndElement); end {
-				depth--
-			}
-			continue
-		}
-		depth++
-		if depth != 2 {
-			continue
-		}
-		end := i + matching(toks[i:])
-		child := toks[i : end+1]
-		switch {
-		case se.Name.Space == form.NS && se.Name.Local == "x":
-			f, err := form.Parse(stanza.Tokens(child...))
-			if err != nil {
-				if se, ok := errors.AsType[*form.SyntaxError](err); ok {
-					return fail(se.StanzaError())
+	for query := range stanza.Elements(toks) {
+		for child := range query.Children() {
+			switch {
+			case child.Name.Space == form.NS && child.Name.Local == "x":
+				f, err := form.Parse(stanza.Tokens(child.Tokens()...))
+				if err != nil {
+					if se, ok := errors.AsType[*form.SyntaxError](err); ok {
+						return fail(se.StanzaError())
+					}
+					return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "malformed form"))
 				}
-				return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "malformed form"))
-			}
-			if ft := f.FormType(); ft != "" && ft != NS {
-				return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "unknown FORM_TYPE"))
-			}
-			for _, fd := range f.Fields {
-				v := ""
-				if len(fd.Values) > 0 {
-					v = strings.TrimSpace(fd.Values[0])
+				if ft := f.FormType(); ft != "" && ft != NS {
+					return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "unknown FORM_TYPE"))
 				}
-				if v == "" && fd.Var != "ids" {
-					continue
-				}
-				switch fd.Var {
-				case "FORM_TYPE":
-				case "with":
-					j, err := jid.Parse(v)
-					if err != nil {
-						return fail(stanza.NewError(mstanza.Modify, mstanza.JIDMalformed, "malformed with"))
+				for _, fd := range f.Fields {
+					v := ""
+					if len(fd.Values) > 0 {
+						v = strings.TrimSpace(fd.Values[0])
 					}
-					req.q.With = j.String()
-					req.filtered = true
-				case "start":
-					t, err := parseTime(v)
-					if err != nil {
-						return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "malformed start"))
+					if v == "" && fd.Var != "ids" {
+						continue
 					}
-					// ID >= the first microsecond at or after t.
-					if id := storage.TimeID(t.Add(time.Microsecond - time.Nanosecond)); id > 0 {
-						addAfter(id - 1)
-					}
-					req.filtered = true
-				case "end":
-					t, err := parseTime(v)
-					if err != nil {
-						return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "malformed end"))
-					}
-					if t.Before(time.UnixMicro(0)) {
-						addBefore(1) // nothing is that old; 1 keeps the bound
-					} else {
-						addBefore(storage.TimeID(t) + 1)
-					}
-					req.filtered = true
-				case "after-id", "before-id":
-					id, ok := DecodeID(v)
-					if !ok {
-						return fail(stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, ""))
-					}
-					if fd.Var == "after-id" {
-						addAfter(id)
-					} else {
-						addBefore(id)
-					}
-					req.known = append(req.known, id)
-					req.filtered = true
-				case "ids":
-					if len(fd.Values) > MaxMaxPage {
-						return fail(stanza.NewError(mstanza.Modify, mstanza.PolicyViolation, "too many ids"))
-					}
-					for _, s := range fd.Values {
-						id, ok := DecodeID(strings.TrimSpace(s))
+					switch fd.Var {
+					case "FORM_TYPE":
+					case "with":
+						j, err := jid.Parse(v)
+						if err != nil {
+							return fail(stanza.NewError(mstanza.Modify, mstanza.JIDMalformed, "malformed with"))
+						}
+						req.q.With = j.String()
+						req.filtered = true
+					case "start":
+						t, err := parseTime(v)
+						if err != nil {
+							return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "malformed start"))
+						}
+						// ID >= the first microsecond at or after t.
+						if id := storage.TimeID(t.Add(time.Microsecond - time.Nanosecond)); id > 0 {
+							addAfter(id - 1)
+						}
+						req.filtered = true
+					case "end":
+						t, err := parseTime(v)
+						if err != nil {
+							return fail(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "malformed end"))
+						}
+						if t.Before(time.UnixMicro(0)) {
+							addBefore(1) // nothing is that old; 1 keeps the bound
+						} else {
+							addBefore(storage.TimeID(t) + 1)
+						}
+						req.filtered = true
+					case "after-id", "before-id":
+						id, ok := DecodeID(v)
 						if !ok {
 							return fail(stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, ""))
 						}
-						req.q.IDs = append(req.q.IDs, id)
+						if fd.Var == "after-id" {
+							addAfter(id)
+						} else {
+							addBefore(id)
+						}
+						req.known = append(req.known, id)
+						req.filtered = true
+					case "ids":
+						if len(fd.Values) > MaxMaxPage {
+							return fail(stanza.NewError(mstanza.Modify, mstanza.PolicyViolation, "too many ids"))
+						}
+						for _, s := range fd.Values {
+							id, ok := DecodeID(strings.TrimSpace(s))
+							if !ok {
+								return fail(stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, ""))
+							}
+							req.q.IDs = append(req.q.IDs, id)
+						}
+						req.known = append(req.known, req.q.IDs...)
+						req.filtered = true
+					default:
+						return fail(stanza.NewError(mstanza.Cancel, mstanza.FeatureNotImplemented, "unknown field "+fd.Var))
 					}
-					req.known = append(req.known, req.q.IDs...)
-					req.filtered = true
-				default:
-					return fail(stanza.NewError(mstanza.Cancel, mstanza.FeatureNotImplemented, "unknown field "+fd.Var))
 				}
+			case child.Name.Space == paging.NS && child.Name.Local == "set":
+				if e := req.paging(child.Tokens(), addAfter, addBefore); e != nil {
+					return fail(*e)
+				}
+			case child.Name.Space == NS && child.Name.Local == "flip-page":
+				req.flip = true
 			}
-		case se.Name.Space == paging.NS && se.Name.Local == "set":
-			if e := req.paging(child, addAfter, addBefore); e != nil {
-				return fail(*e)
-			}
-		case se.Name.Space == NS && se.Name.Local == "flip-page":
-			req.flip = true
 		}
-		i = end
-		depth--
 	}
 	req.q.After, req.q.Before = after, before
 	return req, nil
@@ -283,23 +269,6 @@ func (req *request) paging(toks []xml.Token, addAfter, addBefore func(uint64)) *
 		req.known = append(req.known, before)
 	}
 	return nil
-}
-
-// matching returns the index of the end element matching toks[0].
-func matching(toks []xml.Token) int {
-	depth := 0
-	for i, t := range toks {
-		switch t.(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
-			if depth == 0 {
-				return i
-			}
-		}
-	}
-	return len(toks) - 1
 }
 
 // query answers an archive query: one message per result, then the iq

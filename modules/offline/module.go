@@ -409,55 +409,21 @@ func (m *Module) recall(s *stanza.Stanza) (storage.OfflineMessage, bool) {
 // comes from a stamp. Delays by other entities are kept. s is not
 // changed.
 func (m *Module) withoutServerDelays(s *stanza.Stanza) *stanza.Stanza {
-	var inner []xml.Token
-	skip, depth := false, 0
-	for i, t := range s.Inner {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			if depth == 0 && m.serverDelay(tt) {
-				if inner == nil {
-					inner = append(make([]xml.Token, 0, len(s.Inner)), s.Inner[:i]...)
-				}
-				skip = true
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-			if skip {
-				if depth == 0 {
-					skip = false
-				}
-				continue
-			}
-		}
-		if skip {
-			continue
-		}
-		if inner != nil {
-			inner = append(inner, t)
-		}
-	}
-	if inner == nil {
-		return s
-	}
-	c := *s
-	c.Inner = inner
-	return &c
+	return s.WithoutChildren(m.serverDelay)
 }
 
-// serverDelay reports whether start is a XEP-0203 delay from a local
+// serverDelay reports whether el is a XEP-0203 delay from a local
 // domain.
-func (m *Module) serverDelay(start xml.StartElement) bool {
-	if start.Name.Space != NSDelay || start.Name.Local != "delay" {
+func (m *Module) serverDelay(el stanza.Element) bool {
+	if el.Name.Space != NSDelay || el.Name.Local != "delay" {
 		return false
 	}
-	for _, a := range start.Attr {
-		if a.Name.Space == "" && a.Name.Local == "from" {
-			j, err := jid.Parse(a.Value)
-			return err == nil && j.Localpart() == "" && m.host.IsLocal(j.Domainpart())
-		}
+	from, ok := el.LookupAttr("from")
+	if !ok {
+		return false
 	}
-	return false
+	j, err := jid.Parse(from)
+	return err == nil && j.Localpart() == "" && m.host.IsLocal(j.Domainpart())
 }
 
 // delayTokens returns <delay xmlns='urn:xmpp:delay' from=domain

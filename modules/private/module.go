@@ -180,39 +180,25 @@ func key(name xml.Name) string {
 	return KeyPrefix + "{" + name.Space + "}" + name.Local
 }
 
-// item returns the tokens of the one element inside the iq's query, or
-// answers the iq with an error and returns ok false. XEP-0049 §3: the
-// query holds exactly one element, and it must be in a namespace of its
-// own.
-func item(iq stanza.IQ, w server.ResponseWriter) (toks []xml.Token, ok bool, err error) {
-	_, r, _ := iq.Payload()
-	depth, n := 0, 0
-	for t, rerr := r.Token(); rerr == nil; t, rerr = r.Token() {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 2 {
-				n++
-			}
-		case xml.EndElement:
-			depth--
-			if depth == 1 {
-				toks = append(toks, tt)
-				continue
-			}
-		}
-		if depth >= 2 {
-			toks = append(toks, t)
+// item returns the one element inside the iq's query, or answers the iq
+// with an error and returns ok false. XEP-0049 §3: the query holds exactly
+// one element, and it must be in a namespace of its own.
+func item(iq stanza.IQ, w server.ResponseWriter) (el stanza.Element, ok bool, err error) {
+	query, _ := iq.PayloadElement()
+	n := 0
+	for el = range query.Children() {
+		if n++; n > 1 {
+			break
 		}
 	}
 	if n != 1 {
-		return nil, false, w.Error(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "the query must hold exactly one element"))
+		return el, false, w.Error(stanza.NewError(mstanza.Modify, mstanza.BadRequest, "the query must hold exactly one element"))
 	}
-	switch ns := toks[0].(xml.StartElement).Name.Space; ns {
+	switch el.Name.Space {
 	case "", stanza.NSClient, stanza.NSServer, NS:
-		return nil, false, w.Error(stanza.NewError(mstanza.Modify, mstanza.NotAcceptable, "private XML needs a namespace of its own"))
+		return el, false, w.Error(stanza.NewError(mstanza.Modify, mstanza.NotAcceptable, "private XML needs a namespace of its own"))
 	}
-	return toks, true, nil
+	return el, true, nil
 }
 
 func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
@@ -221,10 +207,10 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 		return err
 	}
 	user := iq.From.Bare().String()
-	data, err := m.store.Get(ctx, user, key(req[0].(xml.StartElement).Name))
+	data, err := m.store.Get(ctx, user, key(req.Name))
 	if errors.Is(err, storage.ErrNotFound) {
 		// Nothing stored: the element as requested (XEP-0049 §2.2).
-		return w.Result(stanza.Elem(queryName, nil, stanza.Tokens(req...)))
+		return w.Result(stanza.Elem(queryName, nil, stanza.Tokens(req.Tokens()...)))
 	}
 	if err != nil {
 		return fmt.Errorf("private: %w", err)
@@ -237,23 +223,23 @@ func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 }
 
 func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
-	toks, ok, err := item(iq, w)
+	el, ok, err := item(iq, w)
 	if !ok {
 		return err
 	}
 	user := iq.From.Bare().String()
-	k := key(toks[0].(xml.StartElement).Name)
+	k := key(el.Name)
 	// An element without attributes or content is what a get returns
 	// when nothing is stored, so storing it is deleting the item; it
 	// then no longer counts towards MaxItems.
-	if len(toks) == 2 && len(toks[0].(xml.StartElement).Attr) == 0 {
+	if len(el.Inner()) == 0 && len(el.Start().Attr) == 0 {
 		if err := m.store.Delete(ctx, user, k); err != nil {
 			return fmt.Errorf("private: %w", err)
 		}
 		return w.Result(nil)
 	}
 	var buf bytes.Buffer
-	if err := stanza.WriteTokens(&buf, toks, ""); err != nil {
+	if err := stanza.WriteTokens(&buf, el.Tokens(), ""); err != nil {
 		return err
 	}
 	if buf.Len() > m.maxSize {

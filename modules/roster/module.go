@@ -342,8 +342,8 @@ func (m *Module) session(from jid.JID) *server.Session {
 // followed by one push per change since; with the current ver just the
 // empty result.
 func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
-	start, _, _ := iq.Child(xml.Name{Space: NS, Local: "query"})
-	ver, versioned := attr(start, "ver")
+	query, _ := iq.ChildElement(xml.Name{Space: NS, Local: "query"})
+	ver, versioned := query.LookupAttr("ver")
 	user := iq.From.Bare()
 	sess := m.session(iq.From)
 	if sess != nil {
@@ -471,7 +471,7 @@ type setRequest struct {
 // parseSet reads the one item of a roster set, or returns the error
 // condition (and text) to answer with.
 func (m *Module) parseSet(st *stanza.Stanza) (setRequest, mstanza.Condition, string) {
-	_, r, ok := st.Child(xml.Name{Space: NS, Local: "query"})
+	query, ok := st.ChildElement(xml.Name{Space: NS, Local: "query"})
 	if !ok {
 		return setRequest{}, mstanza.BadRequest, ""
 	}
@@ -480,53 +480,37 @@ func (m *Module) parseSet(st *stanza.Stanza) (setRequest, mstanza.Condition, str
 		items    int
 		jidAttr  string
 		hasJID   bool
-		depth    int
-		inGroup  bool
-		group    []byte
 		seen     = map[string]bool{}
 		tooLong  bool
 		emptyGrp bool
 		dupGrp   bool
 	)
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			break
+	for item := range query.Children() {
+		if item.Name.Local != "item" || item.Name.Space != NS {
+			continue
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			switch {
-			case depth == 2 && t.Name.Local == "item" && t.Name.Space == NS:
-				items++
-				jidAttr, hasJID = attr(t, "jid")
-				req.name, _ = attr(t, "name")
-				sub, _ := attr(t, "subscription")
-				req.remove = sub == string(storage.SubRemove)
-			case depth == 3 && items == 1 && t.Name.Local == "group" && t.Name.Space == NS:
-				inGroup, group = true, group[:0]
+		items++
+		if items > 1 {
+			continue
+		}
+		jidAttr, hasJID = item.LookupAttr("jid")
+		req.name = item.Attr("name")
+		req.remove = item.Attr("subscription") == string(storage.SubRemove)
+		for group := range item.Children() {
+			if group.Name.Local != "group" || group.Name.Space != NS {
+				continue
 			}
-		case xml.CharData:
-			if inGroup && depth == 3 {
-				group = append(group, t...)
+			switch g := group.Text(); {
+			case g == "":
+				emptyGrp = true
+			case len(g) > m.opts.MaxGroupLen:
+				tooLong = true
+			case seen[g]:
+				dupGrp = true
+			default:
+				seen[g] = true
+				req.groups = append(req.groups, g)
 			}
-		case xml.EndElement:
-			if inGroup && depth == 3 {
-				inGroup = false
-				g := string(group)
-				switch {
-				case g == "":
-					emptyGrp = true
-				case len(g) > m.opts.MaxGroupLen:
-					tooLong = true
-				case seen[g]:
-					dupGrp = true
-				default:
-					seen[g] = true
-					req.groups = append(req.groups, g)
-				}
-			}
-			depth--
 		}
 	}
 	switch {
@@ -632,15 +616,6 @@ func appendItem(toks []xml.Token, it storage.RosterItem) []xml.Token {
 		toks = append(toks, xml.StartElement{Name: group}, xml.CharData(g), xml.EndElement{Name: group})
 	}
 	return append(toks, xml.EndElement{Name: name})
-}
-
-func attr(se xml.StartElement, name string) (string, bool) {
-	for _, a := range se.Attr {
-		if a.Name.Local == name && a.Name.Space == "" {
-			return a.Value, true
-		}
-	}
-	return "", false
 }
 
 func stanzaError(cond mstanza.Condition, text string) mstanza.Error {

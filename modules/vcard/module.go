@@ -130,13 +130,9 @@ func owner(iq stanza.IQ) jid.JID {
 }
 
 func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
-	_, r, _ := iq.Payload()
-	var toks []xml.Token
-	for t, err := r.Token(); err == nil; t, err = r.Token() {
-		toks = append(toks, t)
-	}
+	card, _ := iq.PayloadElement()
 	var buf bytes.Buffer
-	if err := stanza.WriteTokens(&buf, toks, ""); err != nil {
+	if err := stanza.WriteTokens(&buf, card.Tokens(), ""); err != nil {
 		return err
 	}
 	if buf.Len() > m.maxSize {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/stanza"
 )
 
 // MaxFields bounds the fields Parse accepts in one form, counting those of
@@ -61,7 +63,7 @@ func Parse(r xml.TokenReader) (*Form, error) {
 	if !ok || start.Name.Space != NS || start.Name.Local != "x" {
 		return nil, ErrNotForm
 	}
-	f := &Form{Type: Type(attr(start, "type"))}
+	f := &Form{Type: Type(stanza.AttrValue(start.Attr, "type"))}
 	switch f.Type {
 	case TypeForm, TypeSubmit, TypeCancel, TypeResult:
 	case "":
@@ -288,7 +290,7 @@ func (p *parser) field(start xml.StartElement) (Field, error) {
 	if p.nfields > MaxFields {
 		return Field{}, syntaxErr("more than %d fields", MaxFields)
 	}
-	fd := Field{Var: attr(start, "var"), Type: FieldType(attr(start, "type")), Label: attr(start, "label")}
+	fd := Field{Var: stanza.AttrValue(start.Attr, "var"), Type: FieldType(stanza.AttrValue(start.Attr, "type")), Label: stanza.AttrValue(start.Attr, "label")}
 	if !fd.Type.valid() {
 		return Field{}, syntaxErr("unknown field type %q", fd.Type)
 	}
@@ -339,7 +341,7 @@ func (p *parser) field(start xml.StartElement) (Field, error) {
 
 // option reads an <option/> whose start was read.
 func (p *parser) option(start xml.StartElement) (Option, error) {
-	o := Option{Label: attr(start, "label")}
+	o := Option{Label: stanza.AttrValue(start.Attr, "label")}
 	values := 0
 	for {
 		se, err := p.child()
@@ -364,13 +366,4 @@ func (p *parser) option(start xml.StartElement) (Option, error) {
 		return Option{}, syntaxErr("an <option/> with %d <value/> elements, not one", values)
 	}
 	return o, nil
-}
-
-func attr(se xml.StartElement, name string) string {
-	for _, a := range se.Attr {
-		if a.Name.Local == name && a.Name.Space == "" {
-			return a.Value
-		}
-	}
-	return ""
 }
