@@ -45,6 +45,22 @@ func (e *AddressError) StanzaError() mstanza.Error {
 // On an *AddressError the stanza is still returned, with the bad address
 // left empty. Any other error means the stream is no longer usable.
 func Read(r xml.TokenReader, start xml.StartElement, maxDepth int) (*Stanza, error) {
+	s, addrErr := header(start)
+	if s == nil {
+		return nil, addrErr
+	}
+	inner, err := ReadElement(r, maxDepth)
+	if err != nil {
+		return nil, err
+	}
+	s.Inner = inner
+	return s, addrErr
+}
+
+// header returns a stanza with the kind and addressing of start and no
+// inner tokens. A nil stanza means start is no stanza; with a non-nil one
+// the error is an *AddressError or nil.
+func header(start xml.StartElement) (*Stanza, error) {
 	s := &Stanza{Kind: KindOf(start.Name)}
 	if s.Kind == 0 {
 		return nil, fmt.Errorf("stanza: <%s/> is not a stanza", start.Name.Local)
@@ -80,11 +96,6 @@ func Read(r xml.TokenReader, start xml.StartElement, maxDepth int) (*Stanza, err
 			s.Attrs = append(s.Attrs, a)
 		}
 	}
-	inner, err := ReadElement(r, maxDepth)
-	if err != nil {
-		return nil, err
-	}
-	s.Inner = inner
 	return s, addrErr
 }
 

@@ -19,10 +19,17 @@ type BufWriter interface {
 // jabber:client. Namespaces of inner elements are declared where they
 // differ from the parent's; namespaced attributes get generated prefixes.
 // Characters not allowed in XML are replaced by U+FFFD.
-func (s *Stanza) WriteTo(w BufWriter) error {
+func (s *Stanza) WriteTo(w BufWriter) error { return s.write(w, false) }
+
+// write is WriteTo; with declare, the element declares jabber:client, as
+// it must where it stands on its own (Marshal).
+func (s *Stanza) write(w BufWriter, declare bool) error {
 	name := s.Kind.String()
 	w.WriteByte('<')
 	w.WriteString(name)
+	if declare {
+		w.WriteString(` xmlns="` + NSClient + `"`)
+	}
 	if s.ID != "" {
 		writeAttr(w, "id", s.ID)
 	}

@@ -49,7 +49,7 @@ func BenchmarkQueryLatest50(b *testing.B) {
 	for i := range 10000 {
 		msg := &stanza.Stanza{Kind: stanza.Message, Type: "chat", ID: fmt.Sprint("m", i), From: bob, To: alice}
 		msg.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, fmt.Sprintf("message number %d, of a typical length for a chat", i)))
-		if _, err := store.AppendArchive(ctx, "alice@example.org", at.Add(time.Duration(i)*time.Millisecond), bob.String(), serialise(msg)); err != nil {
+		if _, err := store.AppendArchive(ctx, "alice@example.org", at.Add(time.Duration(i)*time.Millisecond), bob.String(), stanza.Marshal(msg)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,7 +10,6 @@
 package mam
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -243,7 +242,11 @@ func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.Token
 			return fmt.Errorf("mam: %w", err)
 		}
 		for _, msg := range page.Messages {
-			toks, err := stanza.ParseElement(msg.Data)
+			raw, err := stanza.RawElement(msg.Data)
+			var toks []xml.Token
+			if err == nil {
+				toks, err = stanza.ParseElement(raw)
+			}
 			if err != nil {
 				return fmt.Errorf("mam: a stored message does not parse: %w", err)
 			}
@@ -342,22 +345,6 @@ var contentPayloads = map[xml.Name]bool{
 	{Space: "urn:xmpp:message-retract:0", Local: "retract"}:       true,
 }
 
-// serialise writes a message for the archive: the whole element, declaring
-// jabber:client, so that a result can carry it verbatim as stanza.Raw.
-func serialise(st *stanza.Stanza) []byte {
-	b := serialBufs.Get().(*bytes.Buffer)
-	defer serialBufs.Put(b)
-	b.Reset()
-	st.WriteTo(b)
-	raw := b.Bytes()[len("<message"):]
-	const head = `<message xmlns="jabber:client"`
-	out := make([]byte, 0, len(head)+len(raw))
-	return append(append(out, head...), raw...)
-}
-
-// serialBufs are serialise's scratch buffers.
-var serialBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // RoutePriority is the place of the archive's routes among the modules'
 // message routes: before carbons (which copy the stanza id it adds) and
 // before delivery and offline storage.
@@ -404,7 +391,7 @@ func (m *Module) archiveSent(ctx context.Context, st *stanza.Stanza) error {
 	}
 	// The sender's own archive keeps no stanza ID claiming to be its own.
 	clean := stripForged(st, user)
-	at, data := m.now(), serialise(clean)
+	at, data := m.now(), stanza.Marshal(clean)
 	if !m.host.IsLocal(to.Domainpart()) {
 		if _, err := m.archive.AppendArchive(ctx, user.String(), at, to.String(), data); err != nil {
 			m.host.Logger().Warn("archiving a sent message failed", "err", err)
@@ -446,7 +433,7 @@ func (m *Module) serialised(st, out *stanza.Stanza) []byte {
 			return sc.(*sentCopy).data
 		}
 	}
-	return serialise(out)
+	return stanza.Marshal(out)
 }
 
 // archiveReceived archives a message in the recipient's archive with the

@@ -333,7 +333,12 @@ func (m *Module) runQuery(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 		if req.flip {
 			msg = page.Messages[len(page.Messages)-1-i]
 		}
-		if !send(resultMessage(iq.From, user, req.queryID, msg)) {
+		st, err := resultMessage(iq.From, user, req.queryID, msg)
+		if err != nil {
+			m.host.Logger().Warn("an archived message does not read", "err", err)
+			continue
+		}
+		if !send(st) {
 			break
 		}
 	}
@@ -359,7 +364,11 @@ type result struct {
 
 // resultMessage wraps an archived message for a query result; the stored
 // XML is written verbatim.
-func resultMessage(to, user jid.JID, queryID string, msg storage.ArchivedMessage) *stanza.Stanza {
+func resultMessage(to, user jid.JID, queryID string, msg storage.ArchivedMessage) (*stanza.Stanza, error) {
+	raw, err := stanza.RawElement(msg.Data)
+	if err != nil {
+		return nil, fmt.Errorf("mam: message %d: %w", msg.ID, err)
+	}
 	id := EncodeID(msg.ID)
 	r := &result{}
 	attrs := r.attrs[:0]
@@ -374,12 +383,12 @@ func resultMessage(to, user jid.JID, queryID string, msg storage.ArchivedMessage
 		startForwarded,
 		xml.StartElement{Name: nameDelay, Attr: delay},
 		endDelay,
-		stanza.Raw(msg.Data),
+		raw,
 		endForwarded,
 		endResult,
 	}
 	r.st = stanza.Stanza{Kind: stanza.Message, ID: id, From: user, To: to, Inner: r.inner[:]}
-	return &r.st
+	return &r.st, nil
 }
 
 // fin builds the <fin/> element ending a query.

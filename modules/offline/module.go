@@ -277,12 +277,7 @@ func (m *Module) HandleUndelivered(ctx context.Context, s *stanza.Stanza) (bool,
 		return true, nil
 	}
 	if !again {
-		data, err := encode(m.withoutServerDelays(s))
-		if err != nil {
-			m.log.Warn("message not stored", "err", err)
-			return false, nil
-		}
-		rec = storage.OfflineMessage{Stored: time.Now(), Data: data}
+		rec = storage.OfflineMessage{Stored: time.Now(), Data: stanza.Marshal(m.withoutServerDelays(s))}
 	}
 	// A message stored again goes behind those stored since, with its
 	// older time; SessionAvailable skips it once it is past the retention
@@ -341,7 +336,7 @@ func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
 			last = om.Seq
 			continue
 		}
-		st, err := decode(om.Data)
+		st, err := stanza.Unmarshal(om.Data)
 		if err != nil {
 			m.log.Warn("unreadable offline message deleted", "err", err)
 			last = om.Seq
@@ -495,9 +490,9 @@ func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.Token
 		return err
 	}
 	for _, om := range msgs {
-		st, err := decode(om.Data)
+		st, err := stanza.Unmarshal(om.Data)
 		if err == nil {
-			err = parseInner(st)
+			err = st.ParseRaw()
 		}
 		if err != nil {
 			return fmt.Errorf("offline: stored message %d: %w", om.Seq, err)
