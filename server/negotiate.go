@@ -47,7 +47,11 @@ func (c *conn) negotiate() (*Session, error) {
 		if user.Localpart() != "" {
 			limit = s.limits.MaxStanzaSize
 		}
-		c.in = newXMLIn(c.br, limit, s.limits.MaxDepth)
+		if c.in == nil {
+			c.in = newXMLIn(c.br, limit, s.limits.MaxDepth)
+		} else {
+			c.in.restart(limit)
+		}
 		h, err := c.in.readHeader()
 		if err != nil {
 			return nil, c.negErr(err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/kiez-im/kiez/server/internal/xmltok"
 	"github.com/kiez-im/kiez/stanza"
 )
 
@@ -25,52 +26,27 @@ const (
 	nsStanzaEr = "urn:ietf:params:xml:ns:xmpp-stanzas"
 )
 
-// errTooBig is returned by the input reader when an element exceeds the
-// stanza size limit.
-var errTooBig = errors.New("stanza too big")
-
-// inReader sits between the connection's buffered reader and the XML
-// decoder. It enforces the per-element byte budget while reading, so an
-// oversized stanza is refused before it is buffered.
-type inReader struct {
-	br        *bufio.Reader
-	remaining int
-}
-
-func (r *inReader) ReadByte() (byte, error) {
-	if r.remaining <= 0 {
-		return 0, errTooBig
-	}
-	r.remaining--
-	return r.br.ReadByte()
-}
-
-func (r *inReader) Read(p []byte) (int, error) {
-	if r.remaining <= 0 {
-		return 0, errTooBig
-	}
-	if len(p) > r.remaining {
-		p = p[:r.remaining]
-	}
-	n, err := r.br.Read(p)
-	r.remaining -= n
-	return n, err
-}
-
-// xmlIn decodes one XML stream: the header, then top-level elements.
+// xmlIn decodes one XML stream: the header, then top-level elements. The
+// tokenizer consumes from the connection's buffered reader only the bytes
+// of the tokens it returns, and counts them against a per-element byte
+// budget, so an oversized stanza is refused before it is buffered.
 type xmlIn struct {
-	r        inReader
-	dec      *xml.Decoder
+	dec      *xmltok.Decoder
 	limit    int
 	maxDepth int
 }
 
 func newXMLIn(br *bufio.Reader, limit, maxDepth int) *xmlIn {
-	x := &xmlIn{limit: limit, maxDepth: maxDepth}
-	x.r = inReader{br: br, remaining: limit}
-	x.dec = xml.NewDecoder(&x.r)
-	x.dec.Strict = true
+	x := &xmlIn{dec: xmltok.NewDecoder(br), limit: limit, maxDepth: maxDepth}
+	x.dec.SetBudget(limit)
 	return x
+}
+
+// restart reads a new stream from the same input, as after STARTTLS and
+// SASL (RFC 6120 §4.3.3): the new header opens a new document.
+func (x *xmlIn) restart(limit int) {
+	x.dec.Reset()
+	x.setLimit(limit)
 }
 
 // streamHeader is what a client's stream header says.
@@ -178,39 +154,34 @@ func (x *xmlIn) token() (xml.Token, error) {
 }
 
 // reset renews the byte budget at an element boundary.
-func (x *xmlIn) reset() { x.r.remaining = x.limit }
+func (x *xmlIn) reset() { x.dec.SetBudget(x.limit) }
 
 // setLimit changes the per-element byte budget (after authentication).
-func (x *xmlIn) setLimit(n int) { x.limit = n; x.r.remaining = n }
+func (x *xmlIn) setLimit(n int) { x.limit = n; x.dec.SetBudget(n) }
 
 // wrap maps decoder and reader errors onto stream errors.
 func (x *xmlIn) wrap(err error) error {
 	var se *StreamError
-	var syn *xml.SyntaxError
+	var syn *xmltok.SyntaxError
 	var addr *stanza.AddressError
 	switch {
 	case err == nil, errors.As(err, &se), errors.As(err, &addr):
 		return err
-	case errors.Is(err, errTooBig):
+	case errors.Is(err, xmltok.ErrTooBig):
 		return streamErr(condPolicyViolation, fmt.Sprintf("element larger than %d bytes", x.limit))
 	case errors.Is(err, stanza.ErrTooDeep):
 		return streamErr(condPolicyViolation, "elements nested too deeply")
 	case errors.Is(err, stanza.ErrUnexpectedToken):
 		return streamErr(condRestrictedXML, "")
 	case errors.As(err, &syn):
-		msg := syn.Msg
-		switch {
-		case strings.Contains(msg, "entity"):
+		switch syn.Kind {
+		case xmltok.Entity:
 			return streamErr(condRestrictedXML, "entity references are not allowed")
-		case strings.Contains(msg, "UTF-8"), strings.Contains(msg, "illegal character"):
+		case xmltok.Char:
 			return streamErr(condNotWellFormed, "invalid character data")
-		case strings.Contains(msg, "unexpected EOF"):
+		case xmltok.Truncated:
 			return io.ErrUnexpectedEOF
 		}
-		return streamErr(condNotWellFormed, "")
-	case strings.HasPrefix(err.Error(), "xml: "):
-		// encoding/xml's other complaints (XML declaration version,
-		// encodings).
 		return streamErr(condNotWellFormed, "")
 	}
 	return err
