@@ -73,24 +73,11 @@ func (s *Session) csiElement(start xml.StartElement) error {
 	return nil
 }
 
-// Namespaces isImportant looks at.
-const (
-	nsCarbons    = "urn:xmpp:carbons:2"
-	nsForward    = "urn:xmpp:forward:0"
-	nsMAM        = "urn:xmpp:mam:2"
-	nsEME        = "urn:xmpp:eme:0"
-	nsOMEMO      = "eu.siacs.conversations.axolotl"
-	nsOMEMO2     = "urn:xmpp:omemo:2"
-	nsOX         = "urn:xmpp:openpgp:0"
-	nsConference = "jabber:x:conference"
-	nsMUCUser    = "http://jabber.org/protocol/muc#user"
-	nsJingleMsg  = "urn:xmpp:jingle-message:0"
-)
-
 // isImportant tells whether an inactive client should get st at once,
 // as Prosody's mod_csi_simple decides: iqs, presence other than
 // availability, errors, messages with a body, subject, encrypted payload,
-// invitation or call, and carbons copies and archive results of those.
+// invitation or call, stored messages (whose content is not looked at),
+// and carbons copies and archive results of those.
 func isImportant(st *stanza.Stanza) bool {
 	switch st.Kind {
 	case stanza.Presence:
@@ -102,104 +89,15 @@ func isImportant(st *stanza.Stanza) bool {
 		case "error":
 			return true
 		}
-		return importantMessage(st.Inner)
+		c := stanza.Classify(st)
+		if c&importantContent != 0 {
+			return true
+		}
+		return c&stanza.Forwarded != 0 && stanza.ClassifyForwarded(st)&importantContent != 0
 	}
 	return true
 }
 
-// importantMessage looks at the children of a message (inner tokens, with
-// explicit namespaces), following carbons and MAM wrappers to the
-// forwarded message.
-func importantMessage(inner []xml.Token) bool {
-	depth := 0
-	for i, t := range inner {
-		switch tt := t.(type) {
-		case stanza.Raw:
-			return true // stored XML (offline, archive): unknown content
-		case xml.StartElement:
-			depth++
-			if depth != 1 {
-				continue
-			}
-			switch n := tt.Name; {
-			case n.Local == "body" && (n.Space == nsClient || n.Space == ""),
-				n.Local == "subject" && (n.Space == nsClient || n.Space == ""),
-				n.Space == nsEME && n.Local == "encryption",
-				n.Space == nsOMEMO && n.Local == "encrypted",
-				n.Space == nsOMEMO2 && n.Local == "encrypted",
-				n.Space == nsOX && n.Local == "openpgp",
-				n.Space == nsConference && n.Local == "x",
-				n.Space == nsJingleMsg:
-				return true
-			case n.Space == nsMUCUser && n.Local == "x":
-				if hasDescendant(inner[i:], xml.Name{Space: nsMUCUser, Local: "invite"}) {
-					return true
-				}
-			case n.Space == nsCarbons && (n.Local == "sent" || n.Local == "received"),
-				n.Space == nsMAM && n.Local == "result":
-				if fwd := forwardedMessage(inner[i:]); fwd != nil && importantMessage(fwd) {
-					return true
-				}
-			}
-		case xml.EndElement:
-			depth--
-		}
-	}
-	return false
-}
-
-// hasDescendant reports whether the element starting at toks[0] contains
-// an element named n.
-func hasDescendant(toks []xml.Token, n xml.Name) bool {
-	depth := 0
-	for _, t := range toks {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			depth++
-			if depth > 1 && tt.Name == n {
-				return true
-			}
-		case xml.EndElement:
-			depth--
-			if depth == 0 {
-				return false
-			}
-		}
-	}
-	return false
-}
-
-// forwardedMessage returns the inner tokens of the message inside the
-// <forwarded/> of the wrapper element starting at toks[0], or nil.
-func forwardedMessage(toks []xml.Token) []xml.Token {
-	depth := 0
-	start := -1
-	for i, t := range toks {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 3 && tt.Name.Local == "message" && start < 0 && i > 0 {
-				start = i + 1
-				inner := 0
-				for j := start; j < len(toks); j++ {
-					switch toks[j].(type) {
-					case xml.StartElement:
-						inner++
-					case xml.EndElement:
-						if inner == 0 {
-							return toks[start:j]
-						}
-						inner--
-					}
-				}
-				return nil
-			}
-		case xml.EndElement:
-			depth--
-			if depth == 0 {
-				return nil
-			}
-		}
-	}
-	return nil
-}
+// importantContent is what makes a message important to an inactive
+// client.
+const importantContent = stanza.Body | stanza.Subject | stanza.Encrypted | stanza.Invitation | stanza.Call | stanza.Stored

@@ -322,10 +322,7 @@ func (r *router) redeliverUnacked(ctx context.Context, sess *Session, pending []
 	for _, st := range pending {
 		switch st.Kind {
 		case stanza.Message:
-			if st.Type == "error" || st.Type == "groupchat" ||
-				st.HasChild(xml.Name{Space: nsCarbons, Local: "sent"}) ||
-				st.HasChild(xml.Name{Space: nsCarbons, Local: "received"}) ||
-				st.HasChild(xml.Name{Space: nsMAM, Local: "result"}) {
+			if st.Type == "error" || st.Type == "groupchat" || stanza.Classify(st)&stanza.Forwarded != 0 {
 				continue
 			}
 			if st.To.Bare().String() != sess.bare {

@@ -269,37 +269,25 @@ func recipients(sessions []*server.Session, to jid.JID) func(*server.Session) bo
 // (inbound), are not; private messages sent to an occupant are. Errors are
 // handled by the caller.
 func eligible(s *stanza.Stanza, inbound bool) bool {
-	if s.HasChild(xml.Name{Space: NS, Local: "private"}) ||
-		s.HasChild(xml.Name{Space: NSHints, Local: "no-copy"}) ||
-		s.HasChild(xml.Name{Space: NS, Local: "sent"}) ||
-		s.HasChild(xml.Name{Space: NS, Local: "received"}) {
+	c := stanza.Classify(s)
+	if c&(stanza.CarbonsPrivate|stanza.NoCopy|stanza.CarbonsCopy) != 0 {
 		return false
 	}
-	if inbound && s.To.Resourcepart() != "" && s.HasChild(xml.Name{Space: NSMUCUser, Local: "x"}) {
+	if inbound && s.To.Resourcepart() != "" && c&stanza.MUCUser != 0 {
 		return false
 	}
 	switch s.Type {
 	case "chat":
 		return true
 	case "", "normal":
-		return s.HasChild(xml.Name{Space: stanza.NSClient, Local: "body"}) || imPayload(s)
+		return c&(stanza.Body|imPayload) != 0
 	}
 	return false
 }
 
-// imPayload reports whether s carries a chat state, a receipt or a chat
-// marker.
-func imPayload(s *stanza.Stanza) bool {
-	for _, t := range s.Inner {
-		if se, ok := t.(xml.StartElement); ok {
-			switch se.Name.Space {
-			case NSChatStates, NSReceipts, NSMarkers:
-				return true
-			}
-		}
-	}
-	return false
-}
+// imPayload are the instant messaging payloads that make a normal message
+// eligible without a body: chat states, receipts and chat markers.
+const imPayload = stanza.ChatState | stanza.Receipt | stanza.Markable | stanza.Marker
 
 // withoutPrivate returns a copy of s without its top-level
 // <private xmlns='urn:xmpp:carbons:2'/> elements.

@@ -292,58 +292,16 @@ func archivable(st *stanza.Stanza) bool {
 	default:
 		return false
 	}
-	content := false
-	depth := 0
-	var parent xml.Name
-	for _, t := range st.Inner {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 2 && parent.Space == nsMUCUser && parent.Local == "x" && tt.Name.Local == "invite" {
-				content = true
-			}
-			if depth != 1 {
-				continue
-			}
-			parent = tt.Name
-			switch n := tt.Name; {
-			case n.Space == NSHints && (n.Local == "no-store" || n.Local == "no-permanent-store"):
-				return false
-			case n.Space == NS && n.Local == "result":
-				return false
-			case n.Space == NSCarbons && (n.Local == "sent" || n.Local == "received"):
-				return false
-			case (n.Local == "body" || n.Local == "subject") && (n.Space == stanza.NSClient || n.Space == stanza.NSServer || n.Space == ""):
-				content = true
-			case contentPayloads[n]:
-				content = true
-			case n.Space == "urn:xmpp:chat-markers:0" && n.Local != "markable":
-				content = true
-			case n.Space == "urn:xmpp:jingle-message:0" || n.Space == "urn:xmpp:jingle-message:1":
-				content = true
-			}
-		case xml.EndElement:
-			depth--
-		}
+	c := stanza.Classify(st)
+	if c&(stanza.NoStore|stanza.NoPermanentStore|stanza.Forwarded) != 0 {
+		return false
 	}
-	return content
+	return c&archivedContent != 0
 }
 
-const nsMUCUser = "http://jabber.org/protocol/muc#user"
-
-// contentPayloads are the top-level elements that make a message worth
-// archiving without a body.
-var contentPayloads = map[xml.Name]bool{
-	{Space: NSHints, Local: "store"}:                              true,
-	{Space: "eu.siacs.conversations.axolotl", Local: "encrypted"}: true, // OMEMO
-	{Space: "urn:xmpp:omemo:2", Local: "encrypted"}:               true,
-	{Space: "urn:xmpp:eme:0", Local: "encryption"}:                true,
-	{Space: "jabber:x:oob", Local: "x"}:                           true,
-	{Space: "jabber:x:conference", Local: "x"}:                    true, // direct MUC invitation
-	{Space: "urn:xmpp:reactions:0", Local: "reactions"}:           true,
-	{Space: "urn:xmpp:message-retract:1", Local: "retract"}:       true,
-	{Space: "urn:xmpp:message-retract:0", Local: "retract"}:       true,
-}
+// archivedContent are the children that make a message worth archiving.
+const archivedContent = stanza.Body | stanza.Subject | stanza.Store | stanza.OMEMO | stanza.EME |
+	stanza.OOB | stanza.Marker | stanza.Reaction | stanza.Retraction | stanza.Invitation | stanza.Call
 
 // RoutePriority is the place of the archive's routes among the modules'
 // message routes: before carbons (which copy the stanza id it adds) and

@@ -199,47 +199,27 @@ func classify(s *stanza.Stanza) verdict {
 	case "error", "groupchat":
 		return decline
 	}
-	if s.HasChild(xml.Name{Space: NSHints, Local: "no-store"}) {
+	c := stanza.Classify(s)
+	if c&stanza.NoStore != 0 {
 		return decline
 	}
-	if s.HasChild(xml.Name{Space: NSHints, Local: "store"}) {
+	if c&stanza.Store != 0 {
 		return store
 	}
 	if s.Type == "headline" {
 		return decline
 	}
-	if !hasContent(s) {
+	if !hasContent(c) {
 		return drop
 	}
 	return store
 }
 
-// hasContent reports whether s has a child element other than chat
-// states, thread, hints, delays and stanza ids.
-func hasContent(s *stanza.Stanza) bool {
-	depth := 0
-	for _, t := range s.Inner {
-		switch tt := t.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				switch tt.Name.Space {
-				case NSChatStates, NSHints, NSDelay, NSStanzaID:
-				case stanza.NSClient:
-					if tt.Name.Local != "thread" {
-						return true
-					}
-				default:
-					return true
-				}
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		case stanza.Raw:
-			return true
-		}
-	}
-	return false
+// hasContent reports whether a message classified c has a child element
+// other than chat states, thread, hints, delays and stanza ids, or stored
+// XML.
+func hasContent(c stanza.Class) bool {
+	return c&^(stanza.ChatState|stanza.Thread|stanza.Hints|stanza.Delay|stanza.StanzaID) != 0
 }
 
 // HandleUndelivered stores a message for an account that has no available
