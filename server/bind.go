@@ -41,7 +41,7 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 	if res == "" {
 		res = newID()[:12]
 	}
-	full, err := jid.New(user.Localpart(), user.Domainpart(), res)
+	full, err := user.WithResource(res)
 	if err != nil {
 		return nil, reply(st.ErrorReply(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest}))
 	}
@@ -82,6 +82,7 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 	}
 	c.in.setLimit(c.srv.limits.MaxStanzaSize)
 	c.bw = nil // the session's writer borrows buffers from now on
+	c.tlsState, c.cbTypes = nil, nil
 	sess.release()
 	return sess, nil
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +13,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server/scram"
 )
 
 // conn is one client connection, from accept to close. Until the resource
@@ -28,6 +31,13 @@ type conn struct {
 	leaf      *x509.Certificate // the certificate we presented
 
 	cbUnusable bool // the client tried a channel binding type we lack
+
+	// During negotiation: the TLS session's state and the channel binding
+	// types it offers, taken once after the handshake, and the stream's
+	// domain as a JID.
+	tlsState *tls.ConnectionState
+	cbTypes  []string
+	domJID   jid.JID
 
 	br  *bufio.Reader
 	bw  *bufio.Writer
@@ -89,9 +99,7 @@ func (s *Server) serve(ln net.Listener, direct bool) error {
 			return fmt.Errorf("server: accept: %w", err)
 		}
 		delay = 0
-		if tc, ok := nc.(*net.TCPConn); ok {
-			tc.SetNoDelay(true)
-		}
+		// No SetNoDelay: net sets TCP_NODELAY on every TCP connection.
 		c := &conn{srv: s, raw: nc, nc: nc, directTLS: direct}
 		s.mu.Lock()
 		if s.closed {
@@ -116,9 +124,14 @@ func (c *conn) serve() {
 			c.cleanup()
 		}
 	}()
+	// The deadline bounds all of negotiation, the TLS handshake included.
 	c.raw.SetDeadline(time.Now().Add(s.limits.PreAuthTimeout))
 	c.br = bufio.NewReaderSize(c.raw, 512)
-	c.bw = bufio.NewWriterSize(c.raw, 2048)
+	// Negotiation borrows a write buffer; the session's writer borrows its
+	// own.
+	bw := getWriter(c.raw)
+	defer putWriter(bw)
+	c.bw = bw
 	if c.directTLS {
 		if err := c.startTLS(); err != nil {
 			return
@@ -207,9 +220,9 @@ func (c *conn) startTLS() error {
 		return streamErr(condPolicyViolation, "data after <starttls/>")
 	}
 	tc := tls.Server(c.raw, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), s.limits.PreAuthTimeout)
-	defer cancel()
-	err := tc.HandshakeContext(ctx)
+	// The connection's pre-authentication deadline bounds the handshake;
+	// shutdown wakes it as it wakes any read.
+	err := tc.Handshake()
 	if leaf, ok := s.leafs.LoadAndDelete(c.raw); ok {
 		c.leaf = leaf.(*x509.Certificate)
 	}
@@ -217,6 +230,9 @@ func (c *conn) startTLS() error {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
 	c.tlsConn = tc
+	cs := tc.ConnectionState()
+	c.tlsState = &cs
+	c.cbTypes = scram.ChannelBindingTypes(&cs)
 	c.nc = tc
 	c.br.Reset(tc)
 	c.bw.Reset(tc)

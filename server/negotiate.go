@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -187,30 +186,53 @@ func (c *conn) negErr(err error) error {
 	return err
 }
 
+// Stream features that never change.
+const (
+	featuresStartTLS = `<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>`
+	featuresBind     = `<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>` +
+		`<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>` +
+		`<sm xmlns='urn:xmpp:sm:3'/><csi xmlns='urn:xmpp:csi:0'/>`
+)
+
+// The SASL mechanisms offered with and without channel binding, and as
+// the <mechanisms/> feature.
+var (
+	mechsPlus     = append(append([]string(nil), scramMechs...), "PLAIN")
+	mechsNoPlus   = append(append([]string(nil), scramMechs[3:]...), "PLAIN")
+	mechsElemPlus = mechanismsElement(mechsPlus)
+	mechsElemNone = mechanismsElement(mechsNoPlus)
+)
+
+func mechanismsElement(mechs []string) string {
+	s := `<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`
+	for _, m := range mechs {
+		s += "<mechanism>" + m + "</mechanism>"
+	}
+	return s + "</mechanisms>"
+}
+
 func (c *conn) writeFeatures(user jid.JID) {
 	w := c.bw
-	w.WriteString("<stream:features>")
 	switch {
 	case c.tlsConn == nil:
-		w.WriteString(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>`)
+		w.WriteString(featuresStartTLS)
+		return
 	case user.Localpart() == "":
-		w.WriteString(`<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`)
-		for _, m := range c.mechanisms() {
-			w.WriteString("<mechanism>" + m + "</mechanism>")
-		}
-		w.WriteString("</mechanisms>")
-		if types := c.cbTypes(); len(types) > 0 {
+		w.WriteString("<stream:features>")
+		if len(c.cbTypes) > 0 {
+			w.WriteString(mechsElemPlus)
 			w.WriteString(`<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>`)
-			for _, t := range types {
-				w.WriteString(`<channel-binding type='` + t + `'/>`)
+			for _, t := range c.cbTypes {
+				w.WriteString(`<channel-binding type='`)
+				w.WriteString(t)
+				w.WriteString(`'/>`)
 			}
 			w.WriteString(`</sasl-channel-binding>`)
+		} else {
+			w.WriteString(mechsElemNone)
 		}
 	default:
-		w.WriteString(`<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>`)
-		w.WriteString(`<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>`)
-		w.WriteString(`<sm xmlns='urn:xmpp:sm:3'/>`)
-		w.WriteString(`<csi xmlns='urn:xmpp:csi:0'/>`)
+		w.WriteString(featuresBind)
 		w.WriteString(c.srv.capsFeature())
 		for _, f := range c.srv.streamFeats {
 			stanza.WriteTokens(w, stanza.Resolve(f.Element(), nsClient), nsClient)
@@ -219,24 +241,25 @@ func (c *conn) writeFeatures(user jid.JID) {
 	w.WriteString("</stream:features>")
 }
 
-func (c *conn) cbTypes() []string {
-	if c.tlsConn == nil {
-		return nil
+// mechanisms returns the SASL mechanisms offered on this stream.
+func (c *conn) mechanisms() []string {
+	if len(c.cbTypes) > 0 {
+		return mechsPlus
 	}
-	cs := c.tlsConn.ConnectionState()
-	return scram.ChannelBindingTypes(&cs)
+	return mechsNoPlus
 }
 
-func (c *conn) mechanisms() []string {
-	var out []string
-	plus := len(c.cbTypes()) > 0
-	for _, m := range scramMechs {
-		if strings.HasSuffix(m, "-PLUS") && !plus {
-			continue
+// userJID returns the bare JID of username at the stream's domain, whose
+// normalisation is done once per stream.
+func (c *conn) userJID(username string) (jid.JID, error) {
+	if c.domJID.Domainpart() != c.dom {
+		d, err := jid.New("", c.dom, "")
+		if err != nil {
+			return jid.JID{}, err
 		}
-		out = append(out, m)
+		c.domJID = d
 	}
-	return append(out, "PLAIN")
+	return c.domJID.WithLocal(username)
 }
 
 func (c *conn) writeFailure(f *scram.Failure) {
@@ -309,21 +332,21 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 
 	ctx := context.Background()
 	h := mechHash(mech)
-	var cs *tls.ConnectionState
-	if c.tlsConn != nil {
-		st := c.tlsConn.ConnectionState()
-		cs = &st
-	}
+	// The JID the username normalises to, kept for after success.
+	var looked string
+	var lookedJID jid.JID
 	srvMech, err := scram.NewServer(mech, scram.ServerConfig{
 		Lookup: func(username string) (storage.SCRAMKeys, error) {
-			u, err := jid.New(username, c.dom, "")
+			u, err := c.userJID(username)
 			if err != nil {
 				return storage.SCRAMKeys{}, fmt.Errorf("%w: bad username", storage.ErrNotFound)
 			}
-			if c.srv.beingDeleted(u.String()) {
+			looked, lookedJID = username, u
+			bare := u.String()
+			if c.srv.beingDeleted(bare) {
 				return storage.SCRAMKeys{}, fmt.Errorf("%w: being deleted", storage.ErrNotFound)
 			}
-			acct, err := c.srv.accounts.Account(ctx, u.String())
+			acct, err := c.srv.accounts.Account(ctx, bare)
 			if err != nil {
 				return storage.SCRAMKeys{}, err
 			}
@@ -333,9 +356,9 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 			}
 			return k, nil
 		},
-		TLS:            cs,
+		TLS:            c.tlsState,
 		Certificate:    c.leaf,
-		PlusAdvertised: len(c.cbTypes()) > 0 && !c.cbUnusable,
+		PlusAdvertised: len(c.cbTypes) > 0 && !c.cbUnusable,
 		Domain:         c.dom,
 		Decoy: func(username string, h storage.Hash) storage.SCRAMKeys {
 			return c.srv.decoys.keys(username, c.dom, h)
@@ -361,7 +384,10 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 			if err := c.bw.Flush(); err != nil {
 				return jid.JID{}, err
 			}
-			u, err := jid.New(srvMech.Username(), c.dom, "")
+			if name := srvMech.Username(); name == looked {
+				return lookedJID, nil
+			}
+			u, err := c.userJID(srvMech.Username())
 			if err != nil {
 				return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized}
 			}
@@ -414,7 +440,7 @@ func (c *conn) authPlain(data []byte) (jid.JID, error) {
 	if err != nil {
 		return jid.JID{}, err
 	}
-	u, err := jid.New(username, c.dom, "")
+	u, err := c.userJID(username)
 	if err != nil {
 		return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
 	}

@@ -95,6 +95,19 @@ func hashFunc(h storage.Hash) func() hash.Hash {
 	return nil
 }
 
+// hashSize returns the size of h's sums, or 0 if h is unknown.
+func hashSize(h storage.Hash) int {
+	switch h {
+	case storage.SHA1:
+		return sha1.Size
+	case storage.SHA256:
+		return sha256.Size
+	case storage.SHA512:
+		return sha512.Size
+	}
+	return 0
+}
+
 // parseMechanism splits a mechanism name into its hash and whether it uses
 // channel binding.
 func parseMechanism(name string) (h storage.Hash, plus bool, ok bool) {

@@ -75,6 +75,7 @@ type Server struct {
 	mech string
 	hash storage.Hash
 	fn   func() hash.Hash
+	size int // of fn's sums
 	plus bool
 
 	state       serverState
@@ -100,7 +101,7 @@ func NewServer(mech string, cfg ServerConfig) (*Server, error) {
 	if plus && (cfg.TLS == nil || !cfg.TLS.HandshakeComplete) {
 		return nil, fail(EncryptionRequired, "channel binding needs TLS")
 	}
-	return &Server{cfg: cfg, mech: mech, hash: h, fn: hashFunc(h), plus: plus}, nil
+	return &Server{cfg: cfg, mech: mech, hash: h, fn: hashFunc(h), size: hashSize(h), plus: plus}, nil
 }
 
 // Step takes the client's next message and returns the server's answer.
@@ -165,7 +166,7 @@ func (s *Server) stepFirst(msg []byte) ([]byte, *Failure) {
 	case err != nil:
 		return nil, &Failure{Condition: TemporaryAuthFailure, Err: err}
 	}
-	if err := validKeys(keys, s.fn().Size()); err != nil {
+	if err := validKeys(keys, s.size); err != nil {
 		return nil, &Failure{Condition: TemporaryAuthFailure, Err: err}
 	}
 
@@ -193,7 +194,7 @@ func (s *Server) stepFinal(msg []byte) ([]byte, *Failure) {
 	if f != nil {
 		return nil, f
 	}
-	size := s.fn().Size()
+	size := s.size
 	if len(m.proof) != size {
 		return nil, malformed("proof has the wrong length")
 	}
@@ -205,7 +206,8 @@ func (s *Server) stepFinal(msg []byte) ([]byte, *Failure) {
 		return nil, fail(NotAuthorized, "channel binding mismatch")
 	}
 
-	authMessage := []byte(s.first.bare + "," + s.serverFirst + "," + m.withoutProof)
+	authMessage := make([]byte, 0, len(s.first.bare)+len(s.serverFirst)+len(m.withoutProof)+2)
+	authMessage = append(append(append(append(append(authMessage, s.first.bare...), ','), s.serverFirst...), ','), m.withoutProof...)
 	clientSignature := hmacSum(s.fn, s.keys.StoredKey, authMessage)
 	clientKey := make([]byte, size)
 	subtle.XORBytes(clientKey, m.proof, clientSignature)
