@@ -220,6 +220,7 @@ func (c *conn) startTLS() error {
 		return streamErr(condPolicyViolation, "data after <starttls/>")
 	}
 	tc := tls.Server(c.raw, cfg)
+	growStack()
 	// The connection's pre-authentication deadline bounds the handshake;
 	// shutdown wakes it as it wakes any read.
 	err := tc.Handshake()
@@ -332,3 +333,26 @@ func errKind(err error) string {
 	}
 	return fmt.Sprintf("%T", err)
 }
+
+// handshakeStack makes growStack's frame big enough for the runtime to
+// give the goroutine a 16 KiB stack, which holds a server-side TLS 1.3
+// handshake with X25519MLKEM768 (ML-KEM keeps its polynomials on the
+// stack). A bigger stack comes from the heap instead of the per-P stack
+// cache, and the garbage collector shrinks it again while the connection
+// waits.
+const handshakeStack = 12 << 10
+
+// growStack gives the calling goroutine, in one step, a stack that holds
+// a TLS handshake. A goroutine's stack starts small and doubles when a
+// call needs more; each doubling copies the stack and adjusts its
+// pointers, which from deep inside the handshake costs more than growing
+// once from a shallow stack just before it.
+//
+//go:noinline
+func growStack() {
+	var b [handshakeStack]byte
+	touchStack(&b)
+}
+
+//go:noinline
+func touchStack(b *[handshakeStack]byte) { b[len(b)-1] = 0 }
