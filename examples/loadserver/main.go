@@ -24,18 +24,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kiez-im/kiez/modules/adhoc"
-	"github.com/kiez-im/kiez/modules/blocking"
-	"github.com/kiez-im/kiez/modules/carbons"
 	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/modules/offline"
-	"github.com/kiez-im/kiez/modules/ping"
-	"github.com/kiez-im/kiez/modules/presence"
-	"github.com/kiez-im/kiez/modules/private"
 	"github.com/kiez-im/kiez/modules/roster"
-	kieztime "github.com/kiez-im/kiez/modules/time"
-	"github.com/kiez-im/kiez/modules/vcard"
-	"github.com/kiez-im/kiez/modules/version"
+	"github.com/kiez-im/kiez/modules/stock"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/scram"
 	"github.com/kiez-im/kiez/storage"
@@ -60,7 +52,7 @@ func run() error {
 	pidfile := flag.String("pidfile", "", "write the process id here")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback address")
 	archive := flag.Bool("archive", false, "run the message archive (XEP-0313), offline storage and carbons, on the -store backend")
-	kiezdMods := flag.Bool("kiezd-modules", false, "run the modules kiezd runs by default (examples/kiezd/config.go), on the -store backend; excludes -archive")
+	kiezdMods := flag.Bool("kiezd-modules", false, "run the modules kiezd runs by default (modules/stock with kiezd's built-in options), on the -store backend; excludes -archive")
 	fill := flag.Int("fill", 0, "with -archive: first archive this many messages from <prefix>1 in <prefix>0's archive (for bench mam -user <prefix>0 -contact <prefix>1)")
 	flag.Parse()
 
@@ -88,22 +80,27 @@ func run() error {
 	}
 	var accounts storage.Accounts = backend
 	var mods []server.Module
-	if *archive {
-		m, err := mam.New(backend, backend, mam.Options{})
+	switch {
+	case *archive:
+		// The archive (with its ad-hoc command), carbons and offline
+		// storage, with their defaults.
+		mods, err = stock.Modules(backend, stock.Options{Without: []string{
+			stock.Roster, stock.Blocking, stock.VCard, stock.Private, stock.Ping, stock.Time, stock.Version, stock.Contact,
+		}})
 		if err != nil {
 			return err
 		}
-		off, err := offline.New(backend, offline.Options{})
-		if err != nil {
-			return err
-		}
-		mods = append(mods, m, carbons.New(), off)
 		if err := fillArchive(backend, *prefix+"0@"+*domain, *prefix+"1@"+*domain, *fill); err != nil {
 			return err
 		}
-	}
-	if *kiezdMods {
-		mods, err = kiezdModules(backend)
+	case *kiezdMods:
+		// kiezd's built-in configuration (examples/kiezd/config.go).
+		const month = 30 * 24 * time.Hour
+		mods, err = stock.Modules(backend, stock.Options{
+			Roster:  roster.Options{MaxItems: 1000},
+			Offline: offline.Options{Limit: 1000, Retention: month},
+			Archive: mam.Options{Default: mam.Always, Retention: month},
+		})
 		if err != nil {
 			return err
 		}
@@ -159,55 +156,6 @@ func run() error {
 		return err
 	}
 	return nil
-}
-
-// kiezdModules builds the modules kiezd runs with its built-in
-// configuration, in kiezd's order (examples/kiezd/config.go, modules and
-// defaultConfig; kiezd is a main package, so the list is repeated here
-// and must follow it).
-func kiezdModules(store interface {
-	storage.KV
-	storage.Roster
-	storage.Offline
-	storage.Archive
-}) ([]server.Module, error) {
-	ros, err := roster.New(roster.Options{MaxItems: 1000}, store)
-	if err != nil {
-		return nil, err
-	}
-	block, err := blocking.New(blocking.Options{}, store)
-	if err != nil {
-		return nil, err
-	}
-	pres, err := presence.New(presence.Deps{Roster: ros, Blocking: block})
-	if err != nil {
-		return nil, err
-	}
-	const month = 30 * 24 * time.Hour
-	archive, err := mam.New(store, store, mam.Options{Default: mam.Always, Retention: month, Roster: ros})
-	if err != nil {
-		return nil, err
-	}
-	off, err := offline.New(store, offline.Options{Limit: 1000, Retention: month})
-	if err != nil {
-		return nil, err
-	}
-	commands, err := adhoc.New(adhoc.Options{}, archive.DeleteArchiveCommand())
-	if err != nil {
-		return nil, err
-	}
-	vc, err := vcard.New(vcard.Options{}, store)
-	if err != nil {
-		return nil, err
-	}
-	priv, err := private.New(private.Options{}, store)
-	if err != nil {
-		return nil, err
-	}
-	return []server.Module{
-		block, pres, ros, archive, carbons.New(), off, commands, vc, priv,
-		ping.New(), kieztime.New(kieztime.Options{}), version.New(version.Options{}),
-	}, nil
 }
 
 // fillArchive stores n chat messages from peer in user's archive, one
