@@ -23,7 +23,11 @@ func message(to jid.JID, typ, body string) *stanza.Stanza {
 
 func start(t *testing.T) (*servertest.Client, jid.JID) {
 	t.Helper()
-	srv := servertest.Start(t, server.Config{Modules: []server.Module{New()}})
+	echo, err := New(Options{}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, server.Config{Modules: []server.Module{echo}})
 	alice := srv.AddUser(t, "alice", "pw-alice")
 	return srv.Connect(t, alice, "pw-alice"), jid.MustParse("echo." + srv.Domain)
 }

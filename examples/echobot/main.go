@@ -33,11 +33,15 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	echo, err := New(Options{}, Deps{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv, err := server.New(ctx, server.Config{
 		Domains:  []string{*domain},
 		TLS:      &tls.Config{Certificates: []tls.Certificate{cert}},
 		Accounts: memory.New(),
-		Modules:  []server.Module{New()},
+		Modules:  []server.Module{echo},
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {

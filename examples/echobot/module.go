@@ -10,14 +10,19 @@ import (
 	"github.com/kiez-im/kiez/stanza"
 )
 
-// Echo hosts the service echo.<domain>, which sends the body of every
-// message it receives back to the sender. Create it with New.
+// Options configure the echo module, which has none.
+type Options struct{}
+
+// Deps are what the echo module builds on: nothing.
+type Deps struct{}
+
+// Echo serves echo.<domain>, echoing message bodies. Create it with New.
 type Echo struct {
 	router server.Router // set by Init
 }
 
-// New returns the echo module.
-func New() *Echo { return &Echo{} }
+// New returns the echo module, in the shape of every module's New.
+func New(opts Options, deps Deps) (*Echo, error) { return &Echo{}, nil }
 
 // Name returns "echobot".
 func (*Echo) Name() string { return "echobot" }

@@ -449,7 +449,7 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 		return nil, bad("modules.offline_limit: %d is more than %d", m.OfflineLimit, offline.MaxLimit)
 	}
 	if len(m.Contact) > 0 {
-		if _, err := contact.New(contact.Options{Addresses: m.Contact}); err != nil {
+		if _, err := contact.New(contact.Options{Addresses: m.Contact}, contact.Deps{}); err != nil {
 			return nil, bad("modules.contact: %s", strings.TrimPrefix(err.Error(), "contact: "))
 		}
 	}

@@ -28,11 +28,15 @@ func main() {
 		log.Fatal(err)
 	}
 	defer db.Close()
+	pong, err := ping.New(ping.Options{}, ping.Deps{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv, err := server.New(ctx, server.Config{
 		Domains:  []string{"example.org"},
 		TLS:      &tls.Config{Certificates: []tls.Certificate{cert}},
 		Accounts: db,
-		Modules:  []server.Module{ping.New()},
+		Modules:  []server.Module{pong},
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -12,8 +12,8 @@ import (
 	"github.com/kiez-im/kiez/stanza/form"
 )
 
-// A module offers a command; the integrator hands it to the adhoc module,
-// which serves it at the server's address.
+// A module offers a command; the integrator hands it to the adhoc module
+// in Deps.Commands, and the module serves it at the server's address.
 func Example() {
 	hello := adhoc.Command{
 		Node: "urn:example:hello",
@@ -22,7 +22,7 @@ func Example() {
 			return adhoc.Response{Status: adhoc.Completed, Notes: []adhoc.Note{{Text: "Hello, " + user.Localpart()}}}, nil
 		},
 	}
-	m, err := adhoc.New(adhoc.Options{}, hello)
+	m, err := adhoc.New(adhoc.Options{}, adhoc.Deps{Commands: []adhoc.Command{hello}})
 	if err != nil {
 		fmt.Println(err)
 		return

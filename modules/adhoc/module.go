@@ -118,6 +118,15 @@ type Options struct {
 	MaxSessions int
 }
 
+// Deps are what the module builds on: the commands it offers, which
+// other modules supply (such as mam's DeleteArchiveCommand).
+type Deps struct {
+	// Commands are the commands offered, listed in this order. Nodes
+	// must be unique and non-empty, and every command needs a Handler.
+	// None is allowed: the module then lists an empty command node.
+	Commands []Command
+}
+
 // Module implements XEP-0050. Create it with New.
 type Module struct {
 	cmds    []Command
@@ -142,9 +151,10 @@ type session struct {
 	started time.Time
 }
 
-// New returns the module offering cmds. Nodes must be unique and
-// non-empty, and every command needs a Handler.
-func New(opts Options, cmds ...Command) (*Module, error) {
+// New returns the module offering deps.Commands. It fails for a negative
+// option, an empty or duplicate node, or a command without a Handler.
+func New(opts Options, deps Deps) (*Module, error) {
+	cmds := deps.Commands
 	if opts.SessionTimeout < 0 || opts.MaxSessions < 0 {
 		return nil, errors.New("adhoc: negative option")
 	}

@@ -131,7 +131,7 @@ func TestCommands(t *testing.T) {
 		}, nil
 	}}
 	const timeout = 10 * time.Minute
-	mod, err := adhoc.New(adhoc.Options{SessionTimeout: timeout}, hello, ask)
+	mod, err := adhoc.New(adhoc.Options{SessionTimeout: timeout}, adhoc.Deps{Commands: []adhoc.Command{hello, ask}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestNew(t *testing.T) {
 		{{Node: "a"}},
 		{{Node: "a", Handler: h}, {Node: "a", Handler: h}},
 	} {
-		if _, err := adhoc.New(adhoc.Options{}, cmds...); err == nil {
+		if _, err := adhoc.New(adhoc.Options{}, adhoc.Deps{Commands: cmds}); err == nil {
 			t.Errorf("commands %+v accepted", cmds)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 func ExampleNew() {
 	store := memory.New() // or a storage/bbolt Store
-	mod, err := blocking.New(blocking.Options{}, store)
+	mod, err := blocking.New(blocking.Options{}, blocking.Deps{Store: store})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func (o *origins) Services() []server.Service {
 // message, on the blocking user's side both ways.
 func TestBlockingEveryOrigin(t *testing.T) {
 	store := memory.New()
-	blk, err := blocking.New(blocking.Options{}, store)
+	blk, err := blocking.New(blocking.Options{}, blocking.Deps{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,13 @@ type Options struct {
 	MaxItems int
 }
 
+// Deps are what the module builds on.
+type Deps struct {
+	// Store keeps the blocklists (required); storage.KV implementations,
+	// such as storage/memory's and storage/bbolt's, satisfy Store.
+	Store Store
+}
+
 // Module implements XEP-0191. Create it with New.
 type Module struct {
 	store Store
@@ -64,15 +71,16 @@ type list struct {
 	items map[string]struct{}
 }
 
-// New returns the blocking module keeping lists in store.
-func New(opts Options, store Store) (*Module, error) {
-	if store == nil {
+// New returns the blocking module keeping lists in deps.Store. It fails
+// without a store.
+func New(opts Options, deps Deps) (*Module, error) {
+	if deps.Store == nil {
 		return nil, errors.New("blocking: no store")
 	}
 	if opts.MaxItems <= 0 {
 		opts.MaxItems = 1000
 	}
-	return &Module{store: store, max: opts.MaxItems, interested: server.NewSessionValue[bool]()}, nil
+	return &Module{store: deps.Store, max: opts.MaxItems, interested: server.NewSessionValue[bool]()}, nil
 }
 
 // Name returns "blocking".

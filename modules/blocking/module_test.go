@@ -49,7 +49,7 @@ func chat(to jid.JID, id, body string) *stanza.Stanza {
 
 func TestBlocking(t *testing.T) {
 	store := memory.New()
-	mod, err := blocking.New(blocking.Options{MaxItems: 3}, store)
+	mod, err := blocking.New(blocking.Options{MaxItems: 3}, blocking.Deps{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,5 +140,11 @@ func TestBlocking(t *testing.T) {
 	}
 	if _, err := store.Get(t.Context(), "alice@localhost", "blocklist"); err == nil {
 		t.Fatal("the blocklist outlived its account")
+	}
+}
+
+func TestNewNoStore(t *testing.T) {
+	if _, err := blocking.New(blocking.Options{}, blocking.Deps{}); err == nil {
+		t.Fatal("New without a store succeeded")
 	}
 }

@@ -9,12 +9,18 @@ import (
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
-// The carbons module needs no storage. List it after the modules that
+// The carbons module has no options and needs no storage: both of New's
+// arguments are empty. List it after the modules that
 // refuse or rewrite messages (blocking, the message archive), so that it
 // copies what is actually delivered.
 func ExampleNew() {
 	store := memory.New()
-	blk, err := blocking.New(blocking.Options{}, store)
+	blk, err := blocking.New(blocking.Options{}, blocking.Deps{Store: store})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cc, err := carbons.New(carbons.Options{}, carbons.Deps{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -22,7 +28,7 @@ func ExampleNew() {
 	cfg := server.Config{
 		Domains:  []string{"example.org"},
 		Accounts: store,
-		Modules:  []server.Module{blk, carbons.New()},
+		Modules:  []server.Module{blk, cc},
 	}
 	fmt.Println(cfg.Modules[1].Name())
 	// Output: carbons

@@ -42,6 +42,15 @@ const (
 	trackMax = 8192
 )
 
+// Options configure the module. Carbons has no settings: the type is
+// there so that New has the shape of every module's constructor.
+type Options struct{}
+
+// Deps are what the module builds on. Carbons needs nothing (it keeps no
+// data): the type is there so that New has the shape of every module's
+// constructor.
+type Deps struct{}
+
 // Module implements XEP-0280. Create it with New.
 type Module struct {
 	host server.Host
@@ -51,9 +60,10 @@ type Module struct {
 	sent tracker // eligible messages, for copying errors that answer them
 }
 
-// New returns the carbons module.
-func New() *Module {
-	return &Module{enabled: server.NewSessionValue[bool](), sent: tracker{m: make(map[string]time.Time)}}
+// New returns the carbons module. It never fails; the error is there for
+// the shape every module's constructor shares.
+func New(opts Options, deps Deps) (*Module, error) {
+	return &Module{enabled: server.NewSessionValue[bool](), sent: tracker{m: make(map[string]time.Time)}}, nil
 }
 
 // Name returns "carbons".

@@ -40,7 +40,7 @@ func setup(t *testing.T, before ...server.Module) *env {
 // setupAround is setup with modules listed before and after carbons.
 func setupAround(t *testing.T, before, after []server.Module) *env {
 	t.Helper()
-	mod := carbons.New()
+	mod := modtest.Must(carbons.New(carbons.Options{}, carbons.Deps{}))
 	srv := servertest.Start(t, server.Config{Modules: append(append(before, mod), after...)})
 	srv.AddUser(t, "alice", "pw-alice")
 	srv.AddUser(t, "bob", "pw-bob")
@@ -380,7 +380,7 @@ func TestWithArchive(t *testing.T) {
 
 func testWithArchive(t *testing.T, archiveFirst bool) {
 	store := memory.New()
-	archive, err := mam.New(store, store, mam.Options{})
+	archive, err := mam.New(mam.Options{}, mam.Deps{Archive: store, KV: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +410,7 @@ func testWithArchive(t *testing.T, archiveFirst bool) {
 }
 
 func TestFeatures(t *testing.T) {
-	srv, c := modtest.Start(t, carbons.New())
+	srv, c := modtest.Start(t, modtest.Must(carbons.New(carbons.Options{}, carbons.Deps{})))
 	info := modtest.DiscoInfo(t, c, jid.MustParse(srv.Domain))
 	for _, f := range []string{carbons.NS, carbons.NSRules} {
 		if !modtest.HasFeature(info, f) {

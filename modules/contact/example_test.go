@@ -8,12 +8,12 @@ import (
 )
 
 // An integrator validates the addresses with New, then adds the module to
-// Config.Modules.
+// Config.Modules. The module has no dependencies: Deps is empty.
 func Example() {
 	m, err := contact.New(contact.Options{Addresses: map[string][]string{
 		contact.Abuse:    {"mailto:abuse@example.org", "xmpp:abuse@example.org"},
 		contact.Security: {"https://example.org/.well-known/security.txt"},
-	}})
+	}}, contact.Deps{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -26,7 +26,7 @@ func Example() {
 
 	_, err = contact.New(contact.Options{Addresses: map[string][]string{
 		contact.Abuse: {"abuse@example.org"},
-	}})
+	}}, contact.Deps{})
 	fmt.Println(err)
 	// Output:
 	// contact

@@ -48,6 +48,11 @@ type Options struct {
 	Addresses map[string][]string
 }
 
+// Deps are what the module builds on. The contact module needs nothing:
+// the type is there so that New has the shape of every module's
+// constructor.
+type Deps struct{}
+
 // Module publishes contact addresses. Create it with New.
 type Module struct {
 	// form is the complete <x/> element, or nil when nothing is
@@ -58,7 +63,7 @@ type Module struct {
 // New validates opts and returns the contact module. It fails, wrapping
 // ErrUnknownType or ErrBadURI, for an address type XEP-0157 does not
 // register or an address that is not a URI with a scheme.
-func New(opts Options) (*Module, error) {
+func New(opts Options, deps Deps) (*Module, error) {
 	types := make([]string, 0, len(opts.Addresses))
 	for typ, uris := range opts.Addresses {
 		if !known(typ) {

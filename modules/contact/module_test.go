@@ -67,7 +67,7 @@ func TestForm(t *testing.T) {
 		contact.Abuse:    {"mailto:abuse@example.org", "xmpp:abuse@example.org"},
 		contact.Support:  {"https://example.org/support?lang=en&x=1"},
 		contact.Sales:    {},
-	}})
+	}}, contact.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestNothingConfigured(t *testing.T) {
 		"empty lists": {Addresses: map[string][]string{contact.Abuse: nil}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			m, err := contact.New(opts)
+			m, err := contact.New(opts, contact.Deps{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,7 +127,7 @@ func TestInvalidConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := contact.New(contact.Options{Addresses: tt.addrs})
+			m, err := contact.New(contact.Options{Addresses: tt.addrs}, contact.Deps{})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("New() = %v, %v; want error %v", m, err, tt.want)
 			}

@@ -39,7 +39,7 @@ func (*discardArchive) DeleteArchive(context.Context, string) error           { 
 // serialising it and adding the stanza ID to the copy delivered.
 func BenchmarkArchiveReceived(b *testing.B) {
 	ctx := context.Background()
-	m, err := New(&discardArchive{}, memory.New(), Options{})
+	m, err := New(Options{}, Deps{Archive: &discardArchive{}, KV: memory.New()})
 	if err != nil {
 		b.Fatal(err)
 	}

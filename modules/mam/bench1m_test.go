@@ -32,7 +32,7 @@ func BenchmarkQuery1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	m, err := New(store, store, Options{})
+	m, err := New(Options{}, Deps{Archive: store, KV: store})
 	if err != nil {
 		b.Fatal(err)
 	}

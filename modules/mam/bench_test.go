@@ -39,7 +39,7 @@ func (r *recorder) Error(e mstanza.Error) error { return e }
 func BenchmarkQueryLatest50(b *testing.B) {
 	ctx := context.Background()
 	store := memory.New()
-	m, err := New(store, store, Options{})
+	m, err := New(Options{}, Deps{Archive: store, KV: store})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,12 +10,13 @@ import (
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
-// An integrator passes the archive and key-value stores (here the
-// in-memory store, which also keeps the accounts), and lists the module
-// before carbons and offline storage.
+// An integrator passes the archive and key-value stores in Deps (here the
+// in-memory store, which also keeps the accounts; Deps.Roster, for the
+// "roster" archiving mode, is optional) and adds the module to
+// Config.Modules.
 func Example() {
 	store := memory.New()
-	archive, err := mam.New(store, store, mam.Options{Retention: 90 * 24 * time.Hour})
+	archive, err := mam.New(mam.Options{Retention: 90 * 24 * time.Hour}, mam.Deps{Archive: store, KV: store})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -32,9 +33,9 @@ func Example() {
 // The "Delete my message archive" command is served by the adhoc module.
 func ExampleModule_DeleteArchiveCommand() {
 	store := memory.New()
-	archive, _ := mam.New(store, store, mam.Options{})
+	archive, _ := mam.New(mam.Options{}, mam.Deps{Archive: store, KV: store})
 	cmd := archive.DeleteArchiveCommand()
-	commands, err := adhoc.New(adhoc.Options{}, cmd)
+	commands, err := adhoc.New(adhoc.Options{}, adhoc.Deps{Commands: []adhoc.Command{cmd}})
 	if err != nil {
 		fmt.Println(err)
 		return

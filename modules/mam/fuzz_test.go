@@ -41,7 +41,7 @@ func FuzzParseQuery(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	store := memory.New()
-	m, err := New(store, store, Options{})
+	m, err := New(Options{}, Deps{Archive: store, KV: store})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestSlixmpp(t *testing.T) {
 		t.Skip("python3-slixmpp not installed (apt-get install python3-slixmpp)")
 	}
 	e := start(t, backends[1].open, mam.Options{}, func(m *mam.Module) server.Module {
-		a, err := adhoc.New(adhoc.Options{}, m.DeleteArchiveCommand())
+		a, err := adhoc.New(adhoc.Options{}, adhoc.Deps{Commands: []adhoc.Command{m.DeleteArchiveCommand()}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ import (
 // iq answer (the client runs in the same process).
 func BenchmarkQueryLatest50Loopback(b *testing.B) {
 	store := memory.New()
-	m, err := mam.New(store, store, mam.Options{})
+	m, err := mam.New(mam.Options{}, mam.Deps{Archive: store, KV: store})
 	if err != nil {
 		b.Fatal(err)
 	}

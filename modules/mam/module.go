@@ -84,8 +84,18 @@ type Options struct {
 	// MaxPage is the most messages one query returns, and the page size
 	// when the client gives none (default 50, at most 250).
 	MaxPage int
-	// Roster answers the "roster" mode. Without it nobody is in a roster:
-	// "roster" archives only the always list.
+}
+
+// Deps are the stores and the module the archive builds on.
+type Deps struct {
+	// Archive keeps the messages (required).
+	Archive storage.Archive
+	// KV keeps each user's preferences (required), under the key
+	// "mam:prefs"; it may be shared with other modules.
+	KV storage.KV
+	// Roster answers the "roster" mode; *roster.Module implements it.
+	// Without it (leave it nil, not a nil *roster.Module) nobody is in a
+	// roster: "roster" archives only the always list.
 	Roster RosterReader
 }
 
@@ -93,6 +103,7 @@ type Options struct {
 type Module struct {
 	archive storage.Archive
 	kv      storage.KV
+	roster  RosterReader // nil: nobody is in a roster
 	opts    Options
 	host    server.Host
 	now     func() time.Time
@@ -117,11 +128,15 @@ type sentCopy struct {
 	whole bool
 }
 
-// New returns the module keeping archives in archive and preferences in
-// kv.
-func New(archive storage.Archive, kv storage.KV, opts Options) (*Module, error) {
-	if archive == nil || kv == nil {
-		return nil, errors.New("mam: no store")
+// New returns the module keeping archives in deps.Archive and preferences
+// in deps.KV. It fails without either store, or for an option out of
+// range.
+func New(opts Options, deps Deps) (*Module, error) {
+	if deps.Archive == nil {
+		return nil, errors.New("mam: no archive store")
+	}
+	if deps.KV == nil {
+		return nil, errors.New("mam: no key-value store")
 	}
 	switch opts.Default {
 	case "":
@@ -148,7 +163,7 @@ func New(archive storage.Archive, kv storage.KV, opts Options) (*Module, error) 
 	case opts.MaxPage < 0 || opts.MaxPage > MaxMaxPage:
 		return nil, fmt.Errorf("mam: max page %d is not within [1, %d]", opts.MaxPage, MaxMaxPage)
 	}
-	return &Module{archive: archive, kv: kv, opts: opts, now: time.Now}, nil
+	return &Module{archive: deps.Archive, kv: deps.KV, roster: deps.Roster, opts: opts, now: time.Now}, nil
 }
 
 // Name returns "mam".

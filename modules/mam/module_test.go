@@ -64,7 +64,7 @@ type env struct {
 func start(t *testing.T, open func(*testing.T) backend, opts mam.Options, extra ...func(*mam.Module) server.Module) *env {
 	t.Helper()
 	store := open(t)
-	mod, err := mam.New(store, store, opts)
+	mod, err := mam.New(opts, mam.Deps{Archive: store, KV: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +544,7 @@ func TestRosterMode(t *testing.T) {
 	r := rosterFunc(func(ctx context.Context, user, contact jid.JID) (storage.RosterItem, bool, error) {
 		return storage.RosterItem{JID: contact.String()}, contact.Localpart() == "bob", nil
 	})
-	mod, err := mam.New(store, store, mam.Options{Default: mam.Roster, Roster: r})
+	mod, err := mam.New(mam.Options{Default: mam.Roster}, mam.Deps{Archive: store, KV: store, Roster: r})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -727,12 +727,15 @@ func TestOptions(t *testing.T) {
 		{MaxPage: 251},
 		{JanitorInterval: -1},
 	} {
-		if _, err := mam.New(store, store, o); err == nil {
+		if _, err := mam.New(o, mam.Deps{Archive: store, KV: store}); err == nil {
 			t.Errorf("options %+v accepted", o)
 		}
 	}
-	if _, err := mam.New(nil, store, mam.Options{}); err == nil {
+	if _, err := mam.New(mam.Options{}, mam.Deps{KV: store}); err == nil {
 		t.Error("nil archive accepted")
+	}
+	if _, err := mam.New(mam.Options{}, mam.Deps{Archive: store}); err == nil {
+		t.Error("nil key-value store accepted")
 	}
 }
 
@@ -792,7 +795,7 @@ func TestDeleteCommand(t *testing.T) { each(t, testDeleteCommand) }
 
 func testDeleteCommand(t *testing.T, open func(*testing.T) backend) {
 	e := start(t, open, mam.Options{}, func(m *mam.Module) server.Module {
-		a, err := adhoc.New(adhoc.Options{}, m.DeleteArchiveCommand())
+		a, err := adhoc.New(adhoc.Options{}, adhoc.Deps{Commands: []adhoc.Command{m.DeleteArchiveCommand()}})
 		if err != nil {
 			t.Fatal(err)
 		}

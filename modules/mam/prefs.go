@@ -144,14 +144,14 @@ func (m *Module) archives(ctx context.Context, user string, peer jid.JID) (bool,
 	case Always:
 		return true, nil
 	case Roster:
-		if m.opts.Roster == nil {
+		if m.roster == nil {
 			return false, nil
 		}
 		u, err := jid.Parse(user)
 		if err != nil {
 			return false, err
 		}
-		it, ok, err := m.opts.Roster.Item(ctx, u, peer.Bare())
+		it, ok, err := m.roster.Item(ctx, u, peer.Bare())
 		if err != nil {
 			return false, err
 		}

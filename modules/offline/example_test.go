@@ -10,20 +10,21 @@ import (
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
-// An integrator passes a storage.Offline (here the in-memory store, which
-// also keeps the accounts), optionally the blocking module, and adds the
-// module to Config.Modules.
+// An integrator passes a storage.Offline in Deps (here the in-memory
+// store, which also keeps the accounts) and adds the module to
+// Config.Modules, here beside the blocking module, whose filter keeps
+// messages from blocked senders out of storage.
 func ExampleNew() {
 	store := memory.New() // or a storage/bbolt Store
-	blk, err := blocking.New(blocking.Options{}, store)
+	blk, err := blocking.New(blocking.Options{}, blocking.Deps{Store: store})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	m, err := offline.New(store, offline.Options{
+	m, err := offline.New(offline.Options{
 		Limit:     500,
 		Retention: 14 * 24 * time.Hour,
-	})
+	}, offline.Deps{Store: store})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -72,6 +72,12 @@ type Options struct {
 	JanitorInterval time.Duration
 }
 
+// Deps are what the module builds on.
+type Deps struct {
+	// Store keeps the messages (required).
+	Store storage.Offline
+}
+
 // Module implements XEP-0160. Create it with New.
 type Module struct {
 	store     storage.Offline
@@ -95,9 +101,10 @@ type userLock struct {
 	refs int // guarded by Module.mu
 }
 
-// New returns the module keeping messages in store.
-func New(store storage.Offline, opts Options) (*Module, error) {
-	if store == nil {
+// New returns the module keeping messages in deps.Store. It fails
+// without a store or for an option out of range.
+func New(opts Options, deps Deps) (*Module, error) {
+	if deps.Store == nil {
 		return nil, errors.New("offline: no store")
 	}
 	switch {
@@ -119,7 +126,7 @@ func New(store storage.Offline, opts Options) (*Module, error) {
 		return nil, fmt.Errorf("offline: janitor interval %v must be positive", opts.JanitorInterval)
 	}
 	return &Module{
-		store:     store,
+		store:     deps.Store,
 		limit:     opts.Limit,
 		retention: opts.Retention,
 		interval:  opts.JanitorInterval,

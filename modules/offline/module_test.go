@@ -49,7 +49,7 @@ func start(t *testing.T, store storage.Offline, opts offline.Options, before ...
 // listed before the offline module).
 func startConfig(t *testing.T, store storage.Offline, opts offline.Options, cfg server.Config) *env {
 	t.Helper()
-	mod, err := offline.New(store, opts)
+	mod, err := offline.New(opts, offline.Deps{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestNegativePriority(t *testing.T) {
 // sender is deleted, not delivered; others still arrive.
 func TestBlockedSender(t *testing.T) {
 	mem := memory.New()
-	blk, err := blocking.New(blocking.Options{}, mem)
+	blk, err := blocking.New(blocking.Options{}, blocking.Deps{Store: mem})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,11 +476,11 @@ func TestOptions(t *testing.T) {
 		{Limit: -1}, {Limit: offline.MaxLimit + 1}, {Retention: -time.Second},
 		{Retention: offline.MaxRetention + time.Hour}, {JanitorInterval: -time.Second},
 	} {
-		if _, err := offline.New(memory.New(), o); err == nil {
+		if _, err := offline.New(o, offline.Deps{Store: memory.New()}); err == nil {
 			t.Errorf("New accepted %+v", o)
 		}
 	}
-	if _, err := offline.New(nil, offline.Options{}); err == nil {
+	if _, err := offline.New(offline.Options{}, offline.Deps{}); err == nil {
 		t.Error("New accepted no store")
 	}
 }

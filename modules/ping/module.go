@@ -17,11 +17,20 @@ import (
 // NS is the XEP-0199 namespace, advertised as a disco#info feature.
 const NS = "urn:xmpp:ping"
 
+// Options configure the module. Ping has no settings: the type is there
+// so that New has the shape of every module's constructor.
+type Options struct{}
+
+// Deps are what the module builds on. Ping needs nothing: the type is
+// there so that New has the shape of every module's constructor.
+type Deps struct{}
+
 // Module answers pings. Create it with New.
 type Module struct{}
 
-// New returns the ping module. It has no options.
-func New() *Module { return &Module{} }
+// New returns the ping module. It never fails; the error is there for
+// the shape every module's constructor shares.
+func New(opts Options, deps Deps) (*Module, error) { return &Module{}, nil }
 
 // Name returns "ping".
 func (*Module) Name() string { return "ping" }

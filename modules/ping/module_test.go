@@ -12,7 +12,7 @@ import (
 )
 
 func TestPing(t *testing.T) {
-	srv, c := modtest.Start(t, ping.New())
+	srv, c := modtest.Start(t, modtest.Must(ping.New(ping.Options{}, ping.Deps{})))
 	domain := jid.MustParse(srv.Domain)
 	bob := srv.AddUser(t, "bob", "pw-bob")
 
@@ -51,7 +51,7 @@ func TestPing(t *testing.T) {
 }
 
 func TestPingFeature(t *testing.T) {
-	srv, c := modtest.Start(t, ping.New())
+	srv, c := modtest.Start(t, modtest.Must(ping.New(ping.Options{}, ping.Deps{})))
 	info := modtest.DiscoInfo(t, c, jid.MustParse(srv.Domain))
 	if !modtest.HasFeature(info, ping.NS) {
 		t.Fatalf("disco#info features %v lack %s", modtest.Features(info), ping.NS)

@@ -65,11 +65,11 @@ func BenchmarkBroadcast500(b *testing.B) {
 func broadcastSetup(b *testing.B, n int) (*servertest.Server, jid.JID, []string) {
 	b.Helper()
 	store := memory.New()
-	r, err := roster.New(roster.Options{}, store)
+	r, err := roster.New(roster.Options{}, roster.Deps{Store: store})
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := presence.New(presence.Deps{Roster: r})
+	p, err := presence.New(presence.Options{}, presence.Deps{Roster: r})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,15 +9,15 @@ import (
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
-// The presence module builds on the roster module, which must be in
-// Config.Modules too.
+// The presence module has no options and builds on the roster module,
+// given in Deps, which must be in Config.Modules too.
 func Example() {
 	store := memory.New()
-	r, err := roster.New(roster.Options{}, store)
+	r, err := roster.New(roster.Options{}, roster.Deps{Store: store})
 	if err != nil {
 		panic(err)
 	}
-	p, err := presence.New(presence.Deps{Roster: r})
+	p, err := presence.New(presence.Options{}, presence.Deps{Roster: r})
 	if err != nil {
 		panic(err)
 	}

@@ -37,13 +37,20 @@ const (
 	typeProbe        = "probe"
 )
 
+// Options configure the module. Presence has no settings: the type is
+// there so that New has the shape of every module's constructor.
+type Options struct{}
+
 // Deps are the modules presence builds on.
 type Deps struct {
-	// Roster keeps the subscription states; it must also be in
-	// Config.Modules.
+	// Roster keeps the subscription states (required); it must also be
+	// in Config.Modules.
 	Roster *roster.Module
 	// Blocking, if set, stops presence between accounts when either
-	// blocks the other (XEP-0191 §3.3); the blocking module implements it.
+	// blocks the other (XEP-0191 §3.3); the blocking module implements
+	// it. Without it (nil, not a nil *blocking.Module) presence builds
+	// stanzas for every contact, and the blocking filter, if listed in
+	// Config.Modules, still stops them.
 	Blocking Blocker
 }
 
@@ -77,8 +84,9 @@ type sessionState struct {
 	directed map[string]jid.JID
 }
 
-// New returns the presence module.
-func New(deps Deps) (*Module, error) {
+// New returns the presence module on deps.Roster, which tells it of
+// removed items from then on. It fails without a roster module.
+func New(opts Options, deps Deps) (*Module, error) {
 	if deps.Roster == nil {
 		return nil, errors.New("presence: no roster module")
 	}

@@ -29,11 +29,11 @@ type env struct {
 func start(t *testing.T) *env {
 	t.Helper()
 	store := memory.New()
-	r, err := roster.New(roster.Options{}, store)
+	r, err := roster.New(roster.Options{}, roster.Deps{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := presence.New(presence.Deps{Roster: r})
+	p, err := presence.New(presence.Options{}, presence.Deps{Roster: r})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,15 +465,15 @@ func TestAccountDeletionCancelsSubscriptions(t *testing.T) {
 // with a mutual subscription.
 func TestBlockedContactGetsNoPresence(t *testing.T) {
 	store := memory.New()
-	r, err := roster.New(roster.Options{}, store)
+	r, err := roster.New(roster.Options{}, roster.Deps{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bl, err := blocking.New(blocking.Options{}, store)
+	bl, err := blocking.New(blocking.Options{}, blocking.Deps{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := presence.New(presence.Deps{Roster: r, Blocking: bl})
+	p, err := presence.New(presence.Options{}, presence.Deps{Roster: r, Blocking: bl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,4 +502,10 @@ func TestBlockedContactGetsNoPresence(t *testing.T) {
 	b.Send(&stanza.Stanza{Kind: stanza.Presence})
 	b.ExpectNone(quiet, anyPresFrom(e.alice))
 	a.ExpectNone(quiet, anyPresFrom(e.bob))
+}
+
+func TestNewNoRoster(t *testing.T) {
+	if _, err := presence.New(presence.Options{}, presence.Deps{}); err == nil {
+		t.Fatal("New without a roster module succeeded")
+	}
 }

@@ -53,6 +53,13 @@ type Options struct {
 	MaxItems int
 }
 
+// Deps are what the module builds on.
+type Deps struct {
+	// Store keeps the items (required). It may be shared with other
+	// modules: this one uses only keys starting with KeyPrefix.
+	Store storage.KV
+}
+
 // Module stores private XML. Create it with New.
 type Module struct {
 	maxSize  int
@@ -63,10 +70,10 @@ type Module struct {
 	mu sync.Mutex
 }
 
-// New returns the private XML storage module keeping items in store. It
-// fails for a nil store or negative limits.
-func New(opts Options, store storage.KV) (*Module, error) {
-	if store == nil {
+// New returns the private XML storage module keeping items in
+// deps.Store. It fails without a store or for negative limits.
+func New(opts Options, deps Deps) (*Module, error) {
+	if deps.Store == nil {
 		return nil, errors.New("private: no store")
 	}
 	if opts.MaxSize < 0 || opts.MaxItems < 0 {
@@ -78,7 +85,7 @@ func New(opts Options, store storage.KV) (*Module, error) {
 	if opts.MaxItems == 0 {
 		opts.MaxItems = DefaultMaxItems
 	}
-	return &Module{maxSize: opts.MaxSize, maxItems: opts.MaxItems, store: store}, nil
+	return &Module{maxSize: opts.MaxSize, maxItems: opts.MaxItems, store: deps.Store}, nil
 }
 
 // Name returns "private".

@@ -48,7 +48,7 @@ func bboltStore(t *testing.T) store {
 // st and adds alice and bob.
 func start(t *testing.T, st store, opts private.Options, extra ...server.Module) (srv *servertest.Server, alice, bob jid.JID) {
 	t.Helper()
-	m, err := private.New(opts, st)
+	m, err := private.New(opts, private.Deps{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestDeleteAndExport(t *testing.T) {
 // no query.
 func TestDeleteUserOnlyOwnKeys(t *testing.T) {
 	st := memory.New()
-	p, err := private.New(private.Options{}, st)
+	p, err := private.New(private.Options{}, private.Deps{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +420,7 @@ func TestDeleteUserOnlyOwnKeys(t *testing.T) {
 // account removes the data of both and nothing of bob's.
 func TestWithVCard(t *testing.T) {
 	st := memoryStore(t)
-	v, err := vcard.New(vcard.Options{}, st)
+	v, err := vcard.New(vcard.Options{}, vcard.Deps{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +463,7 @@ func TestNew(t *testing.T) {
 		{"negative size", private.Options{MaxSize: -1}, memory.New()},
 		{"negative items", private.Options{MaxItems: -1}, memory.New()},
 	} {
-		if _, err := private.New(tc.opts, tc.store); err == nil {
+		if _, err := private.New(tc.opts, private.Deps{Store: tc.store}); err == nil {
 			t.Errorf("%s: New succeeded", tc.name)
 		}
 	}

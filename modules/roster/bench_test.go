@@ -69,7 +69,7 @@ func BenchmarkRosterGet(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			m, err := New(Options{}, store)
+			m, err := New(Options{}, Deps{Store: store})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -8,11 +8,12 @@ import (
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
-// An integrator creates the module on a roster store (the same bbolt or
-// memory Store as the accounts) and adds it to Config.Modules.
+// An integrator creates the module on a roster store, Deps.Store (the
+// same bbolt or memory Store as the accounts), and adds it to
+// Config.Modules.
 func Example() {
 	store := memory.New()
-	m, err := roster.New(roster.Options{MaxItems: 500}, store)
+	m, err := roster.New(roster.Options{MaxItems: 500}, roster.Deps{Store: store})
 	if err != nil {
 		panic(err)
 	}

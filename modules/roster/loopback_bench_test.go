@@ -20,7 +20,7 @@ import (
 // has parsed the whole result (the client runs in the same process).
 func BenchmarkRosterGetLoopback(b *testing.B) {
 	store := memory.New()
-	m, err := roster.New(roster.Options{}, store)
+	m, err := roster.New(roster.Options{}, roster.Deps{Store: store})
 	if err != nil {
 		b.Fatal(err)
 	}

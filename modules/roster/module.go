@@ -60,6 +60,12 @@ type Options struct {
 	MaxGroupLen int
 }
 
+// Deps are what the module builds on.
+type Deps struct {
+	// Store keeps the rosters (required).
+	Store storage.Roster
+}
+
 // Module serves rosters. Create it with New.
 type Module struct {
 	opts  Options
@@ -98,9 +104,10 @@ func (m *Module) OnRemove(f Removal) {
 	m.removed = append(m.removed, f)
 }
 
-// New returns the roster module keeping rosters in store.
-func New(opts Options, store storage.Roster) (*Module, error) {
-	if store == nil {
+// New returns the roster module keeping rosters in deps.Store. It fails
+// without a store or for a negative limit.
+func New(opts Options, deps Deps) (*Module, error) {
+	if deps.Store == nil {
 		return nil, errors.New("roster: no store")
 	}
 	for _, f := range []struct {
@@ -122,7 +129,7 @@ func New(opts Options, store storage.Roster) (*Module, error) {
 	}
 	return &Module{
 		opts:       opts,
-		store:      store,
+		store:      deps.Store,
 		log:        slog.New(slog.DiscardHandler),
 		interested: server.NewSessionValue[bool](),
 		seed:       maphash.MakeSeed(),

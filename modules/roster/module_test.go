@@ -33,7 +33,7 @@ import (
 func start(t *testing.T, opts roster.Options) (*servertest.Server, *roster.Module, *memory.Store) {
 	t.Helper()
 	store := memory.New()
-	m, err := roster.New(opts, store)
+	m, err := roster.New(opts, roster.Deps{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -565,11 +565,11 @@ func TestItemAndUpdate(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	if _, err := roster.New(roster.Options{}, nil); err == nil {
+	if _, err := roster.New(roster.Options{}, roster.Deps{}); err == nil {
 		t.Error("New without a store succeeded")
 	}
 	for _, o := range []roster.Options{{MaxItems: -1}, {MaxNameLen: -1}, {MaxGroups: -1}, {MaxGroupLen: -1}} {
-		if _, err := roster.New(o, memory.New()); err == nil {
+		if _, err := roster.New(o, roster.Deps{Store: memory.New()}); err == nil {
 			t.Errorf("New(%+v) succeeded", o)
 		}
 	}
@@ -618,7 +618,7 @@ func TestBbolt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	m, err := roster.New(roster.Options{}, store)
+	m, err := roster.New(roster.Options{}, roster.Deps{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

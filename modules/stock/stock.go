@@ -3,9 +3,10 @@
 // messages, the message archive and its ad-hoc command, carbons, ping,
 // time, version and contact addresses. Embedders call Modules instead of
 // repeating kiezd's wiring: it builds every module on one store, hands
-// each the modules it builds on (presence the roster and blocking, the
-// archive the roster, ad-hoc the archive's command) and lists them in an
-// order that works. Every module is on unless Options.Without names it.
+// each the modules it builds on in its Deps (presence the roster and
+// blocking, the archive the roster, ad-hoc the archive's command) and
+// lists them in an order that works. Every module is on unless
+// Options.Without names it.
 //
 // The order of the list matters little: blocking is a filter on every
 // stanza's path, the archive's and carbons' routes carry their priorities,
@@ -75,7 +76,7 @@ type Options struct {
 	VCard    vcard.Options
 	Private  private.Options
 	Offline  offline.Options
-	// Archive configures the archive; its Roster is set by Modules.
+	// Archive configures the archive; Modules gives it the roster.
 	Archive mam.Options
 	Adhoc   adhoc.Options
 	Time    kieztime.Options
@@ -94,18 +95,23 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	}
 	on := func(name string) bool { return !slices.Contains(opts.Without, name) }
 	var mods []server.Module
-	add := func(m server.Module, err error) error {
-		if err != nil {
-			return err
+	var firstErr error
+	// add lists m, or keeps err: Modules returns the first error.
+	add := func(m server.Module, err error) {
+		switch {
+		case firstErr != nil:
+		case err != nil:
+			firstErr = err
+		default:
+			mods = append(mods, m)
 		}
-		mods = append(mods, m)
-		return nil
 	}
 
+	// The modules others build on are kept by type, and fail at once.
 	var blk *blocking.Module
 	if on(Blocking) {
 		var err error
-		if blk, err = blocking.New(opts.Blocking, store); err != nil {
+		if blk, err = blocking.New(opts.Blocking, blocking.Deps{Store: store}); err != nil {
 			return nil, err
 		}
 		mods = append(mods, blk)
@@ -113,25 +119,23 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	var ros *roster.Module
 	if on(Roster) {
 		var err error
-		if ros, err = roster.New(opts.Roster, store); err != nil {
+		if ros, err = roster.New(opts.Roster, roster.Deps{Store: store}); err != nil {
 			return nil, err
 		}
 		deps := presence.Deps{Roster: ros}
 		if blk != nil {
 			deps.Blocking = blk
 		}
-		if err := add(presence.New(deps)); err != nil {
-			return nil, err
-		}
+		add(presence.New(presence.Options{}, deps))
 		mods = append(mods, ros)
 	}
 	var commands []adhoc.Command
 	if on(Archive) {
-		ao := opts.Archive
+		deps := mam.Deps{Archive: store, KV: store}
 		if ros != nil {
-			ao.Roster = ros
+			deps.Roster = ros
 		}
-		m, err := mam.New(store, store, ao)
+		m, err := mam.New(opts.Archive, deps)
 		if err != nil {
 			return nil, err
 		}
@@ -139,41 +143,34 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 		commands = append(commands, m.DeleteArchiveCommand())
 	}
 	if on(Carbons) {
-		mods = append(mods, carbons.New())
+		add(carbons.New(carbons.Options{}, carbons.Deps{}))
 	}
 	if on(Offline) {
-		if err := add(offline.New(store, opts.Offline)); err != nil {
-			return nil, err
-		}
+		add(offline.New(opts.Offline, offline.Deps{Store: store}))
 	}
 	if len(commands) > 0 {
-		if err := add(adhoc.New(opts.Adhoc, commands...)); err != nil {
-			return nil, err
-		}
+		add(adhoc.New(opts.Adhoc, adhoc.Deps{Commands: commands}))
 	}
 	if on(VCard) {
-		if err := add(vcard.New(opts.VCard, store)); err != nil {
-			return nil, err
-		}
+		add(vcard.New(opts.VCard, vcard.Deps{Store: store}))
 	}
 	if on(Private) {
-		if err := add(private.New(opts.Private, store)); err != nil {
-			return nil, err
-		}
+		add(private.New(opts.Private, private.Deps{Store: store}))
 	}
 	if on(Ping) {
-		mods = append(mods, ping.New())
+		add(ping.New(ping.Options{}, ping.Deps{}))
 	}
 	if on(Time) {
-		mods = append(mods, kieztime.New(opts.Time))
+		add(kieztime.New(opts.Time, kieztime.Deps{}))
 	}
 	if on(Version) {
-		mods = append(mods, version.New(opts.Version))
+		add(version.New(opts.Version, version.Deps{}))
 	}
 	if on(Contact) && len(opts.Contact.Addresses) > 0 {
-		if err := add(contact.New(opts.Contact)); err != nil {
-			return nil, err
-		}
+		add(contact.New(opts.Contact, contact.Deps{}))
+	}
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	return mods, nil
 }

@@ -9,13 +9,17 @@ import (
 )
 
 // An integrator adds the module to Config.Modules. Without a Location the
-// server reports UTC; here it reports the offset of a fixed zone.
+// server reports UTC; here it reports the offset of a fixed zone. The
+// module has no dependencies: Deps is empty.
 func Example() {
+	m, err := kieztime.New(kieztime.Options{Location: time.FixedZone("CET", 3600)}, kieztime.Deps{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	cfg := server.Config{
 		Domains: []string{"example.org"},
-		Modules: []server.Module{
-			kieztime.New(kieztime.Options{Location: time.FixedZone("CET", 3600)}),
-		},
+		Modules: []server.Module{m},
 	}
 	fmt.Println(cfg.Modules[0].Name())
 	// Output: time

@@ -28,18 +28,24 @@ type Options struct {
 	Location *time.Location
 }
 
+// Deps are what the module builds on. The time module needs nothing: the
+// type is there so that New has the shape of every module's constructor.
+type Deps struct{}
+
 // Module answers entity time requests. Create it with New.
 type Module struct {
 	loc *time.Location
 }
 
-// New returns the time module configured by opts.
-func New(opts Options) *Module {
+// New returns the time module configured by opts. It never fails: every
+// Options value is valid; the error is there for the shape every module's
+// constructor shares.
+func New(opts Options, deps Deps) (*Module, error) {
 	loc := opts.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	return &Module{loc: loc}
+	return &Module{loc: loc}, nil
 }
 
 // Name returns "time".

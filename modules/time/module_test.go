@@ -55,7 +55,7 @@ func TestTime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, c := modtest.Start(t, kieztime.New(kieztime.Options{Location: tt.loc}))
+			srv, c := modtest.Start(t, modtest.Must(kieztime.New(kieztime.Options{Location: tt.loc}, kieztime.Deps{})))
 			domain := jid.MustParse(srv.Domain)
 			before := time.Now().Truncate(time.Second)
 			res := modtest.Do(t, c, query("t1", stanza.Get, domain))
@@ -80,7 +80,7 @@ func TestTime(t *testing.T) {
 }
 
 func TestNotAnswered(t *testing.T) {
-	srv, c := modtest.Start(t, kieztime.New(kieztime.Options{}))
+	srv, c := modtest.Start(t, modtest.Must(kieztime.New(kieztime.Options{}, kieztime.Deps{})))
 	domain := jid.MustParse(srv.Domain)
 	tests := []struct {
 		name string
@@ -101,7 +101,7 @@ func TestNotAnswered(t *testing.T) {
 }
 
 func TestNotAdvertisedOnAccounts(t *testing.T) {
-	_, c := modtest.Start(t, kieztime.New(kieztime.Options{}))
+	_, c := modtest.Start(t, modtest.Must(kieztime.New(kieztime.Options{}, kieztime.Deps{})))
 	if info := modtest.DiscoInfo(t, c, c.LocalAddr().Bare()); modtest.HasFeature(info, kieztime.NS) {
 		t.Fatalf("account disco#info advertises %s", kieztime.NS)
 	}

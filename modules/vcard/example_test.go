@@ -8,11 +8,12 @@ import (
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
-// An integrator passes a storage.KV (here the in-memory store, which also
-// keeps the accounts) and adds the module to Config.Modules.
+// An integrator passes a storage.KV as Deps.Store (here the in-memory
+// store, which also keeps the accounts) and adds the module to
+// Config.Modules.
 func Example() {
 	store := memory.New()
-	m, err := vcard.New(vcard.Options{MaxSize: 64 << 10}, store)
+	m, err := vcard.New(vcard.Options{MaxSize: 64 << 10}, vcard.Deps{Store: store})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -41,16 +41,23 @@ type Options struct {
 	MaxSize int
 }
 
+// Deps are what the module builds on.
+type Deps struct {
+	// Store keeps the vCards (required), under Key. It may be shared with
+	// other modules.
+	Store storage.KV
+}
+
 // Module stores vCards. Create it with New.
 type Module struct {
 	maxSize int
 	store   storage.KV
 }
 
-// New returns the vCard module keeping vCards in store. It fails for a
-// nil store or a negative MaxSize.
-func New(opts Options, store storage.KV) (*Module, error) {
-	if store == nil {
+// New returns the vCard module keeping vCards in deps.Store. It fails
+// without a store or for a negative MaxSize.
+func New(opts Options, deps Deps) (*Module, error) {
+	if deps.Store == nil {
 		return nil, errors.New("vcard: no store")
 	}
 	if opts.MaxSize < 0 {
@@ -59,7 +66,7 @@ func New(opts Options, store storage.KV) (*Module, error) {
 	if opts.MaxSize == 0 {
 		opts.MaxSize = DefaultMaxSize
 	}
-	return &Module{maxSize: opts.MaxSize, store: store}, nil
+	return &Module{maxSize: opts.MaxSize, store: deps.Store}, nil
 }
 
 // Name returns "vcard".

@@ -45,7 +45,7 @@ func bboltStore(t *testing.T) store {
 // start runs a server with the vCard module on st and adds alice and bob.
 func start(t *testing.T, st store, opts vcard.Options) (srv *servertest.Server, alice, bob jid.JID) {
 	t.Helper()
-	m, err := vcard.New(opts, st)
+	m, err := vcard.New(opts, vcard.Deps{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestDeleteAndExport(t *testing.T) {
 // modules keep for the user in the same store.
 func TestDeleteUserOnlyOwnKey(t *testing.T) {
 	st := memory.New()
-	m, err := vcard.New(vcard.Options{}, st)
+	m, err := vcard.New(vcard.Options{}, vcard.Deps{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,13 +367,13 @@ func TestFeatures(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	if _, err := vcard.New(vcard.Options{}, nil); err == nil {
+	if _, err := vcard.New(vcard.Options{}, vcard.Deps{}); err == nil {
 		t.Error("New without a store succeeded")
 	}
-	if _, err := vcard.New(vcard.Options{MaxSize: -1}, memory.New()); err == nil {
+	if _, err := vcard.New(vcard.Options{MaxSize: -1}, vcard.Deps{Store: memory.New()}); err == nil {
 		t.Error("New with a negative MaxSize succeeded")
 	}
-	m, err := vcard.New(vcard.Options{}, memory.New())
+	m, err := vcard.New(vcard.Options{}, vcard.Deps{Store: memory.New()})
 	if err != nil || m.Name() != "vcard" || len(m.UserData()) == 0 {
 		t.Fatalf("New: %v", err)
 	}

@@ -8,9 +8,14 @@ import (
 )
 
 // An integrator adds the module to Config.Modules, here reporting a fixed
-// version and no operating system.
+// version and no operating system. The module has no dependencies: Deps
+// is empty.
 func Example() {
-	v := version.New(version.Options{Version: "1.0.0"})
+	v, err := version.New(version.Options{Version: "1.0.0"}, version.Deps{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	cfg := server.Config{
 		Domains: []string{"example.org"},
 		Modules: []server.Module{v},
@@ -22,7 +27,11 @@ func Example() {
 // A server that does not disclose its software keeps the module in its
 // list but hidden, for example from a configuration switch.
 func Example_hide() {
-	v := version.New(version.Options{Hide: true})
+	v, err := version.New(version.Options{Hide: true}, version.Deps{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	fmt.Println(len(v.IQRoutes()), len(v.Features(server.TargetHost)))
 	// Output: 0 0
 }

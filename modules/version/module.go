@@ -44,6 +44,11 @@ type Options struct {
 	Hide bool
 }
 
+// Deps are what the module builds on. The version module needs nothing:
+// the type is there so that New has the shape of every module's
+// constructor.
+type Deps struct{}
+
 // Module answers software version requests. Create it with New.
 type Module struct {
 	version string
@@ -51,8 +56,10 @@ type Module struct {
 	hide    bool
 }
 
-// New returns the version module configured by opts.
-func New(opts Options) *Module {
+// New returns the version module configured by opts. It never fails:
+// every Options value is valid; the error is there for the shape every
+// module's constructor shares.
+func New(opts Options, deps Deps) (*Module, error) {
 	m := &Module{version: opts.Version, hide: opts.Hide}
 	if m.version == "" {
 		m.version = buildVersion()
@@ -60,7 +67,7 @@ func New(opts Options) *Module {
 	if opts.ShowOS {
 		m.os = runtime.GOOS
 	}
-	return m
+	return m, nil
 }
 
 // Name returns "version".

@@ -53,13 +53,13 @@ func TestVersion(t *testing.T) {
 		opts version.Options
 		want map[string]string
 	}{
-		{name: "defaults", opts: version.Options{}, want: map[string]string{"name": "Kiez", "version": version.New(version.Options{}).Version()}},
+		{name: "defaults", opts: version.Options{}, want: map[string]string{"name": "Kiez", "version": modtest.Must(version.New(version.Options{}, version.Deps{})).Version()}},
 		{name: "explicit version", opts: version.Options{Version: "1.2.3"}, want: map[string]string{"name": "Kiez", "version": "1.2.3"}},
 		{name: "os shown", opts: version.Options{Version: "1.2.3", ShowOS: true}, want: map[string]string{"name": "Kiez", "version": "1.2.3", "os": runtime.GOOS}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, c := modtest.Start(t, version.New(tt.opts))
+			srv, c := modtest.Start(t, modtest.Must(version.New(tt.opts, version.Deps{})))
 			domain := jid.MustParse(srv.Domain)
 			res := modtest.Do(t, c, query("v1", stanza.Get, domain))
 			modtest.MustResult(t, res, domain)
@@ -90,7 +90,7 @@ func TestDefaultVersion(t *testing.T) {
 	if want == "" || want == "(devel)" {
 		want = "devel"
 	}
-	if v := version.New(version.Options{}).Version(); v != want {
+	if v := modtest.Must(version.New(version.Options{}, version.Deps{})).Version(); v != want {
 		t.Fatalf("default version %q, want %q", v, want)
 	}
 }
@@ -108,7 +108,7 @@ func TestNotAnswered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, c := modtest.Start(t, version.New(tt.opts))
+			srv, c := modtest.Start(t, modtest.Must(version.New(tt.opts, version.Deps{})))
 			to := jid.MustParse(srv.Domain)
 			if tt.self {
 				to = c.LocalAddr().Bare()
@@ -122,7 +122,7 @@ func TestNotAnswered(t *testing.T) {
 }
 
 func TestHiddenNotAdvertised(t *testing.T) {
-	srv, c := modtest.Start(t, version.New(version.Options{Hide: true}))
+	srv, c := modtest.Start(t, modtest.Must(version.New(version.Options{Hide: true}, version.Deps{})))
 	if info := modtest.DiscoInfo(t, c, jid.MustParse(srv.Domain)); modtest.HasFeature(info, version.NS) {
 		t.Fatalf("hidden module advertises %s", version.NS)
 	}

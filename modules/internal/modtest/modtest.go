@@ -27,6 +27,16 @@ func Start(t testing.TB, mods ...server.Module) (*servertest.Server, *servertest
 	return srv, srv.Connect(t, alice, "pw-alice")
 }
 
+// Must returns m, and panics if err is not nil. It takes a module
+// constructor's results, as in Must(ping.New(ping.Options{}, ping.Deps{})),
+// where the options are known to be valid.
+func Must[M server.Module](m M, err error) M {
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
 // IQ builds an iq of type typ to to (the zero JID for none) carrying
 // payload.
 func IQ(id, typ string, to jid.JID, payload xml.TokenReader) *stanza.Stanza {
