@@ -37,7 +37,7 @@ func startServer(t *testing.T) *servertest.Server {
 			t.Fatal(err)
 		}
 	}
-	archive, err := mam.New(store, store, mam.Options{})
+	archive, err := mam.New(mam.Options{}, mam.Deps{Archive: store, KV: store})
 	if err != nil {
 		t.Fatal(err)
 	}
