@@ -37,9 +37,9 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// presence before roster: its DeleteUser must run while the roster
-	// of a deleted account still exists.
-	srv := servertest.Start(t, server.Config{Accounts: store, Modules: []server.Module{p, r}})
+	// The roster tells presence of the items an account deletion removes
+	// (OnRemove): the order of the modules does not matter.
+	srv := servertest.Start(t, server.Config{Accounts: store, Modules: []server.Module{r, p}})
 	return &env{
 		srv: srv, roster: r,
 		alice: srv.AddUser(t, "alice", "pw"),
