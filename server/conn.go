@@ -38,6 +38,9 @@ type conn struct {
 	tlsState *tls.ConnectionState
 	cbTypes  []string
 	domJID   jid.JID
+	// lastLogin is the authenticated account's day of last login, as
+	// read for authentication.
+	lastLogin time.Time
 
 	br  *bufio.Reader
 	bw  *bufio.Writer

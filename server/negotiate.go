@@ -133,10 +133,14 @@ func (c *conn) negotiate() (*Session, error) {
 				}
 				user = u
 				// The day of the last login, kept for operation (accounts
-				// unused for long can be removed). Failing to record it
-				// does not refuse the login; it is logged.
-				if err := s.accounts.TouchLogin(s.ctx, user.String(), time.Now()); err != nil {
-					s.log.Warn("recording the day of a login failed", "err", err)
+				// unused for long can be removed), unless the account read
+				// for the login has it already. Failing to record it does
+				// not refuse the login; it is logged.
+				now := time.Now()
+				if !c.lastLogin.Equal(storage.Day(now)) {
+					if err := s.accounts.TouchLogin(s.ctx, user.String(), now); err != nil {
+						s.log.Warn("recording the day of a login failed", "err", err)
+					}
 				}
 				break elements
 			case start.Name.Space == nsSM:
@@ -335,6 +339,7 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 	// The JID the username normalises to, kept for after success.
 	var looked string
 	var lookedJID jid.JID
+	var lastLogin time.Time
 	srvMech, err := scram.NewServer(mech, scram.ServerConfig{
 		Lookup: func(username string) (storage.SCRAMKeys, error) {
 			u, err := c.userJID(username)
@@ -350,6 +355,7 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 			if err != nil {
 				return storage.SCRAMKeys{}, err
 			}
+			lastLogin = acct.LastLogin
 			k, ok := acct.Keys[h]
 			if !ok {
 				return storage.SCRAMKeys{}, fmt.Errorf("%w: no %s keys", storage.ErrNotFound, h)
@@ -385,6 +391,7 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 				return jid.JID{}, err
 			}
 			if name := srvMech.Username(); name == looked {
+				c.lastLogin = lastLogin
 				return lookedJID, nil
 			}
 			u, err := c.userJID(srvMech.Username())
@@ -463,6 +470,7 @@ func (c *conn) authPlain(data []byte) (jid.JID, error) {
 			if !scram.VerifyPlain(k, h, password) {
 				return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
 			}
+			c.lastLogin = acct.LastLogin
 			c.bw.WriteString(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
 			return u, c.bw.Flush()
 		}
