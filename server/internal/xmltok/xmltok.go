@@ -72,7 +72,7 @@ const (
 )
 
 // maxKept is the largest buffer a Decoder keeps between tokens.
-const maxKept = 64 << 10
+const maxKept = 4 << 10
 
 // Decoder reads tokens from a bufio.Reader. It is not safe for concurrent
 // use.
