@@ -26,7 +26,7 @@ func (c *Counter) StanzaRoutes() []server.StanzaRoute {
 		Side: filter.Send, Kind: stanza.Message, Types: []string{"chat"},
 		Handler: server.RouteHandlerFunc(func(ctx context.Context, d *server.Delivery) error {
 			n := c.sent.GetOrSet(d.Session, new(int))
-			*n++ // one session's stanzas are routed one at a time
+			*n++       // one session's stanzas are routed one at a time
 			return nil // let the message go on
 		}),
 	}}
