@@ -79,7 +79,12 @@ func (s *Server) SetPassword(ctx context.Context, user jid.JID, password string)
 	return nil
 }
 
-// DeleteUser ends the user's sessions, asks every data owner to delete
+// sessionEndWait bounds how long DeleteUser waits for the deleted
+// account's sessions to end.
+const sessionEndWait = 10 * time.Second
+
+// DeleteUser ends the user's sessions (waiting for them, at most
+// sessionEndWait), asks every data owner to delete
 // what it holds for the user, then, if Config.Accounts implements
 // storage.UserDataDeleter, has the store delete every per-user record it
 // holds (also those of modules switched off since they stored them), and
@@ -101,8 +106,25 @@ func (s *Server) DeleteUser(ctx context.Context, user jid.JID) error {
 	// log in.
 	s.deleting.Store(user.String(), struct{}{})
 	defer s.deleting.Delete(user.String())
-	for _, sess := range s.sessions.userSessions(user.String()) {
+	sessions := s.sessions.userSessions(user.String())
+	for _, sess := range sessions {
 		sess.close(streamErr(condNotAuthorized, "account deleted"))
+	}
+	// The data goes once the sessions are gone (their listeners told,
+	// what they held redelivered or bounced), so nothing a session does
+	// while it ends comes after; a session that takes longer than
+	// sessionEndWait is not waited for.
+	wait := time.NewTimer(sessionEndWait)
+	defer wait.Stop()
+waiting:
+	for _, sess := range sessions {
+		select {
+		case <-sess.gone:
+		case <-wait.C:
+			break waiting
+		case <-ctx.Done():
+			break waiting
+		}
 	}
 	var errs []error
 	for _, o := range s.owners {

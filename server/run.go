@@ -134,4 +134,5 @@ func (s *Server) endSession(ctx context.Context, sess *Session) {
 		l.SessionEnded(ctx, sess)
 	}
 	sess.values.drop()
+	close(sess.gone)
 }

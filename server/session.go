@@ -35,6 +35,7 @@ type Session struct {
 	csi   *csiState     // client state, from the first <inactive/> on; nil before
 	final *StreamError  // written before </stream:stream>; nil for none
 	done  chan struct{} // closed when the stream's end has been written
+	gone  chan struct{} // closed when endSession has run: listeners told, values dropped
 
 	held       bool // the bind result is not written yet: no writer may start
 	writing    bool // a writer goroutine is running
@@ -62,7 +63,7 @@ type outItem struct {
 }
 
 func newSession(c *conn, full jid.JID, max int) *Session {
-	s := &Session{srv: c.srv, conn: c, last: c, jid: full, bare: full.Bare().String(), max: max, done: make(chan struct{}), held: true}
+	s := &Session{srv: c.srv, conn: c, last: c, jid: full, bare: full.Bare().String(), max: max, done: make(chan struct{}), gone: make(chan struct{}), held: true}
 	s.lastActive.Store(time.Now().UnixNano())
 	return s
 }
