@@ -30,6 +30,7 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage"
@@ -394,6 +395,20 @@ func (m *Module) withoutServerDelays(s *stanza.Stanza) *stanza.Stanza {
 	return s.WithoutChildren(m.serverDelay)
 }
 
+// Filters strips, on the sender's side of what clients send, the delays
+// that claim to be from a local domain (see withoutServerDelays), so that
+// no recipient, online or not, is shown a stamp a sender wrote in the
+// server's name.
+func (m *Module) Filters() []server.ModuleFilter {
+	return []server.ModuleFilter{{Filter: filter.Only(filter.Send, filter.Func(
+		func(ctx context.Context, p filter.Packet) (*stanza.Stanza, error) {
+			if p.Origin != filter.Client || p.Stanza.Kind != stanza.Message || m.host == nil {
+				return p.Stanza, nil
+			}
+			return m.withoutServerDelays(p.Stanza), nil
+		}))}}
+}
+
 // serverDelay reports whether el is a XEP-0203 delay from a local
 // domain.
 func (m *Module) serverDelay(el stanza.Element) bool {
@@ -505,6 +520,7 @@ var (
 	_ server.FeatureProvider      = (*Module)(nil)
 	_ server.UndeliveredHandler   = (*Module)(nil)
 	_ server.AvailabilityListener = (*Module)(nil)
+	_ server.FilterProvider       = (*Module)(nil)
 	_ server.UserDataOwner        = (*Module)(nil)
 	_ server.UserDataDeclarer     = (*Module)(nil)
 )

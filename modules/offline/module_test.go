@@ -713,6 +713,25 @@ func TestForgedDelay(t *testing.T) {
 	}
 }
 
+// TestForgedDelayOnline: a delay in the server's name that a client writes
+// is stripped on the sender's side, so an online recipient never sees it
+// either; the sender's own delay passes.
+func TestForgedDelayOnline(t *testing.T) {
+	e := start(t, memory.New(), offline.Options{})
+	b := e.online(t, bob, 0)
+	a := e.online(t, alice, 0)
+	a.Sync() // alice is available before bob's message is routed
+	stamp := time.Now().AddDate(-1, 0, 0).UTC().Format(time.RFC3339)
+	forged := stanza.Elem(xml.Name{Space: offline.NSDelay, Local: "delay"}, []xml.Attr{stanza.Attr("from", "localhost"), stanza.Attr("stamp", stamp)})
+	own := stanza.Elem(xml.Name{Space: offline.NSDelay, Local: "delay"}, []xml.Attr{stanza.Attr("from", b.LocalAddr().String()), stanza.Attr("stamp", stamp)})
+	b.Send(msg(alice, "online", "chat", "hi", forged, own))
+	got := a.Expect(anyBody)
+	ds := delays(got)
+	if len(ds) != 1 || stanza.AttrValue(ds[0].Attr, "from") != b.LocalAddr().String() {
+		t.Fatalf("online recipient got delays %v, want only the sender's own: %s", ds, text(got))
+	}
+}
+
 // TestExpiredNotDelivered: a message older than the retention is deleted,
 // not delivered, even when the janitor has not removed it yet (stores
 // expire from the front of a queue, and a message stored again keeps its
