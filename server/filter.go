@@ -108,13 +108,13 @@ func (r *router) pass(ctx context.Context, ph filter.Phase, origin filter.Origin
 }
 
 // sendPhase runs the sender's side of st's path, if st is from a local
-// account, domain or service.
-func (r *router) sendPhase(ctx context.Context, origin filter.Origin, st *stanza.Stanza) *stanza.Stanza {
+// account, domain or service (see pass for answer).
+func (r *router) sendPhase(ctx context.Context, origin filter.Origin, st *stanza.Stanza, answer bool) *stanza.Stanza {
 	if len(r.srv.filters) == 0 {
 		return st
 	}
 	if acct, ok := r.srv.sendSide(st.From); ok {
-		return r.pass(ctx, filter.Send, origin, acct, st, true)
+		return r.pass(ctx, filter.Send, origin, acct, st, answer)
 	}
 	return st
 }
@@ -129,10 +129,8 @@ func (r *router) receivePhase(ctx context.Context, origin filter.Origin, to jid.
 // side (if its sender is local) and the recipient's side of the session's
 // account, then is queued to the session.
 func (r *router) sendTo(ctx context.Context, sess *Session, st *stanza.Stanza) error {
-	if acct, ok := r.srv.sendSide(st.From); ok && len(r.srv.filters) > 0 {
-		if st = r.pass(ctx, filter.Send, filter.Module, acct, st, false); st == nil {
-			return filter.ErrDrop
-		}
+	if st = r.sendPhase(ctx, filter.Module, st, false); st == nil {
+		return filter.ErrDrop
 	}
 	if st = r.pass(ctx, filter.Receive, filter.Module, sess.jid.Bare(), st, false); st == nil {
 		return filter.ErrDrop

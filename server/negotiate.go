@@ -367,7 +367,7 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 		PlusAdvertised: len(c.cbTypes) > 0 && !c.cbUnusable,
 		Domain:         c.dom,
 		Decoy: func(username string, h storage.Hash) storage.SCRAMKeys {
-			return c.srv.decoys.keys(username, c.dom, h)
+			return c.srv.decoys.keys(ctx, username, c.dom, h)
 		},
 	})
 	if err != nil {
@@ -462,7 +462,7 @@ func (c *conn) authPlain(data []byte) (jid.JID, error) {
 	}
 	if err != nil {
 		// Spend the same work as a real check so timing does not tell.
-		scram.VerifyPlain(c.srv.decoys.keys(u.Localpart(), c.dom, storage.SHA256), storage.SHA256, password)
+		scram.VerifyPlain(c.srv.decoys.keys(context.Background(), u.Localpart(), c.dom, storage.SHA256), storage.SHA256, password)
 		return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
 	}
 	for _, h := range []storage.Hash{storage.SHA256, storage.SHA512, storage.SHA1} {

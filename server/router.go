@@ -24,7 +24,7 @@ var _ Router = (*router)(nil)
 // then is routed by its 'to' like a client's.
 func (r *router) Route(ctx context.Context, st *stanza.Stanza) error {
 	origin := r.srv.originOf(st)
-	if st = r.sendPhase(ctx, origin, st); st != nil {
+	if st = r.sendPhase(ctx, origin, st, true); st != nil {
 		r.deliver(ctx, origin, st)
 	}
 	return nil
@@ -33,7 +33,7 @@ func (r *router) Route(ctx context.Context, st *stanza.Stanza) error {
 // inbound handles a stanza a client sent on a bound session.
 func (r *router) inbound(ctx context.Context, from *Session, st *stanza.Stanza) {
 	st.From = from.jid // never trust the client's from (RFC 6120 §8.1.2.1)
-	if st = r.sendPhase(ctx, filter.Client, st); st == nil {
+	if st = r.sendPhase(ctx, filter.Client, st, true); st == nil {
 		return
 	}
 	if st.Kind != stanza.IQKind {

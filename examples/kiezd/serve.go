@@ -245,10 +245,6 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		h := &housekeeper{cfg: cfg, srv: srv, store: store, log: log}
 		h.run(hctx)
 	}()
-	defer func() {
-		stopHousekeeping()
-		<-housekept
-	}()
 
 	var sigs <-chan os.Signal
 	if e.signals != nil {
