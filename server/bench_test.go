@@ -109,7 +109,7 @@ func BenchmarkRouteMessage(b *testing.B) {
 	bob.release() // as after the bind result: bob's writer may run
 	msg := `<message to='bob@localhost' type='chat' id='` + strings.Repeat("a", 12) + `'><body>` +
 		strings.Repeat("x", 64) + `</body></message>`
-	in := newXMLIn(bufio.NewReader(&repeatReader{s: msg}), 1<<16, 32)
+	in := newXMLIn(bufio.NewReader(&repeatReader{s: msg}), nsClient, 1<<16, 32)
 	ctx := context.Background()
 	route := func() {
 		start, err := in.next()

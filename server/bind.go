@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/xml"
 	"time"
 
@@ -11,29 +10,8 @@ import (
 	"github.com/kiez-im/kiez/stanza"
 )
 
-// bind handles an iq on an authenticated stream before a resource is bound.
-// It returns the new session after a successful bind, nil to keep
-// negotiating (the iq was answered), or an error that ends the stream.
-func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
-	st, err := c.in.readStanza(start)
-	if err != nil {
-		return nil, err
-	}
-	reply := func(r *stanza.Stanza) error {
-		if err := r.WriteTo(c.bw); err != nil {
-			return err
-		}
-		return c.bw.Flush()
-	}
-	payload, _, ok := st.Payload()
-	switch {
-	case ok && st.Type == stanza.Set && payload.Name == xml.Name{Space: nsSession, Local: "session"}:
-		// RFC 3921 session establishment: a no-op kept for old clients.
-		return nil, reply(st.ResultReply(nil))
-	case !ok || st.Type != stanza.Set || payload.Name != (xml.Name{Space: nsBind, Local: "bind"}):
-		// RFC 6120 §7.1: nothing but binding before a resource is bound.
-		return nil, streamErr(condNotAuthorized, "bind a resource first")
-	}
+// bind binds a resource (RFC 6120 §7) and starts the session.
+func (c *conn) bind(st *stanza.Stanza) (stepResult, error) {
 	res := ""
 	if _, r, ok := st.Child(xml.Name{Space: nsBind, Local: "bind"}); ok {
 		res = resourceOf(r)
@@ -41,9 +19,9 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 	if res == "" {
 		res = newID()[:12]
 	}
-	full, err := user.WithResource(res)
+	full, err := c.user.WithResource(res)
 	if err != nil {
-		return nil, reply(st.ErrorReply(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest}))
+		return stepResult{}, c.reply(st.ErrorReply(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest}))
 	}
 	sess := newSession(c, full, c.srv.limits.QueueSize)
 	c.mu.Lock()
@@ -53,7 +31,7 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 	}
 	c.mu.Unlock()
 	if pending != nil {
-		return nil, pending
+		return stepResult{}, pending
 	}
 	// The pre-authentication deadline ends here, before the session can be
 	// closed (and get its closing deadline) by anyone else.
@@ -66,25 +44,37 @@ func (c *conn) bind(start xml.StartElement, user jid.JID) (*Session, error) {
 	}
 	// Listeners learn of the session before the client does, so that
 	// nothing the client or anyone else does next can overtake them.
-	ctx := context.Background()
+	ctx := c.ctx
 	for _, l := range c.srv.starters {
 		l.SessionStarted(ctx, sess)
 	}
 	result := st.ResultReply(bindResult(full))
 	result.From = jid.JID{}
-	if err := reply(result); err != nil {
+	if err := c.reply(result); err != nil {
 		c.srv.sessions.remove(sess)
 		for _, l := range c.srv.enders {
 			l.SessionEnded(ctx, sess)
 		}
 		sess.values.drop()
-		return nil, err
+		return stepResult{}, err
 	}
-	c.in.setLimit(c.srv.limits.MaxStanzaSize)
+	c.negotiated()
+	sess.release()
+	return stepResult{state: stateBound, sess: sess}, nil
+}
+
+// negotiated drops what only negotiation needed, once a session runs on
+// the connection.
+func (c *conn) negotiated() {
+	c.t.setLimit(c.srv.limits.MaxStanzaSize)
 	c.bw = nil // the session's writer borrows buffers from now on
 	c.tlsState, c.cbTypes = nil, nil
-	sess.release()
-	return sess, nil
+}
+
+// legacySession answers RFC 3921 session establishment: a no-op kept for
+// old clients.
+func (c *conn) legacySession(st *stanza.Stanza) (stepResult, error) {
+	return stepResult{}, c.reply(st.ResultReply(nil))
 }
 
 // resourceOf returns the text of <resource/> inside <bind/>.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -24,9 +25,9 @@ import (
 // has its own writer goroutine and serve only reads.
 type conn struct {
 	srv       *Server
+	ctx       context.Context
 	raw       net.Conn // the TCP connection
 	nc        net.Conn // raw, or the TLS connection over it
-	tlsConn   *tls.Conn
 	directTLS bool
 	leaf      *x509.Certificate // the certificate we presented
 
@@ -44,10 +45,16 @@ type conn struct {
 
 	br  *bufio.Reader
 	bw  *bufio.Writer
-	in  *xmlIn
+	t   transport // the stream's framing, from the first header on
 	id  string
 	dom string // the virtual host this stream is for
 	lng string
+
+	// Negotiation: what it established, the authenticated account, and
+	// the failed authentication attempts.
+	state    streamState
+	user     jid.JID
+	attempts int
 
 	mu      sync.Mutex
 	sess    *Session
@@ -103,7 +110,7 @@ func (s *Server) serve(ln net.Listener, direct bool) error {
 		}
 		delay = 0
 		// No SetNoDelay: net sets TCP_NODELAY on every TCP connection.
-		c := &conn{srv: s, raw: nc, nc: nc, directTLS: direct}
+		c := &conn{srv: s, ctx: s.ctx, raw: nc, nc: nc, directTLS: direct}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -179,13 +186,15 @@ func (c *conn) fail(err error) {
 		}
 		return
 	}
+	if c.t == nil {
+		return // no stream was opened
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	if c.id == "" {
 		// No header was sent yet: RFC 6120 §4.9.1.2 wants one first.
-		c.writeHeader("")
+		c.open("")
 	}
-	c.bw.Write(se.bytes())
-	c.bw.WriteString("</stream:stream>")
+	c.t.writeClose(c.bw, se)
 	c.bw.Flush()
 }
 
@@ -233,7 +242,7 @@ func (c *conn) startTLS() error {
 	if err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
-	c.tlsConn = tc
+	c.state |= stateSecure
 	cs := tc.ConnectionState()
 	c.tlsState = &cs
 	c.cbTypes = scram.ChannelBindingTypes(&cs)

@@ -28,7 +28,7 @@ func FuzzInbound(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		in := newXMLIn(bufio.NewReader(bytes.NewReader(data)), 4096, 16)
+		in := newXMLIn(bufio.NewReader(bytes.NewReader(data)), nsClient, 4096, 16)
 		if _, err := in.readHeader(); err != nil {
 			return
 		}

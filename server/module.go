@@ -198,16 +198,31 @@ type StanzaHandler interface {
 	HandleStanza(ctx context.Context, s *stanza.Stanza) error
 }
 
-// StreamFeature is an element advertised in the stream features after
-// resource binding is offered (for example roster versioning, stream
-// management, client state indication).
+// StreamFeature is a step of stream negotiation a module adds: an element
+// advertised in the stream features and, optionally, iqs the client may
+// send while it is offered. By default it is offered to authenticated
+// streams, beside resource binding (for example roster versioning); with
+// BeforeAuth, to TLS streams before authentication, beside SASL (for
+// example XEP-0077 in-band registration).
 type StreamFeature struct {
-	// Element yields the complete feature element.
+	// Element yields the complete feature element. The server
+	// serialises it once, in New.
 	Element func() xml.TokenReader
+	// BeforeAuth offers the feature before authentication instead of
+	// after it.
+	BeforeAuth bool
+	// IQRoutes answer iqs the client sends while the feature is offered
+	// (their To is ignored). The iq's From is empty before authentication
+	// (the account's bare JID after it), its To the stream's domain if
+	// the client gave none. The handler answers through the
+	// ResponseWriter before it returns; the answer goes to the stream.
+	IQRoutes []IQRoute
+
+	module string
 }
 
-// StreamFeatureProvider is implemented by modules that advertise stream
-// features to authenticated streams.
+// StreamFeatureProvider is implemented by modules that add steps to
+// stream negotiation.
 type StreamFeatureProvider interface {
 	StreamFeatures() []StreamFeature
 }

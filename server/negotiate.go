@@ -1,178 +1,327 @@
 package server
 
 import (
-	"context"
-	"encoding/base64"
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
-	"mellium.im/xmpp/jid"
+	mstanza "mellium.im/xmpp/stanza"
 
-	"github.com/kiez-im/kiez/server/scram"
 	"github.com/kiez-im/kiez/stanza"
-	"github.com/kiez-im/kiez/storage"
 )
 
-// mechanisms offered, strongest first. PLAIN is offered only on TLS
-// streams, which all authenticating streams are.
-var scramMechs = []string{
-	scram.MechSHA512Plus, scram.MechSHA256Plus, scram.MechSHA1Plus,
-	scram.MechSHA512, scram.MechSHA256, scram.MechSHA1,
+// streamState is what negotiation has established on a stream.
+type streamState uint8
+
+const (
+	stateSecure streamState = 1 << iota // TLS is in place
+	stateAuthn                          // the client authenticated
+	stateBound                          // a session runs: a resource was bound or a session resumed
+
+	nStates = 1 << 3
+)
+
+// A step is one part of stream negotiation (RFC 6120 §4.3), as a
+// StreamFeature is in mellium.im/xmpp: it is offered while the stream's
+// state has all of necessary and none of prohibited, advertised in the
+// stream features then, and run when the client sends what it takes: a
+// stream-level element (name; an empty Local takes every element of the
+// namespace) or an iq (iqType, and iq, the payload's name).
+//
+// The server's steps, in the order of the features: STARTTLS, SASL, the
+// modules' features offered before authentication, resource binding, the
+// RFC 3921 session, stream management's resumption, client state
+// indication, entity capabilities, the modules' features offered after
+// authentication. A stanza that no offered step takes ends the stream
+// with not-authorized (RFC 6120 §4.9.3.12).
+type step struct {
+	name       xml.Name
+	iqType     string
+	iq         xml.Name
+	necessary  streamState
+	prohibited streamState
+	// required means the client must negotiate this step before any
+	// other while it is offered (STARTTLS, RFC 6120 §5.3.1).
+	required bool
+	// feature is the element advertised; advertise, if set, appends one
+	// that depends on the connection instead.
+	feature   []byte
+	advertise func(c *conn, b []byte) []byte
+	// run takes the step's element, whose start was read; runIQ the
+	// step's iq, read whole.
+	run   func(c *conn, start xml.StartElement) (stepResult, error)
+	runIQ func(c *conn, iq *stanza.Stanza) (stepResult, error)
+	// module is the module that added the step; "" for the server's own.
+	module string
 }
 
-func (c *conn) writeHeader(from string) {
+// stepResult is what a step changed.
+type stepResult struct {
+	state   streamState // added to the stream's state
+	restart bool        // the client opens a new stream next
+	sess    *Session    // negotiation is over: the session runs
+}
+
+func (st *step) offered(s streamState) bool {
+	return s&st.necessary == st.necessary && s&st.prohibited == 0
+}
+
+func (st *step) takes(name xml.Name) bool {
+	return st.run != nil && st.name.Space == name.Space && (st.name.Local == "" || st.name.Local == name.Local)
+}
+
+// Stream features that never change.
+const (
+	featureStartTLS = `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>`
+	featureBind     = `<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>`
+	featureSession  = `<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>`
+	featureSM       = `<sm xmlns='urn:xmpp:sm:3'/>`
+	featureCSI      = `<csi xmlns='urn:xmpp:csi:0'/>`
+)
+
+// buildSteps assembles the negotiation steps with the modules' stream
+// features, and the features element of each state where it does not
+// depend on the connection. Two steps taking the same iq in the same
+// state are an error naming both.
+func (s *Server) buildSteps() error {
+	authed := stateSecure | stateAuthn
+	steps := []step{{
+		name:       xml.Name{Space: nsTLS, Local: "starttls"},
+		prohibited: stateSecure,
+		required:   true,
+		feature:    []byte(featureStartTLS),
+		run:        (*conn).startTLSStep,
+	}, saslStep()}
+	steps = append(steps, s.moduleSteps(true)...)
+	steps = append(steps,
+		step{iqType: stanza.Set, iq: xml.Name{Space: nsBind, Local: "bind"}, necessary: authed, prohibited: stateBound,
+			feature: []byte(featureBind), runIQ: (*conn).bind},
+		step{iqType: stanza.Set, iq: xml.Name{Space: nsSession, Local: "session"}, necessary: authed, prohibited: stateBound,
+			feature: []byte(featureSession), runIQ: (*conn).legacySession},
+		step{name: xml.Name{Space: nsSM, Local: "resume"}, necessary: authed, prohibited: stateBound,
+			feature: []byte(featureSM), run: (*conn).resume},
+		// <enable/> and the rest come after binding (XEP-0198 §3).
+		step{name: xml.Name{Space: nsSM}, necessary: authed, prohibited: stateBound, run: (*conn).smTooEarly},
+		step{necessary: authed, prohibited: stateBound, feature: []byte(featureCSI)},
+		step{necessary: authed, prohibited: stateBound, feature: []byte(s.capsFeature())},
+	)
+	steps = append(steps, s.moduleSteps(false)...)
+	s.steps = steps
+	for i := range steps {
+		for j := range i {
+			a, b := &steps[i], &steps[j]
+			if a.runIQ == nil || b.runIQ == nil || a.iqType != b.iqType || a.iq != b.iq {
+				continue
+			}
+			for st := range streamState(nStates) {
+				if a.offered(st) && b.offered(st) {
+					return fmt.Errorf("server: %s and %s both take iq %s {%s}%s during stream negotiation",
+						stepOwner(b), stepOwner(a), a.iqType, a.iq.Space, a.iq.Local)
+				}
+			}
+		}
+	}
+	for st := range streamState(nStates) {
+		static := true
+		var b []byte
+		for i := range steps {
+			if !steps[i].offered(st) {
+				continue
+			}
+			if steps[i].advertise != nil {
+				static = false
+			}
+			if steps[i].runIQ != nil {
+				s.iqSteps[st] = true
+			}
+			b = append(b, steps[i].feature...)
+		}
+		if static {
+			s.featureCache[st] = b
+		}
+	}
+	return nil
+}
+
+func stepOwner(st *step) string {
+	if st.module == "" {
+		return "the server"
+	}
+	return "module " + st.module
+}
+
+// moduleSteps turns the modules' stream features offered before (or
+// after) authentication into steps.
+func (s *Server) moduleSteps(beforeAuth bool) []step {
+	var out []step
+	for _, f := range s.streamFeats {
+		if f.BeforeAuth != beforeAuth {
+			continue
+		}
+		st := step{necessary: stateSecure | stateAuthn, prohibited: stateBound, module: f.module}
+		if beforeAuth {
+			st.necessary, st.prohibited = stateSecure, stateAuthn
+		}
+		if f.Element != nil {
+			var b bytes.Buffer
+			stanza.WriteTokens(&b, stanza.Resolve(f.Element(), nsClient), nsClient)
+			st.feature = b.Bytes()
+		}
+		out = append(out, st)
+		for _, r := range f.IQRoutes {
+			out = append(out, step{
+				iqType: string(r.Type), iq: r.Payload,
+				necessary: st.necessary, prohibited: st.prohibited, module: f.module,
+				runIQ: func(c *conn, iq *stanza.Stanza) (stepResult, error) {
+					return stepResult{}, c.streamIQ(f.module, r.Handler, iq)
+				},
+			})
+		}
+	}
+	return out
+}
+
+// features returns the feature elements offered on the stream now.
+func (c *conn) features() []byte {
+	s := c.srv
+	if b := s.featureCache[c.state]; b != nil {
+		return b
+	}
+	var b []byte
+	for i := range s.steps {
+		st := &s.steps[i]
+		if !st.offered(c.state) {
+			continue
+		}
+		if st.advertise != nil {
+			b = st.advertise(c, b)
+		} else {
+			b = append(b, st.feature...)
+		}
+	}
+	return b
+}
+
+// open writes the server's opening of a stream, with a new id unless one
+// was set since the last opening.
+func (c *conn) open(from string) {
 	if c.id == "" {
 		c.id = newID()
 	}
-	c.bw.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='`)
-	c.bw.WriteString(c.id)
-	if from != "" {
-		c.bw.WriteString(`' from='`)
-		c.bw.WriteString(escapeString(from))
-	}
-	c.bw.WriteString(`' version='1.0' xml:lang='en'>`)
+	c.t.writeOpen(c.bw, c.id, from)
 }
 
-// negotiate runs the stream from its first header to resource binding.
+// negotiate runs the stream from its first header to a bound (or resumed)
+// session.
 func (c *conn) negotiate() (*Session, error) {
 	s := c.srv
-	var user jid.JID // set once authenticated
-	attempts := 0
 	for {
 		limit := s.limits.MaxPreAuthSize
-		if user.Localpart() != "" {
+		if c.state&stateAuthn != 0 {
 			limit = s.limits.MaxStanzaSize
 		}
-		if c.in == nil {
-			c.in = newXMLIn(c.br, limit, s.limits.MaxDepth)
+		if c.t == nil {
+			c.t = newTCPStream(c.br, nsClient, limit, s.limits.MaxDepth)
 		} else {
-			c.in.restart(limit)
+			c.t.restart(limit)
 		}
-		h, err := c.in.readHeader()
+		h, err := c.t.readOpen()
 		if err != nil {
 			return nil, c.negErr(err)
 		}
 		c.id = "" // a new stream gets a new id
 		if !s.local[h.to] {
-			c.writeHeader("")
+			c.open("")
 			return nil, streamErr(condHostUnknown, "")
 		}
 		if c.dom != "" && h.to != c.dom {
-			c.writeHeader(c.dom)
+			c.open(c.dom)
 			return nil, streamErr(condHostUnknown, "the domain changed during negotiation")
 		}
 		if major, _, _ := strings.Cut(h.version, "."); major != "1" {
-			c.writeHeader(h.to)
+			c.open(h.to)
 			return nil, streamErr(condUnsupportedVersion, "")
 		}
 		c.dom, c.lng = h.to, h.lang
-		c.writeHeader(c.dom)
-		c.writeFeatures(user)
+		c.open(c.dom)
+		c.t.writeFeatures(c.bw, c.features())
 		if err := c.bw.Flush(); err != nil {
 			return nil, err
 		}
-
-	elements:
 		for {
-			start, err := c.in.next()
+			start, err := c.t.next()
 			if err != nil {
 				return nil, c.negErr(err)
 			}
-			switch {
-			case stanza.KindOf(start.Name) != 0 && !(user.Localpart() != "" && start.Name.Local == "iq"):
-				// RFC 6120 §4.9.3.12: no stanzas before authentication and
-				// binding.
-				return nil, streamErr(condNotAuthorized, "")
-			case c.tlsConn == nil:
-				if start.Name != (xml.Name{Space: nsTLS, Local: "starttls"}) {
-					return nil, streamErr(condPolicyViolation, "STARTTLS is required")
-				}
-				if _, err := c.in.readElement(); err != nil {
-					return nil, c.negErr(err)
-				}
-				c.bw.WriteString(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
-				if err := c.bw.Flush(); err != nil {
-					return nil, err
-				}
-				if err := c.startTLS(); err != nil {
-					return nil, err
-				}
-				break elements
-			case user.Localpart() == "":
-				if start.Name != (xml.Name{Space: nsSASL, Local: "auth"}) {
-					return nil, streamErr(condNotAuthorized, "authenticate first")
-				}
-				u, err := c.authenticate(start)
-				if err != nil {
-					var f *scram.Failure
-					if !errors.As(err, &f) {
-						return nil, c.negErr(err)
-					}
-					c.srv.log.Debug("authentication failed", "condition", f.Condition)
-					c.writeFailure(f)
-					if err := c.bw.Flush(); err != nil {
-						return nil, err
-					}
-					if errors.Is(err, scram.ErrUnsupportedBinding) {
-						// The client saw our -PLUS offer but wants a binding
-						// type we cannot give (slixmpp 1.8 uses tls-unique on
-						// TLS 1.3). It is not guessing passwords, so this does
-						// not count; and its coming fallback with the 'y' flag
-						// is no downgrade attack, so accept it.
-						c.cbUnusable = true
-						continue
-					}
-					attempts++
-					if attempts >= s.limits.AuthAttempts {
-						return nil, streamErr(condPolicyViolation, "too many failed authentication attempts")
-					}
-					continue
-				}
-				user = u
-				// The day of the last login, kept for operation (accounts
-				// unused for long can be removed), unless the account read
-				// for the login has it already. Failing to record it does
-				// not refuse the login; it is logged.
-				now := time.Now()
-				if !c.lastLogin.Equal(storage.Day(now)) {
-					if err := s.accounts.TouchLogin(s.ctx, user.String(), now); err != nil {
-						s.log.Warn("recording the day of a login failed", "err", err)
-					}
-				}
-				break elements
-			case start.Name.Space == nsSM:
-				if start.Name.Local == "resume" {
-					sess, err := c.resume(start, user)
-					if err != nil {
-						return nil, c.negErr(err)
-					}
-					if sess != nil {
-						return sess, nil
-					}
-					continue
-				}
-				// <enable/> and the rest come after binding (XEP-0198 §3).
-				if _, err := c.in.readElement(); err != nil {
-					return nil, c.negErr(err)
-				}
-				c.bw.Write(smFailed("unexpected-request"))
-				if err := c.bw.Flush(); err != nil {
-					return nil, err
-				}
-			default:
-				sess, err := c.bind(start, user)
-				if err != nil {
-					return nil, c.negErr(err)
-				}
-				if sess != nil {
-					return sess, nil
-				}
+			res, err := c.step(start)
+			if err != nil {
+				return nil, c.negErr(err)
+			}
+			c.state |= res.state
+			if res.sess != nil {
+				return res.sess, nil
+			}
+			if res.restart {
+				break
 			}
 		}
 	}
+}
+
+// step runs the offered step that takes the element start.
+func (c *conn) step(start xml.StartElement) (stepResult, error) {
+	s := c.srv
+	if kind := stanza.KindOf(start.Name); kind != 0 {
+		// RFC 6120 §4.9.3.12: no stanzas before authentication and
+		// binding, but for the iqs of offered steps.
+		if kind != stanza.IQKind || !s.iqSteps[c.state] {
+			return stepResult{}, streamErr(condNotAuthorized, "")
+		}
+		iq, err := c.t.readStanza(start)
+		if err != nil {
+			return stepResult{}, err
+		}
+		if payload, _, ok := iq.Payload(); ok {
+			for i := range s.steps {
+				st := &s.steps[i]
+				if st.runIQ != nil && st.offered(c.state) && iq.Type == st.iqType && payload.Name == st.iq {
+					return st.runIQ(c, iq)
+				}
+			}
+		}
+		return stepResult{}, c.notYet()
+	}
+	for i := range s.steps {
+		st := &s.steps[i]
+		if st.offered(c.state) && st.takes(start.Name) {
+			return st.run(c, start)
+		}
+	}
+	for i := range s.steps {
+		if st := &s.steps[i]; st.required && st.offered(c.state) {
+			return stepResult{}, streamErr(condPolicyViolation, requiredText(st))
+		}
+	}
+	return stepResult{}, c.notYet()
+}
+
+// notYet is the stream error for an element the stream's state does not
+// allow.
+func (c *conn) notYet() error {
+	if c.state&stateAuthn == 0 {
+		return streamErr(condNotAuthorized, "authenticate first")
+	}
+	// RFC 6120 §7.1: nothing but binding before a resource is bound.
+	return streamErr(condNotAuthorized, "bind a resource first")
+}
+
+func requiredText(st *step) string {
+	if st.name.Space == nsTLS {
+		return "STARTTLS is required"
+	}
+	return "<" + st.name.Local + "/> is required"
 }
 
 // negErr maps a timed-out read to connection-timeout.
@@ -190,314 +339,87 @@ func (c *conn) negErr(err error) error {
 	return err
 }
 
-// Stream features that never change.
-const (
-	featuresStartTLS = `<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>`
-	featuresBind     = `<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>` +
-		`<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>` +
-		`<sm xmlns='urn:xmpp:sm:3'/><csi xmlns='urn:xmpp:csi:0'/>`
-)
-
-// The SASL mechanisms offered with and without channel binding, and as
-// the <mechanisms/> feature.
-var (
-	mechsPlus     = append(append([]string(nil), scramMechs...), "PLAIN")
-	mechsNoPlus   = append(append([]string(nil), scramMechs[3:]...), "PLAIN")
-	mechsElemPlus = mechanismsElement(mechsPlus)
-	mechsElemNone = mechanismsElement(mechsNoPlus)
-)
-
-func mechanismsElement(mechs []string) string {
-	s := `<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`
-	for _, m := range mechs {
-		s += "<mechanism>" + m + "</mechanism>"
+// startTLSStep answers <starttls/> and runs the TLS handshake.
+func (c *conn) startTLSStep(xml.StartElement) (stepResult, error) {
+	if _, err := c.t.readElement(); err != nil {
+		return stepResult{}, err
 	}
-	return s + "</mechanisms>"
-}
-
-func (c *conn) writeFeatures(user jid.JID) {
-	w := c.bw
-	switch {
-	case c.tlsConn == nil:
-		w.WriteString(featuresStartTLS)
-		return
-	case user.Localpart() == "":
-		w.WriteString("<stream:features>")
-		if len(c.cbTypes) > 0 {
-			w.WriteString(mechsElemPlus)
-			w.WriteString(`<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>`)
-			for _, t := range c.cbTypes {
-				w.WriteString(`<channel-binding type='`)
-				w.WriteString(t)
-				w.WriteString(`'/>`)
-			}
-			w.WriteString(`</sasl-channel-binding>`)
-		} else {
-			w.WriteString(mechsElemNone)
-		}
-	default:
-		w.WriteString(featuresBind)
-		w.WriteString(c.srv.capsFeature())
-		for _, f := range c.srv.streamFeats {
-			stanza.WriteTokens(w, stanza.Resolve(f.Element(), nsClient), nsClient)
-		}
-	}
-	w.WriteString("</stream:features>")
-}
-
-// mechanisms returns the SASL mechanisms offered on this stream.
-func (c *conn) mechanisms() []string {
-	if len(c.cbTypes) > 0 {
-		return mechsPlus
-	}
-	return mechsNoPlus
-}
-
-// userJID returns the bare JID of username at the stream's domain, whose
-// normalisation is done once per stream.
-func (c *conn) userJID(username string) (jid.JID, error) {
-	if c.domJID.Domainpart() != c.dom {
-		d, err := jid.New("", c.dom, "")
-		if err != nil {
-			return jid.JID{}, err
-		}
-		c.domJID = d
-	}
-	return c.domJID.WithLocal(username)
-}
-
-func (c *conn) writeFailure(f *scram.Failure) {
-	c.bw.WriteString(`<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><`)
-	c.bw.WriteString(f.Condition)
-	c.bw.WriteString(`/>`)
-	if f.Text != "" {
-		c.bw.WriteString(`<text xml:lang='en'>` + escapeString(f.Text) + `</text>`)
-	}
-	c.bw.WriteString(`</failure>`)
-}
-
-// saslData reads the base64 text of a SASL element. An empty element means
-// "no data"; "=" means empty data (RFC 6120 §6.4.2).
-func saslData(toks []xml.Token) (data []byte, present bool, err error) {
-	var text []byte
-	for _, t := range toks {
-		switch tt := t.(type) {
-		case xml.CharData:
-			text = append(text, tt...)
-		case xml.StartElement:
-			return nil, false, &scram.Failure{Condition: scram.MalformedRequest, Text: "unexpected child element"}
-		}
-	}
-	s := strings.TrimSpace(string(text))
-	if s == "" {
-		return nil, false, nil
-	}
-	if s == "=" {
-		return []byte{}, true, nil
-	}
-	data, err = base64.StdEncoding.Strict().DecodeString(s)
-	if err != nil {
-		return nil, false, &scram.Failure{Condition: "incorrect-encoding", Text: "invalid base64"}
-	}
-	return data, true, nil
-}
-
-// authenticate runs one SASL exchange, starting at an <auth/> element.
-func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
-	var mech string
-	for _, a := range start.Attr {
-		if a.Name.Local == "mechanism" && a.Name.Space == "" {
-			mech = a.Value
-		}
-	}
-	toks, err := c.in.readElement()
-	if err != nil {
-		return jid.JID{}, err
-	}
-	offered := false
-	for _, m := range c.mechanisms() {
-		offered = offered || m == mech
-	}
-	if !offered {
-		return jid.JID{}, &scram.Failure{Condition: scram.InvalidMechanism}
-	}
-	data, present, err := saslData(toks)
-	if err != nil {
-		return jid.JID{}, err
-	}
-	if mech == "PLAIN" {
-		if !present {
-			if data, err = c.challenge(nil); err != nil {
-				return jid.JID{}, err
-			}
-		}
-		return c.authPlain(data)
-	}
-
-	ctx := context.Background()
-	h := mechHash(mech)
-	// The JID the username normalises to, kept for after success.
-	var looked string
-	var lookedJID jid.JID
-	var lastLogin time.Time
-	srvMech, err := scram.NewServer(mech, scram.ServerConfig{
-		Lookup: func(username string) (storage.SCRAMKeys, error) {
-			u, err := c.userJID(username)
-			if err != nil {
-				return storage.SCRAMKeys{}, fmt.Errorf("%w: bad username", storage.ErrNotFound)
-			}
-			looked, lookedJID = username, u
-			bare := u.String()
-			if c.srv.beingDeleted(bare) {
-				return storage.SCRAMKeys{}, fmt.Errorf("%w: being deleted", storage.ErrNotFound)
-			}
-			acct, err := c.srv.accounts.Account(ctx, bare)
-			if err != nil {
-				return storage.SCRAMKeys{}, err
-			}
-			lastLogin = acct.LastLogin
-			k, ok := acct.Keys[h]
-			if !ok {
-				return storage.SCRAMKeys{}, fmt.Errorf("%w: no %s keys", storage.ErrNotFound, h)
-			}
-			return k, nil
-		},
-		TLS:            c.tlsState,
-		Certificate:    c.leaf,
-		PlusAdvertised: len(c.cbTypes) > 0 && !c.cbUnusable,
-		Domain:         c.dom,
-		Decoy: func(username string, h storage.Hash) storage.SCRAMKeys {
-			return c.srv.decoys.keys(ctx, username, c.dom, h)
-		},
-	})
-	if err != nil {
-		return jid.JID{}, err
-	}
-	if !present {
-		if data, err = c.challenge(nil); err != nil {
-			return jid.JID{}, err
-		}
-	}
-	for {
-		resp, done, err := srvMech.Step(data)
-		if err != nil {
-			return jid.JID{}, err
-		}
-		if done {
-			c.bw.WriteString(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`)
-			c.bw.WriteString(base64.StdEncoding.EncodeToString(resp))
-			c.bw.WriteString(`</success>`)
-			if err := c.bw.Flush(); err != nil {
-				return jid.JID{}, err
-			}
-			if name := srvMech.Username(); name == looked {
-				c.lastLogin = lastLogin
-				return lookedJID, nil
-			}
-			u, err := c.userJID(srvMech.Username())
-			if err != nil {
-				return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized}
-			}
-			return u, nil
-		}
-		if data, err = c.challenge(resp); err != nil {
-			return jid.JID{}, err
-		}
-	}
-}
-
-// challenge sends a SASL challenge and reads the client's response.
-func (c *conn) challenge(ch []byte) ([]byte, error) {
-	c.bw.WriteString(`<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`)
-	if len(ch) == 0 {
-		c.bw.WriteString("=")
-	} else {
-		c.bw.WriteString(base64.StdEncoding.EncodeToString(ch))
-	}
-	c.bw.WriteString(`</challenge>`)
+	c.t.writeNonza(c.bw, []byte(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`))
 	if err := c.bw.Flush(); err != nil {
-		return nil, err
+		return stepResult{}, err
 	}
-	start, err := c.in.next()
-	if err != nil {
-		return nil, err
+	if err := c.startTLS(); err != nil {
+		return stepResult{}, err
 	}
-	toks, err := c.in.readElement()
-	if err != nil {
-		return nil, err
-	}
-	switch start.Name {
-	case xml.Name{Space: nsSASL, Local: "response"}:
-		data, _, err := saslData(toks)
-		if data == nil && err == nil {
-			data = []byte{}
-		}
-		return data, err
-	case xml.Name{Space: nsSASL, Local: "abort"}:
-		return nil, &scram.Failure{Condition: "aborted"}
-	}
-	if stanza.KindOf(start.Name) != 0 {
-		return nil, streamErr(condNotAuthorized, "")
-	}
-	return nil, streamErr(condPolicyViolation, "expected a SASL response")
+	return stepResult{restart: true}, nil
 }
 
-func (c *conn) authPlain(data []byte) (jid.JID, error) {
-	authzid, username, password, err := scram.ParsePlain(data)
-	if err != nil {
-		return jid.JID{}, err
+// smTooEarly answers a stream management element other than <resume/>
+// before a resource is bound.
+func (c *conn) smTooEarly(xml.StartElement) (stepResult, error) {
+	if _, err := c.t.readElement(); err != nil {
+		return stepResult{}, err
 	}
-	u, err := c.userJID(username)
-	if err != nil {
-		return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
-	}
-	if authzid != "" && authzid != u.String() {
-		if a, err := jid.Parse(authzid); err != nil || !a.Equal(u) {
-			return jid.JID{}, &scram.Failure{Condition: scram.InvalidAuthzid}
-		}
-	}
-	acct, err := c.srv.accounts.Account(context.Background(), u.String())
-	if err == nil && c.srv.beingDeleted(u.String()) {
-		err = storage.ErrNotFound
-	}
-	if err != nil {
-		// Spend the same work as a real check so timing does not tell.
-		scram.VerifyPlain(c.srv.decoys.keys(context.Background(), u.Localpart(), c.dom, storage.SHA256), storage.SHA256, password)
-		return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
-	}
-	for _, h := range []storage.Hash{storage.SHA256, storage.SHA512, storage.SHA1} {
-		if k, ok := acct.Keys[h]; ok {
-			if !scram.VerifyPlain(k, h, password) {
-				return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
-			}
-			c.lastLogin = acct.LastLogin
-			c.bw.WriteString(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
-			return u, c.bw.Flush()
-		}
-	}
-	return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
+	c.t.writeNonza(c.bw, smFailed("unexpected-request"))
+	return stepResult{}, c.bw.Flush()
 }
 
-func collect(r xml.TokenReader) []xml.Token {
-	var out []xml.Token
-	for {
-		t, err := r.Token()
-		if t != nil {
-			out = append(out, xml.CopyToken(t))
-		}
+// reply writes an answer to an iq during negotiation.
+func (c *conn) reply(r *stanza.Stanza) error {
+	if err := c.t.writeStanza(c.bw, r); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// streamIQ has a module's handler answer an iq sent during negotiation,
+// exactly once and before it returns. The iq has no from (the client is
+// not authenticated, or has no resource yet) and, if the client gave
+// none, the stream's domain as to.
+func (c *conn) streamIQ(module string, h IQHandler, iq *stanza.Stanza) error {
+	if iq.To.String() == "" {
+		iq.To, _ = c.userJID("")
+	}
+	iq.From = c.user
+	w := &streamResponse{c: c, iq: iq}
+	err := h.HandleIQ(c.ctx, stanza.IQ{Stanza: iq}, w)
+	switch {
+	case w.answered:
 		if err != nil {
-			return out
+			c.srv.log.Warn("iq handler failed after answering", "module", module, "err", redact(err, iq))
 		}
+	case err != nil:
+		c.srv.log.Warn("iq handler failed", "module", module, "err", redact(err, iq))
+		w.Error(mstanza.Error{Type: mstanza.Wait, Condition: mstanza.InternalServerError})
+	default:
+		w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
 	}
+	return w.err
 }
 
-// mechHash returns the hash a SCRAM mechanism name uses.
-func mechHash(mech string) storage.Hash {
-	switch strings.TrimSuffix(mech, "-PLUS") {
-	case scram.MechSHA1:
-		return storage.SHA1
-	case scram.MechSHA256:
-		return storage.SHA256
-	}
-	return storage.SHA512
+// streamResponse answers an iq on the negotiating stream.
+type streamResponse struct {
+	c        *conn
+	iq       *stanza.Stanza
+	answered bool
+	err      error // of the write
 }
+
+func (w *streamResponse) Result(payload xml.TokenReader) error {
+	return w.send(w.iq.ResultReply(payload))
+}
+
+func (w *streamResponse) Error(e mstanza.Error) error {
+	return w.send(w.iq.ErrorReply(e))
+}
+
+func (w *streamResponse) send(r *stanza.Stanza) error {
+	if w.answered {
+		return ErrAlreadyAnswered
+	}
+	w.answered = true
+	w.err = w.c.reply(r)
+	return w.err
+}
+
+var _ ResponseWriter = (*streamResponse)(nil)

@@ -20,13 +20,8 @@ func (c *conn) run(sess *Session) {
 	defer cancel()
 	var endErr error
 	for {
-		if c.br.Buffered() == 0 {
-			// Wait for input here rather than deep inside the XML decoder:
-			// an idle session then blocks on a shallow stack, which the
-			// garbage collector can shrink. A read error recurs below.
-			c.br.Peek(1)
-		}
-		start, err := c.in.next()
+		c.t.wait()
+		start, err := c.t.next()
 		if err != nil {
 			endErr = err
 			break
@@ -35,7 +30,7 @@ func (c *conn) run(sess *Session) {
 		sess.lastActive.Store(now)
 		sess.pingSent.Store(0)
 		if start.Name.Space == nsSM || start.Name.Space == nsCSI {
-			if _, err := c.in.readElement(); err != nil {
+			if _, err := c.t.readElement(); err != nil {
 				endErr = err
 				break
 			}
@@ -54,7 +49,7 @@ func (c *conn) run(sess *Session) {
 			endErr = streamErr(condUnsupportedStanza, "")
 			break
 		}
-		st, err := c.in.readStanza(start)
+		st, err := c.t.readStanza(start)
 		if err != nil {
 			var ae *stanza.AddressError
 			if errors.As(err, &ae) {

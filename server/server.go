@@ -54,26 +54,29 @@ type Server struct {
 	decoys   *decoys // credentials shown for unknown names; see decoy.go
 
 	// Frozen tables, built by New.
-	iqRoutes    map[routeKey]routeEntry
-	features    []FeatureProvider
-	identities  []IdentityProvider
-	forms       []FormProvider
-	services    map[string]*service // full service domain → service; see service.go
-	serviceList []Service
-	streamFeats []StreamFeature
-	httpRoutes  []HTTPRoute
-	httpMux     *http.ServeMux
-	caps        string // XEP-0115 verification string of the server
-	starters    []SessionStarter
-	enders      []SessionEnder
-	accountLs   []AccountListener
-	filters     []filter.Filter // Config.Filters, then the modules' by priority
-	undelivered []UndeliveredHandler
-	routes      [4]routeTable // StanzaRoutes by side and kind; see route.go
-	availableLs []AvailabilityListener
-	nodes       []NodeProvider
-	owners      []namedOwner
-	closers     []Closer
+	iqRoutes     map[routeKey]routeEntry
+	features     []FeatureProvider
+	identities   []IdentityProvider
+	forms        []FormProvider
+	services     map[string]*service // full service domain → service; see service.go
+	serviceList  []Service
+	streamFeats  []StreamFeature
+	steps        []step          // stream negotiation; see negotiate.go
+	iqSteps      [nStates]bool   // whether a state offers steps taking iqs
+	featureCache [nStates][]byte // the features of states that do not depend on the connection
+	httpRoutes   []HTTPRoute
+	httpMux      *http.ServeMux
+	caps         string // XEP-0115 verification string of the server
+	starters     []SessionStarter
+	enders       []SessionEnder
+	accountLs    []AccountListener
+	filters      []filter.Filter // Config.Filters, then the modules' by priority
+	undelivered  []UndeliveredHandler
+	routes       [4]routeTable // StanzaRoutes by side and kind; see route.go
+	availableLs  []AvailabilityListener
+	nodes        []NodeProvider
+	owners       []namedOwner
+	closers      []Closer
 
 	sessions *registry
 	deleting sync.Map // bare JIDs of accounts DeleteUser is deleting
@@ -184,6 +187,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.keepalive(s.ctx)
 	}()
 	s.caps = s.capsVer()
+	if err := s.buildSteps(); err != nil {
+		s.cancel()
+		return nil, err
+	}
 	for _, m := range cfg.Modules {
 		if in, ok := m.(Initializer); ok {
 			if err := in.Init(ctx, &host{srv: s, module: m.Name()}); err != nil {
@@ -223,7 +230,18 @@ func (s *Server) addModule(m Module) error {
 		}
 	}
 	if p, ok := m.(StreamFeatureProvider); ok {
-		s.streamFeats = append(s.streamFeats, p.StreamFeatures()...)
+		for _, f := range p.StreamFeatures() {
+			for _, r := range f.IQRoutes {
+				if r.Handler == nil {
+					return fmt.Errorf("server: module %s: stream feature iq %s has no handler", name, r.Payload.Local)
+				}
+				if r.Type != mstanza.GetIQ && r.Type != mstanza.SetIQ {
+					return fmt.Errorf("server: module %s: iq routes take type get or set, not %q", name, r.Type)
+				}
+			}
+			f.module = name
+			s.streamFeats = append(s.streamFeats, f)
+		}
 	}
 	if p, ok := m.(HTTPProvider); ok {
 		for _, r := range p.HTTPRoutes() {

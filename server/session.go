@@ -225,20 +225,17 @@ func (s *Session) writeLoop() {
 		bw := getWriter(c.nc)
 		for i, it := range items {
 			if it.st != nil {
-				it.st.WriteTo(bw)
+				c.t.writeStanza(bw, it.st)
 			} else {
-				bw.Write(it.raw)
+				c.t.writeNonza(bw, it.raw)
 			}
 			items[i] = outItem{}
 		}
 		if ack != nil {
-			bw.Write(ack)
+			c.t.writeNonza(bw, ack)
 		}
 		if closing {
-			if s.final != nil {
-				bw.Write(s.final.bytes())
-			}
-			bw.WriteString("</stream:stream>")
+			c.t.writeClose(bw, s.final)
 		}
 		err := bw.Flush()
 		putWriter(bw)

@@ -5,12 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/xml"
-	"io"
 	"strconv"
 	"sync/atomic"
 	"time"
-
-	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/stanza"
 )
@@ -265,28 +262,28 @@ func endContext(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(parent), 30*time.Second)
 }
 
-// resume handles <resume/> on an authenticated stream not yet bound. It
-// returns the resumed session, nil to go on negotiating (the resumption
-// failed and the client may bind), or an error that ends the stream.
-func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
+// resume handles <resume/> on an authenticated stream not yet bound. The
+// result carries the resumed session; without one, the resumption failed
+// (the client was told) and the client may bind.
+func (c *conn) resume(start xml.StartElement) (stepResult, error) {
 	s := c.srv
-	if _, err := c.in.readElement(); err != nil {
-		return nil, err
+	if _, err := c.t.readElement(); err != nil {
+		return stepResult{}, err
 	}
-	fail := func() (*Session, error) {
-		c.bw.Write(smFailed("item-not-found"))
-		return nil, c.bw.Flush()
+	failed := func(cond string) (stepResult, error) {
+		c.t.writeNonza(c.bw, smFailed(cond))
+		return stepResult{}, c.bw.Flush()
 	}
+	fail := func() (stepResult, error) { return failed("item-not-found") }
 	previd, _ := stanza.LookupAttr(start.Attr, "previd")
 	h, ok := parseH(start)
 	if previd == "" || !ok {
-		c.bw.Write(smFailed("bad-request"))
-		return nil, c.bw.Flush()
+		return failed("bad-request")
 	}
 	s.smMu.Lock()
 	sess := s.smIDs[previd]
 	s.smMu.Unlock()
-	if sess == nil || sess.bare != user.String() {
+	if sess == nil || sess.bare != c.user.String() {
 		return fail()
 	}
 	sess.qmu.Lock()
@@ -307,8 +304,10 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 		old.nc.SetWriteDeadline(time.Now())
 		sess.waitWriter()
 		old.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		old.nc.Write(streamErr(condConflict, "the session was resumed on another connection").bytes())
-		io.WriteString(old.nc, "</stream:stream>")
+		bw := getWriter(old.nc)
+		old.t.writeClose(bw, streamErr(condConflict, "the session was resumed on another connection"))
+		bw.Flush()
+		putWriter(bw)
 		old.raw.Close()
 		old.runWG.Wait()
 	}
@@ -330,7 +329,7 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 		sess.resuming = false
 		sm.timer = time.AfterFunc(sm.timeout, func() { s.expire(sess) })
 		sess.qmu.Unlock()
-		return nil, smTooHigh(h, sent)
+		return stepResult{}, smTooHigh(h, sent)
 	}
 	c.mu.Lock()
 	pending := c.pending
@@ -344,7 +343,7 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 		sess.closed = true
 		sess.qmu.Unlock()
 		s.endDetached(sess)
-		return nil, pending
+		return stepResult{}, pending
 	}
 	// Re-send what the client has not acknowledged, before what waits;
 	// client state indication starts over as active (XEP-0352 §5.2).
@@ -362,7 +361,7 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 	sess.qmu.Unlock()
 
 	c.raw.SetDeadline(time.Time{})
-	c.bw.WriteString(`<resumed xmlns='urn:xmpp:sm:3' previd='` + escapeString(previd) + `' h='` + strconv.FormatUint(uint64(inH), 10) + `'/>`)
+	c.t.writeNonza(c.bw, []byte(`<resumed xmlns='urn:xmpp:sm:3' previd='`+escapeString(previd)+`' h='`+strconv.FormatUint(uint64(inH), 10)+`'/>`))
 	err := c.bw.Flush()
 
 	sess.qmu.Lock()
@@ -376,7 +375,7 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 		if closed {
 			s.endDetached(sess)
 		}
-		return nil, err
+		return stepResult{}, err
 	}
 	sess.conn = c
 	sess.last = c
@@ -384,10 +383,9 @@ func (c *conn) resume(start xml.StartElement, user jid.JID) (*Session, error) {
 	sess.pingSent.Store(0)
 	sess.startWriterLocked()
 	sess.qmu.Unlock()
-	c.in.setLimit(s.limits.MaxStanzaSize)
-	c.bw = nil // the session's writer borrows buffers from now on
+	c.negotiated()
 	s.log.Debug("session resumed")
-	return sess, nil
+	return stepResult{state: stateBound, sess: sess}, nil
 }
 
 // waitWriter waits until no writer runs. The session is detached, so

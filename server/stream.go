@@ -30,14 +30,21 @@ const (
 // tokenizer consumes from the connection's buffered reader only the bytes
 // of the tokens it returns, and counts them against a per-element byte
 // budget, so an oversized stanza is refused before it is buffered.
+//
+// Elements in the stream's content namespace (ns: jabber:client, or
+// jabber:server on a server-to-server stream) are returned in jabber:client,
+// the namespace stanzas have inside the server, whatever stream they came
+// on.
 type xmlIn struct {
+	br       *bufio.Reader
 	dec      *xmltok.Decoder
+	ns       string
 	limit    int
 	maxDepth int
 }
 
-func newXMLIn(br *bufio.Reader, limit, maxDepth int) *xmlIn {
-	x := &xmlIn{dec: xmltok.NewDecoder(br), limit: limit, maxDepth: maxDepth}
+func newXMLIn(br *bufio.Reader, ns string, limit, maxDepth int) *xmlIn {
+	x := &xmlIn{br: br, dec: xmltok.NewDecoder(br), ns: ns, limit: limit, maxDepth: maxDepth}
 	x.dec.SetBudget(limit)
 	return x
 }
@@ -93,8 +100,8 @@ func (x *xmlIn) readHeader() (streamHeader, error) {
 					h.lang = a.Value
 				}
 			}
-			if defaultNS != nsClient {
-				return h, streamErr(condInvalidNamespace, "the stream's default namespace must be jabber:client")
+			if defaultNS != x.ns {
+				return h, streamErr(condInvalidNamespace, "the stream's default namespace must be "+x.ns)
 			}
 			x.reset()
 			return h, nil
@@ -114,6 +121,9 @@ func (x *xmlIn) next() (xml.StartElement, error) {
 		}
 		switch tt := t.(type) {
 		case xml.StartElement:
+			if tt.Name.Space == x.ns && x.ns != nsClient {
+				tt.Name.Space = nsClient
+			}
 			return tt, nil
 		case xml.EndElement:
 			return xml.StartElement{}, io.EOF
@@ -132,7 +142,38 @@ func (x *xmlIn) next() (xml.StartElement, error) {
 func (x *xmlIn) readStanza(start xml.StartElement) (*stanza.Stanza, error) {
 	s, err := stanza.Read(x, start, x.maxDepth)
 	x.reset()
+	if s != nil && x.ns != nsClient {
+		toClientNS(s.Inner, x.ns)
+	}
 	return s, x.wrap(err)
+}
+
+// toClientNS moves the elements of toks in namespace ns to jabber:client.
+func toClientNS(toks []xml.Token, ns string) {
+	for i, t := range toks {
+		switch tt := t.(type) {
+		case xml.StartElement:
+			if tt.Name.Space == ns {
+				tt.Name.Space = nsClient
+				toks[i] = tt
+			}
+		case xml.EndElement:
+			if tt.Name.Space == ns {
+				tt.Name.Space = nsClient
+				toks[i] = tt
+			}
+		}
+	}
+}
+
+// wait blocks until input is available or the connection fails. An idle
+// session waits here, on a shallow stack the garbage collector can shrink,
+// rather than deep inside the decoder. A read error recurs on the next
+// read.
+func (x *xmlIn) wait() {
+	if x.br.Buffered() == 0 {
+		x.br.Peek(1)
+	}
 }
 
 // readElement reads the rest of any element, returning its inner tokens.

@@ -38,7 +38,7 @@ const legacyOffline = 1
 func Marshal(s *Stanza) []byte {
 	b := marshalBufs.Get().(*bytes.Buffer)
 	b.Reset()
-	s.write(b, true)
+	s.WriteDeclared(b)
 	out := bytes.Clone(b.Bytes())
 	if b.Cap() <= 64<<10 {
 		marshalBufs.Put(b)

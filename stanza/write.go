@@ -19,16 +19,26 @@ type BufWriter interface {
 // jabber:client. Namespaces of inner elements are declared where they
 // differ from the parent's; namespaced attributes get generated prefixes.
 // Characters not allowed in XML are replaced by U+FFFD.
-func (s *Stanza) WriteTo(w BufWriter) error { return s.write(w, false) }
+func (s *Stanza) WriteTo(w BufWriter) error { return s.write(w, NSClient, false) }
 
-// write is WriteTo; with declare, the element declares jabber:client, as
-// it must where it stands on its own (Marshal).
-func (s *Stanza) write(w BufWriter, declare bool) error {
+// WriteIn serialises s onto a stream whose content namespace is ns (for
+// example jabber:server on a server-to-server stream): s and the elements
+// inside it in jabber:client are written in ns.
+func (s *Stanza) WriteIn(w BufWriter, ns string) error { return s.write(w, ns, false) }
+
+// WriteDeclared serialises s with its namespace, jabber:client, declared
+// on it, as an element that stands on its own must (a stored stanza, or a
+// WebSocket message, RFC 7395 §3.3.3).
+func (s *Stanza) WriteDeclared(w BufWriter) error { return s.write(w, NSClient, true) }
+
+// write writes s in content namespace ns; with declare, the element
+// declares ns.
+func (s *Stanza) write(w BufWriter, ns string, declare bool) error {
 	name := s.Kind.String()
 	w.WriteByte('<')
 	w.WriteString(name)
 	if declare {
-		w.WriteString(` xmlns="` + NSClient + `"`)
+		writeAttr(w, "xmlns", ns)
 	}
 	if s.ID != "" {
 		writeAttr(w, "id", s.ID)
@@ -51,7 +61,7 @@ func (s *Stanza) write(w BufWriter, declare bool) error {
 		return err
 	}
 	w.WriteByte('>')
-	if err := WriteTokens(w, s.Inner, NSClient); err != nil {
+	if err := writeTokens(w, s.Inner, ns, ns); err != nil {
 		return err
 	}
 	w.WriteString("</")
@@ -64,6 +74,12 @@ func (s *Stanza) write(w BufWriter, declare bool) error {
 // default namespace is parentNS. Element namespaces must be explicit (see
 // Resolve); an empty one is written as xmlns="" (no namespace).
 func WriteTokens(w BufWriter, toks []xml.Token, parentNS string) error {
+	return writeTokens(w, toks, parentNS, NSClient)
+}
+
+// writeTokens is WriteTokens writing elements in jabber:client in the
+// content namespace content instead.
+func writeTokens(w BufWriter, toks []xml.Token, parentNS, content string) error {
 	// stack holds the default namespace in force at each open element.
 	var stackBuf [16]string
 	stack := append(stackBuf[:0], parentNS)
@@ -74,6 +90,9 @@ func WriteTokens(w BufWriter, toks []xml.Token, parentNS string) error {
 		case xml.StartElement:
 			cur := stack[len(stack)-1]
 			ns := tt.Name.Space
+			if ns == NSClient {
+				ns = content
+			}
 			w.WriteByte('<')
 			w.WriteString(tt.Name.Local)
 			if ns != cur {

@@ -1,0 +1,353 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server/scram"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
+)
+
+// SASL (RFC 6120 §6), the negotiation step that authenticates a stream.
+
+// mechanisms offered, strongest first. PLAIN is offered only on TLS
+// streams, which all authenticating streams are.
+var scramMechs = []string{
+	scram.MechSHA512Plus, scram.MechSHA256Plus, scram.MechSHA1Plus,
+	scram.MechSHA512, scram.MechSHA256, scram.MechSHA1,
+}
+
+// The SASL mechanisms offered with and without channel binding, and as
+// the <mechanisms/> feature.
+var (
+	mechsPlus     = append(append([]string(nil), scramMechs...), "PLAIN")
+	mechsNoPlus   = append(append([]string(nil), scramMechs[3:]...), "PLAIN")
+	mechsElemPlus = mechanismsElement(mechsPlus)
+	mechsElemNone = mechanismsElement(mechsNoPlus)
+)
+
+func mechanismsElement(mechs []string) string {
+	s := `<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`
+	for _, m := range mechs {
+		s += "<mechanism>" + m + "</mechanism>"
+	}
+	return s + "</mechanisms>"
+}
+
+// mechanisms returns the SASL mechanisms offered on this stream.
+func (c *conn) mechanisms() []string {
+	if len(c.cbTypes) > 0 {
+		return mechsPlus
+	}
+	return mechsNoPlus
+}
+
+// userJID returns the bare JID of username at the stream's domain, whose
+// normalisation is done once per stream.
+func (c *conn) userJID(username string) (jid.JID, error) {
+	if c.domJID.Domainpart() != c.dom {
+		d, err := jid.New("", c.dom, "")
+		if err != nil {
+			return jid.JID{}, err
+		}
+		c.domJID = d
+	}
+	return c.domJID.WithLocal(username)
+}
+
+func (c *conn) writeFailure(f *scram.Failure) {
+	b := `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><` + f.Condition + `/>`
+	if f.Text != "" {
+		b += `<text xml:lang='en'>` + escapeString(f.Text) + `</text>`
+	}
+	c.t.writeNonza(c.bw, []byte(b+`</failure>`))
+}
+
+// saslData reads the base64 text of a SASL element. An empty element means
+// "no data"; "=" means empty data (RFC 6120 §6.4.2).
+func saslData(toks []xml.Token) (data []byte, present bool, err error) {
+	var text []byte
+	for _, t := range toks {
+		switch tt := t.(type) {
+		case xml.CharData:
+			text = append(text, tt...)
+		case xml.StartElement:
+			return nil, false, &scram.Failure{Condition: scram.MalformedRequest, Text: "unexpected child element"}
+		}
+	}
+	s := strings.TrimSpace(string(text))
+	if s == "" {
+		return nil, false, nil
+	}
+	if s == "=" {
+		return []byte{}, true, nil
+	}
+	data, err = base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, false, &scram.Failure{Condition: "incorrect-encoding", Text: "invalid base64"}
+	}
+	return data, true, nil
+}
+
+// authenticate runs one SASL exchange, starting at an <auth/> element.
+func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
+	var mech string
+	for _, a := range start.Attr {
+		if a.Name.Local == "mechanism" && a.Name.Space == "" {
+			mech = a.Value
+		}
+	}
+	toks, err := c.t.readElement()
+	if err != nil {
+		return jid.JID{}, err
+	}
+	offered := false
+	for _, m := range c.mechanisms() {
+		offered = offered || m == mech
+	}
+	if !offered {
+		return jid.JID{}, &scram.Failure{Condition: scram.InvalidMechanism}
+	}
+	data, present, err := saslData(toks)
+	if err != nil {
+		return jid.JID{}, err
+	}
+	if mech == "PLAIN" {
+		if !present {
+			if data, err = c.challenge(nil); err != nil {
+				return jid.JID{}, err
+			}
+		}
+		return c.authPlain(data)
+	}
+
+	ctx := c.ctx
+	h := mechHash(mech)
+	// The JID the username normalises to, kept for after success.
+	var looked string
+	var lookedJID jid.JID
+	var lastLogin time.Time
+	srvMech, err := scram.NewServer(mech, scram.ServerConfig{
+		Lookup: func(username string) (storage.SCRAMKeys, error) {
+			u, err := c.userJID(username)
+			if err != nil {
+				return storage.SCRAMKeys{}, fmt.Errorf("%w: bad username", storage.ErrNotFound)
+			}
+			looked, lookedJID = username, u
+			bare := u.String()
+			if c.srv.beingDeleted(bare) {
+				return storage.SCRAMKeys{}, fmt.Errorf("%w: being deleted", storage.ErrNotFound)
+			}
+			acct, err := c.srv.accounts.Account(ctx, bare)
+			if err != nil {
+				return storage.SCRAMKeys{}, err
+			}
+			lastLogin = acct.LastLogin
+			k, ok := acct.Keys[h]
+			if !ok {
+				return storage.SCRAMKeys{}, fmt.Errorf("%w: no %s keys", storage.ErrNotFound, h)
+			}
+			return k, nil
+		},
+		TLS:            c.tlsState,
+		Certificate:    c.leaf,
+		PlusAdvertised: len(c.cbTypes) > 0 && !c.cbUnusable,
+		Domain:         c.dom,
+		Decoy: func(username string, h storage.Hash) storage.SCRAMKeys {
+			return c.srv.decoys.keys(ctx, username, c.dom, h)
+		},
+	})
+	if err != nil {
+		return jid.JID{}, err
+	}
+	if !present {
+		if data, err = c.challenge(nil); err != nil {
+			return jid.JID{}, err
+		}
+	}
+	for {
+		resp, done, err := srvMech.Step(data)
+		if err != nil {
+			return jid.JID{}, err
+		}
+		if done {
+			c.t.writeNonza(c.bw, []byte(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`+
+				base64.StdEncoding.EncodeToString(resp)+`</success>`))
+			if err := c.bw.Flush(); err != nil {
+				return jid.JID{}, err
+			}
+			if name := srvMech.Username(); name == looked {
+				c.lastLogin = lastLogin
+				return lookedJID, nil
+			}
+			u, err := c.userJID(srvMech.Username())
+			if err != nil {
+				return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized}
+			}
+			return u, nil
+		}
+		if data, err = c.challenge(resp); err != nil {
+			return jid.JID{}, err
+		}
+	}
+}
+
+// challenge sends a SASL challenge and reads the client's response.
+func (c *conn) challenge(ch []byte) ([]byte, error) {
+	data := "="
+	if len(ch) > 0 {
+		data = base64.StdEncoding.EncodeToString(ch)
+	}
+	c.t.writeNonza(c.bw, []byte(`<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`+data+`</challenge>`))
+	if err := c.bw.Flush(); err != nil {
+		return nil, err
+	}
+	start, err := c.t.next()
+	if err != nil {
+		return nil, err
+	}
+	toks, err := c.t.readElement()
+	if err != nil {
+		return nil, err
+	}
+	switch start.Name {
+	case xml.Name{Space: nsSASL, Local: "response"}:
+		data, _, err := saslData(toks)
+		if data == nil && err == nil {
+			data = []byte{}
+		}
+		return data, err
+	case xml.Name{Space: nsSASL, Local: "abort"}:
+		return nil, &scram.Failure{Condition: "aborted"}
+	}
+	if stanza.KindOf(start.Name) != 0 {
+		return nil, streamErr(condNotAuthorized, "")
+	}
+	return nil, streamErr(condPolicyViolation, "expected a SASL response")
+}
+
+func (c *conn) authPlain(data []byte) (jid.JID, error) {
+	authzid, username, password, err := scram.ParsePlain(data)
+	if err != nil {
+		return jid.JID{}, err
+	}
+	u, err := c.userJID(username)
+	if err != nil {
+		return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
+	}
+	if authzid != "" && authzid != u.String() {
+		if a, err := jid.Parse(authzid); err != nil || !a.Equal(u) {
+			return jid.JID{}, &scram.Failure{Condition: scram.InvalidAuthzid}
+		}
+	}
+	acct, err := c.srv.accounts.Account(c.ctx, u.String())
+	if err == nil && c.srv.beingDeleted(u.String()) {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		// Spend the same work as a real check so timing does not tell.
+		scram.VerifyPlain(c.srv.decoys.keys(c.ctx, u.Localpart(), c.dom, storage.SHA256), storage.SHA256, password)
+		return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
+	}
+	for _, h := range []storage.Hash{storage.SHA256, storage.SHA512, storage.SHA1} {
+		if k, ok := acct.Keys[h]; ok {
+			if !scram.VerifyPlain(k, h, password) {
+				return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
+			}
+			c.lastLogin = acct.LastLogin
+			c.t.writeNonza(c.bw, []byte(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`))
+			return u, c.bw.Flush()
+		}
+	}
+	return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
+}
+
+// mechHash returns the hash a SCRAM mechanism name uses.
+func mechHash(mech string) storage.Hash {
+	switch strings.TrimSuffix(mech, "-PLUS") {
+	case scram.MechSHA1:
+		return storage.SHA1
+	case scram.MechSHA256:
+		return storage.SHA256
+	}
+	return storage.SHA512
+}
+
+// saslStep is the SASL negotiation step: <auth/> on a TLS stream not yet
+// authenticated.
+func saslStep() step {
+	return step{
+		name:       xml.Name{Space: nsSASL, Local: "auth"},
+		necessary:  stateSecure,
+		prohibited: stateAuthn,
+		advertise:  (*conn).appendMechanisms,
+		run:        (*conn).saslAuth,
+	}
+}
+
+// appendMechanisms appends the <mechanisms/> feature offered on this
+// stream, with the channel binding types (XEP-0440) when there are any.
+func (c *conn) appendMechanisms(b []byte) []byte {
+	if len(c.cbTypes) == 0 {
+		return append(b, mechsElemNone...)
+	}
+	b = append(b, mechsElemPlus...)
+	b = append(b, `<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>`...)
+	for _, t := range c.cbTypes {
+		b = append(b, `<channel-binding type='`...)
+		b = append(b, t...)
+		b = append(b, `'/>`...)
+	}
+	return append(b, `</sasl-channel-binding>`...)
+}
+
+// saslAuth runs one authentication attempt. A failed attempt is answered
+// with a SASL failure and negotiation goes on; too many end the stream.
+func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
+	s := c.srv
+	u, err := c.authenticate(start)
+	if err != nil {
+		var f *scram.Failure
+		if !errors.As(err, &f) {
+			return stepResult{}, err
+		}
+		s.log.Debug("authentication failed", "condition", f.Condition)
+		c.writeFailure(f)
+		if err := c.bw.Flush(); err != nil {
+			return stepResult{}, err
+		}
+		if errors.Is(err, scram.ErrUnsupportedBinding) {
+			// The client saw our -PLUS offer but wants a binding type we
+			// cannot give (slixmpp 1.8 uses tls-unique on TLS 1.3). It is
+			// not guessing passwords, so this does not count; and its
+			// coming fallback with the 'y' flag is no downgrade attack, so
+			// accept it.
+			c.cbUnusable = true
+			return stepResult{}, nil
+		}
+		c.attempts++
+		if c.attempts >= s.limits.AuthAttempts {
+			return stepResult{}, streamErr(condPolicyViolation, "too many failed authentication attempts")
+		}
+		return stepResult{}, nil
+	}
+	c.user = u
+	// The day of the last login, kept for operation (accounts unused for
+	// long can be removed), unless the account read for the login has it
+	// already. Failing to record it does not refuse the login; it is
+	// logged.
+	now := time.Now()
+	if !c.lastLogin.Equal(storage.Day(now)) {
+		if err := s.accounts.TouchLogin(c.ctx, u.String(), now); err != nil {
+			s.log.Warn("recording the day of a login failed", "err", err)
+		}
+	}
+	return stepResult{state: stateAuthn, restart: true}, nil
+}
