@@ -3,8 +3,8 @@ package server_test
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"encoding/xml"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +22,7 @@ type featureModule struct {
 	feats []server.StreamFeature
 }
 
-func (m featureModule) Name() string                            { return m.name }
+func (m featureModule) Name() string                           { return m.name }
 func (m featureModule) StreamFeatures() []server.StreamFeature { return m.feats }
 
 // seenIQ records the addresses of the iqs a stream feature's handler got.
