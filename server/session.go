@@ -169,14 +169,27 @@ func (s *Session) close(final *StreamError) {
 
 // closeFrom closes the session for its reader on c, unless c no longer
 // owns it (it was resumed elsewhere), which it reports.
+//
+// The reader is done reading, so when no writer runs it writes the end of
+// the stream itself instead of starting one.
 func (s *Session) closeFrom(c *conn, final *StreamError) bool {
 	s.qmu.Lock()
-	defer s.qmu.Unlock()
 	if s.conn != c {
+		s.qmu.Unlock()
 		return false
 	}
+	inline := false
 	if !s.closed {
-		s.closeLocked(final)
+		if !s.broken && !s.held && !s.writing {
+			s.closed, s.final = true, final
+			s.writing, inline = true, true
+		} else {
+			s.closeLocked(final)
+		}
+	}
+	s.qmu.Unlock()
+	if inline {
+		s.writeLoop()
 	}
 	return true
 }

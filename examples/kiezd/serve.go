@@ -143,7 +143,7 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 
 // listen opens a TCP listener with an error an admin can act on.
 func listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := server.Listen(context.Background(), addr)
 	if err == nil {
 		return ln, nil
 	}

@@ -134,7 +134,7 @@ func run() error {
 	if *pprofAddr != "" {
 		go http.ListenAndServe(*pprofAddr, nil)
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := server.Listen(context.Background(), *addr)
 	if err != nil {
 		return err
 	}

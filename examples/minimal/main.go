@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/tls"
 	"log"
-	"net"
 	"os/signal"
 	"syscall"
 
@@ -41,7 +40,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", ":5222")
+	ln, err := server.Listen(ctx, ":5222")
 	if err != nil {
 		log.Fatal(err)
 	}
