@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,6 +41,13 @@ func TestResponseWriter(t *testing.T) {
 		testIQ("failing", func(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
 			return errors.New("disk on fire")
 		}),
+		testIQ("refusing", func(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+			return fmt.Errorf("wrapped: %w", stanza.Failure{Err: stanza.NewError(mstanza.Modify, mstanza.NotAcceptable, ""),
+				App: xml.Name{Space: nsTest, Local: "too-big"}})
+		}),
+		testIQ("erring", func(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+			return mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ItemNotFound}
+		}),
 	}}
 	srv := servertest.Start(t, server.Config{Modules: []server.Module{m}})
 	alice := srv.AddUser(t, "alice", "pw")
@@ -49,11 +57,16 @@ func TestResponseWriter(t *testing.T) {
 		{"twice", stanza.Result, ""},
 		{"silent", stanza.Error, "service-unavailable"},
 		{"failing", stanza.Error, "internal-server-error"},
+		{"refusing", stanza.Error, "not-acceptable"},
+		{"erring", stanza.Error, "item-not-found"},
 	} {
 		a.Send(iq(stanza.Get, domain, tc.local, xml.Name{Space: nsTest, Local: tc.local}))
 		r := a.Expect(servertest.ByID(tc.local))
 		if r.Type != tc.typ || errorCondition(r) != tc.cond {
 			t.Errorf("%s: type %s condition %q, want %s %q", tc.local, r.Type, errorCondition(r), tc.typ, tc.cond)
+		}
+		if _, ok := r.ChildElement(xml.Name{Space: stanza.NSClient, Local: "error"}); tc.local == "refusing" && (!ok || !hasDescendant(r, xml.Name{Space: nsTest, Local: "too-big"})) {
+			t.Errorf("refusing: the application condition is missing: %v", r.Inner)
 		}
 		if tc.local == "twice" {
 			if err := <-second; !errors.Is(err, server.ErrAlreadyAnswered) {
@@ -251,4 +264,14 @@ type clash struct{ recorder }
 
 func (c *clash) HTTPRoutes() []server.HTTPRoute {
 	return []server.HTTPRoute{{Pattern: "/x/", Handler: http.NotFoundHandler()}}
+}
+
+// hasDescendant reports whether st has an element named n at any depth.
+func hasDescendant(st *stanza.Stanza, n xml.Name) bool {
+	for _, t := range st.Inner {
+		if se, ok := t.(xml.StartElement); ok && se.Name == n {
+			return true
+		}
+	}
+	return false
 }

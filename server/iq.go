@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"encoding/xml"
 	"strings"
 	"sync/atomic"
@@ -46,12 +47,34 @@ func (r *router) runIQ(ctx context.Context, st *stanza.Stanza, e routeEntry) {
 		}
 		return
 	}
+	if f, ok := refusal(err); ok {
+		w.answered.Store(true)
+		r.deliver(w.ctx, filter.Module, st.FailureReply(f))
+		return
+	}
 	if err != nil {
 		r.srv.log.Warn("iq handler failed", "module", e.module, "err", redact(err, st))
 		w.Error(mstanza.Error{Type: mstanza.Wait, Condition: mstanza.InternalServerError})
 		return
 	}
 	w.Error(mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.ServiceUnavailable})
+}
+
+// refusal reports whether an iq handler's error is a stanza error to
+// answer with: a stanza.Failure (with an application-specific
+// condition) or a mellium stanza.Error.
+func refusal(err error) (stanza.Failure, bool) {
+	var f stanza.Failure
+	var se mstanza.Error
+	switch {
+	case err == nil:
+		return f, false
+	case errors.As(err, &f):
+		return f, true
+	case errors.As(err, &se):
+		return stanza.Failure{Err: se}, true
+	}
+	return f, false
 }
 
 // responseWriter guarantees exactly one answer per iq.

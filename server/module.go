@@ -131,8 +131,11 @@ func (f IQHandlerFunc) HandleIQ(ctx context.Context, iq stanza.IQ, w ResponseWri
 
 // ResponseWriter answers one iq exactly once: a second call returns
 // ErrAlreadyAnswered; a handler that returns without answering makes the
-// server answer service-unavailable; a returned error is logged and answered
-// with internal-server-error (if nothing was sent yet).
+// server answer service-unavailable. A handler that returns a
+// stanza.Failure or a mellium stanza.Error (possibly wrapped) without
+// answering is answered with it, application-specific condition
+// included; any other returned error is logged and answered with
+// internal-server-error (if nothing was sent yet).
 type ResponseWriter interface {
 	// Result sends an iq result with payload as its child (nil for none).
 	Result(payload xml.TokenReader) error

@@ -389,6 +389,11 @@ func (c *conn) streamIQ(module string, h IQHandler, iq *stanza.Stanza) error {
 			c.srv.log.Warn("iq handler failed after answering", "module", module, "err", redact(err, iq))
 		}
 	case err != nil:
+		if f, ok := refusal(err); ok {
+			w.answered = true
+			w.err = c.reply(iq.FailureReply(f))
+			break
+		}
 		c.srv.log.Warn("iq handler failed", "module", module, "err", redact(err, iq))
 		w.Error(mstanza.Error{Type: mstanza.Wait, Condition: mstanza.InternalServerError})
 	default:
