@@ -2,8 +2,8 @@ package server
 
 import (
 	"context"
-	"errors"
 	"encoding/xml"
+	"errors"
 	"strings"
 	"sync/atomic"
 
