@@ -16,6 +16,9 @@ type Failure struct {
 	// App names the application-specific condition element; the zero
 	// Name means none.
 	App xml.Name
+	// AppAttrs are the attributes of the App element, such as the
+	// feature of XEP-0060's <unsupported feature='…'/>.
+	AppAttrs []xml.Attr
 }
 
 // NewError returns a stanza error with the type, condition and (if not
@@ -54,6 +57,6 @@ func (s *Stanza) FailureReply(f Failure) *Stanza {
 	// Insert <app/> before </error>, the last token.
 	end := r.Inner[len(r.Inner)-1]
 	r.Inner = append(r.Inner[:len(r.Inner)-1],
-		xml.StartElement{Name: f.App}, xml.EndElement{Name: f.App}, end)
+		xml.StartElement{Name: f.App, Attr: f.AppAttrs}, xml.EndElement{Name: f.App}, end)
 	return r
 }
