@@ -20,8 +20,8 @@ type UserDataDeleter interface {
 }
 
 // DeleteEveryKind removes user's data from each per-user storage
-// interface b implements (Roster, KV, Offline, Archive), going on past a
-// failure and returning the errors joined. Backends implement
+// interface b implements (Roster, KV, Offline, Archive, PEP), going on
+// past a failure and returning the errors joined. Backends implement
 // UserDataDeleter with it; a new per-user interface is added here, so
 // that every backend deletes it.
 func DeleteEveryKind(ctx context.Context, b any, user string) error {
@@ -37,6 +37,9 @@ func DeleteEveryKind(ctx context.Context, b any, user string) error {
 	}
 	if a, ok := b.(Archive); ok {
 		errs = append(errs, a.DeleteArchive(ctx, user))
+	}
+	if p, ok := b.(PEP); ok {
+		errs = append(errs, p.DeletePEP(ctx, user))
 	}
 	return errors.Join(errs...)
 }

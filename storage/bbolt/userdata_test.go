@@ -31,6 +31,13 @@ func TestDeleteUserDataRawWalk(t *testing.T) {
 		if _, err := s.AppendArchive(ctx, u, time.Now(), "peer-of-"+u[:4]+"@example.net/x", []byte("<message to='"+u+"'/>")); err != nil {
 			t.Fatal(err)
 		}
+		pepItem := storage.PEPItem{ID: "item-of-" + u[:4], Payload: []byte("<nick>" + u + "</nick>"), Published: time.Now()}
+		if _, _, err := s.PublishPEPItem(ctx, u, "urn:node-of-"+u[:4], []byte("<config of "+u+"/>"), pepItem, storage.PEPLimits{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreatePEPNode(ctx, u, storage.PEPNode{Name: "urn:empty-node-of-" + u[:4]}, storage.PEPLimits{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.DeleteUserData(ctx, gone); err != nil {
 		t.Fatalf("DeleteUserData: %v", err)
@@ -47,9 +54,13 @@ func TestDeleteUserDataRawWalk(t *testing.T) {
 		{"deletedalice", false},
 		{"friend-of-dele", false},
 		{"peer-of-dele", false},
+		{"item-of-dele", false},
+		{"node-of-dele", false},
 		{"keptbob", true},
 		{"friend-of-kept", true},
 		{"peer-of-kept", true},
+		{"item-of-kept", true},
+		{"node-of-kept", true},
 	} {
 		if got := containsAnywhere(all, tt.s); got != tt.want {
 			t.Errorf("%q appears in the database: %v, want %v", tt.s, got, tt.want)

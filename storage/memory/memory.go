@@ -15,6 +15,10 @@
 // Service data (storage.ServiceData) is a map per namespace; listing its
 // keys sorts the keys of the range asked for, and expiry visits every
 // entry.
+//
+// PEP nodes (storage.PEP) are a map per user; each node keeps its items in
+// a slice, oldest first, and the user and each node their total size, so
+// the byte limit costs no scan.
 package memory
 
 import (
@@ -40,6 +44,7 @@ type Store struct {
 	archive  map[string]*userArchive            // by bare JID; see archive.go
 	secrets  map[string][]byte                  // by name; see userdata.go
 	service  map[string]map[string]serviceEntry // by namespace, then key; see service.go
+	pep      map[string]*pepUser                // by bare JID; see pep.go
 }
 
 // New returns an empty Store.

@@ -31,6 +31,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) any) {
 		suiteFor("UserData", TestUserData),
 		suiteFor("Secrets", TestSecrets),
 		suiteFor("ServiceData", TestServiceData),
+		suiteFor("PEP", TestPEP),
 		// One line per storage interface, as new ones are added.
 	}
 

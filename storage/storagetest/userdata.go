@@ -10,7 +10,7 @@ import (
 
 // TestUserData checks an implementation of storage.UserDataDeleter: it
 // stores data for two users in every per-user storage interface the
-// backend also implements (Roster, KV, Offline, Archive), deletes the
+// backend also implements (Roster, KV, Offline, Archive, PEP), deletes the
 // first user's data, and checks that nothing of it is left while the
 // second user's data is intact. newStore must return a fresh, empty
 // backend each time it is called.
@@ -54,6 +54,9 @@ func kinds(b any) int {
 	if _, ok := b.(storage.Archive); ok {
 		n++
 	}
+	if _, ok := b.(storage.PEP); ok {
+		n++
+	}
 	return n
 }
 
@@ -79,6 +82,15 @@ func fillUserData(t *testing.T, b any, user string) {
 	if a, ok := b.(storage.Archive); ok {
 		if _, err := a.AppendArchive(ctx, user, time.Now(), "contact@example.net", []byte("<message/>")); err != nil {
 			t.Fatalf("AppendArchive: %v", err)
+		}
+	}
+	if p, ok := b.(storage.PEP); ok {
+		item := storage.PEPItem{ID: "current", Payload: []byte("<nick/>"), Published: time.Now()}
+		if _, _, err := p.PublishPEPItem(ctx, user, "http://jabber.org/protocol/nick", nil, item, storage.PEPLimits{}); err != nil {
+			t.Fatalf("PublishPEPItem: %v", err)
+		}
+		if err := p.CreatePEPNode(ctx, user, storage.PEPNode{Name: "urn:xmpp:bookmarks:1"}, storage.PEPLimits{}); err != nil {
+			t.Fatalf("CreatePEPNode: %v", err)
 		}
 	}
 }
@@ -122,6 +134,15 @@ func userDataLeft(t *testing.T, b any, user string) []string {
 		}
 		if st.Count > 0 {
 			left = append(left, "archive")
+		}
+	}
+	if p, ok := b.(storage.PEP); ok {
+		nodes, err := p.PEPNodes(ctx, user)
+		if err != nil {
+			t.Fatalf("PEPNodes: %v", err)
+		}
+		if len(nodes) > 0 {
+			left = append(left, "pep")
 		}
 	}
 	return left
