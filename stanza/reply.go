@@ -39,6 +39,8 @@ func appendReader(dst []xml.Token, r xml.TokenReader) []xml.Token {
 				dst = append(dst, copyStart(tt))
 			case xml.EndElement, xml.CharData:
 				dst = append(dst, xml.CopyToken(tt))
+			case Raw:
+				dst = append(dst, append(Raw(nil), tt...))
 			}
 		}
 		if err != nil {
@@ -71,6 +73,8 @@ func appendResolved(dst []xml.Token, r xml.TokenReader, parentNS string) []xml.T
 				dst = append(dst, tt)
 			case xml.CharData:
 				dst = append(dst, tt.Copy())
+			case Raw:
+				dst = append(dst, append(Raw(nil), tt...))
 			}
 		}
 		if err != nil {
