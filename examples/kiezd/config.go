@@ -20,6 +20,7 @@ import (
 	"github.com/kiez-im/kiez/modules/contact"
 	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/modules/offline"
+	"github.com/kiez-im/kiez/modules/pep"
 	"github.com/kiez-im/kiez/modules/roster"
 	"github.com/kiez-im/kiez/modules/stock"
 	"github.com/kiez-im/kiez/modules/version"
@@ -120,6 +121,12 @@ type modulesConfig struct {
 	ArchiveDefault   string   `toml:"archive_default"`
 	ArchiveRetention duration `toml:"archive_retention"`
 	Carbons          bool     `toml:"carbons"`
+
+	PEP            bool     `toml:"pep"`
+	PEPMaxItemSize byteSize `toml:"pep_max_item_size"`
+	PEPMaxItems    count    `toml:"pep_max_items"`
+	PEPMaxNodes    count    `toml:"pep_max_nodes"`
+	PEPMaxBytes    byteSize `toml:"pep_max_bytes"`
 }
 
 // defaultConfig returns the built-in configuration: localhost, served on
@@ -157,6 +164,8 @@ func defaultConfig() *config {
 			Offline: true, OfflineLimit: 1000, OfflineRetention: duration(30 * 24 * time.Hour),
 			Archive: true, ArchiveDefault: mam.Always, ArchiveRetention: duration(30 * 24 * time.Hour),
 			Carbons: true,
+			PEP:     true, PEPMaxItemSize: pep.DefaultMaxItemSize, PEPMaxItems: pep.DefaultMaxItems,
+			PEPMaxNodes: pep.DefaultMaxNodes, PEPMaxBytes: pep.DefaultMaxBytes,
 		},
 	}
 }
@@ -429,6 +438,7 @@ type moduleStore interface {
 	storage.Roster
 	storage.Offline
 	storage.Archive
+	storage.PEP
 }
 
 // modules builds the stock modules (package stock) that the [modules]
@@ -447,6 +457,8 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 		return nil, bad("modules.offline_retention: %q is longer than 10 years", time.Duration(m.OfflineRetention))
 	case int(m.OfflineLimit) > offline.MaxLimit:
 		return nil, bad("modules.offline_limit: %d is more than %d", m.OfflineLimit, offline.MaxLimit)
+	case int(m.PEPMaxItemSize) > int(c.Limits.MaxStanzaSize):
+		return nil, bad("modules.pep_max_item_size: %d bytes do not fit in a stanza of limits.max_stanza_size (%d bytes)", m.PEPMaxItemSize, c.Limits.MaxStanzaSize)
 	}
 	if len(m.Contact) > 0 {
 		if _, err := contact.New(contact.Options{Addresses: m.Contact}, contact.Deps{}); err != nil {
@@ -457,6 +469,7 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	for name, on := range map[string]bool{
 		stock.Roster: m.Roster, stock.Blocking: m.Blocking, stock.VCard: m.VCard, stock.Private: m.Private,
 		stock.Offline: m.Offline, stock.Archive: m.Archive, stock.Carbons: m.Carbons,
+		stock.PEP: m.PEP, stock.Caps: m.PEP,
 		stock.Ping: m.Ping, stock.Time: m.Time, stock.Version: m.Version,
 	} {
 		if !on {
@@ -470,6 +483,8 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 		Archive: mam.Options{Default: m.ArchiveDefault, Retention: time.Duration(m.ArchiveRetention)},
 		Version: version.Options{ShowOS: m.VersionShowOS},
 		Contact: contact.Options{Addresses: m.Contact},
+		PEP: pep.Options{MaxItemSize: int(m.PEPMaxItemSize), MaxItems: int(m.PEPMaxItems),
+			MaxNodes: int(m.PEPMaxNodes), MaxBytes: int64(m.PEPMaxBytes)},
 	})
 	if err != nil {
 		return nil, bad("modules: %s", err)

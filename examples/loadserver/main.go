@@ -69,6 +69,7 @@ func run() error {
 		storage.Offline
 		storage.KV
 		storage.Roster
+		storage.PEP
 	} = memory.New()
 	if *store != "memory" {
 		db, err := bbolt.Open(*store, bbolt.Options{})

@@ -1,10 +1,11 @@
 // Package stock assembles Kiez's stock modules, the set kiezd serves:
 // rosters and presence, blocking, vCards, private storage, offline
 // messages, the message archive and its ad-hoc command, carbons, ping,
-// time, version and contact addresses. Embedders call Modules instead of
-// repeating kiezd's wiring: it builds every module on one store, hands
-// each the modules it builds on in its Deps (presence the roster and
-// blocking, the archive the roster, ad-hoc the archive's command) and
+// time, version, contact addresses, entity capabilities and personal
+// eventing (PEP). Embedders call Modules instead of repeating kiezd's
+// wiring: it builds every module on one store, hands each the modules it
+// builds on in its Deps (presence the roster and blocking, the archive the
+// roster, ad-hoc the archive's command, PEP the roster and caps) and
 // lists them in an order that works. Every module is on unless
 // Options.Without names it.
 //
@@ -21,10 +22,12 @@ import (
 
 	"github.com/kiez-im/kiez/modules/adhoc"
 	"github.com/kiez-im/kiez/modules/blocking"
+	"github.com/kiez-im/kiez/modules/caps"
 	"github.com/kiez-im/kiez/modules/carbons"
 	"github.com/kiez-im/kiez/modules/contact"
 	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/modules/offline"
+	"github.com/kiez-im/kiez/modules/pep"
 	"github.com/kiez-im/kiez/modules/ping"
 	"github.com/kiez-im/kiez/modules/presence"
 	"github.com/kiez-im/kiez/modules/private"
@@ -51,10 +54,12 @@ const (
 	Time     = "time"
 	Version  = "version"
 	Contact  = "contact"
+	Caps     = "caps"
+	PEP      = "pep"
 )
 
 // Names lists every name Options.Without takes.
-var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact}
+var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP}
 
 // Store is what the stock modules keep their data in: storage/bbolt's and
 // storage/memory's Store implement it.
@@ -63,6 +68,7 @@ type Store interface {
 	storage.Roster
 	storage.Offline
 	storage.Archive
+	storage.PEP
 }
 
 // Options configure the stock modules; the zero value is every module
@@ -83,6 +89,10 @@ type Options struct {
 	Version version.Options
 	// Contact's addresses are published when there are some.
 	Contact contact.Options
+	Caps    caps.Options
+	// PEP runs with the roster (it is left out with it) and gets caps'
+	// notification filter.
+	PEP pep.Options
 }
 
 // Modules builds the stock modules on store. An option a module refuses
@@ -165,6 +175,21 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	}
 	if on(Version) {
 		add(version.New(opts.Version, version.Deps{}))
+	}
+	var cp *caps.Module
+	if on(Caps) {
+		var err error
+		if cp, err = caps.New(opts.Caps, caps.Deps{}); err != nil {
+			return nil, err
+		}
+		mods = append(mods, cp)
+	}
+	if on(PEP) && ros != nil {
+		deps := pep.Deps{Store: store, Roster: ros}
+		if cp != nil {
+			deps.Caps = cp
+		}
+		add(pep.New(opts.PEP, deps))
 	}
 	if on(Contact) && len(opts.Contact.Addresses) > 0 {
 		add(contact.New(opts.Contact, contact.Deps{}))

@@ -31,7 +31,7 @@ func TestModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"blocking", "presence", "roster", "mam", "carbons", "offline", "adhoc", "vcard", "private", "ping", "time", "version", "contact"}
+	want := []string{"blocking", "presence", "roster", "mam", "carbons", "offline", "adhoc", "vcard", "private", "ping", "time", "version", "caps", "pep", "contact"}
 	if got := names(all); !slices.Equal(got, want) {
 		t.Errorf("modules %v, want %v", got, want)
 	}
@@ -39,7 +39,7 @@ func TestModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, gone := range []string{"presence", "roster", "mam", "adhoc", "ping", "contact"} {
+	for _, gone := range []string{"presence", "roster", "mam", "adhoc", "ping", "contact", "pep"} {
 		if slices.Contains(names(some), gone) {
 			t.Errorf("%s is there without roster, archive and ping: %v", gone, names(some))
 		}
