@@ -54,6 +54,11 @@ func TestDeluserWithModulesSwitchedOff(t *testing.T) {
 	priv.AppendChild(stanza.Elem(xml.Name{Space: "jabber:iq:private", Local: "query"}, nil,
 		stanza.TextElem(xml.Name{Space: "urn:example:notes", Local: "note"}, "alice private note")))
 	iq("private", priv)
+	pub := &stanza.Stanza{}
+	pubsub := xml.Name{Space: "http://jabber.org/protocol/pubsub", Local: "pubsub"}
+	pub.AppendChild(stanza.Elem(pubsub, nil, stanza.Elem(xml.Name{Space: pubsub.Space, Local: "publish"}, []xml.Attr{stanza.Attr("node", "urn:example:pep")},
+		stanza.Elem(xml.Name{Space: pubsub.Space, Local: "item"}, nil, stanza.TextElem(xml.Name{Space: "urn:example:pep", Local: "x"}, "alice pep item")))))
+	iq("pep", pub)
 	a.Send(&stanza.Stanza{Kind: stanza.Presence})
 	msg := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: jid.MustParse("bob@localhost"), ID: "m1"}
 	msg.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, "alice says hi to bob"))
@@ -65,13 +70,13 @@ func TestDeluserWithModulesSwitchedOff(t *testing.T) {
 	}
 
 	// Everything that stored it is switched off now.
-	off := "\n[modules]\nroster = false\nvcard = false\nprivate = false\noffline = false\narchive = false\ncarbons = false\nblocking = false\n"
+	off := "\n[modules]\nroster = false\nvcard = false\nprivate = false\noffline = false\narchive = false\ncarbons = false\nblocking = false\npep = false\n"
 	if err := os.WriteFile(file, append(must(os.ReadFile(file)), off...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	db := filepath.Join(dir, "data", "kiez.db")
 	before := bbolttest.Everything(t, db)
-	for _, s := range []string{"rosterfriend", "Alice Vcardname", "alice private note", "alice says hi to bob"} {
+	for _, s := range []string{"rosterfriend", "Alice Vcardname", "alice private note", "alice says hi to bob", "alice pep item", "urn:example:pep"} {
 		if !bbolttest.Contains(before, s) {
 			t.Fatalf("%q was never stored; the test does not test anything", s)
 		}
@@ -82,7 +87,7 @@ func TestDeluserWithModulesSwitchedOff(t *testing.T) {
 		}
 	}
 	after := bbolttest.Everything(t, db)
-	for _, s := range []string{"alice", "bob", "rosterfriend", "Vcardname", "private note", "says hi"} {
+	for _, s := range []string{"alice", "bob", "rosterfriend", "Vcardname", "private note", "says hi", "pep item", "urn:example:pep"} {
 		if bbolttest.Contains(after, s) {
 			t.Errorf("%q is still in the database after both accounts were deleted", s)
 		}
