@@ -2,6 +2,29 @@
 // TLS), stream negotiation (SASL SCRAM from stored keys, resource binding),
 // the session registry, the stanza router and the module host.
 //
+// # Streams and negotiation
+//
+// A connection's XML travels through a transport, which frames one
+// stream: it reads the peer's stream openings and top-level elements and
+// writes the server's, in the stream's content namespace (jabber:client
+// for clients; stanzas are in jabber:client inside the server whatever
+// stream they came on). TCP and TLS streams (RFC 6120 §4) are one
+// transport; WebSocket (RFC 7395) and server-to-server streams are
+// others, on the same negotiation and session code.
+//
+// Negotiation is a list of steps, each offered in the stream features
+// while the stream's state allows it and run when the client sends what
+// it takes:
+//
+//	state                   steps offered (in feature order)
+//	plain                   STARTTLS (required)
+//	TLS                     SASL; modules' StreamFeatures with BeforeAuth (XEP-0077 registration), with their IQRoutes
+//	TLS, authenticated      bind, session (RFC 3921), resumption (XEP-0198), CSI, caps; modules' StreamFeatures, with their IQRoutes
+//	bound                   (the session runs: stanzas go to the router)
+//
+// A stanza no offered step takes ends the stream with not-authorized;
+// two steps taking one iq in one state make New fail, naming both.
+//
 // A Server is built once by New from a Config; the modules it is given are
 // inspected then, by type assertion, for the optional interfaces in this
 // package (IQProvider, FeatureProvider, UserDataOwner, ...), and the
