@@ -225,6 +225,18 @@ type pepNode struct {
 }
 
 // node returns u's node name, or nil if it has none; u may be nil.
+// pepExisting opens user's node for a change that needs it to exist; if
+// it does not, refused is storage.ErrNotFound.
+func pepExisting(tx *bolt.Tx, user, node string) (u *pepUser, n *pepNode, refused, err error) {
+	if u, err = pepUserOf(tx, user); err != nil {
+		return nil, nil, nil, err
+	}
+	if n, err = u.node(node); err == nil && n == nil {
+		refused = storage.ErrNotFound
+	}
+	return u, n, refused, err
+}
+
 func (u *pepUser) node(name string) (*pepNode, error) {
 	if u == nil || name == "" {
 		return nil, nil
@@ -506,16 +518,9 @@ func (s *Store) ConfigurePEPNode(ctx context.Context, user, node string, config 
 	}
 	config = bytes.Clone(config)
 	err := s.pepUpdate(ctx, func(tx *bolt.Tx) (error, error) {
-		u, err := pepUserOf(tx, user)
-		if err != nil {
-			return nil, err
-		}
-		n, err := u.node(node)
-		if err != nil {
-			return nil, err
-		}
-		if n == nil {
-			return storage.ErrNotFound, nil
+		u, n, refused, err := pepExisting(tx, user, node)
+		if refused != nil || err != nil {
+			return refused, err
 		}
 		n.rec.config = config
 		if err := n.trim(u, lim.MaxItems); err != nil {
@@ -533,16 +538,9 @@ func (s *Store) ConfigurePEPNode(ctx context.Context, user, node string, config 
 // the user's bucket.
 func (s *Store) DeletePEPNode(ctx context.Context, user, node string) error {
 	err := s.pepUpdate(ctx, func(tx *bolt.Tx) (error, error) {
-		u, err := pepUserOf(tx, user)
-		if err != nil {
-			return nil, err
-		}
-		n, err := u.node(node)
-		if err != nil {
-			return nil, err
-		}
-		if n == nil {
-			return storage.ErrNotFound, nil
+		u, n, refused, err := pepExisting(tx, user, node)
+		if refused != nil || err != nil {
+			return refused, err
 		}
 		if err := u.nodes.DeleteBucket([]byte(node)); err != nil {
 			return nil, err
@@ -675,16 +673,9 @@ func (s *Store) PublishPEPItem(ctx context.Context, user, node string, config []
 // RetractPEPItem implements storage.PEP.
 func (s *Store) RetractPEPItem(ctx context.Context, user, node, id string) error {
 	err := s.pepUpdate(ctx, func(tx *bolt.Tx) (error, error) {
-		u, err := pepUserOf(tx, user)
-		if err != nil {
-			return nil, err
-		}
-		n, err := u.node(node)
-		if err != nil {
-			return nil, err
-		}
-		if n == nil {
-			return storage.ErrNotFound, nil
+		u, n, refused, err := pepExisting(tx, user, node)
+		if refused != nil || err != nil {
+			return refused, err
 		}
 		seq, err := n.seqOf(id)
 		if err != nil {
@@ -712,16 +703,9 @@ func (s *Store) RetractPEPItem(ctx context.Context, user, node, id string) error
 // buckets whole.
 func (s *Store) PurgePEPNode(ctx context.Context, user, node string) error {
 	err := s.pepUpdate(ctx, func(tx *bolt.Tx) (error, error) {
-		u, err := pepUserOf(tx, user)
-		if err != nil {
-			return nil, err
-		}
-		n, err := u.node(node)
-		if err != nil {
-			return nil, err
-		}
-		if n == nil {
-			return storage.ErrNotFound, nil
+		u, n, refused, err := pepExisting(tx, user, node)
+		if refused != nil || err != nil {
+			return refused, err
 		}
 		if n.rec.items == 0 {
 			return nil, nil
