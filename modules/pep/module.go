@@ -10,6 +10,13 @@
 // modules/caps): events on publish, and the last items when a resource
 // comes online. Who may fetch items is the node's access model: presence
 // (the default), open, roster (groups) or whitelist (the owner only).
+//
+// Other modules use the service through Items, Publish and Retract, and
+// through two converters for older protocols: Bookmarks (XEP-0048
+// bookmarks of private XML storage, modules/private, kept in the XEP-0402
+// node) and Avatars (vCard-based avatars of XEP-0153, modules/vcard, kept
+// in the XEP-0084 nodes, as XEP-0398 has it). The module itself serves
+// the XEP-0048 bookmarks node storage:bookmarks from the XEP-0402 node.
 package pep
 
 import (
@@ -22,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -82,6 +90,11 @@ type Module struct {
 	caps   *caps.Module
 	host   server.Host
 	log    *slog.Logger
+
+	// convMu serialises the conversions (bookmarks, avatars), each a
+	// read and several writes. They are rare.
+	convMu  sync.Mutex
+	avatars avatarCache
 }
 
 // New returns the PEP module. It fails without a store or a roster, or
@@ -109,7 +122,8 @@ func New(opts Options, deps Deps) (*Module, error) {
 		opts.MaxBytes = DefaultMaxBytes
 	}
 	m := &Module{opts: opts, store: deps.Store, roster: deps.Roster, caps: deps.Caps,
-		lim: storage.PEPLimits{MaxNodes: opts.MaxNodes, MaxBytes: opts.MaxBytes}}
+		lim: storage.PEPLimits{MaxNodes: opts.MaxNodes, MaxBytes: opts.MaxBytes},
+		log: slog.New(slog.DiscardHandler)}
 	if m.caps != nil {
 		m.caps.Watch(m.capsKnown)
 	}
@@ -171,6 +185,9 @@ var features = []string{
 	nsPubSub + "#retrieve-default",
 	nsPubSub + "#retrieve-items",
 	nsPubSub + "#retrieve-subscriptions",
+	// The XEP-0048 node storage:bookmarks is served from the XEP-0402
+	// node (XEP-0402's compatibility notes).
+	NodeBookmarks + "#compat-pep",
 }
 
 // Features advertises the pubsub features on accounts' bare JIDs
@@ -195,7 +212,9 @@ func (*Module) UserData() []string { return []string{"PEP nodes and items"} }
 
 // DeleteUser deletes every node and item of the account.
 func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
-	if err := m.store.DeletePEP(ctx, user.Bare().String()); err != nil {
+	err := m.store.DeletePEP(ctx, user.Bare().String())
+	m.avatars.forget(user.Bare().String())
+	if err != nil {
 		return fmt.Errorf("pep: %w", err)
 	}
 	return nil
@@ -257,6 +276,9 @@ func (m *Module) dispatch(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 	}
 	isOwner := iq.From.Bare().Equal(owner)
 	u := owner.String()
+	if req.node == NodeLegacyBookmarks && (req.op == opItems || req.op == opPublish) {
+		return m.legacyBookmarks(ctx, owner, isOwner, req, w)
+	}
 	switch req.op {
 	case opItems:
 		return m.items(ctx, owner, iq.From, req, w)
@@ -359,46 +381,98 @@ func (m *Module) publish(ctx context.Context, owner jid.JID, req request, w serv
 	if id == "" {
 		id = newItemID()
 	}
-	lim := m.lim
-	lim.MaxItems = cfg.maxItems(m.opts.MaxItems)
-	if !cfg.Persist {
-		lim.MaxItems = 1 // only the last item, for send_last_published_item
-	}
 	it := storage.PEPItem{ID: id, Payload: payload.Bytes(), Published: time.Now()}
-	if _, _, err := m.store.PublishPEPItem(ctx, u, req.node, cfg.encode(), it, lim); err != nil {
-		return limitErr(err)
+	if err := m.put(ctx, owner, req.node, cfg, it); err != nil {
+		return err
 	}
 	result := stanza.Elem(namePubSub, nil, stanza.Elem(xml.Name{Space: nsPubSub, Local: "publish"}, nodeAttrs(req.node),
 		stanza.Elem(xml.Name{Space: nsPubSub, Local: "item"}, []xml.Attr{{Name: xml.Name{Local: "id"}, Value: id}})))
 	if err := w.Result(result); err != nil {
 		return err
 	}
-	if cfg.Deliver {
-		m.notify(ctx, owner, req.node, cfg, itemsElem(nsEvent, req.node, []storage.PEPItem{it}))
-	}
+	m.published(ctx, owner, req.node, cfg, it, false)
 	return nil
 }
 
+// put stores it on owner's node, creating the node with cfg if there is
+// none, within the limits cfg and the options set.
+func (m *Module) put(ctx context.Context, owner jid.JID, node string, cfg nodeConfig, it storage.PEPItem) error {
+	if _, _, err := m.store.PublishPEPItem(ctx, owner.String(), node, cfg.encode(), it, m.limits(cfg)); err != nil {
+		return limitErr(err)
+	}
+	m.changed(owner, node)
+	return nil
+}
+
+// limits are the store's limits for a node configured as cfg.
+func (m *Module) limits(cfg nodeConfig) storage.PEPLimits {
+	lim := m.lim
+	lim.MaxItems = cfg.maxItems(m.opts.MaxItems)
+	if !cfg.Persist {
+		lim.MaxItems = 1 // only the last item, for send_last_published_item
+	}
+	return lim
+}
+
+// published tells the node's subscribers of it, once stored; quiet
+// leaves out the storage:bookmarks event of a change to the bookmarks,
+// which a conversion of several items sends once at its end.
+func (m *Module) published(ctx context.Context, owner jid.JID, node string, cfg nodeConfig, it storage.PEPItem, quiet bool) {
+	if cfg.Deliver {
+		m.notify(ctx, owner, node, cfg, itemsElem(nsEvent, node, []storage.PEPItem{it}))
+	}
+	if node == NodeBookmarks && !quiet {
+		m.legacyBookmarksChanged(ctx, owner)
+	}
+}
+
+// changed is called after every change to owner's node in the store.
+func (m *Module) changed(owner jid.JID, node string) {
+	if node == NodeAvatarMetadata || node == NodeAvatarData {
+		m.avatars.forget(owner.String())
+	}
+}
+
 func (m *Module) retract(ctx context.Context, owner jid.JID, req request, w server.ResponseWriter) error {
-	u := owner.String()
-	cfg, err := m.node(ctx, u, req.node)
+	cfg, err := m.remove(ctx, owner, req.node, req.ids[0])
 	if err != nil {
 		return err
-	}
-	if err := m.store.RetractPEPItem(ctx, u, req.node, req.ids[0]); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return failure(mstanza.Cancel, mstanza.ItemNotFound, "")
-		}
-		return fmt.Errorf("pep: %w", err)
 	}
 	if err := w.Result(nil); err != nil {
 		return err
 	}
-	if req.notify || cfg.NotifyRetract {
-		retract := stanza.Elem(xml.Name{Space: nsEvent, Local: "retract"}, []xml.Attr{{Name: xml.Name{Local: "id"}, Value: req.ids[0]}})
-		m.notify(ctx, owner, req.node, cfg, stanza.Elem(xml.Name{Space: nsEvent, Local: "items"}, nodeAttrs(req.node), retract))
-	}
+	m.retracted(ctx, owner, req.node, cfg, req.ids[0], req.notify, false)
 	return nil
+}
+
+// remove retracts item id of owner's node, returning the node's
+// configuration.
+func (m *Module) remove(ctx context.Context, owner jid.JID, node, id string) (nodeConfig, error) {
+	u := owner.String()
+	cfg, err := m.node(ctx, u, node)
+	if err != nil {
+		return cfg, err
+	}
+	if err := m.store.RetractPEPItem(ctx, u, node, id); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return cfg, failure(mstanza.Cancel, mstanza.ItemNotFound, "")
+		}
+		return cfg, fmt.Errorf("pep: %w", err)
+	}
+	m.changed(owner, node)
+	return cfg, nil
+}
+
+// retracted tells the node's subscribers that item id is gone, if the
+// retraction asked for it (notify) or the node is configured so.
+func (m *Module) retracted(ctx context.Context, owner jid.JID, node string, cfg nodeConfig, id string, notify, quiet bool) {
+	if notify || cfg.NotifyRetract {
+		retract := stanza.Elem(xml.Name{Space: nsEvent, Local: "retract"}, []xml.Attr{{Name: xml.Name{Local: "id"}, Value: id}})
+		m.notify(ctx, owner, node, cfg, stanza.Elem(xml.Name{Space: nsEvent, Local: "items"}, nodeAttrs(node), retract))
+	}
+	if node == NodeBookmarks && !quiet {
+		m.legacyBookmarksChanged(ctx, owner)
+	}
 }
 
 func (m *Module) create(ctx context.Context, user string, req request, w server.ResponseWriter) error {
@@ -431,13 +505,13 @@ func (m *Module) configure(ctx context.Context, owner jid.JID, req request, w se
 	if err := cfg.apply(req.options, m.opts.MaxItems); err != nil {
 		return err
 	}
-	lim := m.lim
-	lim.MaxItems = cfg.maxItems(m.opts.MaxItems)
-	if !cfg.Persist {
-		lim.MaxItems = 1
-	}
-	if err := m.store.ConfigurePEPNode(ctx, u, req.node, cfg.encode(), lim); err != nil {
+	if err := m.store.ConfigurePEPNode(ctx, u, req.node, cfg.encode(), m.limits(cfg)); err != nil {
 		return limitErr(err)
+	}
+	// Fewer items may be kept now.
+	m.changed(owner, req.node)
+	if req.node == NodeBookmarks {
+		defer m.legacyBookmarksChanged(ctx, owner)
 	}
 	return w.Result(nil)
 }
@@ -451,11 +525,15 @@ func (m *Module) purge(ctx context.Context, owner jid.JID, req request, w server
 	if err := m.store.PurgePEPNode(ctx, u, req.node); err != nil {
 		return limitErr(err)
 	}
+	m.changed(owner, req.node)
 	if err := w.Result(nil); err != nil {
 		return err
 	}
 	if cfg.NotifyRetract {
 		m.notify(ctx, owner, req.node, cfg, stanza.Elem(xml.Name{Space: nsEvent, Local: "purge"}, nodeAttrs(req.node)))
+	}
+	if req.node == NodeBookmarks {
+		m.legacyBookmarksChanged(ctx, owner)
 	}
 	return nil
 }
@@ -469,11 +547,15 @@ func (m *Module) deleteNode(ctx context.Context, owner jid.JID, req request, w s
 	if err := m.store.DeletePEPNode(ctx, u, req.node); err != nil {
 		return limitErr(err)
 	}
+	m.changed(owner, req.node)
 	if err := w.Result(nil); err != nil {
 		return err
 	}
 	if cfg.NotifyDelete {
 		m.notify(ctx, owner, req.node, cfg, stanza.Elem(xml.Name{Space: nsEvent, Local: "delete"}, nodeAttrs(req.node)))
+	}
+	if req.node == NodeBookmarks {
+		m.legacyBookmarksChanged(ctx, owner)
 	}
 	return nil
 }

@@ -123,6 +123,15 @@ func (m *Module) sendLast(ctx context.Context, owner, to jid.JID, feats caps.Fea
 		return
 	}
 	for _, n := range nodes {
+		if n.Name == NodeBookmarks && n.Items > 0 && to.Bare().Equal(owner) && feats.Notify(NodeLegacyBookmarks) {
+			// XEP-0048's node is served from XEP-0402's (XEP-0411).
+			if event, err := m.legacyEvent(ctx, owner); err == nil {
+				msg := &stanza.Stanza{Kind: stanza.Message, Type: "headline", ID: newItemID(), From: owner, To: to, Inner: event}
+				if err := m.host.Router().Route(ctx, msg); err != nil {
+					m.log.Debug("a last item was not delivered", "err", err)
+				}
+			}
+		}
 		if n.Items == 0 || !feats.Notify(n.Name) {
 			continue
 		}

@@ -5,9 +5,9 @@
 // eventing (PEP). Embedders call Modules instead of repeating kiezd's
 // wiring: it builds every module on one store, hands each the modules it
 // builds on in its Deps (presence the roster and blocking, the archive the
-// roster, ad-hoc the archive's command, PEP the roster and caps) and
-// lists them in an order that works. Every module is on unless
-// Options.Without names it.
+// roster, ad-hoc the archive's command, PEP the roster and caps, vCards
+// PEP's avatars and private storage PEP's bookmarks) and lists them in an
+// order that works. Every module is on unless Options.Without names it.
 //
 // The order of the list matters little: blocking is a filter on every
 // stanza's path, the archive's and carbons' routes carry their priorities,
@@ -91,7 +91,8 @@ type Options struct {
 	Contact contact.Options
 	Caps    caps.Options
 	// PEP runs with the roster (it is left out with it) and gets caps'
-	// notification filter.
+	// notification filter. With it, vCard PHOTOs are its avatars
+	// (XEP-0398) and private storage's bookmarks its XEP-0402 bookmarks.
 	PEP pep.Options
 }
 
@@ -161,11 +162,39 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	if len(commands) > 0 {
 		add(adhoc.New(opts.Adhoc, adhoc.Deps{Commands: commands}))
 	}
+	// PEP is built before the vCard and private storage modules, which
+	// take its converters, and listed after caps.
+	var cp *caps.Module
+	if on(Caps) {
+		var err error
+		if cp, err = caps.New(opts.Caps, caps.Deps{}); err != nil {
+			return nil, err
+		}
+	}
+	var pp *pep.Module
+	if on(PEP) && ros != nil {
+		deps := pep.Deps{Store: store, Roster: ros}
+		if cp != nil {
+			deps.Caps = cp
+		}
+		var err error
+		if pp, err = pep.New(opts.PEP, deps); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
 	if on(VCard) {
-		add(vcard.New(opts.VCard, vcard.Deps{Store: store}))
+		deps := vcard.Deps{Store: store}
+		if pp != nil {
+			deps.Avatar = pp.Avatars()
+		}
+		add(vcard.New(opts.VCard, deps))
 	}
 	if on(Private) {
-		add(private.New(opts.Private, private.Deps{Store: store}))
+		deps := private.Deps{Store: store}
+		if pp != nil {
+			deps.Bookmarks = pp.Bookmarks()
+		}
+		add(private.New(opts.Private, deps))
 	}
 	if on(Ping) {
 		add(ping.New(ping.Options{}, ping.Deps{}))
@@ -176,20 +205,11 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	if on(Version) {
 		add(version.New(opts.Version, version.Deps{}))
 	}
-	var cp *caps.Module
-	if on(Caps) {
-		var err error
-		if cp, err = caps.New(opts.Caps, caps.Deps{}); err != nil {
-			return nil, err
-		}
+	if cp != nil {
 		mods = append(mods, cp)
 	}
-	if on(PEP) && ros != nil {
-		deps := pep.Deps{Store: store, Roster: ros}
-		if cp != nil {
-			deps.Caps = cp
-		}
-		add(pep.New(opts.PEP, deps))
+	if pp != nil {
+		mods = append(mods, pp)
 	}
 	if on(Contact) && len(opts.Contact.Addresses) > 0 {
 		add(contact.New(opts.Contact, contact.Deps{}))

@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/modules/contact"
+	"github.com/kiez-im/kiez/modules/internal/modtest"
 	"github.com/kiez-im/kiez/modules/offline"
 	"github.com/kiez-im/kiez/modules/stock"
 	"github.com/kiez-im/kiez/server"
@@ -84,3 +85,45 @@ func TestServes(t *testing.T) {
 }
 
 func offlineTooMany() offline.Options { return offline.Options{Limit: offline.MaxLimit + 1} }
+
+// With PEP, accounts advertise the bookmarks and avatar conversions and a
+// vCard's PHOTO becomes the PEP avatar; without it, vCards and private
+// storage keep what clients store, as before.
+func TestConversions(t *testing.T) {
+	features := []string{"urn:xmpp:bookmarks:1#compat", "urn:xmpp:bookmarks:1#compat-pep", "urn:xmpp:bookmarks-conversion:0", "urn:xmpp:pep-vcard-conversion:0"}
+	photo := func() *stanza.Stanza {
+		return modtest.IQ("v", stanza.Set, jid.JID{}, stanza.Elem(xml.Name{Space: "vcard-temp", Local: "vCard"}, nil,
+			stanza.Elem(xml.Name{Space: "vcard-temp", Local: "PHOTO"}, nil,
+				stanza.TextElem(xml.Name{Space: "vcard-temp", Local: "TYPE"}, "image/png"),
+				stanza.TextElem(xml.Name{Space: "vcard-temp", Local: "BINVAL"}, "iVBORw0KGgo="))))
+	}
+	for _, c := range []struct {
+		name    string
+		without []string
+		pep     bool
+	}{{"stock", nil, true}, {"without pep", []string{stock.PEP}, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			store := memory.New()
+			mods, err := stock.Modules(store, stock.Options{Without: c.without})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := servertest.Start(t, server.Config{Accounts: store, Modules: mods})
+			alice := srv.AddUser(t, "alice", "pw")
+			bob := srv.AddUser(t, "bob", "pw")
+			a := srv.Connect(t, alice, "pw")
+			info := modtest.DiscoInfo(t, srv.Connect(t, bob, "pw"), alice)
+			for _, f := range features {
+				if modtest.HasFeature(info, f) != c.pep {
+					t.Errorf("feature %s advertised: %v, want %v", f, !c.pep, c.pep)
+				}
+			}
+			modtest.MustResult(t, modtest.Do(t, a, photo()), jid.JID{})
+			stored, _ := store.Get(context.Background(), alice.String(), "vcard")
+			nodes, _ := store.PEPNodes(context.Background(), alice.String())
+			if strings.Contains(string(stored), "PHOTO") == c.pep || (len(nodes) == 2) != c.pep {
+				t.Errorf("stored vCard %s, %d PEP nodes", stored, len(nodes))
+			}
+		})
+	}
+}

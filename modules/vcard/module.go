@@ -2,6 +2,11 @@
 // sets their own vCard, and anyone may read the vCard of a local account.
 // The vCard is kept as the XML the user sent, in a storage.KV under the
 // key "vcard".
+//
+// With Deps.Avatar (modules/pep), the vCard's PHOTO is the account's
+// XEP-0084 PEP avatar instead (XEP-0398): a PHOTO set is published there
+// and shown from there, and the hash of XEP-0153 is added to the
+// presence the account's clients send.
 package vcard
 
 import (
@@ -10,7 +15,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"sync"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
@@ -46,12 +53,35 @@ type Deps struct {
 	// Store keeps the vCards (required), under Key. It may be shared with
 	// other modules.
 	Store storage.KV
+	// Avatar, if set, keeps the vCard's PHOTO: pep's Module.Avatars, whose
+	// module must be in Config.Modules too.
+	Avatar Avatar
+}
+
+// Avatar keeps an account's avatar elsewhere (its XEP-0084 PEP nodes);
+// modules/pep's Avatars implements it. A stanza.Failure returned is the
+// answer to the client.
+type Avatar interface {
+	// Avatar returns user's avatar, its MIME type and bytes, if requester
+	// may see it; ok is false if there is none or requester may not.
+	Avatar(ctx context.Context, user, requester jid.JID) (typ string, data []byte, ok bool, err error)
+	// AvatarHash returns the SHA-1 of user's avatar in hex, "" if user
+	// has none. It is asked for every available presence.
+	AvatarHash(ctx context.Context, user jid.JID) (string, error)
+	// SetAvatar makes data (of MIME type typ, "" if unknown) user's
+	// avatar, or removes it for empty data.
+	SetAvatar(ctx context.Context, user jid.JID, typ string, data []byte) error
 }
 
 // Module stores vCards. Create it with New.
 type Module struct {
 	maxSize int
 	store   storage.KV
+	avatar  Avatar
+	log     *slog.Logger
+	// moved holds the accounts whose stored vCard was looked at for a
+	// PHOTO since the server started (see SessionStarted).
+	moved sync.Map
 }
 
 // New returns the vCard module keeping vCards in deps.Store. It fails
@@ -66,11 +96,17 @@ func New(opts Options, deps Deps) (*Module, error) {
 	if opts.MaxSize == 0 {
 		opts.MaxSize = DefaultMaxSize
 	}
-	return &Module{maxSize: opts.MaxSize, store: deps.Store}, nil
+	return &Module{maxSize: opts.MaxSize, store: deps.Store, avatar: deps.Avatar, log: slog.New(slog.DiscardHandler)}, nil
 }
 
 // Name returns "vcard".
 func (*Module) Name() string { return "vcard" }
+
+// Init keeps the logger.
+func (m *Module) Init(_ context.Context, h server.Host) error {
+	m.log = h.Logger()
+	return nil
+}
 
 var vCardName = xml.Name{Space: NS, Local: "vCard"}
 
@@ -91,10 +127,17 @@ func (m *Module) IQRoutes() []server.IQRoute {
 	}
 }
 
+// FeatureConversion is XEP-0398's feature, advertised on accounts with
+// Deps.Avatar.
+const FeatureConversion = "urn:xmpp:pep-vcard-conversion:0"
+
 // Features advertises vcard-temp on the server's domain and on accounts,
-// as Prosody does.
-func (*Module) Features(t server.Target) []string {
-	if t == server.TargetHost || t == server.TargetBare {
+// as Prosody does, and with Deps.Avatar the conversion on accounts.
+func (m *Module) Features(t server.Target) []string {
+	switch {
+	case t == server.TargetBare && m.avatar != nil:
+		return []string{NS, FeatureConversion}
+	case t == server.TargetHost || t == server.TargetBare:
 		return []string{NS}
 	}
 	return nil
@@ -106,6 +149,7 @@ func (*Module) UserData() []string { return []string{"vCard"} }
 // DeleteUser deletes the user's vCard, and nothing else of theirs in the
 // store.
 func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
+	m.moved.Delete(user.Bare().String())
 	if err := m.store.Delete(ctx, user.Bare().String(), Key); err != nil {
 		return fmt.Errorf("vcard: %w", err)
 	}
@@ -145,6 +189,16 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 	if buf.Len() > m.maxSize {
 		return w.Error(stanza.NewError(mstanza.Modify, mstanza.NotAcceptable, "vCard of "+strconv.Itoa(buf.Len())+" bytes exceeds the limit of "+strconv.Itoa(m.maxSize)))
 	}
+	if m.avatar != nil {
+		toks, err := m.setAvatar(ctx, iq.From.Bare(), card.Tokens(), true)
+		if err != nil {
+			return err
+		}
+		buf.Reset()
+		if err := stanza.WriteTokens(&buf, toks, ""); err != nil {
+			return err
+		}
+	}
 	if err := m.store.Put(ctx, iq.From.Bare().String(), Key, buf.Bytes()); err != nil {
 		return fmt.Errorf("vcard: %w", err)
 	}
@@ -152,9 +206,15 @@ func (m *Module) set(ctx context.Context, iq stanza.IQ, w server.ResponseWriter)
 }
 
 func (m *Module) get(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
-	toks, err := m.load(ctx, owner(iq))
+	user := owner(iq)
+	toks, err := m.load(ctx, user)
 	if err != nil {
 		return err
+	}
+	if m.avatar != nil {
+		if toks, err = m.withAvatar(ctx, user, iq.From, toks); err != nil {
+			return err
+		}
 	}
 	if toks == nil {
 		return empty(ctx, iq, w)
@@ -191,6 +251,9 @@ func (m *Module) load(ctx context.Context, user jid.JID) ([]xml.Token, error) {
 
 var (
 	_ server.Module           = (*Module)(nil)
+	_ server.Initializer      = (*Module)(nil)
+	_ server.SessionStarter   = (*Module)(nil)
+	_ server.RouteProvider    = (*Module)(nil)
 	_ server.IQProvider       = (*Module)(nil)
 	_ server.FeatureProvider  = (*Module)(nil)
 	_ server.UserDataDeclarer = (*Module)(nil)
