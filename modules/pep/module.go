@@ -395,7 +395,7 @@ func (m *Module) publish(ctx context.Context, owner jid.JID, req request, w serv
 }
 
 // put stores it on owner's node, creating the node with cfg if there is
-// none, within the limits cfg and the options set.
+// none, within the module's limits and the node's max_items.
 func (m *Module) put(ctx context.Context, owner jid.JID, node string, cfg nodeConfig, it storage.PEPItem) error {
 	if _, _, err := m.store.PublishPEPItem(ctx, owner.String(), node, cfg.encode(), it, m.limits(cfg)); err != nil {
 		return limitErr(err)
