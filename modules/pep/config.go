@@ -174,8 +174,11 @@ func (c *nodeConfig) apply(f *form.Form, limit int) error {
 	return nil
 }
 
-// parseMaxItems reads pubsub#max_items: a positive number up to limit, or
-// "max" (0: the server's limit).
+// parseMaxItems reads pubsub#max_items: a positive number, or "max" (0:
+// the server's limit). A number at or above the server's limit means the
+// limit too, as "max" does: clients written before "max" existed ask for
+// a large number to mean "as many as you keep" (XEP-0402's first
+// versions used 10000).
 func parseMaxItems(v string, limit int) (int, error) {
 	if v == maxItemsMax {
 		return 0, nil
@@ -184,8 +187,8 @@ func parseMaxItems(v string, limit int) (int, error) {
 	switch {
 	case err != nil || n < 1:
 		return 0, fmt.Errorf("not a positive number or %q", maxItemsMax)
-	case n > limit:
-		return 0, fmt.Errorf("more than the server's limit of %d", limit)
+	case n >= limit:
+		return 0, nil
 	}
 	return n, nil
 }

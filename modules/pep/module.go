@@ -246,7 +246,17 @@ func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.Token
 		if err != nil {
 			return fmt.Errorf("pep: %w", err)
 		}
-		items = append(items, itemsElem(nsPubSub, n.Name, its))
+		// Parsed, not Raw: an export goes to any xmlstream.TokenWriter.
+		var children []xml.TokenReader
+		for _, it := range its {
+			payload, err := stanza.ParseElement(it.Payload)
+			if err != nil {
+				return fmt.Errorf("pep: stored item %q of node %q: %w", it.ID, n.Name, err)
+			}
+			children = append(children, stanza.Elem(xml.Name{Space: nsPubSub, Local: "item"},
+				[]xml.Attr{{Name: xml.Name{Local: "id"}, Value: it.ID}}, stanza.Tokens(payload...)))
+		}
+		items = append(items, stanza.Elem(xml.Name{Space: nsPubSub, Local: "items"}, nodeAttrs(n.Name), children...))
 	}
 	if _, err := xmlstream.Copy(w, stanza.Elem(nameOwner, nil, configs...)); err != nil {
 		return err
