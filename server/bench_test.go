@@ -83,6 +83,7 @@ func benchSession(srv *Server, full string) *Session {
 func benchSessionOn(srv *Server, full string, nc net.Conn) *Session {
 	j := jid.MustParse(full)
 	c := &conn{srv: srv, raw: nc, nc: nc}
+	c.t = newTCPStream(bufio.NewReader(nc), nsClient, 1<<16, 32)
 	s := newSession(c, j, 1<<20)
 	s.available.Store(true)
 	srv.sessions.bind(s)
