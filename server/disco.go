@@ -183,6 +183,9 @@ func (r *router) serviceDisco(ctx context.Context, st *stanza.Stanza, svc Servic
 		for _, f := range features {
 			children = append(children, stanza.Elem(xml.Name{Local: "feature"}, []xml.Attr{stanza.Attr("var", f)}))
 		}
+		if svc.Forms != nil {
+			children = append(children, svc.Forms()...)
+		}
 	}
 	r.deliver(ctx, filter.Module, st.ResultReply(stanza.Elem(xml.Name{Space: p.Name.Space, Local: "query"}, nil, children...)))
 	return true

@@ -184,6 +184,10 @@ type Service struct {
 	Identity Identity
 	// Features are the service's disco#info features.
 	Features []string
+	// Forms, if set, yields XEP-0128 data forms for the service's
+	// disco#info (such as XEP-0363's max-file-size), each a complete
+	// <x xmlns='jabber:x:data' type='result'/> element, fresh per call.
+	Forms func() []xml.TokenReader
 	// IQRoutes answer iq gets and sets; two routes with the same type,
 	// payload and target make New fail.
 	IQRoutes []IQRoute
