@@ -19,6 +19,9 @@ type Failure struct {
 	// AppAttrs are the attributes of the App element, such as the
 	// feature of XEP-0060's <unsupported feature='…'/>.
 	AppAttrs []xml.Attr
+	// AppInner are the App element's children, with explicit namespaces,
+	// such as XEP-0363's <max-file-size/> inside <file-too-large/>.
+	AppInner []xml.Token
 }
 
 // NewError returns a stanza error with the type, condition and (if not
@@ -56,7 +59,8 @@ func (s *Stanza) FailureReply(f Failure) *Stanza {
 	}
 	// Insert <app/> before </error>, the last token.
 	end := r.Inner[len(r.Inner)-1]
-	r.Inner = append(r.Inner[:len(r.Inner)-1],
-		xml.StartElement{Name: f.App, Attr: f.AppAttrs}, xml.EndElement{Name: f.App}, end)
+	r.Inner = append(r.Inner[:len(r.Inner)-1], xml.StartElement{Name: f.App, Attr: f.AppAttrs})
+	r.Inner = append(r.Inner, f.AppInner...)
+	r.Inner = append(r.Inner, xml.EndElement{Name: f.App}, end)
 	return r
 }
