@@ -19,6 +19,9 @@
 // PEP nodes (storage.PEP) are a map per user; each node keeps its items in
 // a slice, oldest first, and the user and each node their total size, so
 // the byte limit costs no scan.
+//
+// Upload metadata (storage.Uploads) is a map by ID, and per owner the IDs
+// of their uploads and the sum of their sizes.
 package memory
 
 import (
@@ -45,6 +48,7 @@ type Store struct {
 	secrets  map[string][]byte                  // by name; see userdata.go
 	service  map[string]map[string]serviceEntry // by namespace, then key; see service.go
 	pep      map[string]*pepUser                // by bare JID; see pep.go
+	uploads  uploadTable                        // see upload.go
 }
 
 // New returns an empty Store.

@@ -32,6 +32,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) any) {
 		suiteFor("Secrets", TestSecrets),
 		suiteFor("ServiceData", TestServiceData),
 		suiteFor("PEP", TestPEP),
+		suiteFor("Uploads", TestUploads),
 		// One line per storage interface, as new ones are added.
 	}
 
