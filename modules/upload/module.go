@@ -1,0 +1,295 @@
+// Package upload implements XEP-0363 HTTP File Upload: a service at
+// upload.<domain> hands local accounts slots, a PUT URL to upload a file
+// to and a GET URL to share, and the module's HTTP handlers receive and
+// serve the files.
+//
+// Files are kept in a blob.Store under random IDs and their metadata in a
+// storage.Uploads; they expire after a bounded retention, and deleting an
+// account deletes its files at once, bytes and metadata. The PUT URL
+// carries a token signed with a secret kept in the store: bound to the
+// slot's ID, size and content type, valid for a few minutes, and usable
+// once.
+package upload
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/modules/adhoc"
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/blob"
+)
+
+// NS is the XEP-0363 namespace.
+const NS = "urn:xmpp:http:upload:0"
+
+// Defaults for zero Options.
+const (
+	DefaultSubdomain   = "upload"
+	DefaultMaxFileSize = 100 << 20
+	DefaultQuota       = 1 << 30
+	DefaultDailyQuota  = 512 << 20
+	DefaultRetention   = 30 * 24 * time.Hour
+	DefaultSlotTimeout = 5 * time.Minute
+	// MaxRetention bounds Retention: every kind of data has a bounded
+	// retention.
+	MaxRetention = 10 * 365 * 24 * time.Hour
+	// Path is where the module's HTTP handlers are served.
+	Path = "/upload/"
+)
+
+// Options configure the module.
+type Options struct {
+	// Subdomain is the service's label: upload.<domain>. Zero means
+	// DefaultSubdomain.
+	Subdomain string
+	// MaxFileSize is the largest file, in bytes. Zero means
+	// DefaultMaxFileSize.
+	MaxFileSize int64
+	// Quota is the most bytes an account may keep uploaded; DailyQuota
+	// the most it may upload per UTC day. Zero means the defaults.
+	Quota, DailyQuota int64
+	// Retention is how long a file is kept. Zero means DefaultRetention;
+	// at most MaxRetention.
+	Retention time.Duration
+	// SlotTimeout is how long a slot's PUT URL is valid. Zero means
+	// DefaultSlotTimeout.
+	SlotTimeout time.Duration
+	// JanitorInterval is how often expired files are deleted. Zero means
+	// an hour.
+	JanitorInterval time.Duration
+}
+
+// Deps are what the module builds on.
+type Deps struct {
+	// Store keeps the uploads' metadata, Files their bytes, Secrets the
+	// key that signs PUT tokens (all required).
+	Store   storage.Uploads
+	Files   blob.Store
+	Secrets storage.Secrets
+}
+
+// Module is the upload service. Create it with New.
+type Module struct {
+	opts    Options
+	store   storage.Uploads
+	files   blob.Store
+	secrets storage.Secrets
+	key     []byte // HMAC key of PUT tokens, from Init
+	host    server.Host
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New returns the upload module. It fails without its dependencies, and
+// for limits out of range. The URLs it hands out are the server's
+// (server.Config.HTTPBaseURL, through Host.HTTPURL) for the requester's
+// domain, with Path + id + "/" + filename.
+func New(opts Options, deps Deps) (*Module, error) {
+	switch {
+	case deps.Store == nil || deps.Files == nil || deps.Secrets == nil:
+		return nil, errors.New("upload: a metadata store, a file store and a secret store are required")
+	case opts.MaxFileSize < 0 || opts.Quota < 0 || opts.DailyQuota < 0 || opts.Retention < 0 || opts.SlotTimeout < 0 || opts.JanitorInterval < 0:
+		return nil, errors.New("upload: negative limit")
+	case opts.Retention > MaxRetention:
+		return nil, fmt.Errorf("upload: retention %v is longer than %v", opts.Retention, MaxRetention)
+	}
+	if opts.Subdomain == "" {
+		opts.Subdomain = DefaultSubdomain
+	}
+	if opts.MaxFileSize == 0 {
+		opts.MaxFileSize = DefaultMaxFileSize
+	}
+	if opts.Quota == 0 {
+		opts.Quota = DefaultQuota
+	}
+	if opts.DailyQuota == 0 {
+		opts.DailyQuota = DefaultDailyQuota
+	}
+	if opts.Retention == 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.SlotTimeout == 0 {
+		opts.SlotTimeout = DefaultSlotTimeout
+	}
+	if opts.JanitorInterval == 0 {
+		opts.JanitorInterval = time.Hour
+	}
+	return &Module{opts: opts, store: deps.Store, files: deps.Files, secrets: deps.Secrets, now: time.Now}, nil
+}
+
+// Name returns "upload".
+func (*Module) Name() string { return "upload" }
+
+// Init reads the token key and starts the janitor.
+func (m *Module) Init(ctx context.Context, h server.Host) error {
+	key, err := m.secrets.Secret(ctx, "upload-token", 32)
+	if err != nil {
+		return fmt.Errorf("upload: token key: %w", err)
+	}
+	m.key, m.host, m.log = key, h, h.Logger()
+	h.Go(m.janitor)
+	return nil
+}
+
+// Services declares upload.<domain>.
+func (m *Module) Services() []server.Service {
+	return []server.Service{{
+		Subdomain: m.opts.Subdomain,
+		Name:      "HTTP file upload",
+		Identity:  server.Identity{Category: "store", Type: "file", Name: "HTTP file upload"},
+		Features:  []string{NS},
+		IQRoutes: []server.IQRoute{{Type: mstanza.GetIQ, Payload: xml.Name{Space: NS, Local: "request"},
+			To: server.TargetHost, Handler: server.IQHandlerFunc(m.slot)}},
+		Forms: m.forms,
+	}}
+}
+
+// forms is the XEP-0363 §2 max-file-size form.
+func (m *Module) forms() []xml.TokenReader {
+	field := func(v, val string) xml.TokenReader {
+		return stanza.Elem(xml.Name{Space: "jabber:x:data", Local: "field"}, []xml.Attr{stanza.Attr("var", v)},
+			stanza.TextElem(xml.Name{Space: "jabber:x:data", Local: "value"}, val))
+	}
+	return []xml.TokenReader{stanza.Elem(xml.Name{Space: "jabber:x:data", Local: "x"}, []xml.Attr{stanza.Attr("type", "result")},
+		stanza.Elem(xml.Name{Space: "jabber:x:data", Local: "field"}, []xml.Attr{stanza.Attr("var", "FORM_TYPE"), stanza.Attr("type", "hidden")},
+			stanza.TextElem(xml.Name{Space: "jabber:x:data", Local: "value"}, NS)),
+		field("max-file-size", fmt.Sprint(m.opts.MaxFileSize)))}
+}
+
+// UserData names what the module keeps per user.
+func (*Module) UserData() []string { return []string{"uploaded files"} }
+
+// DeleteUser deletes every file of the account, bytes first, then the
+// metadata, so a GET answers 404 from then on.
+func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
+	return DeleteUserFiles(ctx, m.store, m.files, user)
+}
+
+// DeleteUserFiles deletes every upload of user from store and files: for
+// servers that delete an account while the module is switched off.
+func DeleteUserFiles(ctx context.Context, store storage.Uploads, files blob.Store, user jid.JID) error {
+	ups, err := store.UserUploads(ctx, user.Bare().String())
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	var errs []error
+	for _, u := range ups {
+		if err := remove(ctx, store, files, u.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// remove deletes one upload: its bytes, then its record.
+func remove(ctx context.Context, store storage.Uploads, files blob.Store, id string) error {
+	if err := files.Delete(ctx, id); err != nil {
+		return fmt.Errorf("upload: deleting a file: %w", err)
+	}
+	if err := store.DeleteUpload(ctx, id); err != nil {
+		return fmt.Errorf("upload: deleting a file's record: %w", err)
+	}
+	return nil
+}
+
+// ExportUser lists the account's uploads (XEP-0227 has no element for
+// them): <uploads xmlns='urn:xmpp:http:upload:0'/> with an <upload/> per
+// file, giving its name, size, type, dates and URL.
+func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWriter) error {
+	ups, err := m.store.UserUploads(ctx, user.Bare().String())
+	if err != nil || len(ups) == 0 {
+		return err
+	}
+	var items []xml.TokenReader
+	for _, u := range ups {
+		if u.State != storage.UploadComplete {
+			continue
+		}
+		items = append(items, stanza.Elem(xml.Name{Space: NS, Local: "upload"}, []xml.Attr{
+			stanza.Attr("filename", u.Filename), stanza.Attr("size", fmt.Sprint(u.Size)),
+			stanza.Attr("content-type", u.ContentType), stanza.Attr("created", u.Created.UTC().Format(time.RFC3339)),
+			stanza.Attr("expires", u.Expires.UTC().Format(time.RFC3339)), stanza.Attr("url", m.getURL(u)),
+		}))
+	}
+	_, err = xmlstream.Copy(w, stanza.Elem(xml.Name{Space: NS, Local: "uploads"}, nil, items...))
+	return err
+}
+
+// janitor deletes expired uploads now and every JanitorInterval.
+func (m *Module) janitor(ctx context.Context) {
+	t := time.NewTicker(m.opts.JanitorInterval)
+	defer t.Stop()
+	for {
+		if n, err := m.Expire(ctx, m.now()); err != nil {
+			m.log.Warn("deleting expired uploads failed", "err", err)
+		} else if n > 0 {
+			m.log.Info("deleted expired uploads", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Expire deletes the uploads (files and unused slots) whose expiry is at
+// or before t, and returns how many.
+func (m *Module) Expire(ctx context.Context, t time.Time) (int, error) {
+	return ExpireFiles(ctx, m.store, m.files, t)
+}
+
+// ExpireFiles is Expire for servers that run with the module switched
+// off, so that files uploaded before still expire.
+func ExpireFiles(ctx context.Context, store storage.Uploads, files blob.Store, t time.Time) (int, error) {
+	n := 0
+	for {
+		ups, err := store.ExpiredUploads(ctx, t, 100)
+		if err != nil {
+			return n, fmt.Errorf("upload: %w", err)
+		}
+		for _, u := range ups {
+			if err := remove(ctx, store, files, u.ID); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if len(ups) < 100 {
+			return n, nil
+		}
+	}
+}
+
+// Commands are the ad-hoc commands (XEP-0050) for users to see and
+// delete their uploads; give them to the adhoc module.
+func (m *Module) Commands() []adhoc.Command {
+	return []adhoc.Command{m.listCommand(), m.deleteCommand()}
+}
+
+// newID returns a random upload ID of 160 bits, URL-safe.
+func newID() string {
+	var b [20]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+var (
+	_ server.Initializer      = (*Module)(nil)
+	_ server.ServiceProvider  = (*Module)(nil)
+	_ server.HTTPProvider     = (*Module)(nil)
+	_ server.UserDataOwner    = (*Module)(nil)
+	_ server.UserDataDeclarer = (*Module)(nil)
+)
