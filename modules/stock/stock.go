@@ -1,8 +1,8 @@
 // Package stock assembles Kiez's stock modules, the set kiezd serves:
 // rosters and presence, blocking, vCards, private storage, offline
 // messages, the message archive and its ad-hoc command, carbons, ping,
-// time, version, contact addresses, entity capabilities and personal
-// eventing (PEP). Embedders call Modules instead of repeating kiezd's
+// time, version, contact addresses, entity capabilities, personal
+// eventing (PEP) and HTTP file upload. Embedders call Modules instead of repeating kiezd's
 // wiring: it builds every module on one store, hands each the modules it
 // builds on in its Deps (presence the roster and blocking, the archive the
 // roster, ad-hoc the archive's command, PEP the roster and caps, vCards
@@ -33,10 +33,12 @@ import (
 	"github.com/kiez-im/kiez/modules/private"
 	"github.com/kiez-im/kiez/modules/roster"
 	kieztime "github.com/kiez-im/kiez/modules/time"
+	"github.com/kiez-im/kiez/modules/upload"
 	"github.com/kiez-im/kiez/modules/vcard"
 	"github.com/kiez-im/kiez/modules/version"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/blob"
 )
 
 // Names of the stock modules, for Options.Without. Presence goes with
@@ -56,10 +58,11 @@ const (
 	Contact  = "contact"
 	Caps     = "caps"
 	PEP      = "pep"
+	Upload   = "upload"
 )
 
 // Names lists every name Options.Without takes.
-var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP}
+var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP, Upload}
 
 // Store is what the stock modules keep their data in: storage/bbolt's and
 // storage/memory's Store implement it.
@@ -69,6 +72,8 @@ type Store interface {
 	storage.Offline
 	storage.Archive
 	storage.PEP
+	storage.Uploads
+	storage.Secrets
 }
 
 // Options configure the stock modules; the zero value is every module
@@ -94,6 +99,11 @@ type Options struct {
 	// notification filter. With it, vCard PHOTOs are its avatars
 	// (XEP-0398) and private storage's bookmarks its XEP-0402 bookmarks.
 	PEP pep.Options
+	// Upload runs when Files is set, where it keeps the uploaded files'
+	// bytes (metadata goes to the store); its ad-hoc commands join the
+	// archive's. Its URLs come from server.Config.HTTPBaseURL.
+	Upload upload.Options
+	Files  blob.Store
 }
 
 // Modules builds the stock modules on store. An option a module refuses
@@ -158,6 +168,14 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	}
 	if on(Offline) {
 		add(offline.New(opts.Offline, offline.Deps{Store: store}))
+	}
+	if on(Upload) && opts.Files != nil {
+		m, err := upload.New(opts.Upload, upload.Deps{Store: store, Files: opts.Files, Secrets: store})
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, m)
+		commands = append(commands, m.Commands()...)
 	}
 	if len(commands) > 0 {
 		add(adhoc.New(opts.Adhoc, adhoc.Deps{Commands: commands}))

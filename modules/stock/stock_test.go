@@ -16,6 +16,7 @@ import (
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage/blob"
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
@@ -44,6 +45,17 @@ func TestModules(t *testing.T) {
 		if slices.Contains(names(some), gone) {
 			t.Errorf("%s is there without roster, archive and ping: %v", gone, names(some))
 		}
+	}
+	files, err := blob.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	withFiles, err := stock.Modules(memory.New(), stock.Options{Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(withFiles); !slices.Contains(got, "upload") || slices.Index(got, "upload") > slices.Index(got, "adhoc") {
+		t.Errorf("with a file store, upload is missing or after adhoc: %v", got)
 	}
 	if _, err := stock.Modules(memory.New(), stock.Options{Without: []string{"mucc"}}); err == nil || !strings.Contains(err.Error(), `no module "mucc"`) {
 		t.Errorf("unknown name: %v", err)
