@@ -42,6 +42,13 @@ type Config struct {
 	// SCRAMIterations is the PBKDF2 iteration count for new passwords
 	// (default scram.DefaultIterations).
 	SCRAMIterations int
+	// HTTPBaseURL returns the absolute URL at which clients of the virtual
+	// host domain reach HTTPHandler, such as "https://example.org:5281/"
+	// or, behind a reverse proxy, "https://upload.example.org/"; a path in
+	// it is a prefix the proxy strips. Modules build the URLs they hand
+	// to clients on it with Host.HTTPURL. Nil, or "" for a domain, means
+	// the modules' HTTP routes are not reachable there.
+	HTTPBaseURL func(domain string) string
 }
 
 // Limits bound resource use per connection.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 
@@ -45,6 +46,17 @@ func (h *host) Sessions(user jid.JID) []*Session {
 
 func (h *host) UserExists(ctx context.Context, user jid.JID) bool {
 	return h.srv.local[user.Domainpart()] && user.Localpart() != "" && h.srv.userExists(ctx, user.Bare().String())
+}
+
+func (h *host) HTTPURL(domain, path string) string {
+	if h.srv.cfg.HTTPBaseURL == nil {
+		return ""
+	}
+	base := h.srv.cfg.HTTPBaseURL(domain)
+	if base == "" {
+		return ""
+	}
+	return strings.TrimRight(base, "/") + "/" + strings.TrimLeft(path, "/")
 }
 
 var _ Host = (*host)(nil)

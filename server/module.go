@@ -69,6 +69,12 @@ type Host interface {
 	SendTo(ctx context.Context, sess *Session, st *stanza.Stanza) error
 	// UserExists reports whether user (a bare JID) is a local account.
 	UserExists(ctx context.Context, user jid.JID) bool
+	// HTTPURL returns the absolute URL at which clients of the virtual
+	// host domain reach path, an escaped URL path that the module's
+	// HTTPRoutes serve such as "/upload/abc/cat.jpg": Config.HTTPBaseURL
+	// with path appended. It returns "" if there is no base URL for
+	// domain, so the module has no URL to give.
+	HTTPURL(domain, path string) string
 }
 
 // Router routes stanzas the server itself (or a module) originates. The
