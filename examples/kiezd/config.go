@@ -26,7 +26,6 @@ import (
 	"github.com/kiez-im/kiez/modules/version"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/scram"
-	"github.com/kiez-im/kiez/storage"
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
@@ -44,6 +43,7 @@ type config struct {
 	DataDir         string         `toml:"data_dir"`
 	SCRAMIterations int            `toml:"scram_iterations"`
 	Listen          listenConfig   `toml:"listen"`
+	HTTP            httpConfig     `toml:"http"`
 	TLS             tlsConfig      `toml:"tls"`
 	Log             logConfig      `toml:"log"`
 	Limits          limitsConfig   `toml:"limits"`
@@ -58,6 +58,18 @@ type config struct {
 type listenConfig struct {
 	C2S       []string `toml:"c2s"`
 	DirectTLS []string `toml:"direct_tls"`
+	HTTPS     []string `toml:"https"`
+	HTTP      []string `toml:"http"`
+}
+
+// httpConfig is the [http] table: how the https and http listeners serve
+// the modules' HTTP routes.
+type httpConfig struct {
+	ExternalURL           string   `toml:"external_url"`
+	ReadHeaderTimeout     duration `toml:"read_header_timeout"`
+	RequestTimeout        duration `toml:"request_timeout"`
+	IdleTimeout           duration `toml:"idle_timeout"`
+	MaxConcurrentRequests count    `toml:"max_concurrent_requests"`
 }
 
 type tlsConfig struct {
@@ -140,6 +152,14 @@ func defaultConfig() *config {
 		Listen: listenConfig{
 			C2S:       []string{":5222"},
 			DirectTLS: []string{":5223"},
+			HTTPS:     []string{":5281"},
+			HTTP:      []string{},
+		},
+		HTTP: httpConfig{
+			ReadHeaderTimeout:     duration(10 * time.Second),
+			RequestTimeout:        duration(time.Hour),
+			IdleTimeout:           duration(120 * time.Second),
+			MaxConcurrentRequests: 256,
 		},
 		TLS: tlsConfig{ACME: acmeConfig{
 			DirectoryURL: "https://acme-v02.api.letsencrypt.org/directory",
@@ -330,6 +350,19 @@ func (c *config) validate() error {
 			return bad("listen: %v", err)
 		}
 	}
+	for _, l := range []struct {
+		key   string
+		addrs []string
+	}{{"listen.https", c.Listen.HTTPS}, {"listen.http", c.Listen.HTTP}} {
+		for _, a := range l.addrs {
+			if err := checkAddr(a); err != nil {
+				return bad("%s: %v", l.key, err)
+			}
+		}
+	}
+	if err := c.checkHTTP(); err != nil {
+		return bad("%s", err)
+	}
 	for _, cc := range c.TLS.Certificates {
 		if cc.Cert == "" || cc.Key == "" {
 			return bad("tls.certificates: each entry needs both cert and key")
@@ -358,6 +391,9 @@ func (c *config) validate() error {
 		if a.DirectoryURL == "" {
 			return bad("tls.acme.directory_url: must not be empty")
 		}
+	}
+	if err := c.checkDuplicateAddrs(); err != nil {
+		return bad("%s", err)
 	}
 	if after := time.Duration(c.Accounts.RemoveUnusedAfter); after < minUnusedAfter {
 		return bad("accounts.remove_unused_after: %q is shorter than %s", formatDuration(after), formatDuration(minUnusedAfter))
@@ -433,13 +469,7 @@ func (c *config) limits() server.Limits {
 
 // moduleStore is the storage kiezd's modules keep their data in: the
 // bbolt database when serving, any store when only validating.
-type moduleStore interface {
-	storage.KV
-	storage.Roster
-	storage.Offline
-	storage.Archive
-	storage.PEP
-}
+type moduleStore = stock.Store
 
 // modules builds the stock modules (package stock) that the [modules]
 // table switches on, with its options.

@@ -23,7 +23,10 @@ func TestParseValidConfig(t *testing.T) {
 	want.Domains = []string{"example.org", "example.net"}
 	want.DataDir = filepath.Join("testdata", "var")
 	want.SCRAMIterations = 4096
-	want.Listen = listenConfig{C2S: []string{"127.0.0.1:5222", "[::1]:5222"}, DirectTLS: []string{}}
+	want.Listen = listenConfig{C2S: []string{"127.0.0.1:5222", "[::1]:5222"}, DirectTLS: []string{},
+		HTTPS: []string{"[::]:5281"}, HTTP: []string{"127.0.0.1:5280"}}
+	want.HTTP = httpConfig{ExternalURL: "https://upload.example.org/", ReadHeaderTimeout: duration(5 * time.Second),
+		RequestTimeout: duration(30 * time.Minute), IdleTimeout: duration(time.Minute), MaxConcurrentRequests: 64}
 	want.TLS.Certificates = []certConfig{
 		{Cert: filepath.Join("testdata", "certs", "example.org.crt"), Key: "/etc/kiezd/example.org.key"},
 		{Cert: filepath.Join("testdata", "certs", "example.net.crt"), Key: filepath.Join("testdata", "certs", "example.net.key")},
@@ -133,6 +136,17 @@ func TestConfigErrors(t *testing.T) {
 		{name: "log level", text: "[log]\nlevel = \"loud\"\n", line: 2, msg: `"loud" is not one of`},
 		{name: "log format", text: "[log]\nlevel = \"warn\"\nformat = \"xml\"\n", line: 3, msg: `"xml" is neither`},
 		{name: "contact type", text: "[modules]\nping = false\n\n[modules.contact]\nfax-addresses = [\"tel:1\"]\n", line: 4, msg: `unknown address type "fax-addresses"`},
+		{name: "https address", text: "[listen]\nc2s = [\":5222\"]\nhttps = [\"5281\"]\n", line: 3, msg: `listen.https: "5281" is not an address`},
+		{name: "http address", text: "[listen]\nhttp = [\"localhost\"]\n", line: 2, msg: `listen.http: "localhost" is not an address`},
+		{name: "same port", text: "[listen]\nc2s = [\":5222\"]\nhttps = [\"127.0.0.1:5222\"]\n", line: 3, msg: `listen.https: "127.0.0.1:5222" takes the port of ":5222" in listen.c2s`},
+		{name: "same address", text: "[listen]\nhttps = [\"127.0.0.1:5280\"]\nhttp = [\"127.0.0.1:5280\"]\n", line: 3, msg: `listen.http: "127.0.0.1:5280" takes the port of "127.0.0.1:5280" in listen.https`},
+		{name: "http without url", text: "[listen]\nhttps = []\nhttp = [\"127.0.0.1:5280\"]\n", line: 3, msg: "listen.http: set http.external_url too"},
+		{name: "external url host", text: "[http]\nexternal_url = \"upload.example.org\"\n", line: 2, msg: `http.external_url: "upload.example.org" is not an https URL`},
+		{name: "external url query", text: "[http]\n\nexternal_url = \"https://upload.example.org/?key=1\"\n", line: 3, msg: "is not an https URL"},
+		{name: "external url scheme", text: "[http]\nexternal_url = \"http://example.org/\"\n", line: 2, msg: "is not an https URL"},
+		{name: "http timeout", text: "[http]\nidle_timeout = 120\n", line: 2, msg: "durations are strings"},
+		{name: "http cap", text: "[http]\nread_header_timeout = \"5s\"\nmax_concurrent_requests = 0\n", line: 3, msg: "must be a positive integer"},
+		{name: "http unknown", text: "[http]\nbody_timeout = \"1m\"\n", line: 2, msg: `unknown key "http.body_timeout"`},
 		{name: "contact inline", text: "[modules]\ncontact = { admin-addresses = [\"not a uri\"] }\n", line: 2, msg: "malformed URI"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

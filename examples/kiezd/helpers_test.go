@@ -16,6 +16,8 @@ import (
 	"mellium.im/sasl"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines to write
@@ -38,8 +40,9 @@ func (b *syncBuffer) String() string {
 }
 
 // testConfig writes a kiezd.toml into a new directory: domain localhost,
-// data in ./data beside it, both listeners on loopback ports the system
-// picks, and the fewest SCRAM iterations. extra is appended.
+// data in ./data beside it, the c2s, direct TLS and HTTPS listeners on
+// loopback ports the system picks, and the fewest SCRAM iterations. extra
+// is appended.
 func testConfig(t *testing.T, extra string) (file, dir string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -51,6 +54,7 @@ scram_iterations = 4096
 [listen]
 c2s = ["127.0.0.1:0"]
 direct_tls = ["127.0.0.1:0"]
+https = ["127.0.0.1:0"]
 ` + extra
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -81,6 +85,12 @@ type daemon struct {
 // ended set.
 func startServe(t *testing.T, stderr *syncBuffer, args ...string) *daemon {
 	t.Helper()
+	return startServeWith(t, stderr, nil, args...)
+}
+
+// startServeWith is startServe with modules added to the configured ones.
+func startServeWith(t *testing.T, stderr *syncBuffer, mods []server.Module, args ...string) *daemon {
+	t.Helper()
 	if stderr == nil {
 		stderr = new(syncBuffer)
 	}
@@ -92,6 +102,7 @@ func startServe(t *testing.T, stderr *syncBuffer, args ...string) *daemon {
 		stderr:  stderr,
 		signals: func() (<-chan os.Signal, func()) { return d.sigs, func() {} },
 		ready:   func(b bound) { ready <- b },
+		modules: mods,
 	}
 	go func() { d.done <- run(context.Background(), append(args, "serve"), e) }()
 	select {

@@ -62,6 +62,20 @@ func TestCheckConfig(t *testing.T) {
 		t.Errorf("missing certificate: exit %d, %q; want %q", code, stderr, want)
 	}
 
+	// The HTTP keys are checked with the file's line; a plain HTTP
+	// listener open to the network is a warning.
+	file, _ = testConfig(t, "http = [\":0\"]\n[http]\nexternal_url = \"https://upload.example.org/\"\n")
+	code, stdout, stderr = kiezd(t, "", "-config", file, "check-config")
+	if code != 0 || !strings.Contains(stdout, `warning: listen.http ":0" is reachable from other machines`) || !strings.Contains(stdout, "  HTTP URLs:    https://upload.example.org/\n") {
+		t.Errorf("plain HTTP on all interfaces: exit %d\n%s%s", code, stdout, stderr)
+	}
+	file, _ = testConfig(t, "[http]\nrequest_timeout = \"1h\"\nexternal_url = \"example.org\"\n")
+	code, _, stderr = kiezd(t, "", "-config", file, "check-config")
+	want = "kiezd: config " + file + ":11: http.external_url: \"example.org\" is not an https URL"
+	if code != 1 || !strings.HasPrefix(stderr, want) {
+		t.Errorf("bad external_url: exit %d, %q; want %q...", code, stderr, want)
+	}
+
 	for _, bad := range []string{"testdata/unknown-key.toml", "testdata/bad-domain.toml", "testdata/syntax.toml"} {
 		code, stdout, stderr := kiezd(t, "", "-config", bad, "check-config")
 		if code != 1 || stdout != "" || !strings.HasPrefix(stderr, "kiezd: config "+bad+":") || strings.Count(stderr, "\n") != 1 {
@@ -365,14 +379,18 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	second := writePair(t, crt, key, "localhost")
 	d.sigs <- syscall.SIGHUP
 	waitLog("certificates reloaded")
-	if !bytes.Equal(peerCert(t, d.bound.DirectTLS[0]), second) {
-		t.Error("SIGHUP did not load the renewed certificate")
+	for _, a := range []net.Addr{d.bound.DirectTLS[0], d.bound.HTTPS[0]} {
+		if !bytes.Equal(peerCert(t, a), second) {
+			t.Errorf("SIGHUP did not load the renewed certificate on %s", a)
+		}
 	}
 	os.WriteFile(crt, []byte("truncated"), 0o600)
 	d.sigs <- syscall.SIGHUP
 	waitLog("reloading certificates failed")
-	if !bytes.Equal(peerCert(t, d.bound.DirectTLS[0]), second) {
-		t.Error("a failed reload changed the certificate")
+	for _, a := range []net.Addr{d.bound.DirectTLS[0], d.bound.HTTPS[0]} {
+		if !bytes.Equal(peerCert(t, a), second) {
+			t.Errorf("a failed reload changed the certificate on %s", a)
+		}
 	}
 	if code := d.stop(t); code != 0 {
 		t.Errorf("exit %d", code)

@@ -1,7 +1,8 @@
 // Command kiezd is the reference Kiez XMPP server.
 //
 // With no configuration it serves the domain "localhost" on ports 5222
-// (STARTTLS) and 5223 (direct TLS), with a self-signed certificate and its
+// (STARTTLS), 5223 (direct TLS) and 5281 (HTTPS, for modules' HTTP
+// services such as file upload), with a self-signed certificate and its
 // database under ./data. See README.md for the administrator's guide and
 // kiezd.example.toml for every configuration key.
 //
@@ -23,6 +24,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/kiez-im/kiez/server"
 )
 
 func main() {
@@ -44,11 +47,15 @@ type env struct {
 	signals func() (<-chan os.Signal, func())
 	// ready, if set, is called by serve once every listener is bound.
 	ready func(bound)
+	// modules are added by serve after the configured ones (tests).
+	modules []server.Module
 }
 
 // bound lists the addresses serve listens on.
 type bound struct {
 	C2S, DirectTLS []net.Addr
+	// HTTPS and HTTP serve the modules' HTTP routes.
+	HTTPS, HTTP []net.Addr
 	// ACMETLS and ACMEHTTP answer ACME challenges, if enabled.
 	ACMETLS, ACMEHTTP net.Addr
 }
@@ -74,7 +81,8 @@ input when it is not a terminal; never give them as arguments.
 
 Flags:
   -config FILE    configuration file (default: ./kiezd.toml if it exists,
-                  else built-in defaults: domain localhost, ports 5222/5223)
+                  else built-in defaults: domain localhost, ports
+                  5222/5223, HTTPS 5281)
   -data-dir DIR   directory for the database and generated certificates
                   (overrides data_dir; default ./data)
 `

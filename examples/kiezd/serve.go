@@ -120,13 +120,14 @@ func unwrapAll(err error) error {
 }
 
 // newServer builds the server from the configuration. tlsCfg is nil for
-// the admin commands, which do not listen.
-func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slog.Logger, tlsCfg *tls.Config) (*server.Server, error) {
+// the admin commands, which do not listen. opts change the server.Config
+// last: serve adds what depends on its listeners.
+func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slog.Logger, tlsCfg *tls.Config, opts ...func(*server.Config)) (*server.Server, error) {
 	mods, err := cfg.modules(accounts)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := server.New(ctx, server.Config{
+	sc := server.Config{
 		Domains:         cfg.Domains,
 		TLS:             tlsCfg,
 		Accounts:        accounts,
@@ -134,16 +135,34 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 		Logger:          log,
 		Limits:          cfg.limits(),
 		SCRAMIterations: cfg.SCRAMIterations,
-	})
+	}
+	for _, o := range opts {
+		o(&sc)
+	}
+	srv, err := server.New(ctx, sc)
 	if err != nil {
 		return nil, errors.New(strings.TrimPrefix(err.Error(), "server: "))
 	}
 	return srv, nil
 }
 
-// listen opens a TCP listener with an error an admin can act on.
+// listen opens a TCP listener for XMPP with an error an admin can act on.
 func listen(addr string) (net.Listener, error) {
-	ln, err := server.Listen(context.Background(), addr)
+	return listenWith(server.Listen, addr)
+}
+
+// listenHTTP opens a TCP listener for HTTP, with the kernel's keepalive
+// probes on: an HTTP client that vanished in the middle of a request (a
+// phone that lost its network) is noticed, and its request ends.
+func listenHTTP(addr string) (net.Listener, error) {
+	return listenWith(func(ctx context.Context, addr string) (net.Listener, error) {
+		var lc net.ListenConfig
+		return lc.Listen(ctx, "tcp", addr)
+	}, addr)
+}
+
+func listenWith(open func(context.Context, string) (net.Listener, error), addr string) (net.Listener, error) {
+	ln, err := open(context.Background(), addr)
 	if err == nil {
 		return ln, nil
 	}
@@ -157,11 +176,16 @@ func listen(addr string) (net.Listener, error) {
 // listeners are everything serve accepts connections on.
 type listeners struct {
 	c2s, direct []net.Listener
-	alpn, http  net.Listener // ACME challenges, or nil
+	// https and plainHTTP serve the modules' HTTP routes.
+	https, plainHTTP []net.Listener
+	alpn, http       net.Listener // ACME challenges, or nil
 }
 
 func (l *listeners) all() []net.Listener {
-	all := append(append([]net.Listener(nil), l.c2s...), l.direct...)
+	var all []net.Listener
+	for _, lns := range [][]net.Listener{l.c2s, l.direct, l.https, l.plainHTTP} {
+		all = append(all, lns...)
+	}
 	for _, ln := range []net.Listener{l.alpn, l.http} {
 		if ln != nil {
 			all = append(all, ln)
@@ -179,13 +203,14 @@ func (l *listeners) close() {
 // listenAll binds every configured address, or none.
 func listenAll(cfg *config) (*listeners, error) {
 	l := &listeners{}
-	add := func(addr string) (net.Listener, error) {
-		ln, err := listen(addr)
+	addWith := func(open func(string) (net.Listener, error), addr string) (net.Listener, error) {
+		ln, err := open(addr)
 		if err != nil {
 			l.close()
 		}
 		return ln, err
 	}
+	add := func(addr string) (net.Listener, error) { return addWith(listen, addr) }
 	for _, a := range cfg.Listen.C2S {
 		ln, err := add(a)
 		if err != nil {
@@ -199,6 +224,20 @@ func listenAll(cfg *config) (*listeners, error) {
 			return nil, err
 		}
 		l.direct = append(l.direct, ln)
+	}
+	for _, a := range cfg.Listen.HTTPS {
+		ln, err := addWith(listenHTTP, a)
+		if err != nil {
+			return nil, err
+		}
+		l.https = append(l.https, ln)
+	}
+	for _, a := range cfg.Listen.HTTP {
+		ln, err := addWith(listenHTTP, a)
+		if err != nil {
+			return nil, err
+		}
+		l.plainHTTP = append(l.plainHTTP, ln)
 	}
 	if a := cfg.TLS.ACME; a.Enabled {
 		var err error
@@ -233,7 +272,18 @@ func serve(ctx context.Context, cfg *config, e env) error {
 	if err != nil {
 		return err
 	}
-	srv, err := newServer(ctx, cfg, store, log, &tls.Config{GetCertificate: certs.get})
+	for _, w := range cfg.warnings() {
+		log.Warn(w)
+	}
+	tlsCfg := &tls.Config{GetCertificate: certs.get}
+	httpsPort := ""
+	if len(lns.https) > 0 {
+		_, httpsPort, _ = net.SplitHostPort(lns.https[0].Addr().String())
+	}
+	srv, err := newServer(ctx, cfg, store, log, tlsCfg, func(c *server.Config) {
+		c.HTTPBaseURL = cfg.httpBaseURL(httpsPort)
+		c.Modules = append(c.Modules, e.modules...)
+	})
 	if err != nil {
 		lns.close()
 		return err
@@ -265,6 +315,20 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		log.Info("listening", "for", "c2s (direct TLS, XEP-0368)", "addr", ln.Addr().String())
 		b.DirectTLS = append(b.DirectTLS, ln.Addr())
 		go func() { errc <- srv.ServeDirectTLS(ln) }()
+	}
+	var web *http.Server // the modules' HTTP routes
+	if len(lns.https)+len(lns.plainHTTP) > 0 {
+		web = newHTTPServer(cfg.HTTP, srv.HTTPHandler(), tlsCfg, log)
+	}
+	for _, ln := range lns.https {
+		log.Info("listening", "for", "HTTPS (file upload and other HTTP services)", "addr", ln.Addr().String())
+		b.HTTPS = append(b.HTTPS, ln.Addr())
+		go func() { errc <- web.ServeTLS(ln, "", "") }()
+	}
+	for _, ln := range lns.plainHTTP {
+		log.Info("listening", "for", "HTTP behind a reverse proxy", "addr", ln.Addr().String())
+		b.HTTP = append(b.HTTP, ln.Addr())
+		go func() { errc <- web.Serve(ln) }()
 	}
 	var httpSrv *http.Server
 	if certs.acme != nil {
@@ -307,6 +371,15 @@ wait:
 	}
 	stopHousekeeping()
 	<-housekept
+	if web != nil {
+		// HTTP first: its handlers belong to modules, which close last.
+		wctx, wcancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+		if err := web.Shutdown(wctx); err != nil {
+			log.Warn("HTTP requests still running at shutdown were cut off")
+			web.Close()
+		}
+		wcancel()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if lns.alpn != nil {

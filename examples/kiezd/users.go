@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -249,10 +250,34 @@ func checkConfig(cfg *config, e env) error {
 	case len(cfg.TLS.Certificates) > 0:
 		certs = fmt.Sprintf("%d PEM file pair(s)", len(cfg.TLS.Certificates))
 	}
+	for _, w := range cfg.warnings() {
+		fmt.Fprintf(e.stdout, "warning: %s\n", w)
+	}
+	addrs := func(a []string) string {
+		if len(a) == 0 {
+			return "off"
+		}
+		return strings.Join(a, ", ")
+	}
+	httpsPort := ""
+	if len(cfg.Listen.HTTPS) > 0 {
+		_, httpsPort, _ = net.SplitHostPort(cfg.Listen.HTTPS[0])
+	}
+	urls := "none (no https listener or external_url)"
+	if base := cfg.httpBaseURL(httpsPort); base != nil {
+		var all []string
+		for _, d := range cfg.Domains {
+			all = append(all, base(d))
+		}
+		urls = strings.Join(slices.Compact(all), ", ")
+	}
 	fmt.Fprintf(e.stdout, "config %s: OK\n", name)
 	fmt.Fprintf(e.stdout, "  domains:      %s\n", strings.Join(cfg.Domains, ", "))
-	fmt.Fprintf(e.stdout, "  c2s:          %s\n", strings.Join(cfg.Listen.C2S, ", "))
-	fmt.Fprintf(e.stdout, "  direct TLS:   %s\n", strings.Join(cfg.Listen.DirectTLS, ", "))
+	fmt.Fprintf(e.stdout, "  c2s:          %s\n", addrs(cfg.Listen.C2S))
+	fmt.Fprintf(e.stdout, "  direct TLS:   %s\n", addrs(cfg.Listen.DirectTLS))
+	fmt.Fprintf(e.stdout, "  https:        %s\n", addrs(cfg.Listen.HTTPS))
+	fmt.Fprintf(e.stdout, "  http:         %s\n", addrs(cfg.Listen.HTTP))
+	fmt.Fprintf(e.stdout, "  HTTP URLs:    %s\n", urls)
 	fmt.Fprintf(e.stdout, "  database:     %s\n", displayPath(cfg.dbPath()))
 	fmt.Fprintf(e.stdout, "  certificates: %s\n", certs)
 	return nil
