@@ -21,11 +21,13 @@ import (
 	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/modules/offline"
 	"github.com/kiez-im/kiez/modules/pep"
+	"github.com/kiez-im/kiez/modules/upload"
 	"github.com/kiez-im/kiez/modules/roster"
 	"github.com/kiez-im/kiez/modules/stock"
 	"github.com/kiez-im/kiez/modules/version"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/scram"
+	"github.com/kiez-im/kiez/storage/blob"
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
@@ -139,6 +141,12 @@ type modulesConfig struct {
 	PEPMaxItems    count    `toml:"pep_max_items"`
 	PEPMaxNodes    count    `toml:"pep_max_nodes"`
 	PEPMaxBytes    byteSize `toml:"pep_max_bytes"`
+
+	Upload            bool     `toml:"upload"`
+	UploadMaxFileSize diskSize `toml:"upload_max_file_size"`
+	UploadQuota       diskSize `toml:"upload_quota"`
+	UploadDailyQuota  diskSize `toml:"upload_daily_quota"`
+	UploadRetention   duration `toml:"upload_retention"`
 }
 
 // defaultConfig returns the built-in configuration: localhost, served on
@@ -186,6 +194,8 @@ func defaultConfig() *config {
 			Carbons: true,
 			PEP:     true, PEPMaxItemSize: pep.DefaultMaxItemSize, PEPMaxItems: pep.DefaultMaxItems,
 			PEPMaxNodes: pep.DefaultMaxNodes, PEPMaxBytes: pep.DefaultMaxBytes,
+			Upload: true, UploadMaxFileSize: upload.DefaultMaxFileSize, UploadQuota: upload.DefaultQuota,
+			UploadDailyQuota: upload.DefaultDailyQuota, UploadRetention: duration(upload.DefaultRetention),
 		},
 	}
 }
@@ -408,7 +418,7 @@ func (c *config) validate() error {
 	}
 	// Build the modules once on a throw-away store to validate their
 	// options.
-	if _, err := c.modules(memory.New()); err != nil {
+	if _, err := c.modules(memory.New(), nil); err != nil {
 		return err
 	}
 	return nil
@@ -472,8 +482,9 @@ func (c *config) limits() server.Limits {
 type moduleStore = stock.Store
 
 // modules builds the stock modules (package stock) that the [modules]
-// table switches on, with its options.
-func (c *config) modules(store moduleStore) ([]server.Module, error) {
+// table switches on, with its options. Without files (when only
+// validating) the upload module's options are checked but it is left out.
+func (c *config) modules(store moduleStore, files blob.Store) ([]server.Module, error) {
 	m := c.Modules
 	bad := func(format string, args ...any) error {
 		return &configError{File: c.file, Msg: fmt.Sprintf(format, args...)}
@@ -487,6 +498,12 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 		return nil, bad("modules.offline_retention: %q is longer than 10 years", time.Duration(m.OfflineRetention))
 	case int(m.OfflineLimit) > offline.MaxLimit:
 		return nil, bad("modules.offline_limit: %d is more than %d", m.OfflineLimit, offline.MaxLimit)
+	case time.Duration(m.UploadRetention) > upload.MaxRetention:
+		return nil, bad("modules.upload_retention: %q is longer than 10 years", time.Duration(m.UploadRetention))
+	case m.UploadDailyQuota > m.UploadQuota:
+		return nil, bad("modules.upload_daily_quota: %d bytes are more than modules.upload_quota (%d bytes)", m.UploadDailyQuota, m.UploadQuota)
+	case m.UploadMaxFileSize > m.UploadDailyQuota:
+		return nil, bad("modules.upload_max_file_size: %d bytes are more than modules.upload_daily_quota (%d bytes): no file that large could be uploaded", m.UploadMaxFileSize, m.UploadDailyQuota)
 	case int(m.PEPMaxItemSize) > int(c.Limits.MaxStanzaSize):
 		return nil, bad("modules.pep_max_item_size: %d bytes do not fit in a stanza of limits.max_stanza_size (%d bytes)", m.PEPMaxItemSize, c.Limits.MaxStanzaSize)
 	}
@@ -499,7 +516,7 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 	for name, on := range map[string]bool{
 		stock.Roster: m.Roster, stock.Blocking: m.Blocking, stock.VCard: m.VCard, stock.Private: m.Private,
 		stock.Offline: m.Offline, stock.Archive: m.Archive, stock.Carbons: m.Carbons,
-		stock.PEP: m.PEP, stock.Caps: m.PEP,
+		stock.PEP: m.PEP, stock.Caps: m.PEP, stock.Upload: m.Upload,
 		stock.Ping: m.Ping, stock.Time: m.Time, stock.Version: m.Version,
 	} {
 		if !on {
@@ -515,6 +532,9 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 		Contact: contact.Options{Addresses: m.Contact},
 		PEP: pep.Options{MaxItemSize: int(m.PEPMaxItemSize), MaxItems: int(m.PEPMaxItems),
 			MaxNodes: int(m.PEPMaxNodes), MaxBytes: int64(m.PEPMaxBytes)},
+		Upload: upload.Options{MaxFileSize: int64(m.UploadMaxFileSize), Quota: int64(m.UploadQuota),
+			DailyQuota: int64(m.UploadDailyQuota), Retention: time.Duration(m.UploadRetention)},
+		Files: files,
 	})
 	if err != nil {
 		return nil, bad("modules: %s", err)
@@ -524,6 +544,18 @@ func (c *config) modules(store moduleStore) ([]server.Module, error) {
 
 // dbPath is the bbolt database file.
 func (c *config) dbPath() string { return filepath.Join(c.DataDir, "kiez.db") }
+
+// uploadsPath is the directory of uploaded files.
+func (c *config) uploadsPath() string { return filepath.Join(c.DataDir, "uploads") }
+
+// openFiles opens the store of uploaded files.
+func (c *config) openFiles() (*blob.Dir, error) {
+	d, err := blob.NewDir(c.uploadsPath())
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the upload directory %s: %v", displayPath(c.uploadsPath()), unwrapAll(err))
+	}
+	return d, nil
+}
 
 // duration is a positive duration written as a string, "60s", "4m", or
 // a whole number of days, "30d".
@@ -558,6 +590,23 @@ func (d *duration) UnmarshalTOML(v any) error {
 type byteSize int
 
 func (b *byteSize) UnmarshalTOML(v any) error {
+	n, err := parseSize(v, 1<<30, "1GiB")
+	*b = byteSize(n)
+	return err
+}
+
+// diskSize is a byteSize for what is kept on disk (uploads), up to 1TiB.
+type diskSize int64
+
+func (d *diskSize) UnmarshalTOML(v any) error {
+	n, err := parseSize(v, 1<<40, "1TiB")
+	*d = diskSize(n)
+	return err
+}
+
+// parseSize reads a size: an integer (bytes) or a string with a unit,
+// positive and at most max (named maxText).
+func parseSize(v any, max int64, maxText string) (int64, error) {
 	var n int64
 	switch v := v.(type) {
 	case int64:
@@ -568,25 +617,24 @@ func (b *byteSize) UnmarshalTOML(v any) error {
 		for _, u := range []struct {
 			suffix string
 			mult   int64
-		}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"B", 1}} {
+		}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
 			if strings.HasSuffix(s, u.suffix) {
 				s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
 				break
 			}
 		}
 		x, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%q is not a size such as 10240, \"10KiB\" or \"1MiB\"", v)
+		if err != nil || x > max/mult {
+			return 0, fmt.Errorf("%q is not a size such as 10240, \"10KiB\", \"1MiB\" or \"1GiB\" of at most %s", v, maxText)
 		}
 		n = x * mult
 	default:
-		return fmt.Errorf("sizes are integers (bytes) or strings such as \"10KiB\", not %v", v)
+		return 0, fmt.Errorf("sizes are integers (bytes) or strings such as \"10KiB\", not %v", v)
 	}
-	if n <= 0 || n > 1<<30 {
-		return fmt.Errorf("%v: the size must be positive and at most 1GiB", v)
+	if n <= 0 || n > max {
+		return 0, fmt.Errorf("%v: the size must be positive and at most %s", v, maxText)
 	}
-	*b = byteSize(n)
-	return nil
+	return n, nil
 }
 
 // count is a positive integer.

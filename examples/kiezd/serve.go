@@ -123,7 +123,14 @@ func unwrapAll(err error) error {
 // the admin commands, which do not listen. opts change the server.Config
 // last: serve adds what depends on its listeners.
 func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slog.Logger, tlsCfg *tls.Config, opts ...func(*server.Config)) (*server.Server, error) {
-	mods, err := cfg.modules(accounts)
+	// The upload directory is opened with the service switched off too,
+	// so that the files kept from before go with their accounts and
+	// expire (upload.Leftovers).
+	files, err := cfg.openFiles()
+	if err != nil {
+		return nil, err
+	}
+	mods, err := cfg.modules(accounts, files)
 	if err != nil {
 		return nil, err
 	}

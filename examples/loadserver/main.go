@@ -70,6 +70,8 @@ func run() error {
 		storage.KV
 		storage.Roster
 		storage.PEP
+		storage.Uploads
+		storage.Secrets
 	} = memory.New()
 	if *store != "memory" {
 		db, err := bbolt.Open(*store, bbolt.Options{})

@@ -101,7 +101,9 @@ type Options struct {
 	PEP pep.Options
 	// Upload runs when Files is set, where it keeps the uploaded files'
 	// bytes (metadata goes to the store); its ad-hoc commands join the
-	// archive's. Its URLs come from server.Config.HTTPBaseURL.
+	// archive's. Its URLs come from server.Config.HTTPBaseURL. With
+	// Files set and "upload" in Without, upload.Leftovers still deletes
+	// the files of deleted accounts and expires the files kept.
 	Upload upload.Options
 	Files  blob.Store
 }
@@ -169,13 +171,19 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	if on(Offline) {
 		add(offline.New(opts.Offline, offline.Deps{Store: store}))
 	}
-	if on(Upload) && opts.Files != nil {
+	switch {
+	case opts.Files == nil:
+	case on(Upload):
 		m, err := upload.New(opts.Upload, upload.Deps{Store: store, Files: opts.Files, Secrets: store})
 		if err != nil {
 			return nil, err
 		}
 		mods = append(mods, m)
 		commands = append(commands, m.Commands()...)
+	default:
+		// Switched off: the files stored before still go with their
+		// accounts and expire.
+		add(upload.NewLeftovers(upload.Deps{Store: store, Files: opts.Files}, 0))
 	}
 	if len(commands) > 0 {
 		add(adhoc.New(opts.Adhoc, adhoc.Deps{Commands: commands}))

@@ -57,6 +57,13 @@ func TestModules(t *testing.T) {
 	if got := names(withFiles); !slices.Contains(got, "upload") || slices.Index(got, "upload") > slices.Index(got, "adhoc") {
 		t.Errorf("with a file store, upload is missing or after adhoc: %v", got)
 	}
+	off, err := stock.Modules(memory.New(), stock.Options{Files: files, Without: []string{stock.Upload}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(off); slices.Contains(got, "upload") || !slices.Contains(got, "upload-leftovers") {
+		t.Errorf("upload switched off with a file store: %v, want upload-leftovers only", got)
+	}
 	if _, err := stock.Modules(memory.New(), stock.Options{Without: []string{"mucc"}}); err == nil || !strings.Contains(err.Error(), `no module "mucc"`) {
 		t.Errorf("unknown name: %v", err)
 	}

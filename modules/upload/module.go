@@ -233,7 +233,9 @@ func (m *Module) janitor(ctx context.Context) {
 	t := time.NewTicker(m.opts.JanitorInterval)
 	defer t.Stop()
 	for {
-		if n, err := m.Expire(ctx, m.now()); err != nil {
+		if n, err := m.Expire(ctx, m.now()); ctx.Err() != nil {
+			return
+		} else if err != nil {
 			m.log.Warn("deleting expired uploads failed", "err", err)
 		} else if n > 0 {
 			m.log.Info("deleted expired uploads", "count", n)
