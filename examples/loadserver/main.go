@@ -72,6 +72,7 @@ func run() error {
 		storage.PEP
 		storage.Uploads
 		storage.Secrets
+		storage.ServiceData
 	} = memory.New()
 	if *store != "memory" {
 		db, err := bbolt.Open(*store, bbolt.Options{})

@@ -74,6 +74,7 @@ type Store interface {
 	storage.PEP
 	storage.Uploads
 	storage.Secrets
+	storage.ServiceData
 }
 
 // Options configure the stock modules; the zero value is every module
@@ -174,7 +175,7 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	switch {
 	case opts.Files == nil:
 	case on(Upload):
-		m, err := upload.New(opts.Upload, upload.Deps{Store: store, Files: opts.Files, Secrets: store})
+		m, err := upload.New(opts.Upload, upload.Deps{Store: store, Files: opts.Files, Secrets: store, Days: store})
 		if err != nil {
 			return nil, err
 		}

@@ -79,7 +79,10 @@ func (m *Module) put(w http.ResponseWriter, r *http.Request, id string) {
 		http.Error(w, "the Content-Type differs from the one requested for the slot", http.StatusBadRequest)
 		return
 	}
-	if err := m.store.SetUploadState(ctx, id, storage.UploadSlot, storage.UploadReceiving, time.Time{}); err != nil {
+	// While it is received, the upload expires a day from now: no PUT
+	// takes that long (kiezd's request_timeout is an hour), and the
+	// janitor must not delete a file that is still coming.
+	if err := m.store.SetUploadState(ctx, id, storage.UploadSlot, storage.UploadReceiving, now.UTC().Add(receivingFor)); err != nil {
 		if errors.Is(err, storage.ErrExists) {
 			http.Error(w, "this slot was used already", http.StatusConflict)
 			return
@@ -106,6 +109,9 @@ func (m *Module) put(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	w.WriteHeader(http.StatusCreated)
 }
+
+// receivingFor is how long an upload may take to arrive.
+const receivingFor = 24 * time.Hour
 
 // httpError is a refusal with its status.
 type httpError struct {

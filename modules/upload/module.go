@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -79,6 +80,11 @@ type Deps struct {
 	Store   storage.Uploads
 	Files   blob.Store
 	Secrets storage.Secrets
+	// Days, if set, keeps the bytes each account uploaded per UTC day
+	// (entries expire after the day), so that deleting files does not
+	// give back the daily quota. Without it the daily quota counts the
+	// files kept.
+	Days storage.ServiceData
 }
 
 // Module is the upload service. Create it with New.
@@ -87,7 +93,9 @@ type Module struct {
 	store   storage.Uploads
 	files   blob.Store
 	secrets storage.Secrets
-	key     []byte // HMAC key of PUT tokens, from Init
+	days    storage.ServiceData
+	dayMu   sync.Mutex // orders reading and adding to the day counters
+	key     []byte     // HMAC key of PUT tokens, from Init
 	host    server.Host
 	log     *slog.Logger
 	now     func() time.Time
@@ -127,7 +135,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 	if opts.JanitorInterval == 0 {
 		opts.JanitorInterval = time.Hour
 	}
-	return &Module{opts: opts, store: deps.Store, files: deps.Files, secrets: deps.Secrets, now: time.Now}, nil
+	return &Module{opts: opts, store: deps.Store, files: deps.Files, secrets: deps.Secrets, days: deps.Days, now: time.Now}, nil
 }
 
 // Name returns "upload".

@@ -38,6 +38,8 @@ var service = jid.MustParse("upload.localhost")
 type env struct {
 	srv   *servertest.Server
 	mod   *upload.Module
+	store *memory.Store
+	files blob.Store
 	dir   string // the file store's directory
 	alice jid.JID
 	a     *servertest.Client
@@ -56,13 +58,13 @@ func start(t *testing.T, opts upload.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := modtest.Must(upload.New(opts, upload.Deps{Store: store, Files: files, Secrets: store}))
+	m := modtest.Must(upload.New(opts, upload.Deps{Store: store, Files: files, Secrets: store, Days: store}))
 	ad := modtest.Must(adhoc.New(adhoc.Options{}, adhoc.Deps{Commands: m.Commands()}))
 	srv := servertest.Start(t, server.Config{Accounts: store, Modules: []server.Module{m, ad},
 		HTTPBaseURL: func(string) string { return hs.URL + "/" }})
 	handler.Store(srv.HTTPHandler())
 	alice := srv.AddUser(t, "alice", "pw")
-	return &env{srv: srv, mod: m, dir: dir, alice: alice, a: srv.Connect(t, alice, "pw")}
+	return &env{srv: srv, mod: m, store: store, files: files, dir: dir, alice: alice, a: srv.Connect(t, alice, "pw")}
 }
 
 // slot asks for a slot and returns the answer.
@@ -362,6 +364,16 @@ func TestQuota(t *testing.T) {
 	if r := d.slot(t, "b", 1000, "text/plain"); modtest.Condition(r) != mstanza.ResourceConstraint {
 		t.Errorf("over the daily quota: %v", modtest.Condition(r))
 	}
+	// Deleting the file does not give the day's quota back.
+	if err := upload.DeleteUserFiles(context.Background(), d.store, d.files, d.alice); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.slot(t, "c", 1000, "text/plain"); modtest.Condition(r) != mstanza.ResourceConstraint {
+		t.Errorf("over the daily quota after deleting the day's file: %v", modtest.Condition(r))
+	}
+	if r := d.slot(t, "d", 400, "text/plain"); r.Type != stanza.Result {
+		t.Errorf("within the daily quota: %v", modtest.Condition(r))
+	}
 }
 
 func TestDisco(t *testing.T) {
@@ -437,5 +449,22 @@ func TestCommands(t *testing.T) {
 	}
 	if got := e.stored(t); len(got) != 0 {
 		t.Errorf("files left: %v", got)
+	}
+}
+
+// TestExport: the account export lists the uploaded files.
+func TestExport(t *testing.T) {
+	e := start(t, upload.Options{})
+	get := e.upload(t, "report.pdf", "application/pdf", []byte("%PDF-1.4 …"))
+	var buf bytes.Buffer
+	enc := xml.NewEncoder(&buf)
+	if err := e.srv.ExportUser(context.Background(), e.alice, enc); err != nil {
+		t.Fatal(err)
+	}
+	enc.Flush()
+	for _, want := range []string{upload.NS, `filename="report.pdf"`, `size="12"`, `content-type="application/pdf"`, get} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("export lacks %s: %s", want, buf.String())
+		}
 	}
 }

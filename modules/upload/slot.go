@@ -62,11 +62,10 @@ func (m *Module) slot(ctx context.Context, iq stanza.IQ, w server.ResponseWriter
 	u := storage.Upload{ID: newID(), Owner: iq.From.Bare().String(), Filename: name, Size: size, ContentType: ctype,
 		State: storage.UploadSlot, Created: now, Expires: now.Add(m.opts.SlotTimeout)}
 	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	err = m.store.CreateUpload(ctx, u, storage.UploadLimits{MaxBytes: m.opts.Quota, MaxDayBytes: m.opts.DailyQuota, DayStart: day})
-	if errors.Is(err, storage.ErrLimit) {
-		return stanza.NewFailure(mstanza.Wait, mstanza.ResourceConstraint, "upload quota exceeded: delete files or wait")
-	}
-	if err != nil {
+	if err := m.create(ctx, u, day); err != nil {
+		if errors.Is(err, storage.ErrLimit) {
+			return stanza.NewFailure(mstanza.Wait, mstanza.ResourceConstraint, "upload quota exceeded: delete files or wait")
+		}
 		return fmt.Errorf("upload: %w", err)
 	}
 	put := m.putURL(u)
@@ -149,4 +148,31 @@ func sanitize(name string) string {
 		name = name[:cut] + ext
 	}
 	return name
+}
+
+// create stores the slot within the quotas. With a day counter, the
+// bytes of the day so far count whether or not their files were deleted.
+func (m *Module) create(ctx context.Context, u storage.Upload, day time.Time) error {
+	lim := storage.UploadLimits{MaxBytes: m.opts.Quota, MaxDayBytes: m.opts.DailyQuota, DayStart: day}
+	if m.days == nil {
+		return m.store.CreateUpload(ctx, u, lim)
+	}
+	m.dayMu.Lock()
+	defer m.dayMu.Unlock()
+	ns := "upload-day:" + day.Format(time.DateOnly)
+	var used int64
+	if v, _, err := m.days.ServiceValue(ctx, ns, u.Owner); err == nil && len(v) == 8 {
+		used = int64(binary.BigEndian.Uint64(v))
+	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	if used+u.Size > m.opts.DailyQuota {
+		return fmt.Errorf("%w: daily upload quota", storage.ErrLimit)
+	}
+	if err := m.store.CreateUpload(ctx, u, lim); err != nil {
+		return err
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(used+u.Size))
+	return m.days.PutServiceValue(ctx, ns, u.Owner, v[:], day.Add(25*time.Hour))
 }
