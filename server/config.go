@@ -39,6 +39,11 @@ type Config struct {
 	Remote RemoteRouter
 	// Limits bound what one client may cost.
 	Limits Limits
+	// ConnFilter, if set, admits or refuses each client connection by its
+	// IP address before the TLS handshake, and learns of its
+	// authentication (see ConnFilter; package filter/ipfilter has one).
+	// Nil admits every connection.
+	ConnFilter ConnFilter
 	// SCRAMIterations is the PBKDF2 iteration count for new passwords
 	// (default scram.DefaultIterations).
 	SCRAMIterations int
@@ -76,7 +81,11 @@ type Limits struct {
 	// (XEP-0198) the stanzas written but not yet acknowledged count too.
 	QueueSize int
 	// AuthAttempts is how many failed SASL attempts one stream may make
-	// before it is closed (default 3).
+	// before it is closed (default 10). It is a per-connection cap, high
+	// enough for a client that tries each offered mechanism in turn (up
+	// to 7: the SCRAM family with and without channel binding, then
+	// PLAIN) to receive the last <failure/>; password guessing across
+	// connections is ConnFilter's to stop.
 	AuthAttempts int
 	// ResumeTimeout is how long a session with XEP-0198 resumption
 	// enabled outlives a lost connection, waiting for its client to resume
@@ -103,7 +112,7 @@ func (l Limits) withDefaults() Limits {
 	defDur(&l.PingTimeout, time.Minute)
 	defDur(&l.WriteTimeout, 30*time.Second)
 	def(&l.QueueSize, 4096)
-	def(&l.AuthAttempts, 3)
+	def(&l.AuthAttempts, 10)
 	defDur(&l.ResumeTimeout, 5*time.Minute)
 	return l
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +56,14 @@ type conn struct {
 	state    streamState
 	user     jid.JID
 	attempts int
+
+	// The client's IP address, when Config.ConnFilter admitted it;
+	// filtered while the filter counts the connection as
+	// unauthenticated; failedMechs has a bit per SASL mechanism that
+	// failed (see authFailed).
+	addr        netip.Addr
+	filtered    bool
+	failedMechs uint16
 
 	mu      sync.Mutex
 	sess    *Session
@@ -109,11 +118,20 @@ func (s *Server) serve(ln net.Listener, direct bool) error {
 			return fmt.Errorf("server: accept: %w", err)
 		}
 		delay = 0
+		// The connection filter runs before anything is read or written,
+		// the TLS handshake included: a refused connection costs no more
+		// than its accept.
+		addr, filtered, ok := s.admit(nc)
+		if !ok {
+			nc.Close()
+			continue
+		}
 		// No SetNoDelay: net sets TCP_NODELAY on every TCP connection.
-		c := &conn{srv: s, ctx: s.ctx, raw: nc, nc: nc, directTLS: direct}
+		c := &conn{srv: s, ctx: s.ctx, raw: nc, nc: nc, directTLS: direct, addr: addr, filtered: filtered}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
+			c.filterDone(false)
 			nc.Close()
 			return ErrServerClosed
 		}
@@ -165,6 +183,7 @@ func (c *conn) serve() {
 func (c *conn) cleanup() {
 	s := c.srv
 	c.raw.Close()
+	c.filterDone(false)
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()

@@ -184,7 +184,9 @@ func TestStreamHygiene(t *testing.T) {
 }
 
 func TestAuthFailuresThenClose(t *testing.T) {
-	srv := servertest.Start(t, serverConfig())
+	cfg := serverConfig()
+	cfg.Limits.AuthAttempts = 3
+	srv := servertest.Start(t, cfg)
 	srv.AddUser(t, "alice", "pw")
 	r := dialRaw(t, srv.Addr)
 	r.startTLS()

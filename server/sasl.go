@@ -309,7 +309,9 @@ func (c *conn) appendMechanisms(b []byte) []byte {
 }
 
 // saslAuth runs one authentication attempt. A failed attempt is answered
-// with a SASL failure and negotiation goes on; too many end the stream.
+// with a SASL failure and negotiation goes on; Limits.AuthAttempts of them
+// end the stream, and so does a ban by the connection filter, which
+// learns of every failure that guesses a password.
 func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 	s := c.srv
 	u, err := c.authenticate(start)
@@ -332,6 +334,17 @@ func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 			c.cbUnusable = true
 			return stepResult{}, nil
 		}
+		if f.Condition == scram.NotAuthorized {
+			var mech string
+			for _, a := range start.Attr {
+				if a.Name.Local == "mechanism" && a.Name.Space == "" {
+					mech = a.Value
+				}
+			}
+			if c.authFailed(mech) {
+				return stepResult{}, streamErr(condPolicyViolation, "too many failed authentications from your network")
+			}
+		}
 		c.attempts++
 		if c.attempts >= s.limits.AuthAttempts {
 			return stepResult{}, streamErr(condPolicyViolation, "too many failed authentication attempts")
@@ -339,6 +352,7 @@ func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 		return stepResult{}, nil
 	}
 	c.user = u
+	c.filterDone(true)
 	// The day of the last login, kept for operation (accounts unused for
 	// long can be removed), unless the account read for the login has it
 	// already. Failing to record it does not refuse the login; it is

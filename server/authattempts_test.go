@@ -1,0 +1,77 @@
+package server_test
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/server/servertest"
+)
+
+// scramFail runs a SCRAM exchange with mech to its end with a wrong proof,
+// and returns the server's answer.
+func (r *rawClient) scramFail(mech, user string) string {
+	r.t.Helper()
+	r.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='` + mech + `'>` +
+		base64.StdEncoding.EncodeToString([]byte("n,,n="+user+",r=abcdefghijklmnop")) + `</auth>`)
+	got := r.expect("</challenge>", "</failure>")
+	_, ch, ok := strings.Cut(got, "<challenge")
+	if !ok {
+		return got
+	}
+	_, ch, _ = strings.Cut(ch, ">")
+	ch, _, _ = strings.Cut(ch, "</challenge>")
+	first, err := base64.StdEncoding.DecodeString(ch)
+	if err != nil {
+		r.t.Fatalf("challenge %q: %v", ch, err)
+	}
+	var nonce string
+	for f := range strings.SplitSeq(string(first), ",") {
+		if v, ok := strings.CutPrefix(f, "r="); ok {
+			nonce = v
+		}
+	}
+	size := map[string]int{"SCRAM-SHA-1": 20, "SCRAM-SHA-256": 32, "SCRAM-SHA-512": 64}[mech]
+	proof := base64.StdEncoding.EncodeToString(make([]byte, size))
+	r.send(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` +
+		base64.StdEncoding.EncodeToString([]byte("c=biws,r="+nonce+",p="+proof)) + `</response>`)
+	return r.expect("</failure>", "<success")
+}
+
+// TestAuthEveryMechanism: a client with a wrong password that tries each
+// offered mechanism in turn, as slixmpp does (SCRAM-SHA-512, -256, -1,
+// then PLAIN), gets a <failure><not-authorized/> for each, the last one
+// included, on a stream that stays open; and the per-connection cap
+// (Limits.AuthAttempts, 10 by default) still ends a stream that keeps
+// guessing.
+func TestAuthEveryMechanism(t *testing.T) {
+	srv := servertest.Start(t, server.Config{})
+	srv.AddUser(t, "alice", "pw")
+	r := dialRaw(t, srv.Addr)
+	r.startTLS()
+	for _, mech := range []string{"SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1"} {
+		if got := r.scramFail(mech, "alice"); !strings.Contains(got, "<not-authorized/>") {
+			t.Fatalf("%s: %q", mech, got)
+		}
+	}
+	if got := r.authPlain("alice", "nope"); !strings.Contains(got, "<not-authorized/>") {
+		t.Fatalf("PLAIN: %q", got)
+	}
+	if strings.Contains(r.buf.String(), "stream:error") {
+		t.Fatalf("stream ended: %q", r.buf.String())
+	}
+	// Six more wrong passwords make ten: the tenth failure is written,
+	// then the stream ends.
+	for i := 5; i < 10; i++ {
+		if got := r.authPlain("alice", "nope"); !strings.Contains(got, "<not-authorized/>") {
+			t.Fatalf("attempt %d: %q", i, got)
+		}
+	}
+	r.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
+		base64.StdEncoding.EncodeToString([]byte("\x00alice\x00nope")) + `</auth>`)
+	got := r.expectClosed()
+	if !strings.Contains(got, "<not-authorized/>") || !strings.Contains(got, "<stream:error><policy-violation ") {
+		t.Fatalf("tenth attempt: %q", got)
+	}
+}
