@@ -161,12 +161,16 @@ type counters struct {
 // New returns a filter with opts, and the bans kept in store, which may
 // be nil to keep bans in memory only.
 func New(opts Options, store storage.ServiceData) (*Filter, error) {
+	return newFilter(opts, store, time.Now)
+}
+
+func newFilter(opts Options, store storage.ServiceData, now func() time.Time) (*Filter, error) {
 	opts = opts.withDefaults()
 	f := &Filter{
 		opts:  opts,
 		store: store,
 		log:   opts.Logger,
-		now:   time.Now,
+		now:   now,
 		bans:  make(map[netip.Prefix]ban),
 		nets:  make(map[netip.Prefix]*counters),
 	}
