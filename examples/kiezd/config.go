@@ -55,6 +55,9 @@ type config struct {
 	// file is the path the configuration was read from, "" for the
 	// built-in defaults.
 	file string
+	// flags are the -config and -data-dir flags kiezd was run with, for
+	// the commands it suggests.
+	flags []string
 }
 
 type listenConfig struct {

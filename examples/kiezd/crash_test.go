@@ -81,14 +81,15 @@ func TestKillDuringArchivedLoad(t *testing.T) {
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	createDB(t, filepath.Join(dir, "data"))
 	for _, u := range []string{"alice@localhost", "bob@localhost"} {
-		if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", u); code != 0 {
+		if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", u); code != 0 {
 			t.Fatal(stderr)
 		}
 	}
 
 	srv := startChild(t, file, addr)
-	bob, err := rawLogin(addr, "bob", "localhost", "pw", "phone")
+	bob, err := rawLogin(addr, "bob", "localhost", "password", "phone")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestKillDuringArchivedLoad(t *testing.T) {
 		}
 	}()
 
-	alice, err := rawLogin(addr, "alice", "localhost", "pw", "laptop")
+	alice, err := rawLogin(addr, "alice", "localhost", "password", "laptop")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ load:
 // the bodies found.
 func readArchive(t *testing.T, addr, user string) map[string]bool {
 	t.Helper()
-	c, err := rawLogin(addr, user, "localhost", "pw", "reader")
+	c, err := rawLogin(addr, user, "localhost", "password", "reader")
 	if err != nil {
 		t.Fatal(err)
 	}

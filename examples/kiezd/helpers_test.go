@@ -18,6 +18,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/storage/bbolt"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines to write
@@ -40,9 +41,9 @@ func (b *syncBuffer) String() string {
 }
 
 // testConfig writes a kiezd.toml into a new directory: domain localhost,
-// data in ./data beside it, the c2s, direct TLS and HTTPS listeners on
-// loopback ports the system picks, and the fewest SCRAM iterations. extra
-// is appended.
+// data in ./data beside it with an empty database, the c2s, direct TLS
+// and HTTPS listeners on loopback ports the system picks, and the fewest
+// SCRAM iterations. extra is appended.
 func testConfig(t *testing.T, extra string) (file, dir string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -59,7 +60,21 @@ https = ["127.0.0.1:0"]
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	createDB(t, filepath.Join(dir, "data"))
 	return file, dir
+}
+
+// createDB creates an empty database in dataDir, as the first start of
+// serve does; the admin commands need one.
+func createDB(t *testing.T, dataDir string) {
+	t.Helper()
+	st, err := bbolt.Open(filepath.Join(dataDir, "kiez.db"), bbolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // kiezd runs one command to completion.

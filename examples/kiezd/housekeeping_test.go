@@ -22,12 +22,12 @@ import (
 func TestDeluserWithModulesSwitchedOff(t *testing.T) {
 	file, dir := testConfig(t, "")
 	for _, u := range []string{"alice@localhost", "bob@localhost", "carol@localhost"} {
-		if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", u); code != 0 {
+		if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", u); code != 0 {
 			t.Fatal(stderr)
 		}
 	}
 	d := startServe(t, nil, "-config", file)
-	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost", "pw")
+	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost", "password")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,12 +222,12 @@ func TestHousekeepingRemovesUnused(t *testing.T) {
 // login through kiezd records the day.
 func TestUsersShowsLastLogin(t *testing.T) {
 	file, _ := testConfig(t, "")
-	if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
+	if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
 		t.Fatal(stderr)
 	}
 	day := time.Now().UTC().Format(time.DateOnly)
 	d := startServe(t, nil, "-config", file)
-	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost", "pw")
+	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost", "password")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestSlixmppThroughKiezd(t *testing.T) {
 	}
 	file, _ := testConfig(t, "")
 	for _, u := range []string{"alice@localhost", "bob@localhost"} {
-		if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", u); code != 0 {
+		if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", u); code != 0 {
 			t.Fatal(stderr)
 		}
 	}
@@ -38,7 +38,7 @@ func TestSlixmppThroughKiezd(t *testing.T) {
 	if d.ended {
 		t.Fatalf("serve exited with %d:\n%s", d.code, d.stderr)
 	}
-	sess, err := login(t, d.bound.C2S[0], false, "bob@localhost", "pw")
+	sess, err := login(t, d.bound.C2S[0], false, "bob@localhost", "password")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestSlixmppThroughKiezd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, py, "../../testdata/interop/slixmpp_subscribe.py", alice.String(), host, port, "bob@localhost")
-	cmd.Env = append(os.Environ(), "KIEZ_TEST_PASSWORD=pw")
+	cmd.Env = append(os.Environ(), "KIEZ_TEST_PASSWORD=password")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -94,19 +95,61 @@ func verify(t *testing.T, dbPath, user, password string) bool {
 	}
 	defer st.Close()
 	a, err := st.Account(context.Background(), user)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	return scram.VerifyPlain(a.Keys[storage.SHA256], storage.SHA256, password)
 }
 
+// TestUserCommands runs the account commands on the database without a
+// server, and on a running server through its control socket: the same
+// answers either way, and live changes take effect at once.
 func TestUserCommands(t *testing.T) {
+	for _, live := range []bool{false, true} {
+		name := "direct"
+		if live {
+			name = "live"
+		}
+		t.Run(name, func(t *testing.T) { testUserCommands(t, live) })
+	}
+}
+
+func testUserCommands(t *testing.T, live bool) {
 	file, dir := testConfig(t, "")
 	db := filepath.Join(dir, "data", "kiez.db")
+	var d *daemon
+	if live {
+		d = startServe(t, nil, "-config", file)
+		if d.ended {
+			t.Fatalf("serve exited with %d:\n%s", d.code, d.stderr)
+		}
+	}
+	// checkPassword verifies a password as a login would: on the
+	// database, or by logging in to the running server.
+	checkPassword := func(user, password string) bool {
+		t.Helper()
+		if !live {
+			return verify(t, db, user, password)
+		}
+		sess, err := login(t, d.bound.C2S[0], false, user, password)
+		if err != nil {
+			return false
+		}
+		logout(sess)
+		return true
+	}
 	today := time.Now().UTC().Format(time.DateOnly) // the test could span midnight; then it fails once
 	k := func(stdin string, args ...string) (int, string, string) {
 		return kiezd(t, stdin, append([]string{"-config", file}, args...)...)
 	}
+	last := "never" // logged in to by checkPassword when live
+	if live {
+		last = today
+	}
+	tooShort := "kiezd: the password is too short: it needs at least 8 characters\n"
 	steps := []struct {
 		stdin          string
 		args           []string
@@ -114,20 +157,22 @@ func TestUserCommands(t *testing.T) {
 		stdout, stderr string
 	}{
 		{"s3cret pass\n", []string{"adduser", "alice@localhost"}, 0, "created alice@localhost\n", ""},
-		{"other\r\n", []string{"adduser", "Bob@LOCALHOST"}, 0, "created bob@localhost\n", ""},
+		{"other pass\r\n", []string{"adduser", "Bob@LOCALHOST"}, 0, "created bob@localhost\n", ""},
 		{"x\n", []string{"adduser", "alice@localhost"}, 1, "", "kiezd: alice@localhost already exists\n"},
 		{"x\n", []string{"adduser", "carol@example.org"}, 1, "", "kiezd: example.org is not a configured domain (domains: localhost)\n"},
 		{"x\n", []string{"adduser", "localhost"}, 2, "", "kiezd: \"localhost\" is not a user address such as alice@localhost\nRun 'kiezd -h' for usage.\n"},
 		{"", []string{"adduser", "carol@localhost"}, 1, "", "kiezd: no password on standard input (give it as one line, or run in a terminal to be asked)\n"},
 		{"\n", []string{"adduser", "carol@localhost"}, 1, "", "kiezd: no password on standard input (give it as one line, or run in a terminal to be asked)\n"},
-		{"", []string{"users"}, 0, "alice@localhost  created " + today + "  last login never\nbob@localhost    created " + today + "  last login never\n", ""},
-		{"", []string{"users", "localhost"}, 0, "alice@localhost  created " + today + "  last login never\nbob@localhost    created " + today + "  last login never\n", ""},
+		{"x\n", []string{"adduser", "carol@localhost"}, 1, "", tooShort},
+		{"1234567\n", []string{"adduser", "carol@localhost"}, 1, "", tooShort},
+		{"", []string{"users"}, 0, "alice@localhost  created " + today + "  last login " + last + "\nbob@localhost    created " + today + "  last login " + last + "\n", ""},
+		{"", []string{"users", "localhost"}, 0, "alice@localhost  created " + today + "  last login " + last + "\nbob@localhost    created " + today + "  last login " + last + "\n", ""},
 		{"", []string{"users", "example.org"}, 1, "", "kiezd: example.org is not a configured domain (domains: localhost)\n"},
+		{"x", []string{"passwd", "alice@localhost"}, 1, "", tooShort},
 		{"n3w pass", []string{"passwd", "alice@localhost"}, 0, "changed the password of alice@localhost\n", ""},
 		{"x\n", []string{"passwd", "carol@localhost"}, 1, "", "kiezd: there is no account carol@localhost\n"},
 		{"", []string{"deluser", "bob@localhost"}, 0, "deleted bob@localhost and all its data\n", ""},
 		{"", []string{"deluser", "bob@localhost"}, 1, "", "kiezd: there is no account bob@localhost\n"},
-		{"", []string{"users"}, 0, "alice@localhost  created " + today + "  last login never\n", ""},
 	}
 	for _, s := range steps {
 		code, stdout, stderr := k(s.stdin, s.args...)
@@ -136,28 +181,43 @@ func TestUserCommands(t *testing.T) {
 				strings.Join(s.args, " "), s.stdin, code, stdout, stderr, s.code, s.stdout, s.stderr)
 		}
 		if s.args[0] == "adduser" && s.code == 0 {
-			if !verify(t, db, strings.ToLower(s.args[1]), strings.TrimRight(s.stdin, "\r\n")) {
+			if !checkPassword(strings.ToLower(s.args[1]), strings.TrimRight(s.stdin, "\r\n")) {
 				t.Errorf("after %v the password does not verify", s.args)
 			}
 		}
 	}
-	if verify(t, db, "alice@localhost", "s3cret pass") || !verify(t, db, "alice@localhost", "n3w pass") {
+	if checkPassword("alice@localhost", "s3cret pass") || !checkPassword("alice@localhost", "n3w pass") {
 		t.Error("passwd did not replace the password")
+	}
+	if checkPassword("bob@localhost", "other pass") {
+		t.Error("bob can log in after deluser")
+	}
+	if code, stdout, stderr := k("", "users"); code != 0 || stdout != "alice@localhost  created "+today+"  last login "+last+"\n" {
+		t.Errorf("users at the end: exit %d, %q, %q", code, stdout, stderr)
+	}
+	if live {
+		if code := d.stop(t); code != 0 {
+			t.Errorf("serve exited with %d:\n%s", code, d.stderr)
+		}
+		if !verify(t, db, "alice@localhost", "n3w pass") {
+			t.Error("the password set live is not in the database after the stop")
+		}
 	}
 	// The flags may also follow the command, and -data-dir overrides
 	// data_dir.
 	other := t.TempDir()
-	if code, _, stderr := kiezd(t, "pw\n", "adduser", "-config", file, "-data-dir", other, "dave@localhost"); code != 0 {
+	createDB(t, other)
+	if code, _, stderr := kiezd(t, "password\n", "adduser", "-config", file, "-data-dir", other, "dave@localhost"); code != 0 {
 		t.Fatalf("adduser with -data-dir: %s", stderr)
 	}
-	if _, err := os.Stat(filepath.Join(other, "kiez.db")); err != nil {
-		t.Error(err)
+	if !verify(t, filepath.Join(other, "kiez.db"), "dave@localhost", "password") {
+		t.Error("adduser with -data-dir did not use that directory")
 	}
 }
 
 func TestServeAndLogin(t *testing.T) {
 	file, dir := testConfig(t, "")
-	if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
+	if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
 		t.Fatal(stderr)
 	}
 	d := startServe(t, nil, "-config", file)
@@ -172,7 +232,7 @@ func TestServeAndLogin(t *testing.T) {
 		{"STARTTLS", d.bound.C2S[0], false},
 		{"direct TLS", d.bound.DirectTLS[0], true},
 	} {
-		sess, err := login(t, tc.addr, tc.direct, "alice@localhost", "pw")
+		sess, err := login(t, tc.addr, tc.direct, "alice@localhost", "password")
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -185,12 +245,17 @@ func TestServeAndLogin(t *testing.T) {
 		}
 	}
 
-	// While it runs, the database is locked: admin commands and a second
-	// server say so in one line.
-	wantLocked := "kiezd: the database " + filepath.Join(dir, "data", "kiez.db") + " is in use by another process (is kiezd running?)\n"
-	if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", "bob@localhost"); code != 1 || stderr != wantLocked {
-		t.Errorf("adduser while serving: exit %d, %q; want %q", code, stderr, wantLocked)
+	// While it runs, the admin commands go through its control socket,
+	// and a second server finds the database locked.
+	if code, _, stderr := kiezd(t, "bob's password\n", "-config", file, "adduser", "bob@localhost"); code != 0 {
+		t.Errorf("adduser while serving: exit %d, %q", code, stderr)
 	}
+	if sess, err := login(t, d.bound.C2S[0], false, "bob@localhost", "bob's password"); err != nil {
+		t.Errorf("login with the account created while serving: %v", err)
+	} else {
+		logout(sess)
+	}
+	wantLocked := "kiezd: the database " + filepath.Join(dir, "data", "kiez.db") + " is in use by another process (is kiezd running?)\n"
 	var stderr2 syncBuffer
 	d2 := startServe(t, &stderr2, "-config", file)
 	if !d2.ended || d2.code != 1 || !strings.HasSuffix(stderr2.String(), wantLocked) {
@@ -223,7 +288,7 @@ func TestServePortInUse(t *testing.T) {
 		t.Errorf("ended %v, exit %d, stderr %q; want it to end with %q", d.ended, d.code, stderr.String(), want)
 	}
 	// The first listener was closed again and the database released.
-	if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
+	if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
 		t.Errorf("database still locked: %s", stderr)
 	}
 }

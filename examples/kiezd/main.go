@@ -177,8 +177,12 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	if g.config != "" {
+		cfg.flags = append(cfg.flags, "-config", g.config)
+	}
 	if g.dataDir != "" {
 		cfg.DataDir = g.dataDir
+		cfg.flags = append(cfg.flags, "-data-dir", g.dataDir)
 	}
 	switch cmd {
 	case "serve":

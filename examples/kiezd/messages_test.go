@@ -18,13 +18,13 @@ import (
 func TestOfflineAndArchiveAcrossRestart(t *testing.T) {
 	file, _ := testConfig(t, "")
 	for _, u := range []string{"alice@localhost", "bob@localhost"} {
-		if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", u); code != 0 {
+		if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", u); code != 0 {
 			t.Fatal(stderr)
 		}
 	}
 	bob := jid.MustParse("bob@localhost")
 	d := startServe(t, nil, "-config", file)
-	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost", "pw")
+	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost", "password")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestOfflineAndArchiveAcrossRestart(t *testing.T) {
 	}
 
 	d = startServe(t, nil, "-config", file)
-	sess, err = login(t, d.bound.C2S[0], false, "bob@localhost", "pw")
+	sess, err = login(t, d.bound.C2S[0], false, "bob@localhost", "password")
 	if err != nil {
 		t.Fatal(err)
 	}

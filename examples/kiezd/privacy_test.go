@@ -27,6 +27,7 @@ func TestLogPrivacy(t *testing.T) {
 	const (
 		alicePW = "correct horse battery"
 		bobPW   = "Tr0ub4dor&3"
+		newPW   = "staple battery horse"
 		body    = "meet me at the old oak at noon"
 	)
 	for _, level := range []string{"info", "debug"} {
@@ -77,6 +78,15 @@ func TestLogPrivacy(t *testing.T) {
 			bob.Expect(servertest.Body(body))
 			logout(as)
 			logout(bs)
+			// Admin commands on the running server log nothing of the
+			// account or the password.
+			for _, c := range [][]string{{"passwd", "alice@localhost"}, {"users"}} {
+				code, _, stderr := kiezd(t, newPW+"\n", append([]string{"-config", file}, c...)...)
+				if code != 0 {
+					t.Fatalf("%v while serving: %s", c, stderr)
+				}
+				logs.Write([]byte(stderr))
+			}
 			if code := d.stop(t); code != 0 {
 				t.Fatalf("exit %d:\n%s", code, logs.String())
 			}
@@ -91,7 +101,7 @@ func TestLogPrivacy(t *testing.T) {
 			for _, a := range slices.Concat(d.bound.C2S, d.bound.DirectTLS, d.bound.HTTPS, d.bound.HTTP) {
 				scrubbed = strings.ReplaceAll(scrubbed, a.String(), "LISTENER")
 			}
-			for _, forbidden := range []string{"127.0.0.1", "::1", alicePW, bobPW, body, "oak", "alice", "bob"} {
+			for _, forbidden := range []string{"127.0.0.1", "::1", alicePW, bobPW, newPW, body, "oak", "alice", "bob"} {
 				if strings.Contains(scrubbed, forbidden) {
 					t.Errorf("the log contains %q:\n%s", forbidden, out)
 				}

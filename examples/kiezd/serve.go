@@ -295,6 +295,16 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		lns.close()
 		return err
 	}
+	ln, err := listenControl(cfg.socketPath())
+	if err != nil {
+		srv.Close()
+		lns.close()
+		return err
+	}
+	ctl := &controlServer{ln: ln, path: cfg.socketPath(), srv: srv, accounts: store, log: log}
+	cctx, stopControl := context.WithCancel(ctx)
+	defer stopControl()
+	go ctl.serve(cctx)
 	hctx, stopHousekeeping := context.WithCancel(ctx)
 	housekept := make(chan struct{})
 	go func() {
@@ -352,6 +362,10 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		}
 		certs.acme.prefetch(ctx, log)
 	}
+	log.Info("listening", "for", "admin commands (adduser, passwd, deluser, users)", "socket", ctl.path)
+	if users, err := srv.Users(ctx, ""); err == nil && len(users) == 0 {
+		log.Warn("there are no accounts yet; create the first with: " + adduserHint(cfg))
+	}
 	if e.ready != nil {
 		e.ready(b)
 	}
@@ -376,6 +390,7 @@ wait:
 			break wait
 		}
 	}
+	ctl.close()
 	stopHousekeeping()
 	<-housekept
 	if web != nil {
@@ -400,4 +415,17 @@ wait:
 	}
 	log.Info("kiezd stopped")
 	return runErr
+}
+
+// adduserHint is the command that creates an account on this server, for
+// the log of a first start.
+func adduserHint(cfg *config) string {
+	cmd := "kiezd"
+	for _, f := range cfg.flags {
+		if strings.ContainsAny(f, " \t'\"\\$") {
+			f = "'" + strings.ReplaceAll(f, "'", `'\''`) + "'"
+		}
+		cmd += " " + f
+	}
+	return cmd + " adduser <name>@" + cfg.Domains[0] // the brackets keep it from being redacted as an address
 }

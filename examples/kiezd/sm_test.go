@@ -24,14 +24,14 @@ import (
 func TestUnresumedSessionMessageGoesOffline(t *testing.T) {
 	file, _ := testConfig(t, "\n[limits]\nresume_timeout = \"1s\"\n")
 	for _, u := range []string{"alice@localhost", "bob@localhost"} {
-		if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", u); code != 0 {
+		if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", u); code != 0 {
 			t.Fatal(stderr)
 		}
 	}
 	d := startServe(t, nil, "-config", file)
 	addr := d.bound.C2S[0].String()
 
-	phone, err := rawLogin(addr, "alice", "localhost", "pw", "phone")
+	phone, err := rawLogin(addr, "alice", "localhost", "password", "phone")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestUnresumedSessionMessageGoesOffline(t *testing.T) {
 	}
 	phone.send(`<presence/>`)
 
-	sess, err := login(t, d.bound.C2S[0], false, "bob@localhost", "pw")
+	sess, err := login(t, d.bound.C2S[0], false, "bob@localhost", "password")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestUnresumedSessionMessageGoesOffline(t *testing.T) {
 	isError := func(st *stanza.Stanza) bool { return st.Type == stanza.Error }
 	bob.ExpectNoneUntil(isError, fromPhone("unavailable"))
 	// The next login gets it from offline storage.
-	laptop, err := rawLogin(addr, "alice", "localhost", "pw", "laptop")
+	laptop, err := rawLogin(addr, "alice", "localhost", "password", "laptop")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,11 +22,11 @@ import (
 // deletes the file from disk, also with the service switched off since.
 func TestUploadOutOfTheBox(t *testing.T) {
 	file, dir := testConfig(t, "")
-	if code, _, stderr := kiezd(t, "pw\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
+	if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
 		t.Fatal(stderr)
 	}
 	d := startServe(t, nil, "-config", file)
-	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost", "pw")
+	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost", "password")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,27 +11,19 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/term"
 	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/server"
-	"github.com/kiez-im/kiez/server/scram"
 	"github.com/kiez-im/kiez/storage"
-	"github.com/kiez-im/kiez/storage/bbolt"
 )
 
-// withServer opens the database and runs f with a server built from the
+// withStore opens the database and runs f with a server built from the
 // same configuration as serve's, but not listening, so that deleting an
 // account reaches every module's data. The database is locked meanwhile.
-func withServer(ctx context.Context, cfg *config, e env, f func(*server.Server) error) error {
-	return withStore(ctx, cfg, e, func(srv *server.Server, _ *bbolt.Store) error { return f(srv) })
-}
-
-// withStore is withServer that also hands f the database.
-func withStore(ctx context.Context, cfg *config, e env, f func(*server.Server, *bbolt.Store) error) error {
+func withStore(ctx context.Context, cfg *config, e env, f func(*server.Server, storage.Accounts) error) error {
 	store, err := openStore(cfg)
 	if err != nil {
 		return err
@@ -58,70 +50,32 @@ func userArg(s string, cfg *config) (jid.JID, error) {
 	return j, nil
 }
 
-// changeUser runs adduser, passwd or deluser.
+// changeUser runs adduser, passwd or deluser, on the running server if
+// there is one (see admin).
 func changeUser(ctx context.Context, cmd, arg string, cfg *config, e env) error {
 	user, err := userArg(arg, cfg)
 	if err != nil {
 		return err
 	}
-	exists := func(srv *server.Server) (bool, error) {
-		users, err := srv.Users(ctx, user.Domainpart())
-		if err != nil {
-			return false, err
-		}
-		return slices.Contains(users, user.String()), nil
-	}
-	// Check first, so nobody types a password in vain; the prompt then
-	// runs without holding the database.
-	err = withServer(ctx, cfg, e, func(srv *server.Server) error {
-		ok, err := exists(srv)
-		switch {
-		case err != nil:
+	req := adminRequest{Op: cmd, User: user.String()}
+	if cmd != "deluser" {
+		// Check first, so nobody types a password in vain; the prompt
+		// then runs without holding the database.
+		req.Check = true
+		if _, err := admin(ctx, cfg, e, req); err != nil {
 			return err
-		case ok && cmd == "adduser":
-			return fmt.Errorf("%s already exists", user)
-		case !ok && cmd != "adduser":
-			return fmt.Errorf("there is no account %s", user)
 		}
-		if cmd == "deluser" {
-			if err := srv.DeleteUser(ctx, user); err != nil {
-				return errors.New(strings.TrimPrefix(err.Error(), "server: "))
-			}
-			fmt.Fprintf(e.stdout, "deleted %s and all its data\n", user)
+		req.Check = false
+		if req.Password, err = readPassword(e); err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil || cmd == "deluser" {
-		return err
+		if err := checkPassword(req.Password); err != nil {
+			return err
+		}
 	}
-	password, err := readPassword(e)
-	if err != nil {
-		return err
-	}
-	return withServer(ctx, cfg, e, func(srv *server.Server) error {
-		var err error
-		if cmd == "adduser" {
-			err = srv.CreateUser(ctx, user, password)
-		} else {
-			err = srv.SetPassword(ctx, user, password)
-		}
-		switch {
-		case errors.Is(err, scram.ErrInvalidPassword):
-			return errors.New("the password is not allowed: it must be printable text (PRECIS OpaqueString)")
-		case errors.Is(err, storage.ErrExists):
-			return fmt.Errorf("%s already exists", user)
-		case errors.Is(err, storage.ErrNotFound):
-			return fmt.Errorf("there is no account %s", user)
-		case err != nil:
-			return errors.New(strings.TrimPrefix(err.Error(), "server: "))
-		}
-		if cmd == "adduser" {
-			fmt.Fprintf(e.stdout, "created %s\n", user)
-		} else {
-			fmt.Fprintf(e.stdout, "changed the password of %s\n", user)
-		}
-		return nil
-	})
+	out, err := admin(ctx, cfg, e, req)
+	fmt.Fprint(e.stdout, out)
+	return err
 }
 
 // listUsers prints the accounts of domain ("" for all), one a line, with
@@ -137,28 +91,9 @@ func listUsers(ctx context.Context, cfg *config, domain string, e env) error {
 		}
 		domain = d
 	}
-	return withStore(ctx, cfg, e, func(srv *server.Server, store *bbolt.Store) error {
-		users, err := srv.Users(ctx, domain)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-		for _, u := range users {
-			a, err := store.Account(ctx, u)
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			last := "never"
-			if !a.LastLogin.IsZero() {
-				last = a.LastLogin.Format(time.DateOnly)
-			}
-			fmt.Fprintf(tw, "%s\tcreated %s\tlast login %s\n", u, a.Created.Format(time.DateOnly), last)
-		}
-		return tw.Flush()
-	})
+	out, err := admin(ctx, cfg, e, adminRequest{Op: "users", Domain: domain})
+	fmt.Fprint(e.stdout, out)
+	return err
 }
 
 // readPassword asks for a new password twice without echo if stdin is a

@@ -1,0 +1,357 @@
+package main
+
+// The control socket: while serve runs, the admin commands (adduser,
+// passwd, deluser, users) reach it through a Unix socket in the data
+// directory instead of opening the database, which serve holds locked.
+//
+// The protocol is one JSON request per connection, one line, answered by
+// one JSON response line:
+//
+//	→ {"op":"adduser","user":"alice@example.org","password":"…"}
+//	← {"output":"created alice@example.org\n"}
+//	← {"error":"alice@example.org already exists"}
+//
+// Only the account that runs kiezd (and root) may connect: the socket is
+// mode 0600, made in a private directory and moved into place, so it is
+// never open to others even for a moment. No network listener exists for
+// administration.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/server/scram"
+	"github.com/kiez-im/kiez/storage"
+)
+
+const (
+	// controlSocketName is the control socket's file in the data
+	// directory.
+	controlSocketName = "kiezd.sock"
+	// minPasswordLength is the fewest characters (Unicode code points) a
+	// password set by the admin commands may have.
+	minPasswordLength = 8
+	// maxControlRequest caps a request's bytes.
+	maxControlRequest = 64 << 10
+	// controlIOTimeout bounds reading a request and writing its response,
+	// so a stuck client cannot hold a connection forever.
+	controlIOTimeout = 10 * time.Second
+)
+
+// socketPath is the control socket's path.
+func (c *config) socketPath() string { return filepath.Join(c.DataDir, controlSocketName) }
+
+// adminRequest is one admin command, run by the running server or on
+// the database.
+type adminRequest struct {
+	// Op is adduser, passwd, deluser or users.
+	Op string `json:"op"`
+	// User is the account of adduser, passwd and deluser.
+	User string `json:"user,omitempty"`
+	// Domain limits users to one domain; "" lists all.
+	Domain string `json:"domain,omitempty"`
+	// Password is the new password of adduser and passwd.
+	Password string `json:"password,omitempty"`
+	// Check only checks that adduser or passwd can run (the account is
+	// missing or present), before the password is asked for.
+	Check bool `json:"check,omitempty"`
+}
+
+// adminResponse is the answer: Output for standard output, or Error.
+type adminResponse struct {
+	Output string `json:"output,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// checkPassword enforces minPasswordLength.
+func checkPassword(p string) error {
+	if utf8.RuneCountInString(p) < minPasswordLength {
+		return fmt.Errorf("the password is too short: it needs at least %d characters", minPasswordLength)
+	}
+	return nil
+}
+
+// execAdmin runs req on srv and accounts and returns what to print. It is
+// the same code for the control socket and for a database opened
+// directly.
+func execAdmin(ctx context.Context, srv *server.Server, accounts storage.Accounts, req adminRequest) (string, error) {
+	if req.Op == "users" {
+		return listAccounts(ctx, srv, accounts, req.Domain)
+	}
+	user, err := jid.Parse(req.User)
+	if err != nil || user.Localpart() == "" || user.Resourcepart() != "" {
+		return "", fmt.Errorf("%q is not a user address", req.User)
+	}
+	user = user.Bare()
+	users, err := srv.Users(ctx, user.Domainpart())
+	if err != nil {
+		return "", plain(err)
+	}
+	exists := false
+	for _, u := range users {
+		exists = exists || u == user.String()
+	}
+	switch {
+	case req.Op != "adduser" && req.Op != "passwd" && req.Op != "deluser":
+		return "", fmt.Errorf("unknown admin command %q", req.Op)
+	case exists && req.Op == "adduser":
+		return "", fmt.Errorf("%s already exists", user)
+	case !exists && req.Op != "adduser":
+		return "", fmt.Errorf("there is no account %s", user)
+	case req.Check:
+		return "", nil
+	case req.Op == "deluser":
+		if err := srv.DeleteUser(ctx, user); err != nil {
+			return "", plain(err)
+		}
+		return fmt.Sprintf("deleted %s and all its data\n", user), nil
+	}
+	if err := checkPassword(req.Password); err != nil {
+		return "", err
+	}
+	if req.Op == "adduser" {
+		err = srv.CreateUser(ctx, user, req.Password)
+	} else {
+		err = srv.SetPassword(ctx, user, req.Password)
+	}
+	switch {
+	case errors.Is(err, scram.ErrInvalidPassword):
+		return "", errors.New("the password is not allowed: it must be printable text (PRECIS OpaqueString)")
+	case errors.Is(err, storage.ErrExists):
+		return "", fmt.Errorf("%s already exists", user)
+	case errors.Is(err, storage.ErrNotFound):
+		return "", fmt.Errorf("there is no account %s", user)
+	case err != nil:
+		return "", plain(err)
+	}
+	if req.Op == "adduser" {
+		return fmt.Sprintf("created %s\n", user), nil
+	}
+	return fmt.Sprintf("changed the password of %s\n", user), nil
+}
+
+// listAccounts lists the accounts of domain ("" for all), one a line,
+// with the days each was created and last logged in to.
+func listAccounts(ctx context.Context, srv *server.Server, accounts storage.Accounts, domain string) (string, error) {
+	users, err := srv.Users(ctx, domain)
+	if err != nil {
+		return "", plain(err)
+	}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, u := range users {
+		a, err := accounts.Account(ctx, u)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return "", err
+		}
+		last := "never"
+		if !a.LastLogin.IsZero() {
+			last = a.LastLogin.Format(time.DateOnly)
+		}
+		fmt.Fprintf(tw, "%s\tcreated %s\tlast login %s\n", u, a.Created.Format(time.DateOnly), last)
+	}
+	tw.Flush()
+	return b.String(), nil
+}
+
+// plain drops the "server: " prefix of the server's errors.
+func plain(err error) error {
+	return errors.New(strings.TrimPrefix(err.Error(), "server: "))
+}
+
+// errNoServer means that no kiezd answers on the control socket.
+var errNoServer = errors.New("no kiezd answers on the control socket")
+
+// admin runs req on the running kiezd through its control socket or, if
+// none runs, on the database directly. It never creates a database.
+func admin(ctx context.Context, cfg *config, e env, req adminRequest) (string, error) {
+	out, err := callControl(ctx, cfg.socketPath(), req)
+	if !errors.Is(err, errNoServer) {
+		return out, err
+	}
+	db := cfg.dbPath()
+	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("there is no database %s (kiezd serve creates it on its first start)", displayPath(db))
+	}
+	err = withStore(ctx, cfg, e, func(srv *server.Server, store storage.Accounts) error {
+		// Holding the database, we know that no kiezd runs: a socket
+		// file is left over from one that crashed.
+		removeStaleSocket(cfg.socketPath())
+		var err error
+		out, err = execAdmin(ctx, srv, store, req)
+		return err
+	})
+	return out, err
+}
+
+// removeStaleSocket removes a socket file no server listens on, and
+// nothing else.
+func removeStaleSocket(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == fs.ModeSocket {
+		os.Remove(path)
+	}
+}
+
+// callControl sends req to the server listening on path. It returns
+// errNoServer if none does: there is no socket file, or one left over
+// by a server that is gone.
+func callControl(ctx context.Context, path string, req adminRequest) (string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if errors.Is(err, fs.ErrPermission) {
+		return "", fmt.Errorf("cannot use the control socket %s: %v (run as the user kiezd runs as)", displayPath(path), unwrapAll(err))
+	}
+	if err != nil {
+		return "", errNoServer
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	data, err := json.Marshal(req)
+	if err != nil {
+		return "", err
+	}
+	if _, err := conn.Write(append(data, '\n')); err != nil {
+		return "", fmt.Errorf("the running kiezd: %v", unwrapAll(err))
+	}
+	var resp adminResponse
+	line, err := bufio.NewReader(io.LimitReader(conn, maxControlRequest)).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &resp)
+	}
+	if err != nil {
+		return "", fmt.Errorf("no answer from the running kiezd on %s: %v", displayPath(path), unwrapAll(err))
+	}
+	if resp.Error != "" {
+		return "", errors.New(resp.Error)
+	}
+	return resp.Output, nil
+}
+
+// controlServer answers admin requests on the control socket.
+type controlServer struct {
+	ln       *net.UnixListener
+	path     string
+	srv      *server.Server
+	accounts storage.Accounts
+	log      *slog.Logger
+
+	mu sync.Mutex // one admin command at a time
+	wg sync.WaitGroup
+}
+
+// listenControl creates the control socket at path, mode 0600. serve
+// holds the database lock, so no other kiezd uses the path: a file there
+// is left over from one that crashed, and goes.
+func listenControl(path string) (*net.UnixListener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("cannot create the control socket %s: a file that is no socket is in the way", displayPath(path))
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("cannot remove the old control socket %s: %v", displayPath(path), unwrapAll(err))
+		}
+	}
+	// Bound in a private directory, made 0600, then moved into place:
+	// other users never see it open.
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".ctl")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the control socket %s: %v", displayPath(path), unwrapAll(err))
+	}
+	defer os.RemoveAll(tmp)
+	name := filepath.Join(tmp, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the control socket %s: %v", displayPath(path), unwrapAll(err))
+	}
+	ln.SetUnlinkOnClose(false) // it is removed by its final name
+	if err = os.Chmod(name, 0o600); err == nil {
+		err = os.Rename(name, path)
+	}
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("cannot create the control socket %s: %v", displayPath(path), unwrapAll(err))
+	}
+	return ln, nil
+}
+
+// serve accepts connections until the listener is closed.
+func (c *controlServer) serve(ctx context.Context) {
+	for {
+		conn, err := c.ln.AcceptUnix()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			c.log.Warn("control socket", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond): // out of file descriptors, say
+			}
+			continue
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.handle(ctx, conn)
+		}()
+	}
+}
+
+// handle answers one request. Neither the request nor its answer is
+// logged: they hold passwords and account names.
+func (c *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	conn.SetReadDeadline(time.Now().Add(controlIOTimeout))
+	var req adminRequest
+	var resp adminResponse
+	line, err := bufio.NewReader(io.LimitReader(conn, maxControlRequest)).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &req)
+	}
+	if err != nil {
+		resp.Error = "bad request on the control socket"
+	} else {
+		c.mu.Lock()
+		out, err := execAdmin(ctx, c.srv, c.accounts, req)
+		c.mu.Unlock()
+		resp.Output = out
+		if err != nil {
+			resp.Error = err.Error()
+		}
+	}
+	data, _ := json.Marshal(resp)
+	conn.SetWriteDeadline(time.Now().Add(controlIOTimeout))
+	conn.Write(append(data, '\n'))
+}
+
+// close stops accepting, waits for the requests being answered and
+// removes the socket file.
+func (c *controlServer) close() {
+	c.ln.Close()
+	c.wg.Wait()
+	os.Remove(c.path)
+}
