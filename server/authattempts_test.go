@@ -2,9 +2,13 @@ package server_test
 
 import (
 	"encoding/base64"
+	"errors"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kiez-im/kiez/filter/ipfilter"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
 )
@@ -73,5 +77,49 @@ func TestAuthEveryMechanism(t *testing.T) {
 	got := r.expectClosed()
 	if !strings.Contains(got, "<not-authorized/>") || !strings.Contains(got, "<stream:error><policy-violation ") {
 		t.Fatalf("tenth attempt: %q", got)
+	}
+}
+
+// TestConnFilterCountsGuesses: the connection filter hears of one failure
+// for a client that tries each mechanism in turn, and of one more for each
+// mechanism tried again on the stream; the failure that bans is answered,
+// then the stream ends, and the next connection is closed unanswered.
+func TestConnFilterCountsGuesses(t *testing.T) {
+	f, err := ipfilter.New(ipfilter.Options{AuthFailures: 3}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, server.Config{ConnFilter: f})
+	srv.AddUser(t, "alice", "pw")
+	r := dialRaw(t, srv.Addr)
+	r.startTLS()
+	for _, mech := range []string{"SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1"} {
+		if got := r.scramFail(mech, "alice"); !strings.Contains(got, "<not-authorized/>") {
+			t.Fatalf("%s: %q", mech, got)
+		}
+	}
+	r.authPlain("alice", "nope")
+	if bans := f.Bans(); len(bans) != 0 {
+		t.Fatalf("banned after one round of mechanisms: %v", bans)
+	}
+	r.authPlain("alice", "nope") // PLAIN again: the second guess
+	r = dialRaw(t, srv.Addr)
+	r.startTLS()
+	r.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
+		base64.StdEncoding.EncodeToString([]byte("\x00alice\x00nope")) + `</auth>`)
+	got := r.expectClosed()
+	if !strings.Contains(got, "<not-authorized/>") || !strings.Contains(got, "<stream:error><policy-violation ") {
+		t.Fatalf("third guess: %q", got)
+	}
+	c, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte(header)) // an admitted stream would be answered
+	var ne net.Error
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("a banned address's connection: read %d, %v", n, err)
 	}
 }

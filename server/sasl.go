@@ -96,14 +96,19 @@ func saslData(toks []xml.Token) (data []byte, present bool, err error) {
 	return data, true, nil
 }
 
-// authenticate runs one SASL exchange, starting at an <auth/> element.
-func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
-	var mech string
+// saslMechanism returns the mechanism an <auth/> element names.
+func saslMechanism(start xml.StartElement) string {
 	for _, a := range start.Attr {
 		if a.Name.Local == "mechanism" && a.Name.Space == "" {
-			mech = a.Value
+			return a.Value
 		}
 	}
+	return ""
+}
+
+// authenticate runs one SASL exchange, starting at an <auth/> element.
+func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
+	mech := saslMechanism(start)
 	toks, err := c.t.readElement()
 	if err != nil {
 		return jid.JID{}, err
@@ -321,9 +326,15 @@ func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 			return stepResult{}, err
 		}
 		s.log.Debug("authentication failed", "condition", f.Condition)
+		// The connection filter counts the failure before the client
+		// learns of it, so that its next connection meets any ban.
+		banned := f.Condition == scram.NotAuthorized && c.authFailed(saslMechanism(start))
 		c.writeFailure(f)
 		if err := c.bw.Flush(); err != nil {
 			return stepResult{}, err
+		}
+		if banned {
+			return stepResult{}, streamErr(condPolicyViolation, "too many failed authentications from your network")
 		}
 		if errors.Is(err, scram.ErrUnsupportedBinding) {
 			// The client saw our -PLUS offer but wants a binding type we
@@ -333,17 +344,6 @@ func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 			// accept it.
 			c.cbUnusable = true
 			return stepResult{}, nil
-		}
-		if f.Condition == scram.NotAuthorized {
-			var mech string
-			for _, a := range start.Attr {
-				if a.Name.Local == "mechanism" && a.Name.Space == "" {
-					mech = a.Value
-				}
-			}
-			if c.authFailed(mech) {
-				return stepResult{}, streamErr(condPolicyViolation, "too many failed authentications from your network")
-			}
 		}
 		c.attempts++
 		if c.attempts >= s.limits.AuthAttempts {
