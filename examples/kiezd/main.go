@@ -11,7 +11,8 @@
 //	kiezd [-config FILE] [-data-dir DIR] [command] [arguments]
 //
 // Commands are serve (the default), adduser JID, passwd JID, deluser JID,
-// users [DOMAIN] and check-config.
+// users [DOMAIN] and check-config. While serve runs, the account commands
+// reach it through a Unix socket in the data directory (control.go).
 package main
 
 import (
@@ -76,8 +77,11 @@ Commands:
   users [DOMAIN]  list the accounts, of one domain or all
   check-config    check the configuration and certificates, then exit
 
-Passwords are asked for without echo, or read as one line from standard
-input when it is not a terminal; never give them as arguments.
+While serve runs, adduser, passwd, deluser and users are carried out by
+it, through the control socket DATA_DIR/kiezd.sock; otherwise they open
+the database, which only serve creates. Passwords (at least 8 characters)
+are asked for without echo, or read as one line from standard input when
+it is not a terminal; never give them as arguments.
 
 Flags:
   -config FILE    configuration file (default: ./kiezd.toml if it exists,
