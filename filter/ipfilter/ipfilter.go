@@ -284,7 +284,7 @@ func (f *Filter) Admit(addr netip.Addr) (allowed bool, reason string) {
 	if b, ok := f.banned(addr, now); ok {
 		return false, "banned: " + b.reason
 	}
-	c := f.counters(Key(addr))
+	c := f.counters(Key(addr), now)
 	if c.open >= f.opts.MaxUnauthenticated {
 		return false, "too many unauthenticated connections"
 	}
@@ -346,7 +346,7 @@ func (f *Filter) AuthFailed(ctx context.Context, addr netip.Addr) (banned bool) 
 		f.mu.Unlock()
 		return true
 	}
-	c := f.counters(key)
+	c := f.counters(key, now)
 	n := f.opts.AuthFailures
 	if c.failures == nil {
 		c.failures = make([]time.Time, n)
@@ -386,7 +386,7 @@ func (f *Filter) AllowRegistration(addr netip.Addr) bool {
 	if _, ok := f.banned(addr, now); ok {
 		return false
 	}
-	c := f.counters(Key(addr))
+	c := f.counters(Key(addr), now)
 	return take(&c.regTokens, &c.regAt, now, f.opts.RegistrationRate, f.opts.RegistrationWindow)
 }
 
@@ -510,11 +510,11 @@ func (f *Filter) sweep(now time.Time) {
 
 // counters returns the counters of the network key, making them, and
 // marks them recently seen. f.mu is held.
-func (f *Filter) counters(key netip.Prefix) *counters {
+func (f *Filter) counters(key netip.Prefix, now time.Time) *counters {
 	c := f.nets[key]
 	if c == nil {
 		c = &counters{key: key, connTokens: float64(f.opts.ConnRate), regTokens: float64(f.opts.RegistrationRate)}
-		c.connAt, c.regAt = f.now(), f.now()
+		c.connAt, c.regAt = now, now
 		f.nets[key] = c
 		f.pushFront(c)
 		f.evict()
