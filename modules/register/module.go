@@ -165,11 +165,12 @@ type Deps struct {
 	Accounts func() Accounts
 	// Invites redeems invitation tokens; required with PolicyInvite.
 	Invites Invites
-	// RateLimit, if set, is asked before each account is created;
-	// false refuses the registration with resource-constraint. addr is
-	// the client's address; the server does not hand it to stream
-	// feature handlers yet, so for now it is always the zero
-	// netip.Addr, and a limiter counts all registrations together.
+	// RateLimit, if set, is asked before each account is created, with
+	// the registering client's address (filter/ipfilter's
+	// Filter.AllowRegistration fits); false refuses the registration
+	// with resource-constraint. It is asked only when the address is
+	// known, and the server does not hand it to stream feature handlers
+	// yet: until it does, RateLimit is never called.
 	RateLimit func(addr netip.Addr) bool
 }
 
@@ -184,8 +185,10 @@ type Module struct {
 	accounts     func() Accounts
 	invites      Invites
 	rateLimit    func(netip.Addr) bool
-	host         server.Host
-	log          *slog.Logger
+	// addrOf returns the address of the client that sent iq, if known.
+	addrOf func(ctx context.Context, iq stanza.IQ) (netip.Addr, bool)
+	host   server.Host
+	log    *slog.Logger
 }
 
 // New returns the registration module. It fails without Deps.Accounts,
@@ -229,6 +232,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 		accounts:     deps.Accounts,
 		invites:      deps.Invites,
 		rateLimit:    deps.RateLimit,
+		addrOf:       unknownAddr,
 		log:          slog.New(slog.DiscardHandler),
 	}
 	for _, r := range opts.Reserved {
@@ -476,8 +480,10 @@ func (m *Module) register(ctx context.Context, iq stanza.IQ, r request, w server
 	if m.host.UserExists(ctx, user) {
 		return refuse(mstanza.Cancel, mstanza.Conflict, "the username is taken")
 	}
-	if m.rateLimit != nil && !m.rateLimit(netip.Addr{}) {
-		return refuse(mstanza.Wait, mstanza.ResourceConstraint, "too many registrations: try again later")
+	if m.rateLimit != nil {
+		if addr, ok := m.addrOf(ctx, iq); ok && !m.rateLimit(addr) {
+			return refuse(mstanza.Wait, mstanza.ResourceConstraint, "too many registrations: try again later")
+		}
 	}
 	accounts := m.accounts()
 	if accounts == nil {
@@ -509,6 +515,11 @@ func (m *Module) register(ctx context.Context, iq stanza.IQ, r request, w server
 	m.log.Info("account registered", "policy", string(m.policy))
 	return w.Result(nil)
 }
+
+// unknownAddr is where the client's address would come from: the server
+// does not tell stream feature handlers the negotiating stream's remote
+// address yet.
+func unknownAddr(context.Context, stanza.IQ) (netip.Addr, bool) { return netip.Addr{}, false }
 
 var errWrongName = errors.New("register: the invitation names another account")
 

@@ -351,19 +351,45 @@ func TestRules(t *testing.T) {
 	}
 }
 
-// TestRateLimit: a limiter saying no refuses with resource-constraint.
+// TestRateLimit: a limiter saying no refuses with resource-constraint;
+// it is asked with the client's address (here set by the test, as the
+// server does not tell it yet) only for registrations that would succeed.
 func TestRateLimit(t *testing.T) {
 	var calls atomic.Int32
-	limit := func(netip.Addr) bool { return calls.Add(1) <= 1 }
-	srv := start(t, register.Options{Policy: register.PolicyOpen}, register.Deps{RateLimit: limit})
+	client := netip.MustParseAddr("192.0.2.7")
+	limit := func(a netip.Addr) bool {
+		if a != client {
+			t.Errorf("limiter asked for %s, want %s", a, client)
+		}
+		return calls.Add(1) <= 1
+	}
+	var srv *servertest.Server
+	m, err := register.New(register.Options{Policy: register.PolicyOpen},
+		register.Deps{Accounts: func() register.Accounts { return srv.Server }, RateLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	register.SetAddrOf(m, func(context.Context, stanza.IQ) (netip.Addr, bool) { return client, true })
+	srv = servertest.Start(t, server.Config{Modules: []server.Module{m}})
 	r, _ := dial(t, srv)
 	wantResult(t, r.register("bob", "correct horse"))
 	wantError(t, r.register("carol", "correct horse"), "resource-constraint")
-	// Refusals for the name do not count.
+	// Refusals for the name or password do not count.
 	wantError(t, r.register("bob", "correct horse"), "conflict")
+	wantError(t, r.register("dave", "short"), "not-acceptable")
 	if n := calls.Load(); n != 2 {
 		t.Errorf("limiter asked %d times, want 2", n)
 	}
+}
+
+// TestRateLimitUnknownAddress: without the client's address (the server
+// does not tell it yet) the limiter is not asked, so that one refusing
+// unknown addresses (as ipfilter does) does not close registration.
+func TestRateLimitUnknownAddress(t *testing.T) {
+	srv := start(t, register.Options{Policy: register.PolicyOpen},
+		register.Deps{RateLimit: func(netip.Addr) bool { t.Error("limiter asked"); return false }})
+	r, _ := dial(t, srv)
+	wantResult(t, r.register("bob", "correct horse"))
 }
 
 // TestChangePassword: an authenticated user changes their password
