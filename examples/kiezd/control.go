@@ -13,7 +13,8 @@ package main
 //
 // Only the account that runs kiezd (and root) may connect: the socket is
 // mode 0600, made in a private directory and moved into place, so it is
-// never open to others even for a moment. No network listener exists for
+// never open to others even for a moment; on Linux, the server also
+// checks the peer's uid (SO_PEERCRED). No network listener exists for
 // administration.
 
 import (
@@ -325,9 +326,19 @@ func (c *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	var resp adminResponse
+	defer func() {
+		data, _ := json.Marshal(resp)
+		conn.SetWriteDeadline(time.Now().Add(controlIOTimeout))
+		conn.Write(append(data, '\n'))
+	}()
+	if ok, uid := peerAllowed(conn); !ok {
+		c.log.Warn("control socket: refused a process of another user", "uid", uid)
+		resp.Error = "permission denied: run the command as the user kiezd runs as"
+		return
+	}
 	conn.SetReadDeadline(time.Now().Add(controlIOTimeout))
 	var req adminRequest
-	var resp adminResponse
 	line, err := bufio.NewReader(io.LimitReader(conn, maxControlRequest)).ReadBytes('\n')
 	if err == nil {
 		err = json.Unmarshal(line, &req)
@@ -343,9 +354,6 @@ func (c *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
 			resp.Error = err.Error()
 		}
 	}
-	data, _ := json.Marshal(resp)
-	conn.SetWriteDeadline(time.Now().Add(controlIOTimeout))
-	conn.Write(append(data, '\n'))
 }
 
 // close stops accepting, waits for the requests being answered and

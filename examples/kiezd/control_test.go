@@ -150,4 +150,26 @@ func TestStaleControlSocket(t *testing.T) {
 	if !verify(t, filepath.Join(dir, "data", "kiez.db"), "bob@localhost", "password") {
 		t.Error("bob is not in the database")
 	}
+
+	// A file that is no socket is left alone: the commands use the
+	// database, and serve refuses to start.
+	if err := os.WriteFile(sock, []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := kiezd(t, "", "-config", file, "users"); code != 0 || !strings.HasPrefix(stdout, "alice@localhost ") {
+		t.Errorf("users with a file in the socket's place: exit %d, %q, %q", code, stdout, stderr)
+	}
+	var stderr syncBuffer
+	d = startServe(t, &stderr, "-config", file)
+	want := "kiezd: cannot create the control socket " + sock + ": a file that is no socket is in the way\n"
+	if !d.ended || d.code != 1 || !strings.HasSuffix(stderr.String(), want) {
+		t.Errorf("serve with a file in the socket's place: ended %v, exit %d, stderr %q; want %q", d.ended, d.code, stderr.String(), want)
+	}
+	if data, err := os.ReadFile(sock); err != nil || string(data) != "mine" {
+		t.Errorf("the file in the socket's place: %q, %v", data, err)
+	}
+	// serve released everything: the database opens.
+	if code, _, stderr := kiezd(t, "", "-config", file, "users"); code != 0 {
+		t.Errorf("users after serve failed: %s", stderr)
+	}
 }
