@@ -1,12 +1,16 @@
 package ipfilter_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +21,7 @@ import (
 	"github.com/kiez-im/kiez/filter/ipfilter"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
+	"github.com/kiez-im/kiez/storage/bbolt"
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
@@ -49,11 +54,13 @@ func loginFrom(t *testing.T, srv *servertest.Server, local, addr string, user ji
 // address (127.0.0.2, and ::1 where there is IPv6) and an allowlisted
 // address are unaffected.
 func TestServerBansGuessing(t *testing.T) {
-	f, err := ipfilter.New(ipfilter.Options{}, memory.New())
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f, err := ipfilter.New(ipfilter.Options{Logger: log}, memory.New())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := servertest.Start(t, server.Config{ConnFilter: f})
+	srv := servertest.Start(t, server.Config{ConnFilter: f, Logger: log})
 	alice := srv.AddUser(t, "alice", "pw")
 	for i := range 10 {
 		if err := loginFrom(t, srv, "127.0.0.1", srv.Addr, alice, "wrong"); err == nil {
@@ -87,6 +94,15 @@ func TestServerBansGuessing(t *testing.T) {
 	}
 	if err := loginFrom(t, srv, "127.0.0.1", srv.Addr, alice, "pw"); err != nil {
 		t.Fatalf("after Unban: %v", err)
+	}
+
+	// The logs tell of the ban and the refusals, never of an address.
+	got := logs.String()
+	if !strings.Contains(got, "network banned") || !strings.Contains(got, "connection refused") {
+		t.Errorf("logs: %s", got)
+	}
+	if strings.Contains(got, "127.0.0.") || strings.Contains(got, "::1") {
+		t.Errorf("an address in the logs: %s", got)
 	}
 
 	// The allowlisted address is never banned.
@@ -146,4 +162,65 @@ func TestServerShedsFlood(t *testing.T) {
 	if err := loginFrom(t, srv, "127.0.0.2", srv.Addr, alice, "pw"); err != nil {
 		t.Fatalf("a client from another address: %v", err)
 	}
+}
+
+// TestServerBanSurvivesRestart: a ban from guessing, kept in a bbolt file,
+// keeps the address out of the next server on the reopened file.
+func TestServerBanSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kiez.db")
+	store, err := bbolt.Open(path, bbolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ipfilter.New(ipfilter.Options{}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, server.Config{ConnFilter: f})
+	alice := srv.AddUser(t, "alice", "pw")
+	for range 10 {
+		loginFrom(t, srv, "127.0.0.1", srv.Addr, alice, "wrong")
+	}
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err = bbolt.Open(path, bbolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	f, err = ipfilter.New(ipfilter.Options{}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = servertest.Start(t, server.Config{ConnFilter: f})
+	alice = srv.AddUser(t, "alice", "pw")
+	if err := loginFrom(t, srv, "127.0.0.1", srv.Addr, alice, "pw"); err == nil {
+		t.Fatal("the banned address logged in after the restart")
+	}
+	if err := loginFrom(t, srv, "127.0.0.2", srv.Addr, alice, "pw"); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
