@@ -90,6 +90,14 @@ type Archive interface {
 	// returns how many it removed. Its cost grows with the number of users
 	// and of removed messages, not with the messages kept.
 	ExpireArchive(ctx context.Context, t time.Time) (int, error)
+	// ExpireUserArchive removes user's messages archived before t (an ID
+	// below TimeID(t), to the nanosecond as ExpireArchive: a message
+	// archived exactly at t stays) and returns how many it removed. Other
+	// archives are untouched, the last ID assigned is kept (IDs keep
+	// increasing) and stats follow at once. Its cost grows with the
+	// removed messages, not with the messages kept nor with other users'
+	// archives. A user without an archive is not an error.
+	ExpireUserArchive(ctx context.Context, user string, t time.Time) (int, error)
 	// DeleteArchive removes user's whole archive.
 	DeleteArchive(ctx context.Context, user string) error
 }

@@ -31,7 +31,10 @@ func (*discardArchive) ArchiveStats(context.Context, string) (storage.ArchiveSta
 }
 
 func (*discardArchive) ExpireArchive(context.Context, time.Time) (int, error) { return 0, nil }
-func (*discardArchive) DeleteArchive(context.Context, string) error           { return nil }
+func (*discardArchive) ExpireUserArchive(context.Context, string, time.Time) (int, error) {
+	return 0, nil
+}
+func (*discardArchive) DeleteArchive(context.Context, string) error { return nil }
 
 // BenchmarkArchiveReceived measures the archive's part of delivering a
 // message to a local account, without the store: deciding whether the

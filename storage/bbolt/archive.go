@@ -41,7 +41,11 @@ import (
 // skip; so their cost is O(log n + chunk size + returned messages), and
 // does not depend on how many messages the user has with other parties. A
 // JID holds no 0x00 byte, so one JID's index range holds no other JID's
-// keys. Stats reads "meta" and the two ends of "msgs". The last ID
+// keys. Stats reads "meta" and the two ends of "msgs". Expiry deletes from
+// the front of "msgs" (whole chunks, then the front of the chunk holding
+// the cut, written again under its new first ID), with the index entries
+// and the count: ExpireArchive in each user's bucket, ExpireUserArchive in
+// one. The last ID
 // assigned stays in "meta" when messages expire, so IDs keep increasing;
 // DeleteArchive drops the whole bucket, and a new archive may start again
 // lower.
@@ -481,10 +485,7 @@ func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
 	if err := s.applyArchive(ctx, ""); err != nil {
 		return 0, fmt.Errorf("bbolt: expire archive: %w", err)
 	}
-	cut := storage.TimeID(t)
-	if t.UnixMicro() >= 0 && t.Nanosecond()%1000 != 0 {
-		cut++ // archived before t, to the nanosecond
-	}
+	cut := expireCut(t)
 	n, err := s.expire(ctx, archiveBucket, func(ub *bolt.Bucket, max int) (int, error) {
 		return deleteArchiveFront(ub, max, cut)
 	})
@@ -492,6 +493,82 @@ func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
 		return n, fmt.Errorf("bbolt: expire archive: %w", err)
 	}
 	return n, nil
+}
+
+// expireCut returns the lowest ID kept by an expiry at t: messages
+// archived before t, to the nanosecond.
+func expireCut(t time.Time) uint64 {
+	cut := storage.TimeID(t)
+	if t.UnixMicro() >= 0 && t.Nanosecond()%1000 != 0 {
+		cut++
+	}
+	return cut
+}
+
+// ExpireUserArchive implements storage.Archive. It applies the archive's
+// log if it holds records of user's, then deletes from the front of
+// user's archive only, as ExpireArchive does for each user (whole chunks,
+// the front of the chunk holding the cut), in transactions of at most
+// expireBatch messages: it reads no message it keeps but those of the
+// chunk holding the cut, and no other archive. Each transaction is
+// durable when it commits; replaying the log after a crash does not bring
+// the messages back, since it skips IDs up to the last one in "meta".
+func (s *Store) ExpireUserArchive(ctx context.Context, user string, t time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if user == "" {
+		return 0, nil
+	}
+	if err := s.applyArchive(ctx, user); err != nil {
+		return 0, fmt.Errorf("bbolt: expire archive of %q: %w", user, err)
+	}
+	cut := expireCut(t)
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		// Nothing to delete costs a read transaction, not a write.
+		var due bool
+		err := s.db.View(func(tx *bolt.Tx) error {
+			ub := userBucket(tx, archiveBucket, user)
+			if ub == nil {
+				return nil
+			}
+			msgs := ub.Bucket([]byte(archiveMsgs))
+			if msgs == nil {
+				return nil
+			}
+			k, _ := msgs.Cursor().First()
+			due = len(k) == 8 && binary.BigEndian.Uint64(k) < cut
+			return nil
+		})
+		if err != nil || !due {
+			if err != nil {
+				err = fmt.Errorf("bbolt: expire archive of %q: %w", user, err)
+			}
+			return total, err
+		}
+		var n int
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			n = 0
+			ub := userBucket(tx, archiveBucket, user)
+			if ub == nil {
+				return nil
+			}
+			var err error
+			n, err = deleteArchiveFront(ub, expireBatch, cut)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("bbolt: expire archive of %q: %w", user, err)
+		}
+		total += n
+		if n < expireBatch {
+			return total, nil
+		}
+	}
 }
 
 // deleteArchiveFront deletes at most max messages with IDs below cut from

@@ -181,34 +181,70 @@ func (s *Store) ArchiveStats(ctx context.Context, user string) (storage.ArchiveS
 	return storage.ArchiveStats{Count: len(a.msgs), First: first, Last: last}, nil
 }
 
+// expireCut returns the lowest ID kept by an expiry at t: messages
+// archived before t, to the nanosecond.
+func expireCut(t time.Time) uint64 {
+	cut := storage.TimeID(t)
+	if t.UnixMicro() >= 0 && t.Nanosecond()%1000 != 0 {
+		cut++
+	}
+	return cut
+}
+
+// expireFront removes the messages with IDs below cut from the front of a
+// and returns how many. It costs O(log n + removed): the kept messages
+// are not moved (the slices are cut at the front; append copies them
+// when it next grows the array).
+func (a *userArchive) expireFront(cut uint64) int {
+	n := a.index(cut)
+	if n == 0 {
+		return 0
+	}
+	for _, m := range a.msgs[:n] {
+		// Messages leave in ID order, so each is the first of its
+		// party's list.
+		bare := bareJID(m.With)
+		if rest := a.byBare[bare][1:]; len(rest) > 0 {
+			a.byBare[bare] = rest
+		} else {
+			delete(a.byBare, bare)
+		}
+	}
+	clear(a.msgs[:n]) // let the removed messages' data go
+	a.msgs = a.msgs[n:]
+	if len(a.msgs) == 0 {
+		a.msgs = nil
+	}
+	return n
+}
+
 // ExpireArchive implements storage.Archive.
 func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	cut := storage.TimeID(t)
-	if t.UnixMicro() >= 0 && t.Nanosecond()%1000 != 0 {
-		cut++ // archived before t, to the nanosecond
-	}
+	cut := expireCut(t)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	removed := 0
 	for _, a := range s.archive {
-		n := a.index(cut)
-		for _, m := range a.msgs[:n] {
-			// Messages leave in ID order, so each is the first of its
-			// party's list.
-			bare := bareJID(m.With)
-			if rest := a.byBare[bare][1:]; len(rest) > 0 {
-				a.byBare[bare] = rest
-			} else {
-				delete(a.byBare, bare)
-			}
-		}
-		a.msgs = slices.Delete(a.msgs, 0, n)
-		removed += n
+		removed += a.expireFront(cut)
 	}
 	return removed, nil
+}
+
+// ExpireUserArchive implements storage.Archive.
+func (s *Store) ExpireUserArchive(ctx context.Context, user string, t time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.archive[user]
+	if a == nil {
+		return 0, nil
+	}
+	return a.expireFront(expireCut(t)), nil
 }
 
 // DeleteArchive implements storage.Archive.

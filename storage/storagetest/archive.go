@@ -29,6 +29,7 @@ func TestArchive(t *testing.T, newStore func(t *testing.T) storage.Archive) {
 		{"Paging", testArchivePaging},
 		{"Stats", testArchiveStats},
 		{"Expire", testArchiveExpire},
+		{"ExpireUser", testArchiveExpireUser},
 		{"Delete", testArchiveDelete},
 		{"Isolated", testArchiveIsolated},
 		{"Copies", testArchiveCopies},
@@ -516,6 +517,102 @@ func testArchiveExpire(t *testing.T, s storage.Archive) {
 		t.Errorf("ID after expiring everything = %d, not above the last one, %d", m.ID, last)
 	}
 	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 100, With: "bob@example.org"}, []storage.ArchivedMessage{m}, true)
+}
+
+// testArchiveExpireUser checks ExpireUserArchive: only that user's older
+// messages go, across chunk-sized runs and parties, the boundary is the
+// same as ExpireArchive's, and queries, stats and IDs follow.
+func testArchiveExpireUser(t *testing.T, s storage.Archive) {
+	ctx := t.Context()
+	const n = 300
+	withs := []string{"bob@example.org/r", "carol@example.org", "bob@example.org"}
+	msgs := fill(t, s, aUser, n, withs...)
+	// Users whose names share a prefix with aUser's, and one with
+	// messages at the same times.
+	others := []string{aOther, "alice@example.org.evil", "alic@example.org"}
+	kept := make(map[string][]storage.ArchivedMessage)
+	for _, u := range others {
+		kept[u] = fill(t, s, u, 20, withs...)
+	}
+	if n, err := s.ExpireUserArchive(ctx, "nobody@example.org", archiveBase.Add(time.Hour)); n != 0 || err != nil {
+		t.Errorf("ExpireUserArchive of an empty archive = %d, %v; want 0", n, err)
+	}
+	if n, err := s.ExpireUserArchive(ctx, aUser, archiveBase); n != 0 || err != nil {
+		t.Errorf("ExpireUserArchive at the first message = %d, %v; want 0", n, err)
+	}
+	// Before second 100 and half a microsecond: message 100 was archived
+	// before that, to the nanosecond, and goes too.
+	cut := 101
+	if n, err := s.ExpireUserArchive(ctx, aUser, archiveBase.Add(100*time.Second+500*time.Nanosecond)); n != cut || err != nil {
+		t.Errorf("ExpireUserArchive = %d, %v; want %d", n, err, cut)
+	}
+	rest := msgs[cut:]
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 1000}, rest, true)
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 1000, Reverse: true}, rest, true)
+	for _, w := range []string{"bob@example.org", "carol@example.org", "bob@example.org/r"} {
+		want := pick(rest, func(m storage.ArchivedMessage) bool {
+			return m.With == w || (w == "bob@example.org" && m.With == "bob@example.org/r")
+		})
+		checkPage(t, s, aUser, storage.ArchiveQuery{Max: 1000, With: w}, want, true)
+		checkPage(t, s, aUser, storage.ArchiveQuery{Max: 2, With: w, Reverse: true}, want[len(want)-2:], false)
+	}
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 3}, rest[:3], false)
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 1000, After: msgs[50].ID, Before: rest[2].ID}, rest[:2], true)
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 100, IDs: []uint64{msgs[0].ID, msgs[100].ID, msgs[cut].ID}}, rest[:1], true)
+	st, err := s.ArchiveStats(ctx, aUser)
+	want := storage.ArchiveStats{
+		Count: len(rest),
+		First: storage.ArchivedMessage{ID: rest[0].ID, With: rest[0].With},
+		Last:  storage.ArchivedMessage{ID: msgs[n-1].ID, With: msgs[n-1].With},
+	}
+	if err != nil || !sameStats(st, want) {
+		t.Errorf("ArchiveStats after ExpireUserArchive = %+v, %v; want %+v", st, err, want)
+	}
+	// Exactly at a message's time: that message stays.
+	if n, err := s.ExpireUserArchive(ctx, aUser, rest[1].Time()); n != 1 || err != nil {
+		t.Errorf("ExpireUserArchive at a message's time = %d, %v; want 1", n, err)
+	}
+	rest = rest[1:]
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 1000}, rest, true)
+	if n, err := s.ExpireUserArchive(ctx, aUser, rest[0].Time()); n != 0 || err != nil {
+		t.Errorf("ExpireUserArchive again = %d, %v; want 0", n, err)
+	}
+	for _, u := range others {
+		checkPage(t, s, u, storage.ArchiveQuery{Max: 100}, kept[u], true)
+		checkPage(t, s, u, storage.ArchiveQuery{Max: 100, With: "bob@example.org"}, pick(kept[u], func(m storage.ArchivedMessage) bool { return m.With != "carol@example.org" }), true)
+		if st, err := s.ArchiveStats(ctx, u); err != nil || st.Count != len(kept[u]) {
+			t.Errorf("ArchiveStats(%q) = %+v, %v; want a count of %d", u, st, err, len(kept[u]))
+		}
+	}
+	// A message appended now, archived at an old time, gets an ID above
+	// the last one and survives an expiry at its time.
+	m := mustAppend(t, s, aUser, archiveBase, "dave@example.org", []byte("late"))
+	if m.ID <= msgs[n-1].ID {
+		t.Errorf("ID after ExpireUserArchive = %d, not above the last one, %d", m.ID, msgs[n-1].ID)
+	}
+	// Everything goes; the archive is empty, its IDs still go up.
+	if n, err := s.ExpireUserArchive(ctx, aUser, archiveBase.Add(24*time.Hour)); n != len(rest)+1 || err != nil {
+		t.Errorf("ExpireUserArchive of everything = %d, %v; want %d", n, err, len(rest)+1)
+	}
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 100}, nil, true)
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 100, With: "bob@example.org"}, nil, true)
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 100, With: "dave@example.org"}, nil, true)
+	if st, err := s.ArchiveStats(ctx, aUser); err != nil || !sameStats(st, storage.ArchiveStats{}) {
+		t.Errorf("ArchiveStats after expiring everything = %+v, %v; want zero", st, err)
+	}
+	again := mustAppend(t, s, aUser, archiveBase, "bob@example.org", []byte("again"))
+	if again.ID <= m.ID {
+		t.Errorf("ID after expiring everything = %d, not above the last one, %d", again.ID, m.ID)
+	}
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 100, With: "bob@example.org"}, []storage.ArchivedMessage{again}, true)
+	for _, u := range others {
+		checkPage(t, s, u, storage.ArchiveQuery{Max: 100}, kept[u], true)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.ExpireUserArchive(cancelled, aUser, archiveBase.Add(48*time.Hour)); err == nil {
+		t.Error("ExpireUserArchive with a cancelled context succeeded")
+	}
 }
 
 func testArchiveDelete(t *testing.T, s storage.Archive) {
