@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -283,7 +284,11 @@ func listenControl(path string) (*net.UnixListener, error) {
 	name := filepath.Join(tmp, "s")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("cannot create the control socket %s: %v", displayPath(path), unwrapAll(err))
+		msg := unwrapAll(err).Error()
+		if errors.Is(err, syscall.EINVAL) && len(name) > 100 {
+			msg += " (the path is too long for a Unix socket: choose a shorter data_dir)"
+		}
+		return nil, fmt.Errorf("cannot create the control socket %s: %s", displayPath(path), msg)
 	}
 	ln.SetUnlinkOnClose(false) // it is removed by its final name
 	if err = os.Chmod(name, 0o600); err == nil {
