@@ -57,7 +57,7 @@ type conn struct {
 	user     jid.JID
 	attempts int
 
-	// The client's IP address, when Config.ConnFilter admitted it;
+	// The client's IP address, if it has one (see ClientAddr);
 	// filtered while the filter counts the connection as
 	// unauthenticated; failedMechs has a bit per SASL mechanism that
 	// failed (see authFailed).

@@ -47,13 +47,10 @@ func remoteIP(nc net.Conn) (netip.Addr, bool) {
 // false if the connection must be closed; filtered says the filter
 // counts it as unauthenticated until told otherwise.
 func (s *Server) admit(nc net.Conn) (addr netip.Addr, filtered, ok bool) {
-	f := s.cfg.ConnFilter
-	if f == nil {
-		return netip.Addr{}, false, true
-	}
 	addr, has := remoteIP(nc)
-	if !has {
-		return netip.Addr{}, false, true
+	f := s.cfg.ConnFilter
+	if f == nil || !has {
+		return addr, false, true
 	}
 	if allowed, reason := f.Admit(addr); !allowed {
 		// The reason only: never the address.
@@ -61,6 +58,19 @@ func (s *Server) admit(nc net.Conn) (addr netip.Addr, filtered, ok bool) {
 		return netip.Addr{}, false, false
 	}
 	return addr, true, true
+}
+
+type clientAddrKey struct{}
+
+// ClientAddr returns the IP address of the client whose stream an iq
+// handler answers during stream negotiation (a StreamFeature's IQRoutes,
+// such as XEP-0077 registration before authentication), for rate limits
+// such as ipfilter's AllowRegistration. It reports false for other
+// contexts and for streams without an IP address. The address is for
+// decisions in memory: never log or store it.
+func ClientAddr(ctx context.Context) (netip.Addr, bool) {
+	a, ok := ctx.Value(clientAddrKey{}).(netip.Addr)
+	return a, ok && a.IsValid()
 }
 
 // filterDone tells the connection filter that a connection it counts as

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -373,7 +374,8 @@ func (c *conn) reply(r *stanza.Stanza) error {
 }
 
 // streamIQ has a module's handler answer an iq sent during negotiation,
-// exactly once and before it returns. The iq has no from (the client is
+// exactly once and before it returns; its context carries the client's
+// address (ClientAddr). The iq has no from (the client is
 // not authenticated, or has no resource yet) and, if the client gave
 // none, the stream's domain as to.
 func (c *conn) streamIQ(module string, h IQHandler, iq *stanza.Stanza) error {
@@ -382,7 +384,11 @@ func (c *conn) streamIQ(module string, h IQHandler, iq *stanza.Stanza) error {
 	}
 	iq.From = c.user
 	w := &streamResponse{c: c, iq: iq}
-	err := h.HandleIQ(c.ctx, stanza.IQ{Stanza: iq}, w)
+	ctx := c.ctx
+	if c.addr.IsValid() {
+		ctx = context.WithValue(ctx, clientAddrKey{}, c.addr)
+	}
+	err := h.HandleIQ(ctx, stanza.IQ{Stanza: iq}, w)
 	switch {
 	case w.answered:
 		if err != nil {
