@@ -94,25 +94,24 @@ func checkPassword(p string) error {
 // the same code for the control socket and for a database opened
 // directly.
 func execAdmin(ctx context.Context, srv *server.Server, accounts storage.Accounts, req adminRequest) (string, error) {
-	if req.Op == "users" {
+	switch req.Op {
+	case "users":
 		return listAccounts(ctx, srv, accounts, req.Domain)
+	case "adduser", "passwd", "deluser":
+	default:
+		return "", fmt.Errorf("unknown admin command %q", req.Op)
 	}
 	user, err := jid.Parse(req.User)
 	if err != nil || user.Localpart() == "" || user.Resourcepart() != "" {
 		return "", fmt.Errorf("%q is not a user address", req.User)
 	}
 	user = user.Bare()
-	users, err := srv.Users(ctx, user.Domainpart())
-	if err != nil {
+	_, err = accounts.Account(ctx, user.String())
+	exists := err == nil
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return "", plain(err)
 	}
-	exists := false
-	for _, u := range users {
-		exists = exists || u == user.String()
-	}
 	switch {
-	case req.Op != "adduser" && req.Op != "passwd" && req.Op != "deluser":
-		return "", fmt.Errorf("unknown admin command %q", req.Op)
 	case exists && req.Op == "adduser":
 		return "", fmt.Errorf("%s already exists", user)
 	case !exists && req.Op != "adduser":
