@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +123,32 @@ func TestConnFilterCountsGuesses(t *testing.T) {
 	var ne net.Error
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("a banned address's connection: read %d, %v", n, err)
+	}
+}
+
+// TestSlixmppWrongPassword: Debian's slixmpp with a wrong password tries
+// each offered mechanism in turn (SCRAM-SHA-512, -256, -1, then PLAIN)
+// and receives a <failure/> for every one, the last included; the
+// connection filter counts the round as one failure.
+func TestSlixmppWrongPassword(t *testing.T) {
+	py := requireSlixmpp(t)
+	f, err := ipfilter.New(ipfilter.Options{AuthFailures: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, server.Config{ConnFilter: f})
+	alice := srv.AddUser(t, "alice", "pw")
+	host, port, _ := net.SplitHostPort(srv.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "../testdata/interop/slixmpp_wrongpass.py", alice.String(), host, port).CombinedOutput()
+	if err != nil {
+		t.Fatalf("slixmpp: %v\n%s", err, out)
+	}
+	if n := strings.Count(string(out), "FAILED_AUTH"); n < 4 || !strings.Contains(string(out), "ALL_FAILED") {
+		t.Fatalf("%d failures; slixmpp said:\n%s", n, out)
+	}
+	if bans := f.Bans(); len(bans) != 0 {
+		t.Fatalf("one round of mechanisms banned the client: %v", bans)
 	}
 }
