@@ -25,12 +25,14 @@
 package ipfilter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -434,7 +436,8 @@ func (f *Filter) Unban(ctx context.Context, prefix netip.Prefix) error {
 	return nil
 }
 
-// Bans returns the bans in force, in no particular order.
+// Bans returns the bans in force, sorted by prefix (IPv4 first, then by
+// address and length).
 func (f *Filter) Bans() []Ban {
 	now := f.now()
 	f.mu.Lock()
@@ -445,6 +448,12 @@ func (f *Filter) Bans() []Ban {
 			out = append(out, Ban{Prefix: p, Until: b.until, Reason: b.reason})
 		}
 	}
+	slices.SortFunc(out, func(a, b Ban) int {
+		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits())
+	})
 	return out
 }
 
