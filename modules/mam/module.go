@@ -2,7 +2,9 @@
 // archives: the server keeps each account's chat messages, adds XEP-0359
 // stanza IDs to the messages it delivers, and lets the owner page through
 // the archive by peer, time and ID (urn:xmpp:mam:2 and #extended), read its
-// metadata and set archiving preferences (XEP-0441).
+// metadata and set archiving preferences (XEP-0441). Its ad-hoc commands
+// (XEP-0050) let users delete their archive and keep their messages for
+// less time than the server does.
 //
 // Messages are archived synchronously: an incoming message is appended
 // (durably) before it is delivered, so the stanza ID it carries is already
@@ -97,18 +99,28 @@ type Deps struct {
 	// Without it (leave it nil, not a nil *roster.Module) nobody is in a
 	// roster: "roster" archives only the always list.
 	Roster RosterReader
+	// Service keeps the index of the users who set a personal retention
+	// (RetentionCommand), in the namespace RetentionNamespace, so that
+	// the janitor visits them and no other account. Without it users
+	// cannot set one.
+	Service storage.ServiceData
 }
 
 // Module implements XEP-0313 for user archives. Create it with New.
 type Module struct {
 	archive storage.Archive
 	kv      storage.KV
-	roster  RosterReader // nil: nobody is in a roster
+	roster  RosterReader        // nil: nobody is in a roster
+	service storage.ServiceData // nil: no personal retention
 	opts    Options
 	host    server.Host
 	now     func() time.Time
 
 	prefs prefsCache
+
+	// retentionMu serialises changes to personal retentions and the
+	// janitor's removal of stale index entries.
+	retentionMu sync.Mutex
 
 	// sentCopies holds the sender's archive appends that run while the
 	// same message is archived for its local recipient, keyed by the
@@ -163,7 +175,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 	case opts.MaxPage < 0 || opts.MaxPage > MaxMaxPage:
 		return nil, fmt.Errorf("mam: max page %d is not within [1, %d]", opts.MaxPage, MaxMaxPage)
 	}
-	return &Module{archive: deps.Archive, kv: deps.KV, roster: deps.Roster, opts: opts, now: time.Now}, nil
+	return &Module{archive: deps.Archive, kv: deps.KV, roster: deps.Roster, service: deps.Service, opts: opts, now: time.Now}, nil
 }
 
 // Name returns "mam".
@@ -176,24 +188,38 @@ func (m *Module) Init(ctx context.Context, h server.Host) error {
 	return nil
 }
 
-// janitor removes messages older than the retention period at start and
-// then every interval, until ctx ends.
+// janitor removes messages older than the retention period, and those
+// older than users' personal retentions, at start and then every
+// interval, until ctx ends.
 func (m *Module) janitor(ctx context.Context) {
 	t := time.NewTicker(m.opts.JanitorInterval)
 	defer t.Stop()
 	for {
-		n, err := m.archive.ExpireArchive(ctx, m.now().Add(-m.opts.Retention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			m.host.Logger().Warn("expiring archived messages failed", "err", err)
-		case n > 0:
-			m.host.Logger().Info("expired archived messages", "count", n)
-		}
+		m.expire(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// expire runs the janitor once: the server's retention for every
+// archive, then each personal retention.
+func (m *Module) expire(ctx context.Context) {
+	n, err := m.archive.ExpireArchive(ctx, m.now().Add(-m.opts.Retention))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		m.host.Logger().Warn("expiring archived messages failed", "err", err)
+	case n > 0:
+		m.host.Logger().Info("expired archived messages", "count", n)
+	}
+	n, err = m.expirePersonal(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		m.host.Logger().Warn("expiring archived messages by personal retentions failed", "err", err, "count", n)
+	case n > 0:
+		m.host.Logger().Info("expired archived messages by personal retentions", "count", n)
 	}
 }
 
@@ -212,14 +238,18 @@ func (*Module) Features(t server.Target) []string {
 }
 
 // UserData names what the module keeps.
-func (*Module) UserData() []string { return []string{"message archive", "archive preferences"} }
+func (*Module) UserData() []string {
+	return []string{"message archive", "archive preferences", "archive retention"}
+}
 
-// DeleteUser removes the user's archive and preferences.
+// DeleteUser removes the user's archive, preferences and personal
+// retention.
 func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
 	bare := user.Bare().String()
 	err1 := m.archive.DeleteArchive(ctx, bare)
 	err2 := m.deletePrefs(ctx, bare)
-	if err := errors.Join(err1, err2); err != nil {
+	err3 := m.deleteRetention(ctx, bare)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return fmt.Errorf("mam: %w", err)
 	}
 	return nil

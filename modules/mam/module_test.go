@@ -30,6 +30,7 @@ type backend interface {
 	storage.Accounts
 	storage.Archive
 	storage.KV
+	storage.ServiceData
 }
 
 // backends are the stores every test runs on.
@@ -64,7 +65,7 @@ type env struct {
 func start(t *testing.T, open func(*testing.T) backend, opts mam.Options, extra ...func(*mam.Module) server.Module) *env {
 	t.Helper()
 	store := open(t)
-	mod, err := mam.New(opts, mam.Deps{Archive: store, KV: store})
+	mod, err := mam.New(opts, mam.Deps{Archive: store, KV: store, Service: store})
 	if err != nil {
 		t.Fatal(err)
 	}
