@@ -92,8 +92,9 @@ type Options struct {
 	// PolicyOpen. Empty means DefaultPolicy (PolicyInvite).
 	Policy Policy
 	// Reserved are usernames that cannot be registered (compared after
-	// PRECIS case mapping, so "Admin" is "admin"). Nil means
-	// DefaultReserved; an empty, non-nil slice reserves none.
+	// PRECIS case mapping, so "Admin" is "admin"), except with an
+	// invitation naming them. Nil means DefaultReserved; an empty,
+	// non-nil slice reserves none.
 	Reserved []string
 	// MinPassword is the fewest characters (Unicode code points, after
 	// PRECIS OpaqueString preparation) of a new password. Zero means
@@ -469,6 +470,12 @@ func (m *Module) register(ctx context.Context, iq stanza.IQ, r request, w server
 	if err != nil {
 		return err
 	}
+	// A reserved name is refused, unless an invitation names it: the
+	// administrator who made it chose the name.
+	reserved := m.reserved[user.Localpart()]
+	if reserved && m.policy != PolicyInvite {
+		return refuseReserved
+	}
 	if err := m.checkPassword(r.password); err != nil {
 		return err
 	}
@@ -493,11 +500,12 @@ func (m *Module) register(ctx context.Context, iq stanza.IQ, r request, w server
 		err = accounts.CreateUser(ctx, user, r.password)
 	} else {
 		err = m.invites.Redeem(ctx, r.token, user, func(inv Invite) error {
-			if inv.Username != "" {
-				want, err := precis.UsernameCaseMapped.String(inv.Username)
-				if err != nil || want != user.Localpart() {
-					return errWrongName
+			if inv.Username == "" {
+				if reserved {
+					return errReserved
 				}
+			} else if want, err := precis.UsernameCaseMapped.String(inv.Username); err != nil || want != user.Localpart() {
+				return errWrongName
 			}
 			return accounts.CreateUser(ctx, user, r.password)
 		})
@@ -507,6 +515,8 @@ func (m *Module) register(ctx context.Context, iq stanza.IQ, r request, w server
 		return refuse(mstanza.Cancel, mstanza.Conflict, "the username is taken")
 	case errors.Is(err, ErrInvalidToken):
 		return refuse(mstanza.Cancel, mstanza.NotAllowed, "the invitation token is invalid, expired or used")
+	case errors.Is(err, errReserved):
+		return refuseReserved
 	case errors.Is(err, errWrongName):
 		return refuse(mstanza.Cancel, mstanza.NotAllowed, "the invitation is for another username")
 	case err != nil:
@@ -521,7 +531,12 @@ func (m *Module) register(ctx context.Context, iq stanza.IQ, r request, w server
 // address yet.
 func unknownAddr(context.Context, stanza.IQ) (netip.Addr, bool) { return netip.Addr{}, false }
 
-var errWrongName = errors.New("register: the invitation names another account")
+var (
+	errWrongName = errors.New("register: the invitation names another account")
+	errReserved  = errors.New("register: the username is reserved")
+)
+
+var refuseReserved = refuse(mstanza.Modify, mstanza.NotAcceptable, "the username is reserved")
 
 // username prepares a requested username (a localpart, or a bare JID at
 // domain) and checks it against the rules.
@@ -536,9 +551,6 @@ func (m *Module) username(name, domain string) (jid.JID, error) {
 	}
 	if utf8.RuneCountInString(user.Localpart()) > m.maxUsername {
 		return user, refuse(mstanza.Modify, mstanza.NotAcceptable, "the username is longer than "+strconv.Itoa(m.maxUsername)+" characters")
-	}
-	if m.reserved[user.Localpart()] {
-		return user, refuse(mstanza.Modify, mstanza.NotAcceptable, "the username is reserved")
 	}
 	return user, nil
 }

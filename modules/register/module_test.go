@@ -305,6 +305,19 @@ func TestInvite(t *testing.T) {
 	if err := login(srv, "juliet", "correct horse"); err != nil {
 		t.Fatalf("login after registration: %v", err)
 	}
+
+	// A reserved name needs an invitation naming it.
+	wantError(t, r.registerForm("Support", "correct horse", "t2"), "not-acceptable")
+	if !inv.has("t2") {
+		t.Fatal("a refused reserved name used the token")
+	}
+	inv.mu.Lock()
+	inv.tokens["staff"] = register.Invite{Username: "support"}
+	inv.mu.Unlock()
+	wantResult(t, r.registerForm("Support", "correct horse", "staff"))
+	if err := login(srv, "support", "correct horse"); err != nil {
+		t.Fatalf("login after registration: %v", err)
+	}
 }
 
 // TestRules: usernames and passwords that break the rules, and malformed
