@@ -45,6 +45,23 @@ func ExampleModule_DeleteArchiveCommand() {
 	// Output: urn:kiez:mam:delete - Delete my message archive
 }
 
+// The "Set how long my messages are kept" command needs Deps.Service, where
+// the module lists the users who chose a retention shorter than the
+// server's.
+func ExampleModule_RetentionCommand() {
+	store := memory.New()
+	archive, _ := mam.New(mam.Options{Retention: 30 * 24 * time.Hour}, mam.Deps{Archive: store, KV: store, Service: store})
+	cmd := archive.RetentionCommand()
+	commands, err := adhoc.New(adhoc.Options{}, adhoc.Deps{Commands: []adhoc.Command{archive.DeleteArchiveCommand(), cmd}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = server.Config{Accounts: store, Modules: []server.Module{archive, commands}}
+	fmt.Println(cmd.Node, "-", cmd.Name)
+	// Output: urn:kiez:mam:retention - Set how long my messages are kept
+}
+
 // Archive IDs travel as decimal strings.
 func ExampleEncodeID() {
 	s := mam.EncodeID(1732540800000000)

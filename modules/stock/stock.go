@@ -155,7 +155,7 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	}
 	var commands []adhoc.Command
 	if on(Archive) {
-		deps := mam.Deps{Archive: store, KV: store}
+		deps := mam.Deps{Archive: store, KV: store, Service: store}
 		if ros != nil {
 			deps.Roster = ros
 		}
@@ -164,7 +164,7 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 			return nil, err
 		}
 		mods = append(mods, m)
-		commands = append(commands, m.DeleteArchiveCommand())
+		commands = append(commands, m.DeleteArchiveCommand(), m.RetentionCommand())
 	}
 	if on(Carbons) {
 		add(carbons.New(carbons.Options{}, carbons.Deps{}))
