@@ -167,11 +167,10 @@ type Deps struct {
 	// Invites redeems invitation tokens; required with PolicyInvite.
 	Invites Invites
 	// RateLimit, if set, is asked before each account is created, with
-	// the registering client's address (filter/ipfilter's
-	// Filter.AllowRegistration fits); false refuses the registration
-	// with resource-constraint. It is asked only when the address is
-	// known, and the server does not hand it to stream feature handlers
-	// yet: until it does, RateLimit is never called.
+	// the registering client's IP address (server.ClientAddr;
+	// filter/ipfilter's Filter.AllowRegistration fits); false refuses
+	// the registration with resource-constraint. A stream without an IP
+	// address (an in-process pipe) is not limited.
 	RateLimit func(addr netip.Addr) bool
 }
 
@@ -186,10 +185,8 @@ type Module struct {
 	accounts     func() Accounts
 	invites      Invites
 	rateLimit    func(netip.Addr) bool
-	// addrOf returns the address of the client that sent iq, if known.
-	addrOf func(ctx context.Context, iq stanza.IQ) (netip.Addr, bool)
-	host   server.Host
-	log    *slog.Logger
+	host         server.Host
+	log          *slog.Logger
 }
 
 // New returns the registration module. It fails without Deps.Accounts,
@@ -233,7 +230,6 @@ func New(opts Options, deps Deps) (*Module, error) {
 		accounts:     deps.Accounts,
 		invites:      deps.Invites,
 		rateLimit:    deps.RateLimit,
-		addrOf:       unknownAddr,
 		log:          slog.New(slog.DiscardHandler),
 	}
 	for _, r := range opts.Reserved {
@@ -488,7 +484,7 @@ func (m *Module) register(ctx context.Context, iq stanza.IQ, r request, w server
 		return refuse(mstanza.Cancel, mstanza.Conflict, "the username is taken")
 	}
 	if m.rateLimit != nil {
-		if addr, ok := m.addrOf(ctx, iq); ok && !m.rateLimit(addr) {
+		if addr, ok := server.ClientAddr(ctx); ok && !m.rateLimit(addr) {
 			return refuse(mstanza.Wait, mstanza.ResourceConstraint, "too many registrations: try again later")
 		}
 	}
@@ -525,11 +521,6 @@ func (m *Module) register(ctx context.Context, iq stanza.IQ, r request, w server
 	m.log.Info("account registered", "policy", string(m.policy))
 	return w.Result(nil)
 }
-
-// unknownAddr is where the client's address would come from: the server
-// does not tell stream feature handlers the negotiating stream's remote
-// address yet.
-func unknownAddr(context.Context, stanza.IQ) (netip.Addr, bool) { return netip.Addr{}, false }
 
 var (
 	errWrongName = errors.New("register: the invitation names another account")

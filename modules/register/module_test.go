@@ -98,6 +98,12 @@ func dial(t *testing.T, srv *servertest.Server) (*rawClient, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dialConn(t, c)
+}
+
+// dialConn negotiates TLS on c, as dial does.
+func dialConn(t *testing.T, c net.Conn) (*rawClient, string) {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
 	r := &rawClient{t: t, c: c}
 	r.send(header)
@@ -364,26 +370,19 @@ func TestRules(t *testing.T) {
 	}
 }
 
-// TestRateLimit: a limiter saying no refuses with resource-constraint;
-// it is asked with the client's address (here set by the test, as the
-// server does not tell it yet) only for registrations that would succeed.
+// TestRateLimit: the limiter is asked with the client's address, only
+// for registrations that would succeed; saying no refuses with
+// resource-constraint. A stream without an IP address is not limited.
 func TestRateLimit(t *testing.T) {
 	var calls atomic.Int32
-	client := netip.MustParseAddr("192.0.2.7")
+	client := netip.MustParseAddr("127.0.0.1")
 	limit := func(a netip.Addr) bool {
 		if a != client {
 			t.Errorf("limiter asked for %s, want %s", a, client)
 		}
 		return calls.Add(1) <= 1
 	}
-	var srv *servertest.Server
-	m, err := register.New(register.Options{Policy: register.PolicyOpen},
-		register.Deps{Accounts: func() register.Accounts { return srv.Server }, RateLimit: limit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	register.SetAddrOf(m, func(context.Context, stanza.IQ) (netip.Addr, bool) { return client, true })
-	srv = servertest.Start(t, server.Config{Modules: []server.Module{m}})
+	srv := start(t, register.Options{Policy: register.PolicyOpen}, register.Deps{RateLimit: limit})
 	r, _ := dial(t, srv)
 	wantResult(t, r.register("bob", "correct horse"))
 	wantError(t, r.register("carol", "correct horse"), "resource-constraint")
@@ -393,16 +392,16 @@ func TestRateLimit(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Errorf("limiter asked %d times, want 2", n)
 	}
-}
 
-// TestRateLimitUnknownAddress: without the client's address (the server
-// does not tell it yet) the limiter is not asked, so that one refusing
-// unknown addresses (as ipfilter does) does not close registration.
-func TestRateLimitUnknownAddress(t *testing.T) {
-	srv := start(t, register.Options{Policy: register.PolicyOpen},
-		register.Deps{RateLimit: func(netip.Addr) bool { t.Error("limiter asked"); return false }})
-	r, _ := dial(t, srv)
-	wantResult(t, r.register("bob", "correct horse"))
+	c, err := srv.DialInProcess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := dialConn(t, c)
+	wantResult(t, p.register("erin", "correct horse"))
+	if n := calls.Load(); n != 2 {
+		t.Errorf("limiter asked %d times for a stream without an address", n-2)
+	}
 }
 
 // TestChangePassword: an authenticated user changes their password
