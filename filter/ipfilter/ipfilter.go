@@ -55,6 +55,10 @@ const (
 	DefaultMaxTracked         = 100_000
 )
 
+// maxAuthFailures bounds Options.AuthFailures: each network that failed
+// keeps that many times.
+const maxAuthFailures = 1000
+
 // Options configure a Filter. Zero values take the defaults above.
 type Options struct {
 	// Allow lists networks never limited nor banned, like fail2ban's
@@ -69,6 +73,7 @@ type Options struct {
 	MaxUnauthenticated int
 	// AuthFailures failed authentications within AuthWindow ban the
 	// network for BanFor (default 10 in 10 min, banned for 1 h).
+	// AuthFailures may be at most 1000.
 	AuthFailures int
 	AuthWindow   time.Duration
 	BanFor       time.Duration
@@ -77,7 +82,7 @@ type Options struct {
 	RegistrationRate   int
 	RegistrationWindow time.Duration
 	// MaxTracked bounds the networks whose counters are kept (default
-	// 100,000, a few tens of MiB at most); past it the least recently
+	// 100,000, about 25 to 35 MiB); past it the least recently
 	// seen are forgotten. Networks with unauthenticated connections open
 	// are kept beyond it, as many as the server has connections.
 	MaxTracked int
@@ -146,18 +151,20 @@ type counters struct {
 	key        netip.Prefix
 	prev, next *counters // on the idle list while open == 0
 
-	open int // unauthenticated connections
+	open int32 // unauthenticated connections
 
+	// Token buckets, and when they were last filled (Unix nanoseconds:
+	// counters are many, and a time.Time takes three times the room).
 	connTokens float64
-	connAt     time.Time
+	regTokens  float64
+	connAt     int64
+	regAt      int64
 
-	regTokens float64
-	regAt     time.Time
-
-	// failures holds the times of the latest failed authentications, a
-	// ring of Options.AuthFailures; nfail counts them all.
-	failures []time.Time
-	nfail    int
+	// failures holds the times of the latest failed authentications (Unix
+	// nanoseconds), a ring of Options.AuthFailures with head its next
+	// slot and nfail the slots used.
+	failures    []int64
+	head, nfail int32
 }
 
 // New returns a filter with opts, and the bans kept in store, which may
@@ -180,6 +187,9 @@ func newFilter(opts Options, store storage.ServiceData, now func() time.Time) (*
 		f.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	f.lru.next, f.lru.prev = &f.lru, &f.lru
+	if opts.AuthFailures > maxAuthFailures {
+		return nil, fmt.Errorf("ipfilter: AuthFailures %d is more than %d", opts.AuthFailures, maxAuthFailures)
+	}
 	for _, p := range opts.Allow {
 		if !p.IsValid() {
 			return nil, errors.New("ipfilter: invalid allowed prefix")
@@ -287,7 +297,7 @@ func (f *Filter) Admit(addr netip.Addr) (allowed bool, reason string) {
 		return false, "banned: " + b.reason
 	}
 	c := f.counters(Key(addr), now)
-	if c.open >= f.opts.MaxUnauthenticated {
+	if int(c.open) >= f.opts.MaxUnauthenticated {
 		return false, "too many unauthenticated connections"
 	}
 	if !take(&c.connTokens, &c.connAt, now, f.opts.ConnRate, f.opts.ConnWindow) {
@@ -351,16 +361,21 @@ func (f *Filter) AuthFailed(ctx context.Context, addr netip.Addr) (banned bool) 
 	c := f.counters(key, now)
 	n := f.opts.AuthFailures
 	if c.failures == nil {
-		c.failures = make([]time.Time, n)
+		c.failures = make([]int64, n)
 	}
-	c.failures[c.nfail%n] = now
-	c.nfail++
-	// The oldest of the last n failures is the one the next overwrites.
-	if c.nfail < n || now.Sub(c.failures[c.nfail%n]) >= f.opts.AuthWindow {
+	t := now.UnixNano()
+	c.failures[c.head] = t
+	c.head = (c.head + 1) % int32(n)
+	if c.nfail < int32(n) {
+		c.nfail++
+	}
+	// Once the ring is full, the oldest of the last n failures is the
+	// one the next overwrites.
+	if c.nfail < int32(n) || time.Duration(t-c.failures[c.head]) >= f.opts.AuthWindow {
 		f.mu.Unlock()
 		return false
 	}
-	c.failures, c.nfail = nil, 0
+	c.failures, c.nfail, c.head = nil, 0, 0
 	reason := fmt.Sprintf("%d failed authentications", n)
 	until := now.Add(f.opts.BanFor)
 	f.addBan(key, ban{until: until, reason: reason})
@@ -430,7 +445,7 @@ func (f *Filter) Unban(ctx context.Context, prefix netip.Prefix) error {
 	f.removeBan(prefix)
 	// Its failures start over.
 	if c := f.nets[prefix]; c != nil {
-		c.failures, c.nfail = nil, 0
+		c.failures, c.nfail, c.head = nil, 0, 0
 	}
 	f.mu.Unlock()
 	return nil
@@ -523,7 +538,7 @@ func (f *Filter) counters(key netip.Prefix, now time.Time) *counters {
 	c := f.nets[key]
 	if c == nil {
 		c = &counters{key: key, connTokens: float64(f.opts.ConnRate), regTokens: float64(f.opts.RegistrationRate)}
-		c.connAt, c.regAt = now, now
+		c.connAt, c.regAt = now.UnixNano(), now.UnixNano()
 		f.nets[key] = c
 		f.pushFront(c)
 		f.evict()
@@ -562,11 +577,12 @@ func (f *Filter) evict() {
 
 // take takes a token from a bucket holding up to rate, refilled with rate
 // tokens per window.
-func take(tokens *float64, at *time.Time, now time.Time, rate int, window time.Duration) bool {
-	if d := now.Sub(*at); d > 0 {
+func take(tokens *float64, at *int64, now time.Time, rate int, window time.Duration) bool {
+	t := now.UnixNano()
+	if d := t - *at; d > 0 {
 		*tokens = min(float64(rate), *tokens+float64(rate)*float64(d)/float64(window))
 	}
-	*at = now
+	*at = t
 	if *tokens < 1 {
 		return false
 	}

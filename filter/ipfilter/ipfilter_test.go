@@ -364,6 +364,9 @@ func TestInvalid(t *testing.T) {
 	if _, err := ipfilter.New(ipfilter.Options{Allow: []netip.Prefix{{}}}, nil); err == nil {
 		t.Fatal("an invalid allowed prefix accepted")
 	}
+	if _, err := ipfilter.New(ipfilter.Options{AuthFailures: 1001}, nil); err == nil {
+		t.Fatal("AuthFailures 1001 accepted")
+	}
 	f, _ := newFilter(t, ipfilter.Options{}, nil)
 	if ok, _ := f.Admit(netip.Addr{}); ok {
 		t.Fatal("no address admitted")
