@@ -28,10 +28,10 @@ const RetentionNamespace = "mam:retention"
 // store: a time.Duration in its String form.
 const retentionKey = "mam:retention"
 
-// RetentionChoices are the personal retentions RetentionCommand offers,
+// retentionChoices are the personal retentions RetentionCommand offers,
 // those shorter than Options.Retention, besides keeping messages as long as
 // the server does.
-var RetentionChoices = []time.Duration{
+var retentionChoices = [...]time.Duration{
 	24 * time.Hour,
 	7 * 24 * time.Hour,
 	30 * 24 * time.Hour,
@@ -77,16 +77,6 @@ func (m *Module) loadRetention(ctx context.Context, user string) (time.Duration,
 		return 0, false, fmt.Errorf("mam: a stored retention %q does not parse", b)
 	}
 	return d, true, nil
-}
-
-// retention returns how long user's messages are kept: their personal
-// retention if shorter than the server's, else the server's.
-func (m *Module) retention(ctx context.Context, user string) (time.Duration, error) {
-	d, ok, err := m.loadRetention(ctx, user)
-	if err != nil || !ok || d >= m.opts.Retention {
-		return m.opts.Retention, err
-	}
-	return d, nil
 }
 
 // setRetention stores user's personal retention (0: none, the server's)
@@ -199,8 +189,8 @@ func (m *Module) retentionForm(cur time.Duration) *form.Form {
 		Var: "retention", Type: form.ListSingle, Label: "Keep my messages for", Required: true,
 		Values: []string{retentionServer},
 	}
-	now := "as long as the server keeps them (" + server + ")"
-	for _, d := range RetentionChoices {
+	now := "as long as the server keeps them"
+	for _, d := range retentionChoices {
 		if d >= m.opts.Retention {
 			continue
 		}
@@ -210,24 +200,15 @@ func (m *Module) retentionForm(cur time.Duration) *form.Form {
 		}
 	}
 	if cur > 0 && cur < m.opts.Retention {
-		now = describeRetention(cur)
+		now = "for " + describeRetention(cur)
 	}
 	f.Options = append(f.Options, form.Option{Label: "As long as the server keeps them (" + server + ")", Value: retentionServer})
 	return &form.Form{
-		Type:  form.TypeForm,
-		Title: "Set how long my messages are kept",
-		Instructions: "The server keeps archived messages for " + server + ". Your messages are now kept " +
-			keptFor(now) + ".\nChoosing a shorter time deletes older messages at once, and each message from then on once it is that old.",
-		Fields: []form.Field{f},
+		Type:         form.TypeForm,
+		Title:        "Set how long my messages are kept",
+		Instructions: "The server keeps archived messages for " + server + ". Your messages are now kept " + now + ".\nChoosing a shorter time deletes older messages at once, and each message from then on once it is that old.",
+		Fields:       []form.Field{f},
 	}
-}
-
-// keptFor puts a duration in words after "kept".
-func keptFor(s string) string {
-	if len(s) > 2 && s[:2] == "as" {
-		return s
-	}
-	return "for " + s
 }
 
 // choice returns the retention a form value stands for (0: the server's).
@@ -235,7 +216,7 @@ func (m *Module) choice(v string) (time.Duration, bool) {
 	if v == retentionServer {
 		return 0, true
 	}
-	for _, d := range RetentionChoices {
+	for _, d := range retentionChoices {
 		if d < m.opts.Retention && retentionValue(d) == v {
 			return d, true
 		}
@@ -245,8 +226,9 @@ func (m *Module) choice(v string) (time.Duration, bool) {
 
 // RetentionCommand returns the ad-hoc command "Set how long my messages
 // are kept" (node RetentionNode): it shows the current retention and a
-// list-single field "retention" offering the RetentionChoices shorter
-// than Options.Retention (their values are numbers of days) and "server",
+// list-single field "retention" offering 1, 7, 30, 90 and 365 days, those
+// shorter than Options.Retention (their values are numbers of days), and
+// "server",
 // keeping messages as long as the server does. A choice applies at once:
 // the older messages are deleted and the note says how many; the janitor
 // then applies it at each run. A value the form did not offer is answered
