@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/filter/ipfilter"
 	"github.com/kiez-im/kiez/modules/contact"
 	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/modules/offline"
@@ -51,6 +53,7 @@ type config struct {
 	Limits          limitsConfig   `toml:"limits"`
 	Accounts        accountsConfig `toml:"accounts"`
 	Modules         modulesConfig  `toml:"modules"`
+	Filter          filterConfig   `toml:"filter"`
 
 	// file is the path the configuration was read from, "" for the
 	// built-in defaults.
@@ -65,6 +68,44 @@ type listenConfig struct {
 	DirectTLS []string `toml:"direct_tls"`
 	HTTPS     []string `toml:"https"`
 	HTTP      []string `toml:"http"`
+}
+
+// filterConfig is the [filter] table: the IP filter in front of every
+// listener (package filter/ipfilter).
+type filterConfig struct {
+	Allow              []string `toml:"allow"`
+	ConnRate           count    `toml:"conn_rate"`
+	ConnWindow         duration `toml:"conn_window"`
+	MaxUnauthenticated count    `toml:"max_unauthenticated"`
+	AuthFailures       count    `toml:"auth_failures"`
+	AuthWindow         duration `toml:"auth_window"`
+	BanFor             duration `toml:"ban_for"`
+	RegistrationRate   count    `toml:"registration_rate"`
+	RegistrationWindow duration `toml:"registration_window"`
+}
+
+// filterOptions returns the IP filter's options; an address in allow
+// without a prefix length means that one address.
+func (c *config) filterOptions() (ipfilter.Options, error) {
+	f := c.Filter
+	opts := ipfilter.Options{
+		ConnRate: int(f.ConnRate), ConnWindow: time.Duration(f.ConnWindow),
+		MaxUnauthenticated: int(f.MaxUnauthenticated),
+		AuthFailures:       int(f.AuthFailures), AuthWindow: time.Duration(f.AuthWindow), BanFor: time.Duration(f.BanFor),
+		RegistrationRate: int(f.RegistrationRate), RegistrationWindow: time.Duration(f.RegistrationWindow),
+	}
+	for _, a := range f.Allow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(a)
+			if aerr != nil {
+				return opts, fmt.Errorf("filter.allow: %q is neither an address nor a prefix such as 192.0.2.0/24", a)
+			}
+			p = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		opts.Allow = append(opts.Allow, p.Masked())
+	}
+	return opts, nil
 }
 
 // httpConfig is the [http] table: how the https and http listeners serve
@@ -187,9 +228,16 @@ func defaultConfig() *config {
 			WriteTimeout:   duration(30 * time.Second),
 			ResumeTimeout:  duration(5 * time.Minute),
 			QueueSize:      4096,
-			AuthAttempts:   3,
+			AuthAttempts:   10,
 		},
 		Accounts: accountsConfig{RemoveUnusedAfter: duration(365 * 24 * time.Hour)},
+		Filter: filterConfig{
+			Allow:    []string{},
+			ConnRate: ipfilter.DefaultConnRate, ConnWindow: duration(ipfilter.DefaultConnWindow),
+			MaxUnauthenticated: ipfilter.DefaultMaxUnauthenticated,
+			AuthFailures:       ipfilter.DefaultAuthFailures, AuthWindow: duration(ipfilter.DefaultAuthWindow), BanFor: duration(ipfilter.DefaultBanFor),
+			RegistrationRate: ipfilter.DefaultRegistrationRate, RegistrationWindow: duration(ipfilter.DefaultRegistrationWindow),
+		},
 		Modules: modulesConfig{
 			Roster: true, MaxRoster: 1000, VCard: true, Private: true, Blocking: true, Ping: true, Time: true, Version: true,
 			Offline: true, OfflineLimit: 1000, OfflineRetention: duration(30 * 24 * time.Hour),
@@ -333,6 +381,9 @@ func (c *config) validate() error {
 	}
 	if len(c.Domains) == 0 {
 		return bad("domains: at least one domain is required")
+	}
+	if _, err := c.filterOptions(); err != nil {
+		return bad("%v", err)
 	}
 	seen := make(map[string]bool)
 	for i, d := range c.Domains {

@@ -27,6 +27,7 @@ type housekeepingStore interface {
 	storage.Accounts
 	storage.Offline
 	storage.Archive
+	storage.ServiceData
 }
 
 // housekeeper keeps stored data bounded whatever modules are switched on:
@@ -68,6 +69,11 @@ func (h *housekeeper) once(ctx context.Context, now time.Time) {
 		n, err := h.store.ExpireArchive(ctx, now.Add(-time.Duration(m.ArchiveRetention)))
 		h.report("expired archived messages of the switched-off archive module", n, err)
 	}
+	// Expired service data: bans of the IP filter, the upload service's
+	// day counters. Expired entries are already ignored; this removes
+	// them from the file.
+	n, err := h.store.ExpireServiceData(ctx, now)
+	h.report("removed expired bans and counters", n, err)
 	if h.cfg.Accounts.RemoveUnused {
 		n, err := h.removeUnused(ctx, now)
 		h.report("removed accounts unused for "+formatDuration(time.Duration(h.cfg.Accounts.RemoveUnusedAfter)), n, err)

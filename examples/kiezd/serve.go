@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kiez-im/kiez/filter/ipfilter"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/storage/bbolt"
 )
@@ -134,7 +135,17 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 	if err != nil {
 		return nil, err
 	}
+	fopts, err := cfg.filterOptions()
+	if err != nil {
+		return nil, err
+	}
+	fopts.Logger = log
+	ipf, err := ipfilter.New(fopts, accounts)
+	if err != nil {
+		return nil, err
+	}
 	sc := server.Config{
+		ConnFilter:      ipf,
 		Domains:         cfg.Domains,
 		TLS:             tlsCfg,
 		Accounts:        accounts,
