@@ -91,6 +91,23 @@ type Limits struct {
 	// enabled outlives a lost connection, waiting for its client to resume
 	// it (default 5 min); it is the 'max' the server advertises.
 	ResumeTimeout time.Duration
+	// ReadRate is how many bytes a second the server reads from a
+	// connection before it authenticates, counted on the wire (TLS
+	// included); ReadRateAuthenticated is the rate afterwards. A client
+	// sending faster is read more slowly: its flood waits in its own
+	// socket buffers, and costs the server and other users nothing. Each
+	// connection may send a burst at once: a second's worth, and at least
+	// one maximal element (MaxPreAuthSize, MaxStanzaSize) with its TLS
+	// overhead.
+	//
+	// The defaults are 10 KiB/s before authentication (a TLS handshake,
+	// SASL and bind take 3–6 KiB) and 256 KiB/s after: a client sends
+	// small stanzas, the occasional avatar or vCard (which the burst
+	// takes whole), and nothing in bulk (file uploads go over HTTP, and
+	// history and catch-up flow from the server, which this does not
+	// limit). A negative rate turns the limit off; zero takes the default.
+	ReadRate              int
+	ReadRateAuthenticated int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -114,5 +131,11 @@ func (l Limits) withDefaults() Limits {
 	def(&l.QueueSize, 4096)
 	def(&l.AuthAttempts, 10)
 	defDur(&l.ResumeTimeout, 5*time.Minute)
+	if l.ReadRate == 0 {
+		l.ReadRate = 10 << 10
+	}
+	if l.ReadRateAuthenticated == 0 {
+		l.ReadRateAuthenticated = 256 << 10
+	}
 	return l
 }

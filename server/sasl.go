@@ -353,6 +353,10 @@ func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 	}
 	c.user = u
 	c.filterDone(true)
+	if c.rc != nil {
+		rate := int64(max(s.limits.ReadRateAuthenticated, 0))
+		c.rc.setRate(rate, readBurst(rate, s.limits.MaxStanzaSize))
+	}
 	// The day of the last login, kept for operation (accounts unused for
 	// long can be removed), unless the account read for the login has it
 	// already. Failing to record it does not refuse the login; it is
