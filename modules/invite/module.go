@@ -191,15 +191,23 @@ type record struct {
 }
 
 func (r record) valid() bool {
-	if r.Domain == "" || (r.Kind != KindAccount && r.Kind != KindContact) {
+	if r.Kind != KindAccount && r.Kind != KindContact {
 		return false
+	}
+	if d, err := jid.New("", r.Domain, ""); err != nil || d.Domainpart() != r.Domain {
+		return false
+	}
+	if r.Username != "" {
+		if u, err := jid.New(r.Username, r.Domain, ""); err != nil || u.Localpart() == "" {
+			return false
+		}
 	}
 	if r.Kind == KindContact && r.Creator == "" {
 		return false
 	}
 	if r.Creator != "" {
 		c, err := jid.Parse(r.Creator)
-		if err != nil || c.Localpart() == "" || c.Resourcepart() != "" {
+		if err != nil || c.Localpart() == "" || c.Resourcepart() != "" || c.String() != r.Creator {
 			return false
 		}
 	}
@@ -207,21 +215,45 @@ func (r record) valid() bool {
 }
 
 // Keys: "t/" + hex(SHA-256(token)) holds the record; "u/" + creator + "/"
-// + the same hex is an empty index entry for DeleteUser and MaxPerUser.
+// + the same hex is an empty index entry for DeleteUser and MaxPerUser (a
+// bare JID has no "/").
 func tokenKey(hash string) string         { return "t/" + hash }
 func userPrefix(creator string) string    { return "u/" + creator + "/" }
 func userKey(creator, hash string) string { return userPrefix(creator) + hash }
+
+// hashToken is the hex SHA-256 of a token, its storage key. Tokens carry
+// 144 random bits, so a plain hash cannot be reversed by guessing.
 func hashToken(token string) string {
 	s := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(s[:])
 }
-func validToken(token string) bool { return len(token) == tokenLen && base64OK(token) }
+
+// validToken reports whether token has the form of the module's tokens.
+func validToken(token string) bool {
+	if len(token) != tokenLen {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(token)
+	return err == nil
+}
+
+// newToken returns a fresh token: 144 random bits in base64url.
 func newToken() string {
-	var b [18]byte
+	var b [tokenLen * 3 / 4]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
-func base64OK(s string) bool { _, err := base64.RawURLEncoding.DecodeString(s); return err == nil }
+
+// parseRecord decodes a stored record; false for anything malformed.
+func parseRecord(b []byte) (record, bool) {
+	var rec record
+	if json.Unmarshal(b, &rec) != nil || !rec.valid() {
+		return record{}, false
+	}
+	return rec, true
+}
+
+// userCount counts creator's unused invitations, up to MaxPerUser + 1.
 func (m *Module) userCount(ctx context.Context, creator string) (int, error) {
 	keys, err := m.store.ServiceKeys(ctx, Namespace, storage.ServiceKeysQuery{Prefix: userPrefix(creator), Max: m.maxPerUser + 1})
 	return len(keys), err
@@ -248,6 +280,11 @@ func (m *Module) Create(ctx context.Context, opts CreateOptions) (Invite, error)
 	if domain == "" {
 		return Invite{}, errors.New("invite: no domain")
 	}
+	d, err := jid.New("", domain, "")
+	if err != nil {
+		return Invite{}, fmt.Errorf("invite: invalid domain %q", domain)
+	}
+	domain = d.Domainpart()
 	if m.host != nil && !m.host.IsLocal(domain) {
 		return Invite{}, fmt.Errorf("invite: %q is not a domain of this server", domain)
 	}
@@ -352,8 +389,8 @@ func (m *Module) lookup(ctx context.Context, token string) (record, time.Time, e
 	if err != nil {
 		return record{}, time.Time{}, fmt.Errorf("invite: %w", err)
 	}
-	var rec record
-	if json.Unmarshal(val, &rec) != nil || !rec.valid() || (!expires.IsZero() && !expires.After(m.now())) {
+	rec, ok := parseRecord(val)
+	if !ok || (!expires.IsZero() && !expires.After(m.now())) {
 		return record{}, time.Time{}, register.ErrInvalidToken
 	}
 	return rec, expires, nil
