@@ -128,15 +128,14 @@ func (s *Server) serve(ln net.Listener, direct bool) error {
 			continue
 		}
 		// No SetNoDelay: net sets TCP_NODELAY on every TCP connection.
-		c := &conn{srv: s, ctx: s.ctx, raw: nc, directTLS: direct, addr: addr, filtered: filtered}
+		c := &conn{srv: s, ctx: s.ctx, raw: nc, nc: nc, directTLS: direct, addr: addr, filtered: filtered}
+		s.mu.Lock()
 		if l := s.limits; l.ReadRate > 0 || l.ReadRateAuthenticated > 0 {
 			// Rate 0 here (ReadRate off) waits for authentication.
 			rate := int64(max(l.ReadRate, 0))
 			c.rc = newRateConn(nc, rate, readBurst(rate, l.MaxPreAuthSize), s.rateClock)
-			c.raw = c.rc
+			c.raw, c.nc = c.rc, c.rc
 		}
-		c.nc = c.raw
-		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			c.filterDone(false)

@@ -30,6 +30,7 @@ type rateConn struct {
 	bucket tokenBucket
 	clock  clock // nil: the real clock
 
+	read     atomic.Int64 // bytes read since the rate was set
 	deadline atomic.Int64 // the read deadline, in clock nanoseconds; 0 is none
 	closed   atomic.Bool
 	kick     chan struct{} // a deadline change or close wakes a throttled read
@@ -64,7 +65,10 @@ func (c *rateConn) now() int64 {
 
 // setRate changes the rate, as when the client authenticates; the bucket
 // starts full at the new burst.
-func (c *rateConn) setRate(rate, burst int64) { c.bucket.set(rate, burst, c.now()) }
+func (c *rateConn) setRate(rate, burst int64) {
+	c.bucket.set(rate, burst, c.now())
+	c.read.Store(0)
+}
 
 // Read reads at most what the bucket holds, first waiting until it holds
 // a useful amount.
@@ -91,6 +95,7 @@ func (c *rateConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	b.tokens -= int64(n)
+	c.read.Add(int64(n))
 	return n, err
 }
 

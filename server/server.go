@@ -103,8 +103,8 @@ type Server struct {
 	// leafs remembers the certificate chosen in each TLS handshake, by
 	// net.Conn, until the handshake ends (tls-server-end-point binding).
 	leafs sync.Map
-	// rateClock is the read rate limit's clock; nil is the real one (tests
-	// drive their own).
+	// rateClock is the read rate limit's clock, under mu; nil is the real
+	// one (tests drive their own).
 	rateClock clock
 }
 
