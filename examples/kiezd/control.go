@@ -1,8 +1,10 @@
 package main
 
 // The control socket: while serve runs, the admin commands (adduser,
-// passwd, deluser, users) reach it through a Unix socket in the data
-// directory instead of opening the database, which serve holds locked.
+// passwd, deluser, users, ban, unban, bans) reach it through a Unix
+// socket in the data directory instead of opening the database, which
+// serve holds locked, and act on its own parts (a ban on the filter that
+// admits its connections).
 //
 // The protocol is one JSON request per connection, one line, answered by
 // one JSON response line:
@@ -38,6 +40,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/filter/ipfilter"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/scram"
 	"github.com/kiez-im/kiez/storage"
@@ -63,7 +66,7 @@ func (c *config) socketPath() string { return filepath.Join(c.DataDir, controlSo
 // adminRequest is one admin command, run by the running server or on
 // the database.
 type adminRequest struct {
-	// Op is adduser, passwd, deluser or users.
+	// Op is adduser, passwd, deluser, users, ban, unban or bans.
 	Op string `json:"op"`
 	// User is the account of adduser, passwd and deluser.
 	User string `json:"user,omitempty"`
@@ -74,6 +77,25 @@ type adminRequest struct {
 	// Check only checks that adduser or passwd can run (the account is
 	// missing or present), before the password is asked for.
 	Check bool `json:"check,omitempty"`
+	// Network is the address or prefix of ban and unban (see
+	// parseNetwork).
+	Network string `json:"network,omitempty"`
+	// For is how long ban bans, a duration such as "30m" or "7d"; ""
+	// is the configured [filter] ban_for.
+	For string `json:"for,omitempty"`
+	// Reason is the reason of ban; "" is defaultBanReason.
+	Reason string `json:"reason,omitempty"`
+}
+
+// adminTarget is what the admin commands act on: the running server's
+// parts, or ones built on the database opened directly.
+type adminTarget struct {
+	cfg      *config
+	srv      *server.Server
+	accounts storage.Accounts
+	// filter is the server's ConnFilter itself, so that a ban made
+	// through the control socket refuses the next connection.
+	filter *ipfilter.Filter
 }
 
 // adminResponse is the answer: Output for standard output, or Error.
@@ -90,13 +112,19 @@ func checkPassword(p string) error {
 	return nil
 }
 
-// execAdmin runs req on srv and accounts and returns what to print. It is
-// the same code for the control socket and for a database opened
-// directly.
-func execAdmin(ctx context.Context, srv *server.Server, accounts storage.Accounts, req adminRequest) (string, error) {
+// execAdmin runs req on t and returns what to print. It is the same code
+// for the control socket and for a database opened directly.
+func execAdmin(ctx context.Context, t adminTarget, req adminRequest) (string, error) {
+	srv, accounts := t.srv, t.accounts
 	switch req.Op {
 	case "users":
 		return listAccounts(ctx, srv, accounts, req.Domain)
+	case "ban":
+		return execBan(ctx, t, req)
+	case "unban":
+		return execUnban(ctx, t, req)
+	case "bans":
+		return listBans(t.filter), nil
 	case "adduser", "passwd", "deluser":
 	default:
 		return "", fmt.Errorf("unknown admin command %q", req.Op)
@@ -194,12 +222,12 @@ func admin(ctx context.Context, cfg *config, e env, req adminRequest) (string, e
 	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("there is no database %s (kiezd serve creates it on its first start)", displayPath(db))
 	}
-	err = withStore(ctx, cfg, e, func(srv *server.Server, store storage.Accounts) error {
+	err = withStore(ctx, cfg, e, func(t adminTarget) error {
 		// Holding the database, we know that no kiezd runs: a socket
 		// file is left over from one that crashed.
 		removeStaleSocket(cfg.socketPath())
 		var err error
-		out, err = execAdmin(ctx, srv, store, req)
+		out, err = execAdmin(ctx, t, req)
 		return err
 	})
 	return out, err
@@ -251,11 +279,10 @@ func callControl(ctx context.Context, path string, req adminRequest) (string, er
 
 // controlServer answers admin requests on the control socket.
 type controlServer struct {
-	ln       *net.UnixListener
-	path     string
-	srv      *server.Server
-	accounts storage.Accounts
-	log      *slog.Logger
+	ln     *net.UnixListener
+	path   string
+	target adminTarget
+	log    *slog.Logger
 
 	mu sync.Mutex // one admin command at a time
 	wg sync.WaitGroup
@@ -325,7 +352,7 @@ func (c *controlServer) serve(ctx context.Context) {
 }
 
 // handle answers one request. Neither the request nor its answer is
-// logged: they hold passwords and account names.
+// logged: they hold passwords, account names and addresses.
 func (c *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -351,7 +378,7 @@ func (c *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
 		resp.Error = "bad request on the control socket"
 	} else {
 		c.mu.Lock()
-		out, err := execAdmin(ctx, c.srv, c.accounts, req)
+		out, err := execAdmin(ctx, c.target, req)
 		c.mu.Unlock()
 		resp.Output = out
 		if err != nil {

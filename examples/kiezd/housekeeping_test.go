@@ -120,7 +120,7 @@ func housekeepingFixture(t *testing.T, extra string) (*housekeeper, *bbolt.Store
 	t.Cleanup(func() { store.Close() })
 	logs := new(syncBuffer)
 	log := newLogger(cfg.Log, logs)
-	srv, err := newServer(t.Context(), cfg, store, log, nil)
+	srv, _, err := newServer(t.Context(), cfg, store, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

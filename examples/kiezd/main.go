@@ -11,8 +11,10 @@
 //	kiezd [-config FILE] [-data-dir DIR] [command] [arguments]
 //
 // Commands are serve (the default), adduser JID, passwd JID, deluser JID,
-// users [DOMAIN] and check-config. While serve runs, the account commands
-// reach it through a Unix socket in the data directory (control.go).
+// users [DOMAIN], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
+// unban ADDR[/PREFIX], bans and check-config. While serve runs, the admin
+// commands reach it through a Unix socket in the data directory
+// (control.go).
 package main
 
 import (
@@ -75,13 +77,24 @@ Commands:
   passwd JID      change an account's password
   deluser JID     delete an account and all its data
   users [DOMAIN]  list the accounts, of one domain or all
+  ban ADDR[/PREFIX] [--for DURATION] [--reason TEXT]
+                  refuse connections from a network (default for:
+                  [filter] ban_for; durations such as 30m, 12h, 7d)
+  unban ADDR[/PREFIX]
+                  lift the ban of exactly that network
+  bans            list the bans: network, until (UTC), reason
   check-config    check the configuration and certificates, then exit
 
-While serve runs, adduser, passwd, deluser and users are carried out by
-it, through the control socket DATA_DIR/kiezd.sock; otherwise they open
-the database, which only serve creates. Passwords (at least 8 characters)
-are asked for without echo, or read as one line from standard input when
-it is not a terminal; never give them as arguments.
+While serve runs, adduser, passwd, deluser, users, ban, unban and bans are
+carried out by it, through the control socket DATA_DIR/kiezd.sock (a ban
+refuses the next connection at once); otherwise they open the database,
+which only serve creates. Passwords (at least 8 characters) are asked for
+without echo, or read as one line from standard input when it is not a
+terminal; never give them as arguments.
+
+An address without /PREFIX means the network the filter counts it in: an
+IPv4 address alone (/32), an IPv6 address's /64. 192.0.2.0/24 or
+2001:db8::/48 name wider networks.
 
 Flags:
   -config FILE    configuration file (default: ./kiezd.toml if it exists,
@@ -116,6 +129,8 @@ func run(ctx context.Context, args []string, e env) int {
 // globalFlags are accepted before and after the command.
 type globalFlags struct {
 	config, dataDir string
+	// banFor and reason are ban's -for and -reason.
+	banFor, reason string
 }
 
 func (g *globalFlags) flagSet(name string) *flag.FlagSet {
@@ -158,6 +173,10 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		nargs = []int{1}
 	case "users":
 		nargs = []int{0, 1}
+	case "ban", "unban":
+		nargs = []int{1}
+	case "bans":
+		nargs = []int{0}
 	case "help":
 		fmt.Fprint(e.stdout, usage)
 		return nil
@@ -165,16 +184,44 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
 	sub := g.flagSet(cmd)
-	if err := g.parse(sub, args, e); err != nil {
-		return err
+	if cmd == "ban" {
+		sub.StringVar(&g.banFor, "for", "", "ban duration")
+		sub.StringVar(&g.reason, "reason", "", "ban reason")
 	}
-	args = sub.Args()
+	// Flags may come between and after the arguments too; "--" ends
+	// them.
+	var rest []string
+	for {
+		before := args
+		if err := g.parse(sub, args, e); err != nil {
+			return err
+		}
+		args = sub.Args()
+		if n := len(before) - len(args); n > 0 && before[n-1] == "--" {
+			rest = append(rest, args...)
+			break
+		}
+		if len(args) == 0 {
+			break
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+	args = rest
 	ok := false
 	for _, n := range nargs {
 		ok = ok || len(args) == n
 	}
 	if !ok {
 		return usageError{fmt.Sprintf("%s: wrong number of arguments", cmd)}
+	}
+
+	var req adminRequest // of ban and unban, checked before the config
+	if cmd == "ban" || cmd == "unban" {
+		var err error
+		if req, err = banRequest(cmd, args[0], g.banFor, g.reason); err != nil {
+			return err
+		}
 	}
 
 	cfg, err := loadConfig(g.config)
@@ -199,6 +246,10 @@ func dispatch(ctx context.Context, args []string, e env) error {
 			domain = args[0]
 		}
 		return listUsers(ctx, cfg, domain, e)
+	case "bans":
+		return banCommand(ctx, cfg, e, adminRequest{Op: "bans"})
+	case "ban", "unban":
+		return banCommand(ctx, cfg, e, req)
 	default:
 		return changeUser(ctx, cmd, args[0], cfg, e)
 	}

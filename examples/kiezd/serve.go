@@ -120,29 +120,30 @@ func unwrapAll(err error) error {
 	}
 }
 
-// newServer builds the server from the configuration. tlsCfg is nil for
-// the admin commands, which do not listen. opts change the server.Config
-// last: serve adds what depends on its listeners.
-func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slog.Logger, tlsCfg *tls.Config, opts ...func(*server.Config)) (*server.Server, error) {
+// newServer builds the server from the configuration, and returns it with
+// its IP filter (the server's ConnFilter), for the ban commands. tlsCfg is
+// nil for the admin commands, which do not listen. opts change the
+// server.Config last: serve adds what depends on its listeners.
+func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slog.Logger, tlsCfg *tls.Config, opts ...func(*server.Config)) (*server.Server, *ipfilter.Filter, error) {
 	// The upload directory is opened with the service switched off too,
 	// so that the files kept from before go with their accounts and
 	// expire (upload.Leftovers).
 	files, err := cfg.openFiles()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mods, err := cfg.modules(accounts, files)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fopts, err := cfg.filterOptions()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fopts.Logger = log
 	ipf, err := ipfilter.New(fopts, accounts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sc := server.Config{
 		ConnFilter:      ipf,
@@ -159,9 +160,9 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 	}
 	srv, err := server.New(ctx, sc)
 	if err != nil {
-		return nil, errors.New(strings.TrimPrefix(err.Error(), "server: "))
+		return nil, nil, errors.New(strings.TrimPrefix(err.Error(), "server: "))
 	}
-	return srv, nil
+	return srv, ipf, nil
 }
 
 // listen opens a TCP listener for XMPP with an error an admin can act on.
@@ -298,7 +299,7 @@ func serve(ctx context.Context, cfg *config, e env) error {
 	if len(lns.https) > 0 {
 		_, httpsPort, _ = net.SplitHostPort(lns.https[0].Addr().String())
 	}
-	srv, err := newServer(ctx, cfg, store, log, tlsCfg, func(c *server.Config) {
+	srv, ipf, err := newServer(ctx, cfg, store, log, tlsCfg, func(c *server.Config) {
 		c.HTTPBaseURL = cfg.httpBaseURL(httpsPort)
 		c.Modules = append(c.Modules, e.modules...)
 	})
@@ -312,7 +313,8 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		lns.close()
 		return err
 	}
-	ctl := &controlServer{ln: ln, path: cfg.socketPath(), srv: srv, accounts: store, log: log}
+	// The control socket bans through the very filter the server asks.
+	ctl := &controlServer{ln: ln, path: cfg.socketPath(), target: adminTarget{cfg: cfg, srv: srv, accounts: store, filter: ipf}, log: log}
 	cctx, stopControl := context.WithCancel(ctx)
 	defer stopControl()
 	go ctl.serve(cctx)
@@ -373,7 +375,7 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		}
 		certs.acme.prefetch(ctx, log)
 	}
-	log.Info("listening", "for", "admin commands (adduser, passwd, deluser, users)", "socket", ctl.path)
+	log.Info("listening", "for", "admin commands (adduser, passwd, deluser, users, ban, unban, bans)", "socket", ctl.path)
 	if users, err := srv.Users(ctx, ""); err == nil && len(users) == 0 {
 		log.Warn("there are no accounts yet; create the first with: " + adduserHint(cfg))
 	}

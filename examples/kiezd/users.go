@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -15,27 +16,31 @@ import (
 
 	"golang.org/x/term"
 	"mellium.im/xmpp/jid"
-
-	"github.com/kiez-im/kiez/server"
-	"github.com/kiez-im/kiez/storage"
 )
 
 // withStore opens the database and runs f with a server built from the
 // same configuration as serve's, but not listening, so that deleting an
-// account reaches every module's data. The database is locked meanwhile.
-func withStore(ctx context.Context, cfg *config, e env, f func(*server.Server, storage.Accounts) error) error {
+// account reaches every module's data, and its IP filter, which keeps its
+// bans in the database. The database is locked meanwhile.
+func withStore(ctx context.Context, cfg *config, e env, f func(adminTarget) error) error {
 	store, err := openStore(cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	log := newLogger(cfg.Log, e.stderr)
-	srv, err := newServer(ctx, cfg, store, log, nil)
+	// The admin's terminal hears warnings and errors only, not the
+	// informational lines a server logs as it starts ("bans loaded").
+	lc := cfg.Log
+	if l, _ := parseLevel(lc.Level); l < slog.LevelWarn {
+		lc.Level = "warn"
+	}
+	log := newLogger(lc, e.stderr)
+	srv, ipf, err := newServer(ctx, cfg, store, log, nil)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	return f(srv, store)
+	return f(adminTarget{cfg: cfg, srv: srv, accounts: store, filter: ipf})
 }
 
 // userArg parses the JID argument of adduser, passwd and deluser.
