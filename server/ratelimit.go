@@ -80,7 +80,8 @@ func (c *rateConn) Read(p []byte) (int, error) {
 	// Waiting for a few tokens at a time would turn a flood into many
 	// tiny reads; wait for about 1/16 s worth, or what p wants.
 	want := min(int64(len(p)), max(b.rate/16, 1), b.burst)
-	for {
+	// The clock is read only when the tokens run low.
+	for b.tokens < want {
 		now := c.now()
 		b.refill(now)
 		if b.tokens >= want {
