@@ -101,7 +101,7 @@ type Limits struct {
 	// overhead.
 	//
 	// The defaults are 10 KiB/s before authentication (a TLS handshake,
-	// SASL and bind take 3–6 KiB) and 256 KiB/s after: a client sends
+	// and SASL take 2–3 KiB) and 256 KiB/s after: a client sends
 	// small stanzas, the occasional avatar or vCard (which the burst
 	// takes whole), and nothing in bulk (file uploads go over HTTP, and
 	// history and catch-up flow from the server, which this does not

@@ -75,6 +75,16 @@
 //	           messages redelivered), Host.Go goroutines cancelled and awaited, then Closers in
 //	           reverse order
 //
+// # What one client may cost
+//
+// Limits bounds each connection: the bytes of an element, counted while
+// reading (MaxPreAuthSize, then MaxStanzaSize), its depth, the time to
+// bind, the stanzas waiting for a slow client, and the rate at which the
+// server reads (ReadRate, then ReadRateAuthenticated), a token bucket on
+// the bytes on the wire as Prosody's mod_limits: a flooding client is
+// read more slowly, its excess waits in its own socket buffers, and its
+// reader sleeps without holding up Shutdown or the deadlines.
+//
 // # Stream management (XEP-0198) and client state (XEP-0352)
 //
 // Clients may enable stream management after binding. The server then
