@@ -20,9 +20,11 @@ import (
 
 	"github.com/kiez-im/kiez/filter/ipfilter"
 	"github.com/kiez-im/kiez/modules/contact"
+	"github.com/kiez-im/kiez/modules/invite"
 	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/modules/offline"
 	"github.com/kiez-im/kiez/modules/pep"
+	"github.com/kiez-im/kiez/modules/register"
 	"github.com/kiez-im/kiez/modules/roster"
 	"github.com/kiez-im/kiez/modules/stock"
 	"github.com/kiez-im/kiez/modules/upload"
@@ -54,6 +56,7 @@ type config struct {
 	Accounts        accountsConfig `toml:"accounts"`
 	Modules         modulesConfig  `toml:"modules"`
 	Filter          filterConfig   `toml:"filter"`
+	Registration    regConfig      `toml:"registration"`
 
 	// file is the path the configuration was read from, "" for the
 	// built-in defaults.
@@ -68,6 +71,16 @@ type listenConfig struct {
 	DirectTLS []string `toml:"direct_tls"`
 	HTTPS     []string `toml:"https"`
 	HTTP      []string `toml:"http"`
+}
+
+// regConfig is the [registration] table: in-band registration (XEP-0077)
+// and invitations (XEP-0401).
+type regConfig struct {
+	Policy         string   `toml:"policy"`
+	Reserved       []string `toml:"reserved"`
+	AllowRemove    bool     `toml:"allow_remove"`
+	UserInvites    bool     `toml:"user_invites"`
+	InviteValidity duration `toml:"invite_validity"`
 }
 
 // filterConfig is the [filter] table: the IP filter in front of every
@@ -231,6 +244,10 @@ func defaultConfig() *config {
 			AuthAttempts:   10,
 		},
 		Accounts: accountsConfig{RemoveUnusedAfter: duration(365 * 24 * time.Hour)},
+		Registration: regConfig{
+			Policy: string(register.DefaultPolicy), Reserved: append([]string{}, register.DefaultReserved...),
+			AllowRemove: true, UserInvites: true, InviteValidity: duration(invite.DefaultValidity),
+		},
 		Filter: filterConfig{
 			Allow:    []string{},
 			ConnRate: ipfilter.DefaultConnRate, ConnWindow: duration(ipfilter.DefaultConnWindow),
@@ -472,7 +489,7 @@ func (c *config) validate() error {
 	}
 	// Build the modules once on a throw-away store to validate their
 	// options.
-	if _, err := c.modules(memory.New(), nil); err != nil {
+	if _, err := c.modules(memory.New(), nil, nil, nil); err != nil {
 		return err
 	}
 	return nil
@@ -537,8 +554,10 @@ type moduleStore = stock.Store
 
 // modules builds the stock modules (package stock) that the [modules]
 // table switches on, with its options. Without files (when only
-// validating) the upload module's options are checked but it is left out.
-func (c *config) modules(store moduleStore, files blob.Store) ([]server.Module, error) {
+// validating) the upload module's options are checked but it is left
+// out; so are registration and invitations without accounts (the server,
+// once built) or a rate limit.
+func (c *config) modules(store moduleStore, files blob.Store, accounts func() register.Accounts, rateLimit func(netip.Addr) bool) ([]server.Module, error) {
 	m := c.Modules
 	bad := func(format string, args ...any) error {
 		return &configError{File: c.file, Msg: fmt.Sprintf(format, args...)}
@@ -552,6 +571,10 @@ func (c *config) modules(store moduleStore, files blob.Store) ([]server.Module, 
 		return nil, bad("modules.offline_retention: %q is longer than 10 years", time.Duration(m.OfflineRetention))
 	case int(m.OfflineLimit) > offline.MaxLimit:
 		return nil, bad("modules.offline_limit: %d is more than %d", m.OfflineLimit, offline.MaxLimit)
+	case c.Registration.Policy != string(register.PolicyClosed) && c.Registration.Policy != string(register.PolicyInvite) && c.Registration.Policy != string(register.PolicyOpen):
+		return nil, bad("registration.policy: %q is not \"closed\", \"invite\" or \"open\"", c.Registration.Policy)
+	case time.Duration(c.Registration.InviteValidity) > invite.MaxValidity:
+		return nil, bad("registration.invite_validity: %q is longer than 90 days", time.Duration(c.Registration.InviteValidity))
 	case time.Duration(m.UploadRetention) > upload.MaxRetention:
 		return nil, bad("modules.upload_retention: %q is longer than 10 years", time.Duration(m.UploadRetention))
 	case m.UploadDailyQuota > m.UploadQuota:
@@ -589,6 +612,11 @@ func (c *config) modules(store moduleStore, files blob.Store) ([]server.Module, 
 		Upload: upload.Options{MaxFileSize: int64(m.UploadMaxFileSize), Quota: int64(m.UploadQuota),
 			DailyQuota: int64(m.UploadDailyQuota), Retention: time.Duration(m.UploadRetention)},
 		Files: files,
+		Register: register.Options{Policy: register.Policy(c.Registration.Policy), Reserved: c.Registration.Reserved,
+			MinPassword: minPasswordLength, AllowRemove: &c.Registration.AllowRemove},
+		Invite:    invite.Options{Validity: time.Duration(c.Registration.InviteValidity), AllowUsers: &c.Registration.UserInvites},
+		Accounts:  accounts,
+		RateLimit: rateLimit,
 	})
 	if err != nil {
 		return nil, bad("modules: %s", err)

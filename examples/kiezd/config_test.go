@@ -53,7 +53,7 @@ func TestParseValidConfig(t *testing.T) {
 	if lim.MaxStanzaSize != 1<<20 || lim.PingTimeout != 45*time.Second || lim.MaxDepth != 32 || lim.WriteTimeout != 30*time.Second {
 		t.Errorf("limits() = %+v", lim)
 	}
-	mods, err := cfg.modules(memory.New(), nil)
+	mods, err := cfg.modules(memory.New(), nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kiez-im/kiez/filter/ipfilter"
+	"github.com/kiez-im/kiez/modules/register"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/storage/bbolt"
 )
@@ -132,16 +133,19 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 	if err != nil {
 		return nil, nil, err
 	}
-	mods, err := cfg.modules(accounts, files)
-	if err != nil {
-		return nil, nil, err
-	}
 	fopts, err := cfg.filterOptions()
 	if err != nil {
 		return nil, nil, err
 	}
 	fopts.Logger = log
 	ipf, err := ipfilter.New(fopts, accounts)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Registration creates accounts through the server, which exists only
+	// once New has returned; it is asked at each registration.
+	var srv *server.Server
+	mods, err := cfg.modules(accounts, files, func() register.Accounts { return srv }, ipf.AllowRegistration)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -158,7 +162,7 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 	for _, o := range opts {
 		o(&sc)
 	}
-	srv, err := server.New(ctx, sc)
+	srv, err = server.New(ctx, sc)
 	if err != nil {
 		return nil, nil, errors.New(strings.TrimPrefix(err.Error(), "server: "))
 	}

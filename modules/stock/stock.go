@@ -18,6 +18,7 @@ package stock
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/kiez-im/kiez/modules/adhoc"
@@ -25,12 +26,14 @@ import (
 	"github.com/kiez-im/kiez/modules/caps"
 	"github.com/kiez-im/kiez/modules/carbons"
 	"github.com/kiez-im/kiez/modules/contact"
+	"github.com/kiez-im/kiez/modules/invite"
 	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/modules/offline"
 	"github.com/kiez-im/kiez/modules/pep"
 	"github.com/kiez-im/kiez/modules/ping"
 	"github.com/kiez-im/kiez/modules/presence"
 	"github.com/kiez-im/kiez/modules/private"
+	"github.com/kiez-im/kiez/modules/register"
 	"github.com/kiez-im/kiez/modules/roster"
 	kieztime "github.com/kiez-im/kiez/modules/time"
 	"github.com/kiez-im/kiez/modules/upload"
@@ -59,10 +62,11 @@ const (
 	Caps     = "caps"
 	PEP      = "pep"
 	Upload   = "upload"
+	Register = "register"
 )
 
 // Names lists every name Options.Without takes.
-var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP, Upload}
+var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP, Upload, Register}
 
 // Store is what the stock modules keep their data in: storage/bbolt's and
 // storage/memory's Store implement it.
@@ -107,6 +111,17 @@ type Options struct {
 	// the files of deleted accounts and expires the files kept.
 	Upload upload.Options
 	Files  blob.Store
+	// Register (XEP-0077 in-band registration) runs when Accounts is
+	// set: the server, once server.New has returned it. With the invite
+	// policy (the default) it redeems the invite module's tokens; the
+	// invite module, with the roster, runs whenever Register does, its
+	// "Invite a friend" command beside the others. RateLimit, if set,
+	// limits registrations per client address (ipfilter's
+	// AllowRegistration).
+	Register  register.Options
+	Invite    invite.Options
+	Accounts  func() register.Accounts
+	RateLimit func(netip.Addr) bool
 }
 
 // Modules builds the stock modules on store. An option a module refuses
@@ -185,6 +200,19 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 		// Switched off: the files stored before still go with their
 		// accounts and expire.
 		add(upload.NewLeftovers(upload.Deps{Store: store, Files: opts.Files}, 0))
+	}
+	if on(Register) && opts.Accounts != nil {
+		invDeps := invite.Deps{Store: store}
+		if ros != nil {
+			invDeps.Roster = ros
+		}
+		inv, err := invite.New(opts.Invite, invDeps)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, inv)
+		commands = append(commands, inv.Commands()...)
+		add(register.New(opts.Register, register.Deps{Accounts: opts.Accounts, Invites: inv, RateLimit: opts.RateLimit}))
 	}
 	if len(commands) > 0 {
 		add(adhoc.New(opts.Adhoc, adhoc.Deps{Commands: commands}))
