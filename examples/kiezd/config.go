@@ -166,6 +166,8 @@ type limitsConfig struct {
 	ResumeTimeout  duration `toml:"resume_timeout"`
 	QueueSize      count    `toml:"queue_size"`
 	AuthAttempts   count    `toml:"auth_attempts"`
+	ReadRate       byteSize `toml:"read_rate"`
+	ReadRateAuth   byteSize `toml:"read_rate_authenticated"`
 }
 
 type accountsConfig struct {
@@ -242,6 +244,8 @@ func defaultConfig() *config {
 			ResumeTimeout:  duration(5 * time.Minute),
 			QueueSize:      4096,
 			AuthAttempts:   10,
+			ReadRate:       10 << 10,
+			ReadRateAuth:   256 << 10,
 		},
 		Accounts: accountsConfig{RemoveUnusedAfter: duration(365 * 24 * time.Hour)},
 		Registration: regConfig{
@@ -535,16 +539,18 @@ func parseLevel(s string) (slog.Level, error) {
 func (c *config) limits() server.Limits {
 	l := c.Limits
 	return server.Limits{
-		MaxStanzaSize:  int(l.MaxStanzaSize),
-		MaxPreAuthSize: int(l.MaxPreAuthSize),
-		MaxDepth:       int(l.MaxDepth),
-		PreAuthTimeout: time.Duration(l.PreAuthTimeout),
-		PingAfter:      time.Duration(l.PingAfter),
-		PingTimeout:    time.Duration(l.PingTimeout),
-		WriteTimeout:   time.Duration(l.WriteTimeout),
-		ResumeTimeout:  time.Duration(l.ResumeTimeout),
-		QueueSize:      int(l.QueueSize),
-		AuthAttempts:   int(l.AuthAttempts),
+		MaxStanzaSize:         int(l.MaxStanzaSize),
+		MaxPreAuthSize:        int(l.MaxPreAuthSize),
+		MaxDepth:              int(l.MaxDepth),
+		PreAuthTimeout:        time.Duration(l.PreAuthTimeout),
+		PingAfter:             time.Duration(l.PingAfter),
+		PingTimeout:           time.Duration(l.PingTimeout),
+		WriteTimeout:          time.Duration(l.WriteTimeout),
+		ResumeTimeout:         time.Duration(l.ResumeTimeout),
+		QueueSize:             int(l.QueueSize),
+		AuthAttempts:          int(l.AuthAttempts),
+		ReadRate:              int(l.ReadRate),
+		ReadRateAuthenticated: int(l.ReadRateAuth),
 	}
 }
 
