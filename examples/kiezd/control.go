@@ -1,7 +1,7 @@
 package main
 
 // The control socket: while serve runs, the admin commands (adduser,
-// passwd, deluser, users, ban, unban, bans) reach it through a Unix
+// passwd, deluser, users, invite, ban, unban, bans) reach it through a Unix
 // socket in the data directory instead of opening the database, which
 // serve holds locked, and act on its own parts (a ban on the filter that
 // admits its connections).
@@ -41,6 +41,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/filter/ipfilter"
+	"github.com/kiez-im/kiez/modules/invite"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/scram"
 	"github.com/kiez-im/kiez/storage"
@@ -66,9 +67,10 @@ func (c *config) socketPath() string { return filepath.Join(c.DataDir, controlSo
 // adminRequest is one admin command, run by the running server or on
 // the database.
 type adminRequest struct {
-	// Op is adduser, passwd, deluser, users, ban, unban or bans.
+	// Op is adduser, passwd, deluser, users, invite, ban, unban or bans.
 	Op string `json:"op"`
-	// User is the account of adduser, passwd and deluser.
+	// User is the account of adduser, passwd and deluser, and the
+	// username of invite ("" for any).
 	User string `json:"user,omitempty"`
 	// Domain limits users to one domain; "" lists all.
 	Domain string `json:"domain,omitempty"`
@@ -81,7 +83,8 @@ type adminRequest struct {
 	// parseNetwork).
 	Network string `json:"network,omitempty"`
 	// For is how long ban bans, a duration such as "30m" or "7d"; ""
-	// is the configured [filter] ban_for.
+	// is the configured [filter] ban_for. For invite, how long the
+	// invitation lasts; "" is [registration] invite_validity.
 	For string `json:"for,omitempty"`
 	// Reason is the reason of ban; "" is defaultBanReason.
 	Reason string `json:"reason,omitempty"`
@@ -96,6 +99,9 @@ type adminTarget struct {
 	// filter is the server's ConnFilter itself, so that a ban made
 	// through the control socket refuses the next connection.
 	filter *ipfilter.Filter
+	// invites is the invite module registration redeems with, nil when
+	// registration is off.
+	invites *invite.Module
 }
 
 // adminResponse is the answer: Output for standard output, or Error.
@@ -125,6 +131,8 @@ func execAdmin(ctx context.Context, t adminTarget, req adminRequest) (string, er
 		return execUnban(ctx, t, req)
 	case "bans":
 		return listBans(t.filter), nil
+	case "invite":
+		return execInvite(ctx, t, req)
 	case "adduser", "passwd", "deluser":
 	default:
 		return "", fmt.Errorf("unknown admin command %q", req.Op)

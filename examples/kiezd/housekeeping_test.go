@@ -120,7 +120,8 @@ func housekeepingFixture(t *testing.T, extra string) (*housekeeper, *bbolt.Store
 	t.Cleanup(func() { store.Close() })
 	logs := new(syncBuffer)
 	log := newLogger(cfg.Log, logs)
-	srv, _, err := newServer(t.Context(), cfg, store, log, nil)
+	target, err := newServer(t.Context(), cfg, store, log, nil)
+	srv := target.srv
 	if err != nil {
 		t.Fatal(err)
 	}

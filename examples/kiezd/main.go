@@ -11,7 +11,7 @@
 //	kiezd [-config FILE] [-data-dir DIR] [command] [arguments]
 //
 // Commands are serve (the default), adduser JID, passwd JID, deluser JID,
-// users [DOMAIN], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
+// users [DOMAIN], invite [-for DURATION] [-user NAME], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
 // unban ADDR[/PREFIX], bans and check-config. While serve runs, the admin
 // commands reach it through a Unix socket in the data directory
 // (control.go).
@@ -77,6 +77,11 @@ Commands:
   passwd JID      change an account's password
   deluser JID     delete an account and all its data
   users [DOMAIN]  list the accounts, of one domain or all
+  invite [--for DURATION] [--user NAME]
+                  create a one-time invitation to register an account and
+                  print its xmpp: URI and https landing URL (default for:
+                  [registration] invite_validity, at most 90d; --user
+                  fixes the username)
   ban ADDR[/PREFIX] [--for DURATION] [--reason TEXT]
                   refuse connections from a network (default for:
                   [filter] ban_for; durations such as 30m, 12h, 7d)
@@ -85,10 +90,10 @@ Commands:
   bans            list the bans: network, until (UTC), reason
   check-config    check the configuration and certificates, then exit
 
-While serve runs, adduser, passwd, deluser, users, ban, unban and bans are
-carried out by it, through the control socket DATA_DIR/kiezd.sock (a ban
-refuses the next connection at once); otherwise they open the database,
-which only serve creates. Passwords (at least 8 characters) are asked for
+While serve runs, adduser, passwd, deluser, users, invite, ban, unban and
+bans are carried out by it, through the control socket DATA_DIR/kiezd.sock
+(a ban refuses the next connection at once); otherwise they open the
+database, which only serve creates. Passwords (at least 8 characters) are asked for
 without echo, or read as one line from standard input when it is not a
 terminal; never give them as arguments.
 
@@ -129,8 +134,9 @@ func run(ctx context.Context, args []string, e env) int {
 // globalFlags are accepted before and after the command.
 type globalFlags struct {
 	config, dataDir string
-	// banFor and reason are ban's -for and -reason.
-	banFor, reason string
+	// banFor and reason are ban's -for and -reason; banFor is invite's
+	// -for too, user its -user.
+	banFor, reason, user string
 }
 
 func (g *globalFlags) flagSet(name string) *flag.FlagSet {
@@ -175,7 +181,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		nargs = []int{0, 1}
 	case "ban", "unban":
 		nargs = []int{1}
-	case "bans":
+	case "bans", "invite":
 		nargs = []int{0}
 	case "help":
 		fmt.Fprint(e.stdout, usage)
@@ -187,6 +193,10 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	if cmd == "ban" {
 		sub.StringVar(&g.banFor, "for", "", "ban duration")
 		sub.StringVar(&g.reason, "reason", "", "ban reason")
+	}
+	if cmd == "invite" {
+		sub.StringVar(&g.banFor, "for", "", "invitation validity")
+		sub.StringVar(&g.user, "user", "", "username")
 	}
 	// Flags may come between and after the arguments too; "--" ends
 	// them.
@@ -216,12 +226,16 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return usageError{fmt.Sprintf("%s: wrong number of arguments", cmd)}
 	}
 
-	var req adminRequest // of ban and unban, checked before the config
-	if cmd == "ban" || cmd == "unban" {
-		var err error
-		if req, err = banRequest(cmd, args[0], g.banFor, g.reason); err != nil {
-			return err
-		}
+	var req adminRequest // of ban, unban and invite, checked before the config
+	var err error
+	switch cmd {
+	case "ban", "unban":
+		req, err = banRequest(cmd, args[0], g.banFor, g.reason)
+	case "invite":
+		req, err = inviteRequest(g.banFor, g.user)
+	}
+	if err != nil {
+		return err
 	}
 
 	cfg, err := loadConfig(g.config)
@@ -250,6 +264,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return banCommand(ctx, cfg, e, adminRequest{Op: "bans"})
 	case "ban", "unban":
 		return banCommand(ctx, cfg, e, req)
+	case "invite":
+		return inviteCommand(ctx, cfg, e, req)
 	default:
 		return changeUser(ctx, cmd, args[0], cfg, e)
 	}

@@ -9,13 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/kiez-im/kiez/filter/ipfilter"
+	"github.com/kiez-im/kiez/modules/invite"
 	"github.com/kiez-im/kiez/modules/register"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/storage/bbolt"
@@ -121,33 +124,34 @@ func unwrapAll(err error) error {
 	}
 }
 
-// newServer builds the server from the configuration, and returns it with
-// its IP filter (the server's ConnFilter), for the ban commands. tlsCfg is
-// nil for the admin commands, which do not listen. opts change the
-// server.Config last: serve adds what depends on its listeners.
-func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slog.Logger, tlsCfg *tls.Config, opts ...func(*server.Config)) (*server.Server, *ipfilter.Filter, error) {
+// newServer builds the server from the configuration, and returns it as
+// the admin commands' target: with its IP filter (the server's
+// ConnFilter), for the ban commands, and its invite module, for invite.
+// tlsCfg is nil for the admin commands, which do not listen. opts change
+// the server.Config last: serve adds what depends on its listeners.
+func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slog.Logger, tlsCfg *tls.Config, opts ...func(*server.Config)) (adminTarget, error) {
 	// The upload directory is opened with the service switched off too,
 	// so that the files kept from before go with their accounts and
 	// expire (upload.Leftovers).
 	files, err := cfg.openFiles()
 	if err != nil {
-		return nil, nil, err
+		return adminTarget{}, err
 	}
 	fopts, err := cfg.filterOptions()
 	if err != nil {
-		return nil, nil, err
+		return adminTarget{}, err
 	}
 	fopts.Logger = log
 	ipf, err := ipfilter.New(fopts, accounts)
 	if err != nil {
-		return nil, nil, err
+		return adminTarget{}, err
 	}
 	// Registration creates accounts through the server, which exists only
 	// once New has returned; it is asked at each registration.
 	var srv *server.Server
 	mods, err := cfg.modules(accounts, files, func() register.Accounts { return srv }, ipf.AllowRegistration)
 	if err != nil {
-		return nil, nil, err
+		return adminTarget{}, err
 	}
 	sc := server.Config{
 		ConnFilter:      ipf,
@@ -164,9 +168,17 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 	}
 	srv, err = server.New(ctx, sc)
 	if err != nil {
-		return nil, nil, errors.New(strings.TrimPrefix(err.Error(), "server: "))
+		return adminTarget{}, errors.New(strings.TrimPrefix(err.Error(), "server: "))
 	}
-	return srv, ipf, nil
+	t := adminTarget{cfg: cfg, srv: srv, accounts: accounts, filter: ipf}
+	// The invite module registration redeems with, if stock built one
+	// (it does whenever registration is on).
+	for _, m := range mods {
+		if inv, ok := m.(*invite.Module); ok {
+			t.invites = inv
+		}
+	}
+	return t, nil
 }
 
 // listen opens a TCP listener for XMPP with an error an admin can act on.
@@ -216,6 +228,58 @@ func (l *listeners) all() []net.Listener {
 	}
 	return all
 }
+
+// filter puts ipf in front of the HTTPS and plain HTTP listeners, as the
+// server puts it in front of its own (the ACME listeners stay open to
+// the certificate authority).
+func (l *listeners) filter(ipf *ipfilter.Filter) {
+	for _, lns := range [][]net.Listener{l.https, l.plainHTTP} {
+		for i, ln := range lns {
+			lns[i] = filteredListener{Listener: ln, filter: ipf}
+		}
+	}
+}
+
+// filteredListener closes at once the connections its filter refuses,
+// and tells it when the others end. HTTP clients never authenticate, so
+// a connection counts as an unauthenticated one until it closes.
+type filteredListener struct {
+	net.Listener
+	filter *ipfilter.Filter
+}
+
+func (l filteredListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		var addr netip.Addr
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			addr = ta.AddrPort().Addr()
+		}
+		if ok, _ := l.filter.Admit(addr); !ok {
+			c.Close()
+			continue
+		}
+		return &filteredConn{Conn: c, closed: sync.OnceFunc(func() { l.filter.Closed(addr) })}, nil
+	}
+}
+
+// filteredConn tells the filter once when it closes.
+type filteredConn struct {
+	net.Conn
+	closed func()
+}
+
+func (c *filteredConn) Close() error {
+	err := c.Conn.Close()
+	c.closed()
+	return err
+}
+
+// ReadFrom keeps the TCP connection's sendfile for plain HTTP.
+func (c *filteredConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) }
 
 func (l *listeners) close() {
 	for _, ln := range l.all() {
@@ -303,7 +367,7 @@ func serve(ctx context.Context, cfg *config, e env) error {
 	if len(lns.https) > 0 {
 		_, httpsPort, _ = net.SplitHostPort(lns.https[0].Addr().String())
 	}
-	srv, ipf, err := newServer(ctx, cfg, store, log, tlsCfg, func(c *server.Config) {
+	target, err := newServer(ctx, cfg, store, log, tlsCfg, func(c *server.Config) {
 		c.HTTPBaseURL = cfg.httpBaseURL(httpsPort)
 		c.Modules = append(c.Modules, e.modules...)
 	})
@@ -311,14 +375,17 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		lns.close()
 		return err
 	}
+	srv, ipf := target.srv, target.filter
+	lns.filter(ipf)
 	ln, err := listenControl(cfg.socketPath())
 	if err != nil {
 		srv.Close()
 		lns.close()
 		return err
 	}
-	// The control socket bans through the very filter the server asks.
-	ctl := &controlServer{ln: ln, path: cfg.socketPath(), target: adminTarget{cfg: cfg, srv: srv, accounts: store, filter: ipf}, log: log}
+	// The control socket bans through the very filter the server asks,
+	// and invites through the invite module registration redeems with.
+	ctl := &controlServer{ln: ln, path: cfg.socketPath(), target: target, log: log}
 	cctx, stopControl := context.WithCancel(ctx)
 	defer stopControl()
 	go ctl.serve(cctx)
@@ -379,9 +446,9 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		}
 		certs.acme.prefetch(ctx, log)
 	}
-	log.Info("listening", "for", "admin commands (adduser, passwd, deluser, users, ban, unban, bans)", "socket", ctl.path)
+	log.Info("listening", "for", "admin commands (adduser, passwd, deluser, users, invite, ban, unban, bans)", "socket", ctl.path)
 	if users, err := srv.Users(ctx, ""); err == nil && len(users) == 0 {
-		log.Warn("there are no accounts yet; create the first with: " + adduserHint(cfg))
+		firstStart(ctx, cfg, target, log)
 	}
 	if e.ready != nil {
 		e.ready(b)
@@ -432,6 +499,36 @@ wait:
 	}
 	log.Info("kiezd stopped")
 	return runErr
+}
+
+// firstStart tells how to create the first account of a server without
+// any: with the invite policy, through a one-time invitation it creates
+// for the administrator; with the open one, by registering; else with
+// adduser.
+func firstStart(ctx context.Context, cfg *config, t adminTarget, log *slog.Logger) {
+	switch register.Policy(cfg.Registration.Policy) {
+	case register.PolicyOpen:
+		log.Warn("there are no accounts yet; registration is open: register the first in your client, or create it with: " + adduserHint(cfg))
+		return
+	case register.PolicyInvite:
+		if t.invites == nil {
+			break
+		}
+		inv, err := t.invites.Create(ctx, invite.CreateOptions{Domain: cfg.Domains[0]})
+		if err != nil {
+			log.Error("creating the first invitation failed", "err", err)
+			break
+		}
+		// The URI and URL carry the domain only, no user address.
+		how := "open " + inv.LandingURL + " or the URI " + inv.URI
+		if inv.LandingURL == "" {
+			how = "open the URI " + inv.URI
+		}
+		log.Warn("there are no accounts yet; create the first with a one-time invitation: "+how+" in your client, or with: "+adduserHint(cfg),
+			"expires", inv.Expires.UTC().Format(banTimeLayout))
+		return
+	}
+	log.Warn("there are no accounts yet; create the first with: " + adduserHint(cfg))
 }
 
 // adduserHint is the command that creates an account on this server, for

@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/term"
 	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server"
 )
 
 // withStore opens the database and runs f with a server built from the
@@ -35,12 +37,20 @@ func withStore(ctx context.Context, cfg *config, e env, f func(adminTarget) erro
 		lc.Level = "warn"
 	}
 	log := newLogger(lc, e.stderr)
-	srv, ipf, err := newServer(ctx, cfg, store, log, nil)
+	// The invitations' landing URLs point at the configured HTTPS
+	// listener, as serve's would.
+	port := ""
+	if len(cfg.Listen.HTTPS) > 0 {
+		_, port, _ = net.SplitHostPort(cfg.Listen.HTTPS[0])
+	}
+	t, err := newServer(ctx, cfg, store, log, nil, func(c *server.Config) {
+		c.HTTPBaseURL = cfg.httpBaseURL(port)
+	})
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
-	return f(adminTarget{cfg: cfg, srv: srv, accounts: store, filter: ipf})
+	defer t.srv.Close()
+	return f(t)
 }
 
 // userArg parses the JID argument of adduser, passwd and deluser.
