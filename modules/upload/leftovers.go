@@ -65,9 +65,9 @@ func (l *Leftovers) Init(_ context.Context, h server.Host) error {
 // UserData names what the module deletes per user.
 func (*Leftovers) UserData() []string { return []string{"uploaded files"} }
 
-// DeleteUser deletes the account's files.
+// DeleteUser deletes the account's files and day counters.
 func (l *Leftovers) DeleteUser(ctx context.Context, user jid.JID) error {
-	return DeleteUserFiles(ctx, l.deps.Store, l.deps.Files, user)
+	return errors.Join(DeleteUserFiles(ctx, l.deps.Store, l.deps.Files, user), deleteDayCounters(ctx, l.deps.Days, user, time.Now()))
 }
 
 // ExportUser writes nothing: the files are not offered any more.

@@ -181,10 +181,28 @@ func (m *Module) forms() []xml.TokenReader {
 func (*Module) UserData() []string { return []string{"uploaded files"} }
 
 // DeleteUser deletes every file of the account, bytes first, then the
-// metadata, so a GET answers 404 from then on.
+// metadata, so a GET answers 404 from then on, and the account's day
+// counters.
 func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
-	return DeleteUserFiles(ctx, m.store, m.files, user)
+	return errors.Join(DeleteUserFiles(ctx, m.store, m.files, user), deleteDayCounters(ctx, m.days, user, m.now()))
 }
+
+// deleteDayCounters removes user's entries of the daily quota (see
+// Module.create): an entry lives at most 25 hours, so today's and
+// yesterday's are all there can be.
+func deleteDayCounters(ctx context.Context, days storage.ServiceData, user jid.JID, now time.Time) error {
+	if days == nil {
+		return nil
+	}
+	var errs []error
+	for _, d := range []time.Time{now.UTC(), now.UTC().Add(-24 * time.Hour)} {
+		errs = append(errs, days.DeleteServiceValue(ctx, dayNamespace(d), user.Bare().String()))
+	}
+	return errors.Join(errs...)
+}
+
+// dayNamespace is the ServiceData namespace of one UTC day's counters.
+func dayNamespace(t time.Time) string { return "upload-day:" + t.UTC().Format(time.DateOnly) }
 
 // DeleteUserFiles deletes every upload of user from store and files: for
 // servers that delete an account while the module is switched off.

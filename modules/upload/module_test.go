@@ -330,6 +330,11 @@ func TestAccountDeletion(t *testing.T) {
 	if got := e.stored(t); len(got) != 0 {
 		t.Errorf("files left on disk: %v", got)
 	}
+	// The day's counter named the account: it goes too.
+	ns := "upload-day:" + time.Now().UTC().Format(time.DateOnly)
+	if _, _, err := e.store.ServiceValue(context.Background(), ns, e.alice.String()); err == nil {
+		t.Error("the account's daily quota counter outlived the account")
+	}
 }
 
 func TestExpiry(t *testing.T) {

@@ -159,7 +159,7 @@ func (m *Module) create(ctx context.Context, u storage.Upload, day time.Time) er
 	}
 	m.dayMu.Lock()
 	defer m.dayMu.Unlock()
-	ns := "upload-day:" + day.Format(time.DateOnly)
+	ns := dayNamespace(day)
 	var used int64
 	if v, _, err := m.days.ServiceValue(ctx, ns, u.Owner); err == nil && len(v) == 8 {
 		used = int64(binary.BigEndian.Uint64(v))
