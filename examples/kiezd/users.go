@@ -38,10 +38,12 @@ func withStore(ctx context.Context, cfg *config, e env, f func(adminTarget) erro
 	}
 	log := newLogger(lc, e.stderr)
 	// The invitations' landing URLs point at the configured HTTPS
-	// listener, as serve's would.
+	// listener, as serve's would (none for a port the system picks).
 	port := ""
 	if len(cfg.Listen.HTTPS) > 0 {
-		_, port, _ = net.SplitHostPort(cfg.Listen.HTTPS[0])
+		if _, p, err := net.SplitHostPort(cfg.Listen.HTTPS[0]); err == nil && p != "0" {
+			port = p
+		}
 	}
 	t, err := newServer(ctx, cfg, store, log, nil, func(c *server.Config) {
 		c.HTTPBaseURL = cfg.httpBaseURL(port)
