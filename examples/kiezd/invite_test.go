@@ -227,9 +227,14 @@ func TestHTTPSFiltered(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		held = append(held, c)
+		// A finished handshake means the listener accepted (and counted)
+		// the connection.
+		tc := tls.Client(c, clientTLS())
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, tc)
 	}
-	time.Sleep(100 * time.Millisecond) // accepted
 	if err := fetch(); err == nil {
 		t.Error("an HTTPS answer beyond max_unauthenticated open connections")
 	}

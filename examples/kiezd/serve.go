@@ -229,14 +229,15 @@ func (l *listeners) all() []net.Listener {
 	return all
 }
 
-// filter puts ipf in front of the HTTPS and plain HTTP listeners, as the
-// server puts it in front of its own (the ACME listeners stay open to
-// the certificate authority).
+// filter puts ipf in front of the HTTPS listeners, as the server puts it
+// in front of its own. The plain HTTP listeners are left alone: they are
+// for a reverse proxy, whose address is all they would see, so limits
+// there would throttle every client behind it together (the proxy can
+// limit by client address itself). The ACME listeners stay open to the
+// certificate authority.
 func (l *listeners) filter(ipf *ipfilter.Filter) {
-	for _, lns := range [][]net.Listener{l.https, l.plainHTTP} {
-		for i, ln := range lns {
-			lns[i] = filteredListener{Listener: ln, filter: ipf}
-		}
+	for i, ln := range l.https {
+		l.https[i] = filteredListener{Listener: ln, filter: ipf}
 	}
 }
 
