@@ -15,39 +15,14 @@ import (
 // answer's type and inner XML.
 func registerToken(t *testing.T, addr, user, password, token string) (typ, inner string) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	c := &rawClient{conn: conn}
-	if _, err := c.open("localhost"); err != nil {
-		t.Fatal(err)
-	}
-	c.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
-	if _, err := c.expect("proceed"); err != nil {
-		t.Fatal(err)
-	}
-	tc := tls.Client(conn, &tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	c.conn = tc
-	if _, err := c.open("localhost"); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := registerStream(t, addr)
 	c.send(`<iq type='set' id='reg'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>`+
 		`<field var='FORM_TYPE' type='hidden'><value>jabber:iq:register</value></field>`+
 		`<field var='username'><value>%s</value></field>`+
 		`<field var='password'><value>%s</value></field>`+
 		`<field var='token'><value>%s</value></field>`+
 		`</x></query></iq>`, user, password, token)
-	e, err := c.expect("iq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e.attr("type"), e.Inner
+	return c.answer(t)
 }
 
 var (

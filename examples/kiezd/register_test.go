@@ -8,15 +8,16 @@ import (
 	"time"
 )
 
-// registerRaw registers user with password in-band (XEP-0077) on a new
-// stream and returns the answer's type and inner XML.
-func registerRaw(t *testing.T, addr, user, password string) (typ, inner string) {
+// registerStream opens a stream to addr and upgrades it with STARTTLS,
+// for an in-band registration; it returns the client and the features
+// offered on the TLS stream.
+func registerStream(t *testing.T, addr string) (*rawClient, rawElem) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	c := &rawClient{conn: conn}
 	if _, err := c.open("localhost"); err != nil {
@@ -35,15 +36,29 @@ func registerRaw(t *testing.T, addr, user, password string) (typ, inner string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(features.Inner, "http://jabber.org/features/iq-register") {
-		t.Errorf("no registration feature offered: %s", features.Inner)
-	}
-	c.send(`<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>%s</username><password>%s</password></query></iq>`, user, password)
+	return c, features
+}
+
+// answer returns the type and inner XML of the next iq.
+func (c *rawClient) answer(t *testing.T) (typ, inner string) {
+	t.Helper()
 	e, err := c.expect("iq")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e.attr("type"), e.Inner
+}
+
+// registerRaw registers user with password in-band (XEP-0077) on a new
+// stream and returns the answer's type and inner XML.
+func registerRaw(t *testing.T, addr, user, password string) (typ, inner string) {
+	t.Helper()
+	c, features := registerStream(t, addr)
+	if !strings.Contains(features.Inner, "http://jabber.org/features/iq-register") {
+		t.Errorf("no registration feature offered: %s", features.Inner)
+	}
+	c.send(`<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>%s</username><password>%s</password></query></iq>`, user, password)
+	return c.answer(t)
 }
 
 // kiezd offers in-band registration as [registration] says: the default
