@@ -2,16 +2,17 @@
 // rosters and presence, blocking, vCards, private storage, offline
 // messages, the message archive and its ad-hoc command, carbons, ping,
 // time, version, contact addresses, entity capabilities, personal
-// eventing (PEP) and HTTP file upload. Embedders call Modules instead of repeating kiezd's
-// wiring: it builds every module on one store, hands each the modules it
-// builds on in its Deps (presence the roster and blocking, the archive the
-// roster, ad-hoc the archive's command, PEP the roster and caps, vCards
+// eventing (PEP), HTTP file upload and the refusal of strangers'
+// messages. Embedders call Modules instead of repeating kiezd's wiring: it
+// builds every module on one store, hands each the modules it builds on in
+// its Deps (presence and strangers the roster, presence blocking too, the
+// archive the roster, ad-hoc the archive's and strangers' commands, PEP the roster and caps, vCards
 // PEP's avatars and private storage PEP's bookmarks) and lists them in an
 // order that works. Every module is on unless Options.Without names it.
 //
-// The order of the list matters little: blocking is a filter on every
-// stanza's path, the archive's and carbons' routes carry their priorities,
-// and the roster tells presence of removed items itself. What is left is
+// The order of the list matters little: blocking and strangers are
+// filters on every stanza's path with their priorities, the archive's and
+// carbons' routes carry theirs, and the roster tells presence of removed items itself. What is left is
 // the order of Init, Close and the undelivered handlers, and only offline
 // storage is one.
 package stock
@@ -35,6 +36,7 @@ import (
 	"github.com/kiez-im/kiez/modules/private"
 	"github.com/kiez-im/kiez/modules/register"
 	"github.com/kiez-im/kiez/modules/roster"
+	"github.com/kiez-im/kiez/modules/strangers"
 	kieztime "github.com/kiez-im/kiez/modules/time"
 	"github.com/kiez-im/kiez/modules/upload"
 	"github.com/kiez-im/kiez/modules/vcard"
@@ -48,25 +50,26 @@ import (
 // the roster: "roster" leaves out both. "archive" leaves out the archive
 // and its ad-hoc command.
 const (
-	Roster   = "roster"
-	Blocking = "blocking"
-	VCard    = "vcard"
-	Private  = "private"
-	Offline  = "offline"
-	Archive  = "archive"
-	Carbons  = "carbons"
-	Ping     = "ping"
-	Time     = "time"
-	Version  = "version"
-	Contact  = "contact"
-	Caps     = "caps"
-	PEP      = "pep"
-	Upload   = "upload"
-	Register = "register"
+	Roster    = "roster"
+	Blocking  = "blocking"
+	VCard     = "vcard"
+	Private   = "private"
+	Offline   = "offline"
+	Archive   = "archive"
+	Carbons   = "carbons"
+	Ping      = "ping"
+	Time      = "time"
+	Version   = "version"
+	Contact   = "contact"
+	Caps      = "caps"
+	PEP       = "pep"
+	Upload    = "upload"
+	Register  = "register"
+	Strangers = "strangers"
 )
 
 // Names lists every name Options.Without takes.
-var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP, Upload, Register}
+var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP, Upload, Register, Strangers}
 
 // Store is what the stock modules keep their data in: storage/bbolt's and
 // storage/memory's Store implement it.
@@ -118,8 +121,11 @@ type Options struct {
 	// "Invite a friend" command beside the others. RateLimit, if set,
 	// limits registrations per client address (ipfilter's
 	// AllowRegistration).
-	Register  register.Options
-	Invite    invite.Options
+	Register register.Options
+	Invite   invite.Options
+	// Strangers runs with the roster (it is left out with it); its
+	// "Refuse messages from strangers" command joins the others.
+	Strangers strangers.Options
 	Accounts  func() register.Accounts
 	RateLimit func(netip.Addr) bool
 }
@@ -169,6 +175,14 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 		mods = append(mods, ros)
 	}
 	var commands []adhoc.Command
+	if on(Strangers) && ros != nil {
+		m, err := strangers.New(opts.Strangers, strangers.Deps{Store: store, Roster: ros})
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, m)
+		commands = append(commands, m.Commands()...)
+	}
 	if on(Archive) {
 		deps := mam.Deps{Archive: store, KV: store, Service: store}
 		if ros != nil {

@@ -33,7 +33,7 @@ func TestModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"blocking", "presence", "roster", "mam", "carbons", "offline", "adhoc", "vcard", "private", "ping", "time", "version", "caps", "pep", "contact"}
+	want := []string{"blocking", "presence", "roster", "strangers", "mam", "carbons", "offline", "adhoc", "vcard", "private", "ping", "time", "version", "caps", "pep", "contact"}
 	if got := names(all); !slices.Equal(got, want) {
 		t.Errorf("modules %v, want %v", got, want)
 	}
@@ -41,7 +41,7 @@ func TestModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, gone := range []string{"presence", "roster", "mam", "adhoc", "ping", "contact", "pep"} {
+	for _, gone := range []string{"presence", "roster", "strangers", "mam", "adhoc", "ping", "contact", "pep"} {
 		if slices.Contains(names(some), gone) {
 			t.Errorf("%s is there without roster, archive and ping: %v", gone, names(some))
 		}
