@@ -268,7 +268,7 @@ func (m *Module) filter(ctx context.Context, p filter.Packet) (*stanza.Stanza, e
 		return st, nil
 	}
 	from := st.From
-	if from.Localpart() == "" || from.Bare().Equal(p.Account) {
+	if from.Localpart() == "" || from.Localpart() == p.Account.Localpart() && from.Domainpart() == p.Account.Domainpart() {
 		return st, nil
 	}
 	on, err := m.refuses(ctx, p.Account.String())

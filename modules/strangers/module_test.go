@@ -352,3 +352,28 @@ func BenchmarkFilter(b *testing.B) {
 		})
 	}
 }
+
+// A local stranger's refused request, which presence remembers as a hidden
+// pending-in item, is not shown at login while the user refuses strangers,
+// and is shown once they no longer do.
+func TestPendingRequestAtLogin(t *testing.T) {
+	s := start(t)
+	ctx := t.Context()
+	if err := s.mod.Set(ctx, s.alice, true); err != nil {
+		t.Fatal(err)
+	}
+	s.b.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribe", To: s.alice})
+	s.b.Sync()
+	a2 := s.srv.Connect(t, s.alice, "pw")
+	a2.Send(&stanza.Stanza{Kind: stanza.Presence})
+	a2.SyncNone(isSubscribe)
+
+	if err := s.mod.Set(ctx, s.alice, false); err != nil {
+		t.Fatal(err)
+	}
+	a3 := s.srv.Connect(t, s.alice, "pw")
+	a3.Send(&stanza.Stanza{Kind: stanza.Presence})
+	if got := a3.Expect(isSubscribe); !got.From.Bare().Equal(s.bob) {
+		t.Fatalf("subscription request from %s, want bob", got.From)
+	}
+}
