@@ -5,13 +5,17 @@
 //
 // The module is a filter on the recipient's side of every stanza's path
 // (see package filter). For a local account that opted in, a message of
-// type chat, normal or headline from a stranger is refused with
-// service-unavailable when it carries content (a body, a subject, an
-// encrypted payload, a file link, an invitation, a call, a reaction or a
-// retraction) and dropped silently when it carries none (chat states,
-// receipts); a presence subscription request from a stranger is dropped
+// type chat or normal from a stranger is refused with service-unavailable
+// when it carries content (a body, a subject, an encrypted payload, a file
+// link, an invitation, a call, a reaction or a retraction) and dropped
+// silently when it carries none (chat states, receipts); a headline is
+// dropped silently, as RFC 6121 has a server do with one it cannot
+// deliver; a presence subscription request from a stranger is dropped
 // silently, so the stranger never learns whether the account exists or
-// whether the user saw it. Everything else passes: errors, groupchat
+// whether the user saw it. The error is the one blocking gives, and
+// Prosody's mod_block_strangers: a stranger cannot tell refusal from
+// blocking, though it can tell either from an account that is merely
+// offline (whose messages are stored). Everything else passes: errors, groupchat
 // messages, iq, other presence, and every stanza from a contact.
 //
 // A stranger is an account whose bare JID has no item in the recipient's
@@ -287,7 +291,7 @@ func (m *Module) filter(ctx context.Context, p filter.Packet) (*stanza.Stanza, e
 	if ok && !it.Hidden {
 		return st, nil
 	}
-	if st.Kind == stanza.Presence || stanza.Classify(st)&content == 0 {
+	if st.Kind == stanza.Presence || st.Type == "headline" || stanza.Classify(st)&content == 0 {
 		return nil, filter.ErrDrop
 	}
 	return nil, errRefused

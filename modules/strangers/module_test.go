@@ -160,7 +160,7 @@ func TestFilterCases(t *testing.T) {
 	}{
 		{"stranger chat", filter.Receive, msg("bob@example.net/x", "chat", true), bounce},
 		{"stranger normal", filter.Receive, msg("bob@example.net", "", true), bounce},
-		{"stranger headline", filter.Receive, msg("bob@example.net", "headline", true), bounce},
+		{"stranger headline", filter.Receive, msg("bob@example.net", "headline", true), drop},
 		{"stranger chat state", filter.Receive, msg("bob@example.net", "chat", false), drop},
 		{"stranger groupchat", filter.Receive, msg("room@muc.example.net/bob", "groupchat", true), pass},
 		{"stranger error", filter.Receive, msg("bob@example.net", "error", true), pass},
