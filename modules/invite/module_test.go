@@ -3,11 +3,9 @@ package invite_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -64,78 +62,23 @@ func start(t *testing.T, opts invite.Options) *env {
 }
 
 // rawClient speaks XMPP byte by byte, as an unauthenticated client does.
-type rawClient struct {
-	t   *testing.T
-	c   net.Conn
-	buf strings.Builder
-}
+// rawClient is a raw client with the registration request.
+type rawClient struct{ *servertest.Raw }
 
-const header = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
-
+// dial connects to srv and negotiates TLS.
 func dial(t *testing.T, srv *servertest.Server) *rawClient {
 	t.Helper()
-	c, err := net.Dial("tcp", srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	r := &rawClient{t: t, c: c}
-	r.send(header)
-	r.expect("</stream:features>")
-	r.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
-	r.expect("<proceed")
-	tc := tls.Client(r.c, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	r.c = tc
-	r.send(header)
-	r.expect("</stream:features>")
-	return r
-}
-
-func (r *rawClient) send(s string) {
-	r.t.Helper()
-	r.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(r.c, s); err != nil {
-		r.t.Fatalf("write: %v", err)
-	}
-}
-
-var emptyIQ = regexp.MustCompile(`<iq[^<>]*/>`)
-
-func (r *rawClient) expect(want string) string {
-	r.t.Helper()
-	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b := make([]byte, 4096)
-	has := func() bool {
-		s := r.buf.String()
-		if want == "<iq/>" {
-			return strings.Contains(s, "</iq>") || emptyIQ.MatchString(s)
-		}
-		return strings.Contains(s, want)
-	}
-	for !has() {
-		n, err := r.c.Read(b)
-		r.buf.Write(b[:n])
-		if err != nil && !has() {
-			r.t.Fatalf("waiting for %q: %v; got %q", want, err, r.buf.String())
-		}
-	}
-	s := r.buf.String()
-	r.buf.Reset()
-	return s
+	r, _ := srv.DialRaw(t)
+	return &rawClient{r}
 }
 
 // register sends a registration with the data form and its token.
 func (r *rawClient) register(username, password, token string) string {
-	r.t.Helper()
-	r.send(`<iq type='set' id='regf'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>` +
+	return r.IQ(`<iq type='set' id='regf'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>` +
 		`<field var='FORM_TYPE'><value>jabber:iq:register</value></field>` +
 		`<field var='username'><value>` + username + `</value></field>` +
 		`<field var='password'><value>` + password + `</value></field>` +
 		`<field var='token'><value>` + token + `</value></field></x></query></iq>`)
-	return r.expect("<iq/>")
 }
 
 func wantResult(t *testing.T, got string) {

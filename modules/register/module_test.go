@@ -2,12 +2,8 @@ package register_test
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/base64"
-	"io"
 	"net"
 	"net/netip"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,109 +78,37 @@ func start(t *testing.T, opts register.Options, deps register.Deps, extra ...ser
 }
 
 // rawClient speaks XMPP byte by byte, as an unauthenticated client does.
-type rawClient struct {
-	t   *testing.T
-	c   net.Conn
-	buf strings.Builder
-}
-
-const header = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
+// rawClient is a raw client with the registration requests.
+type rawClient struct{ *servertest.Raw }
 
 // dial connects to srv and negotiates TLS; it returns the client and the
 // stream features offered on the TLS stream.
 func dial(t *testing.T, srv *servertest.Server) (*rawClient, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dialConn(t, c)
+	r, features := srv.DialRaw(t)
+	return &rawClient{r}, features
 }
 
 // dialConn negotiates TLS on c, as dial does.
 func dialConn(t *testing.T, c net.Conn) (*rawClient, string) {
 	t.Helper()
-	t.Cleanup(func() { c.Close() })
-	r := &rawClient{t: t, c: c}
-	r.send(header)
-	r.expect("</stream:features>")
-	r.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
-	r.expect("<proceed")
-	tc := tls.Client(r.c, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	r.c = tc
-	r.send(header)
-	return r, r.expect("</stream:features>")
-}
-
-func (r *rawClient) send(s string) {
-	r.t.Helper()
-	r.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(r.c, s); err != nil {
-		r.t.Fatalf("write: %v", err)
-	}
-}
-
-var emptyIQ = regexp.MustCompile(`<iq[^<>]*/>`)
-
-// expect reads until what was received contains one of want (or, for
-// "<iq/>", a complete iq), and returns it all.
-func (r *rawClient) expect(want ...string) string {
-	r.t.Helper()
-	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b := make([]byte, 4096)
-	has := func() bool {
-		s := r.buf.String()
-		for _, w := range want {
-			if w == "<iq/>" && (strings.Contains(s, "</iq>") || emptyIQ.MatchString(s)) || strings.Contains(s, w) {
-				return true
-			}
-		}
-		return false
-	}
-	for !has() {
-		n, err := r.c.Read(b)
-		r.buf.Write(b[:n])
-		if err != nil && !has() {
-			r.t.Fatalf("waiting for %q: %v; got %q", want, err, r.buf.String())
-		}
-	}
-	s := r.buf.String()
-	r.buf.Reset()
-	return s
-}
-
-// iq sends an iq and returns the answer.
-func (r *rawClient) iq(s string) string {
-	r.t.Helper()
-	r.send(s)
-	return r.expect("<iq/>")
+	r, features := servertest.NewRaw(t, c)
+	return &rawClient{r}, features
 }
 
 // register sends a registration with the legacy fields.
 func (r *rawClient) register(username, password string) string {
-	r.t.Helper()
-	return r.iq(`<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>` + username +
+	return r.IQ(`<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>` + username +
 		`</username><password>` + password + `</password></query></iq>`)
 }
 
 // registerForm sends a registration with the data form.
 func (r *rawClient) registerForm(username, password, token string) string {
-	r.t.Helper()
-	return r.iq(`<iq type='set' id='regf'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>` +
+	return r.IQ(`<iq type='set' id='regf'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>` +
 		`<field var='FORM_TYPE'><value>jabber:iq:register</value></field>` +
 		`<field var='username'><value>` + username + `</value></field>` +
 		`<field var='password'><value>` + password + `</value></field>` +
 		`<field var='token'><value>` + token + `</value></field></x></query></iq>`)
-}
-
-func (r *rawClient) authPlain(user, pass string) string {
-	r.t.Helper()
-	r.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
-		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + `</auth>`)
-	return r.expect("<success", "</failure>")
 }
 
 // wantResult fails unless got is an iq result.
@@ -223,7 +147,7 @@ func TestOpen(t *testing.T) {
 	if !strings.Contains(feats, `<register xmlns="http://jabber.org/features/iq-register"`) {
 		t.Fatalf("no registration feature: %q", feats)
 	}
-	got := r.iq(`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>`)
+	got := r.IQ(`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>`)
 	wantResult(t, got)
 	for _, want := range []string{"<instructions>", "<username/>", "<password/>"} {
 		if !strings.Contains(got, want) {
@@ -234,7 +158,7 @@ func TestOpen(t *testing.T) {
 		t.Errorf("a form without a token to ask for: %q", got)
 	}
 	wantResult(t, r.register("Newbie", "correct horse"))
-	if got := r.authPlain("newbie", "correct horse"); !strings.Contains(got, "<success") {
+	if got := r.AuthPlain("newbie", "correct horse"); !strings.Contains(got, "<success") {
 		t.Fatalf("auth on the registering stream: %q", got)
 	}
 	if err := login(srv, "newbie", "correct horse"); err != nil {
@@ -256,9 +180,9 @@ func TestClosed(t *testing.T) {
 	if strings.Contains(feats, "iq-register") {
 		t.Fatalf("registration offered with the closed policy: %q", feats)
 	}
-	wantError(t, r.iq(`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>`), "service-unavailable")
+	wantError(t, r.IQ(`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>`), "service-unavailable")
 	wantError(t, r.register("bob", "correct horse"), "not-allowed")
-	if got := r.authPlain("alice", "pw-alice"); !strings.Contains(got, "<success") {
+	if got := r.AuthPlain("alice", "pw-alice"); !strings.Contains(got, "<success") {
 		t.Fatalf("auth after refused registration: %q", got)
 	}
 	if err := login(srv, "bob", "correct horse"); err == nil {
@@ -276,7 +200,7 @@ func TestInvite(t *testing.T) {
 	if !strings.Contains(feats, "iq-register") {
 		t.Fatalf("no registration feature: %q", feats)
 	}
-	got := r.iq(`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>`)
+	got := r.IQ(`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>`)
 	wantResult(t, got)
 	for _, want := range []string{`<x xmlns="jabber:x:data" type="form">`, `<value>jabber:iq:register</value>`,
 		`var="token"`, `type="text-private" var="password"`} {
@@ -351,10 +275,10 @@ func TestRules(t *testing.T) {
 		{"remove before authentication", `<remove/>`, "unexpected-request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			wantError(t, r.iq(`<iq type='set' id='x'><query xmlns='jabber:iq:register'>`+tc.req+`</query></iq>`), tc.cond)
+			wantError(t, r.IQ(`<iq type='set' id='x'><query xmlns='jabber:iq:register'>`+tc.req+`</query></iq>`), tc.cond)
 		})
 	}
-	wantError(t, r.iq(`<iq type='set' id='d' to='example.org'><query xmlns='jabber:iq:register'><username>bob</username><password>correct horse</password></query></iq>`), "bad-request")
+	wantError(t, r.IQ(`<iq type='set' id='d' to='example.org'><query xmlns='jabber:iq:register'><username>bob</username><password>correct horse</password></query></iq>`), "bad-request")
 	// Eight characters are enough, counted as characters.
 	wantResult(t, r.register("bob", "pässwörd"))
 	if err := login(srv, "bob", "pässwörd"); err != nil {

@@ -810,7 +810,7 @@ func testPEPCopies(t *testing.T, s storage.PEP) {
 		t.Fatal(err)
 	}
 	for i := range nodes {
-		copy(nodes[i].Config, "XXXXXXXXX")
+		copy(nodes[i].Config, "SCRIBBLED")
 		nodes[i].Name = "changed"
 	}
 	items := mustItems(t, s, pUser, pNode2, nil, 0)
