@@ -30,8 +30,9 @@ const TargetFull Target = TargetBare + 1
 //   - Side filter.Receive: a message to an existing local account, after
 //     the recipient's filters and before it reaches the account's
 //     sessions or its UndeliveredHandlers, whoever sent it (a client, a
-//     module, a service, another server). Presence to an account reaches
-//     no Receive route yet.
+//     module, a service, another server); likewise presence to a local
+//     account's bare JID (subscription stanzas: the route checks that the
+//     account exists), before it reaches the available sessions.
 type StanzaRoute struct {
 	Side filter.Phase
 	Kind stanza.Kind // stanza.Message or stanza.Presence

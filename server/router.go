@@ -171,9 +171,10 @@ func (r *router) toBare(ctx context.Context, origin filter.Origin, st *stanza.St
 			r.messageToBare(ctx, st, bare)
 		}
 	case stanza.Presence:
-		// Directed presence to an account goes to all its available
-		// resources; subscription rules come with the roster module.
-		if st.Type == "probe" {
+		// Receive routes take subscription stanzas (the presence module
+		// applies RFC 6121's rules to the account's roster). Directed
+		// presence to an account goes to all its available resources.
+		if st = r.receiveRoutes(ctx, origin, to, st); st == nil || st.Type == "probe" {
 			return
 		}
 		for _, sess := range s.sessions.userSessions(bare) {
@@ -185,8 +186,8 @@ func (r *router) toBare(ctx context.Context, origin filter.Origin, st *stanza.St
 }
 
 // receiveRoutes runs the Receive routes on a message to an existing local
-// account. It returns the message to deliver, or nil when a route
-// handled or refused it.
+// account, or on presence to a local account's bare JID. It returns the
+// stanza to deliver, or nil when a route handled or refused it.
 func (r *router) receiveRoutes(ctx context.Context, origin filter.Origin, account jid.JID, st *stanza.Stanza) *stanza.Stanza {
 	d := &Delivery{Stanza: st, Account: account.Bare(), Origin: origin}
 	if !r.runRoutes(ctx, filter.Receive, d) {

@@ -140,8 +140,36 @@ func (m *Module) state(s *server.Session) *sessionState {
 
 // StanzaRoutes takes the presence clients send.
 func (m *Module) StanzaRoutes() []server.StanzaRoute {
-	return []server.StanzaRoute{{Side: filter.Send, Kind: stanza.Presence, Handler: server.RouteHandlerFunc(
-		func(ctx context.Context, d *server.Delivery) error { return m.sent(ctx, d.Session, d.Stanza) })}}
+	return []server.StanzaRoute{
+		{Side: filter.Send, Kind: stanza.Presence, Handler: server.RouteHandlerFunc(
+			func(ctx context.Context, d *server.Delivery) error { return m.sent(ctx, d.Session, d.Stanza) })},
+		{Side: filter.Receive, Kind: stanza.Presence, To: server.TargetBare, Types: subscriptionTypes, Handler: server.RouteHandlerFunc(m.received)},
+	}
+}
+
+// subscriptionTypes are the presence types of RFC 6121 §3.
+var subscriptionTypes = []string{typeSubscribe, typeSubscribed, typeUnsubscribe, typeUnsubscribed}
+
+// received takes a subscription stanza to a local account once it has
+// passed the account's filters (a refused stranger's request never
+// reaches the roster), whoever sent it: a local account (through
+// subscription), the presence module answering for one, or another
+// server.
+func (m *Module) received(ctx context.Context, d *server.Delivery) error {
+	s := d.Stanza
+	if m.host == nil || s.From.String() == "" {
+		return server.ErrHandled
+	}
+	if !m.host.UserExists(ctx, d.Account) {
+		return server.ErrHandled // RFC 6121 §3.1.3: silently ignored
+	}
+	in := s
+	if !s.From.Equal(s.From.Bare()) || !s.To.Equal(d.Account) {
+		in = s.Clone()
+		in.From, in.To = s.From.Bare(), d.Account
+	}
+	m.inbound(ctx, in)
+	return server.ErrHandled
 }
 
 // sent handles the presence a client sends: it routes subscription
@@ -190,16 +218,9 @@ func (m *Module) subscription(ctx context.Context, s *stanza.Stanza) {
 	}
 	out := s.Clone()
 	out.From, out.To = user, contact // RFC 6121 §3.1.2: stamped with the bare JID
-	if !m.host.IsLocal(contact.Domainpart()) {
-		if err := m.host.Router().Route(ctx, out); err != nil {
-			m.log.Warn("route failed", "err", err)
-		}
-		return
-	}
-	if !m.host.UserExists(ctx, contact) {
-		return // RFC 6121 §3.1.3: silently ignored
-	}
-	m.inbound(ctx, out)
+	// A local contact's side is done by received, once the stanza has
+	// passed the contact's filters.
+	m.route(ctx, out)
 }
 
 // outbound applies a subscription stanza the user sends to the user's
@@ -321,13 +342,13 @@ func (m *Module) inbound(ctx context.Context, s *stanza.Stanza) {
 		return
 	}
 	if answer {
-		m.inbound(ctx, &stanza.Stanza{Kind: stanza.Presence, Type: typeSubscribed, From: contact, To: user})
+		m.route(ctx, &stanza.Stanza{Kind: stanza.Presence, Type: typeSubscribed, From: contact, To: user})
 		return
 	}
 	if !deliver {
 		return
 	}
-	m.route(ctx, s)
+	m.deliver(ctx, contact, s)
 	switch s.Type {
 	case typeSubscribed:
 		// s.From approved s.To's request: s.To gets s.From's current

@@ -19,8 +19,8 @@
 // messages, iq, other presence, and every stanza from a contact.
 //
 // A stranger is an account whose bare JID has no item in the recipient's
-// roster, or only a hidden one (the pending-in item a stranger's own
-// subscription request leaves). The user's own account, server and
+// roster, or only a hidden one (the pending-in item of a request made
+// before the user opted in and not answered yet). The user's own account, server and
 // service domains (addresses without a localpart) and messages to one of
 // the user's full JIDs (only someone the user shared presence with, such
 // as a contact or a room the user joined, knows a resource) are never

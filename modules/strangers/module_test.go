@@ -353,10 +353,12 @@ func BenchmarkFilter(b *testing.B) {
 	}
 }
 
-// A local stranger's refused request, which presence remembers as a hidden
-// pending-in item, is not shown at login while the user refuses strangers,
-// and is shown once they no longer do.
-func TestPendingRequestAtLogin(t *testing.T) {
+// A local stranger's refused request leaves nothing behind: the filter
+// runs before presence writes the roster, so no pending-in item is kept,
+// the request is not shown at a later login, not even once the user no
+// longer refuses strangers (the stranger has to ask again), and a
+// request after that reaches the user.
+func TestRefusedRequestNotKept(t *testing.T) {
 	s := start(t)
 	ctx := t.Context()
 	if err := s.mod.Set(ctx, s.alice, true); err != nil {
@@ -364,6 +366,9 @@ func TestPendingRequestAtLogin(t *testing.T) {
 	}
 	s.b.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribe", To: s.alice})
 	s.b.Sync()
+	if _, err := s.store.RosterItem(ctx, "alice@localhost", "bob@localhost"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("alice's roster item for bob after a refused request: err %v, want not found", err)
+	}
 	a2 := s.srv.Connect(t, s.alice, "pw")
 	a2.Send(&stanza.Stanza{Kind: stanza.Presence})
 	a2.SyncNone(isSubscribe)
@@ -373,6 +378,9 @@ func TestPendingRequestAtLogin(t *testing.T) {
 	}
 	a3 := s.srv.Connect(t, s.alice, "pw")
 	a3.Send(&stanza.Stanza{Kind: stanza.Presence})
+	a3.SyncNone(isSubscribe)
+
+	s.b.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribe", To: s.alice})
 	if got := a3.Expect(isSubscribe); !got.From.Bare().Equal(s.bob) {
 		t.Fatalf("subscription request from %s, want bob", got.From)
 	}
