@@ -3,7 +3,9 @@ package invite
 import (
 	"html/template"
 	"net/http"
+	"strings"
 
+	"github.com/kiez-im/kiez/modules/invite/internal/qr"
 	"github.com/kiez-im/kiez/server"
 )
 
@@ -32,7 +34,8 @@ var clients = []client{
 
 type page struct {
 	Domain, Inviter, Username, Token, Expires string
-	URI                                       template.URL // xmpp:, which html/template would refuse otherwise
+	URI                                       template.URL  // xmpp:, which html/template would refuse otherwise
+	QR                                        template.HTML // the URI as an inline SVG QR code, or empty
 	Clients                                   []client
 }
 
@@ -48,7 +51,9 @@ var pageTmpl = template.Must(template.New("invite").Parse(`<!DOCTYPE html>
 {{end}}</ul>
 <h2>2. Open the invitation in it</h2>
 <p><a href="{{.URI}}">Open the invitation</a></p>
-<p>If nothing happens, create an account on <strong>{{.Domain}}</strong> in the app and enter this invitation token when asked: <code>{{.Token}}</code></p>
+{{if .QR}}<p>Or scan this code with the app on your phone:</p>
+<p>{{.QR}}</p>
+{{end}}<p>If nothing happens, create an account on <strong>{{.Domain}}</strong> in the app and enter this invitation token when asked: <code>{{.Token}}</code></p>
 </body></html>
 `))
 
@@ -81,7 +86,27 @@ func (m *Module) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec.Kind == KindContact {
 		p.Inviter = rec.Creator
 	}
+	p.QR = qrSVG(string(p.URI))
 	if err := pageTmpl.Execute(w, p); err != nil {
 		m.log.Debug("writing a landing page failed", "err", err)
 	}
+}
+
+// qrLevel and qrModule are the error correction level and the module
+// size in pixels of the landing page's QR code.
+const (
+	qrLevel  = qr.M
+	qrModule = 5
+)
+
+// qrSVG returns uri as an inline SVG QR code, or nothing if it does not
+// fit in one (no invitation URI is that long).
+func qrSVG(uri string) template.HTML {
+	code, err := qr.Encode([]byte(uri), qrLevel)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	code.SVG(&b, qrModule, "QR code of the invitation")
+	return template.HTML(b.String()) // our own markup; the label is escaped
 }
