@@ -66,6 +66,9 @@ type conn struct {
 	filtered    bool
 	failedMechs uint16
 
+	// values are the modules' StreamValues, kept for the connection.
+	values sessionValues
+
 	mu      sync.Mutex
 	sess    *Session
 	pending *StreamError // a shutdown request that came before bind
@@ -191,6 +194,7 @@ func (c *conn) cleanup() {
 	s := c.srv
 	c.raw.Close()
 	c.filterDone(false)
+	c.values.drop()
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()

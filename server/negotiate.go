@@ -375,7 +375,7 @@ func (c *conn) reply(r *stanza.Stanza) error {
 
 // streamIQ has a module's handler answer an iq sent during negotiation,
 // exactly once and before it returns; its context carries the client's
-// address (ClientAddr). The iq has no from (the client is
+// address (ClientAddr) and the stream's values (StreamValue). The iq has no from (the client is
 // not authenticated, or has no resource yet) and, if the client gave
 // none, the stream's domain as to.
 func (c *conn) streamIQ(module string, h IQHandler, iq *stanza.Stanza) error {
@@ -384,7 +384,7 @@ func (c *conn) streamIQ(module string, h IQHandler, iq *stanza.Stanza) error {
 	}
 	iq.From = c.user
 	w := &streamResponse{c: c, iq: iq}
-	ctx := c.ctx
+	ctx := context.WithValue(c.ctx, streamValuesKey{}, &c.values)
 	if c.addr.IsValid() {
 		ctx = context.WithValue(ctx, clientAddrKey{}, c.addr)
 	}

@@ -406,18 +406,10 @@ func (m *Module) Redeem(ctx context.Context, token string, user jid.JID, create 
 		return register.ErrInvalidToken
 	}
 	h := hashToken(token)
-	m.mu.Lock()
-	if m.busy[h] {
-		m.mu.Unlock()
+	if !m.claim(h) {
 		return register.ErrInvalidToken
 	}
-	m.busy[h] = true
-	m.mu.Unlock()
-	defer func() {
-		m.mu.Lock()
-		delete(m.busy, h)
-		m.mu.Unlock()
-	}()
+	defer m.release(h)
 	rec, _, err := m.lookup(ctx, token)
 	if err != nil {
 		return err
@@ -494,4 +486,6 @@ var (
 	_ server.UserDataOwner    = (*Module)(nil)
 	_ server.UserDataDeclarer = (*Module)(nil)
 	_ register.Invites        = (*Module)(nil)
+	_ register.TokenChecker   = (*Module)(nil)
+	_ server.FilterProvider   = (*Module)(nil)
 )

@@ -10,7 +10,10 @@
 // (PolicyOpen), or whoever holds an invitation token (PolicyInvite, the
 // default), which Deps.Invites redeems. The token travels in the
 // registration data form (XEP-0004, FORM_TYPE jabber:iq:register), in a
-// field "token", as XEP-0401 0.2 put it.
+// field "token", as XEP-0401 0.2 put it, or, as XEP-0445 has it, in a
+// <preauth xmlns='urn:xmpp:pars:0' token='…'/> iq the client sends on
+// the negotiating stream before registering (stream feature
+// <register xmlns='urn:xmpp:invite'/>, offered when Deps.Invites is set).
 //
 // Accounts are created, changed and deleted through Deps.Accounts, which
 // *server.Server implements; deleting one goes through
@@ -184,6 +187,7 @@ type Module struct {
 	allowRemove  bool
 	accounts     func() Accounts
 	invites      Invites
+	presented    server.StreamValue[string] // a XEP-0445 token
 	rateLimit    func(netip.Addr) bool
 	host         server.Host
 	log          *slog.Logger
@@ -229,6 +233,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 		allowRemove:  opts.AllowRemove == nil || *opts.AllowRemove,
 		accounts:     deps.Accounts,
 		invites:      deps.Invites,
+		presented:    server.NewStreamValue[string](),
 		rateLimit:    deps.RateLimit,
 		log:          slog.New(slog.DiscardHandler),
 	}
@@ -273,10 +278,14 @@ func (m *Module) StreamFeatures() []server.StreamFeature {
 		{Type: mstanza.GetIQ, Payload: queryName, Handler: server.IQHandlerFunc(m.get)},
 		{Type: mstanza.SetIQ, Payload: queryName, Handler: server.IQHandlerFunc(m.set)},
 	}}
-	if m.policy != PolicyClosed {
-		f.Element = func() xml.TokenReader { return stanza.Elem(featureName, nil) }
+	if m.policy == PolicyClosed {
+		return []server.StreamFeature{f}
 	}
-	return []server.StreamFeature{f}
+	f.Element = func() xml.TokenReader { return stanza.Elem(featureName, nil) }
+	if m.invites == nil {
+		return []server.StreamFeature{f}
+	}
+	return []server.StreamFeature{m.preauthFeature(), f}
 }
 
 // IQRoutes answers jabber:iq:register gets and sets of authenticated
@@ -475,6 +484,9 @@ func (m *Module) register(ctx context.Context, iq stanza.IQ, r request, w server
 	if err := m.checkPassword(r.password); err != nil {
 		return err
 	}
+	if r.token == "" {
+		r.token, _ = m.presented.Get(ctx) // XEP-0445
+	}
 	if m.policy == PolicyInvite && r.token == "" {
 		return refuse(mstanza.Cancel, mstanza.NotAllowed, "registration needs an invitation token")
 	}
@@ -492,7 +504,9 @@ func (m *Module) register(ctx context.Context, iq stanza.IQ, r request, w server
 	if accounts == nil {
 		return errors.New("register: Deps.Accounts returned nil")
 	}
-	if m.policy == PolicyOpen {
+	if m.policy == PolicyOpen && (r.token == "" || m.invites == nil) {
+		// With a token, an open server still redeems it: a contact
+		// invitation makes the inviter a contact.
 		err = accounts.CreateUser(ctx, user, r.password)
 	} else {
 		err = m.invites.Redeem(ctx, r.token, user, func(inv Invite) error {
