@@ -55,6 +55,10 @@ type Account struct {
 	// LastLogin is the UTC day of the latest login (time of day is zero),
 	// or the zero Time if the account never logged in.
 	LastLogin time.Time
+	// Removed is the UTC day its owner removed the account while removals
+	// have a grace period (the account is locked, invisible, and purged
+	// once the period is over), or the zero Time.
+	Removed time.Time
 }
 
 // Day truncates t to its UTC calendar day. Accounts keep only days, never
@@ -79,6 +83,10 @@ type Accounts interface {
 	// login. It writes only when the stored day differs, so it costs at most
 	// one write per account and day. An unknown account yields ErrNotFound.
 	TouchLogin(ctx context.Context, jid string, day time.Time) error
+	// SetRemoved records day (truncated to its UTC day) as the day the
+	// account was removed; the zero Time clears it (the account is
+	// restored). An unknown account yields ErrNotFound.
+	SetRemoved(ctx context.Context, jid string, day time.Time) error
 	// DeleteAccount removes the account, or returns an error wrapping
 	// ErrNotFound.
 	DeleteAccount(ctx context.Context, jid string) error
@@ -86,3 +94,9 @@ type Accounts interface {
 	// empty domain lists every account.
 	Accounts(ctx context.Context, domain string) ([]string, error)
 }
+
+// Limited reports whether an expiry that removed n items under limit may
+// have left more for another call: the expiry methods (ExpireArchive,
+// ExpireOffline, ExpireServiceData…) remove fewer than a positive limit
+// only when nothing due is left.
+func Limited(n, limit int) bool { return limit > 0 && n >= limit }

@@ -84,6 +84,28 @@ func (s *Store) SetKeys(ctx context.Context, jid string, keys map[storage.Hash]s
 	return nil
 }
 
+// SetRemoved implements storage.Accounts.
+func (s *Store) SetRemoved(ctx context.Context, jid string, day time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !day.IsZero() {
+		day = storage.Day(day)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		a, err := getAccount(tx, jid)
+		if err != nil {
+			return err
+		}
+		a.Removed = day
+		return putAccount(tx, a)
+	})
+	if err != nil {
+		return fmt.Errorf("bbolt: set removed of %q: %w", jid, err)
+	}
+	return nil
+}
+
 // TouchLogin implements storage.Accounts. It reads the stored day in a
 // read-only transaction and opens a write transaction only if the day
 // differs, so repeated logins on one day cost no writes.

@@ -15,6 +15,10 @@ import (
 // a version it does not know returns an error wrapping ErrCorrupt.
 const recordVersion = 1
 
+// recordVersionRemoved marks a record of an account removed within its
+// grace period: a version 1 record followed by the day of the removal.
+const recordVersionRemoved = 2
+
 // An account record (version 1) is, in order:
 //
 //	version     byte, 1
@@ -27,6 +31,13 @@ const recordVersion = 1
 //	  iterations  varint
 //	  storedKey   uvarint length, then bytes
 //	  serverKey   uvarint length, then bytes
+//
+// Version 2 is the same followed by
+//
+//	removed     varint, days since 1970-01-01 UTC
+//
+// and is written only for an account with a Removed day, so a record
+// without one reads the same in a Kiez that predates removals.
 //
 // The JID is not part of the record: it is the name of the user's bucket.
 // Days are whole UTC days, so a record cannot reveal a time of day; the zero
@@ -62,8 +73,8 @@ func dayFromEpoch(d int64) time.Time {
 // encodeAccount encodes the record of a; a.JID is not part of it. It fails
 // only for days outside years 1 to 9999, which a record cannot hold.
 func encodeAccount(a storage.Account) ([]byte, error) {
-	created, lastLogin := epochDays(a.Created), epochDays(a.LastLogin)
-	for _, d := range []int64{created, lastLogin} {
+	created, lastLogin, removed := epochDays(a.Created), epochDays(a.LastLogin), epochDays(a.Removed)
+	for _, d := range []int64{created, lastLogin, removed} {
 		if d < minDay || d > maxDay {
 			return nil, fmt.Errorf("day %d is outside years 1 to 9999", d)
 		}
@@ -72,8 +83,12 @@ func encodeAccount(a storage.Account) ([]byte, error) {
 	for h, k := range a.Keys {
 		size += 5*binary.MaxVarintLen64 + len(h) + len(k.Salt) + len(k.StoredKey) + len(k.ServerKey)
 	}
-	b := make([]byte, 0, size)
-	b = append(b, recordVersion)
+	b := make([]byte, 0, size+binary.MaxVarintLen64)
+	if a.Removed.IsZero() {
+		b = append(b, recordVersion)
+	} else {
+		b = append(b, recordVersionRemoved)
+	}
 	b = binary.AppendVarint(b, created)
 	b = binary.AppendVarint(b, lastLogin)
 	b = binary.AppendUvarint(b, uint64(len(a.Keys)))
@@ -89,6 +104,9 @@ func encodeAccount(a storage.Account) ([]byte, error) {
 		b = binary.AppendVarint(b, int64(k.Iterations))
 		b = appendBytes(b, k.StoredKey)
 		b = appendBytes(b, k.ServerKey)
+	}
+	if !a.Removed.IsZero() {
+		b = binary.AppendVarint(b, removed)
 	}
 	return b, nil
 }
@@ -115,7 +133,8 @@ func decodeRecord(jid string, data []byte) (storage.Account, error) {
 	if len(data) == 0 {
 		return storage.Account{}, errors.New("empty record")
 	}
-	if v := d.u8(); v != recordVersion {
+	v := d.u8()
+	if v != recordVersion && v != recordVersionRemoved {
 		return storage.Account{}, fmt.Errorf("unknown record version %d", v)
 	}
 	a := storage.Account{JID: jid}
@@ -147,6 +166,14 @@ func decodeRecord(jid string, data []byte) (storage.Account, error) {
 		}
 		prev = h
 		a.Keys[h] = k
+	}
+	if v == recordVersionRemoved {
+		if a.Removed = d.day("removed"); d.err != nil {
+			return storage.Account{}, d.err
+		}
+		if a.Removed.IsZero() {
+			return storage.Account{}, errors.New("version 2 record without a removal day")
+		}
 	}
 	if len(d.data) != 0 {
 		return storage.Account{}, fmt.Errorf("%d trailing bytes", len(d.data))

@@ -67,6 +67,7 @@ func (s *Store) CreateAccount(ctx context.Context, a storage.Account) error {
 	a = cloneAccount(a)
 	a.Created = storage.Day(a.Created)
 	a.LastLogin = storage.Day(a.LastLogin)
+	a.Removed = storage.Day(a.Removed)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -105,6 +106,25 @@ func (s *Store) SetKeys(ctx context.Context, jid string, keys map[storage.Hash]s
 		return fmt.Errorf("memory: set keys of %q: %w", jid, storage.ErrNotFound)
 	}
 	a.Keys = keys
+	s.accounts[jid] = a
+	return nil
+}
+
+// SetRemoved implements storage.Accounts.
+func (s *Store) SetRemoved(ctx context.Context, jid string, day time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !day.IsZero() {
+		day = storage.Day(day)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts[jid]
+	if !ok {
+		return fmt.Errorf("memory: set removed of %q: %w", jid, storage.ErrNotFound)
+	}
+	a.Removed = day
 	s.accounts[jid] = a
 	return nil
 }

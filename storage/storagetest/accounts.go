@@ -27,6 +27,7 @@ func TestAccounts(t *testing.T, newStore func(t *testing.T) storage.Accounts) {
 		{"SetKeys", testSetKeys},
 		{"Days", testDays},
 		{"TouchLogin", testTouchLogin},
+		{"Removed", testRemoved},
 		{"List", testList},
 		{"Delete", testDelete},
 		{"Copies", testCopies},
@@ -143,6 +144,7 @@ func checkAccount(t *testing.T, got, want storage.Account) {
 	}
 	checkDay(t, want.JID+" Created", got.Created, want.Created)
 	checkDay(t, want.JID+" LastLogin", got.LastLogin, want.LastLogin)
+	checkDay(t, want.JID+" Removed", got.Removed, want.Removed)
 }
 
 func testCreateGet(t *testing.T, s storage.Accounts) {
@@ -528,4 +530,50 @@ func concurrentWorker(ctx context.Context, s storage.Accounts, w, rounds int) er
 		}
 	}
 	return nil
+}
+
+// testRemoved: SetRemoved keeps the day of a removal (truncated), keeps
+// the rest of the account, clears with the zero Time, fails for an
+// unknown account, and CreateAccount keeps a Removed day too.
+func testRemoved(t *testing.T, s storage.Accounts) {
+	ctx := t.Context()
+	a := newAccount("juliet@example.com", 1)
+	mustCreate(t, s, a)
+	a.Created = createdDay()
+	checkAccount(t, mustGet(t, s, a.JID), a)
+
+	when := time.Date(2026, 12, 6, 17, 42, 5, 9, time.FixedZone("CET", 3600))
+	if err := s.SetRemoved(ctx, a.JID, when); err != nil {
+		t.Fatal(err)
+	}
+	want := a
+	want.Removed = time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	checkAccount(t, mustGet(t, s, a.JID), want)
+
+	// Other changes keep the mark.
+	if err := s.TouchLogin(ctx, a.JID, when.AddDate(0, 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	want.LastLogin = time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	if err := s.SetKeys(ctx, a.JID, keys(2)); err != nil {
+		t.Fatal(err)
+	}
+	want.Keys = keys(2)
+	checkAccount(t, mustGet(t, s, a.JID), want)
+
+	if err := s.SetRemoved(ctx, a.JID, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	want.Removed = time.Time{}
+	checkAccount(t, mustGet(t, s, a.JID), want)
+
+	if err := s.SetRemoved(ctx, "nobody@example.com", when); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("SetRemoved of an unknown account: %v, want ErrNotFound", err)
+	}
+
+	b := newAccount("romeo@example.com", 3)
+	b.Removed = want.LastLogin
+	mustCreate(t, s, b)
+	b.Created = createdDay()
+	checkAccount(t, mustGet(t, s, b.JID), b)
 }
