@@ -198,8 +198,8 @@ func (s *Server) userExists(ctx context.Context, bare string) bool {
 	if s.sessions.hasUser(bare) {
 		return true
 	}
-	_, err := s.accounts.Account(ctx, bare)
-	return err == nil
+	a, err := s.accounts.Account(ctx, bare)
+	return err == nil && a.Removed.IsZero()
 }
 
 // beingDeleted reports whether DeleteUser is deleting the account bare.

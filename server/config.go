@@ -22,8 +22,16 @@ type Config struct {
 	// for unknown names is kept there, so that they stay the same across
 	// restarts as real accounts' do (otherwise a restart changes them); if
 	// it implements storage.UserDataDeleter, DeleteUser has it delete
-	// every per-user record it holds.
+	// every per-user record it holds; if it implements
+	// storage.ServiceData, the janitor removes its expired entries (bans,
+	// counters), reported as KindServiceData.
 	Accounts storage.Accounts
+	// RemovalGrace, if positive, is how long an account its owner
+	// removed (RemoveUser, XEP-0077 <remove/>) stays locked, invisible and
+	// restorable by the administrator before it is purged with all its
+	// data, counted in whole days from the day of the removal. Zero
+	// deletes at once (the default).
+	RemovalGrace time.Duration
 	// Modules are the features, in order: it is the order of
 	// initialisation and undelivered handlers, and of filters and stanza
 	// routes of equal priority.

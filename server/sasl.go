@@ -154,6 +154,9 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 			if err != nil {
 				return storage.SCRAMKeys{}, err
 			}
+			if !acct.Removed.IsZero() {
+				return storage.SCRAMKeys{}, fmt.Errorf("%w: removed", storage.ErrNotFound)
+			}
 			lastLogin = acct.LastLogin
 			k, ok := acct.Keys[h]
 			if !ok {
@@ -253,7 +256,7 @@ func (c *conn) authPlain(data []byte) (jid.JID, error) {
 		}
 	}
 	acct, err := c.srv.accounts.Account(c.ctx, u.String())
-	if err == nil && c.srv.beingDeleted(u.String()) {
+	if err == nil && (c.srv.beingDeleted(u.String()) || !acct.Removed.IsZero()) {
 		err = storage.ErrNotFound
 	}
 	if err != nil {

@@ -119,6 +119,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if len(cfg.Domains) == 0 {
 		return nil, errors.New("server: no domains configured")
 	}
+	if cfg.RemovalGrace < 0 {
+		return nil, fmt.Errorf("server: negative RemovalGrace %v", cfg.RemovalGrace)
+	}
 	if cfg.Accounts == nil {
 		return nil, errors.New("server: no account store configured")
 	}

@@ -127,6 +127,14 @@ type Accounts interface {
 	DeleteUser(ctx context.Context, user jid.JID) error
 }
 
+// Remover is implemented by Accounts that honour a grace period for an
+// owner's removal of their account (*server.Server.RemoveUser, with
+// server.Config.RemovalGrace); <remove/> uses it when Accounts has it,
+// DeleteUser otherwise.
+type Remover interface {
+	RemoveUser(ctx context.Context, user jid.JID) error
+}
+
 // Invite is what an invitation token allows.
 type Invite struct {
 	// Username, if set, is the only username the token registers (an
@@ -619,8 +627,12 @@ func (m *Module) remove(iq stanza.IQ, w server.ResponseWriter) error {
 		return err
 	}
 	user := iq.From.Bare()
+	remove := accounts.DeleteUser
+	if r, ok := accounts.(Remover); ok {
+		remove = r.RemoveUser
+	}
 	m.host.Go(func(ctx context.Context) {
-		if err := accounts.DeleteUser(ctx, user); err != nil {
+		if err := remove(ctx, user); err != nil {
 			m.log.Warn("deleting an account failed", "err", err)
 			return
 		}
