@@ -47,6 +47,10 @@ type Config struct {
 	Remote RemoteRouter
 	// Limits bound what one client may cost.
 	Limits Limits
+	// Retention configures the janitor that removes expired data: that
+	// of every module implementing Expirer, and the service data of
+	// Accounts.
+	Retention Retention
 	// ConnFilter, if set, admits or refuses each client connection by its
 	// IP address before the TLS handshake, and learns of its
 	// authentication (see ConnFilter; package filter/ipfilter has one).

@@ -77,6 +77,9 @@ type Server struct {
 	nodes        []NodeProvider
 	owners       []namedOwner
 	closers      []Closer
+	expirers     []namedExpirer // modules, then the service data; see janitor.go
+	retention    Retention      // with defaults
+	janitorMu    sync.Mutex     // one janitor run at a time
 
 	sessions *registry
 	deleting sync.Map // bare JIDs of accounts DeleteUser is deleting
@@ -197,6 +200,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cancel()
 		return nil, err
 	}
+	if err := s.buildJanitor(); err != nil {
+		s.cancel()
+		return nil, err
+	}
 	for _, m := range cfg.Modules {
 		if in, ok := m.(Initializer); ok {
 			if err := in.Init(ctx, &host{srv: s, module: m.Name()}); err != nil {
@@ -204,6 +211,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("server: module %s: %w", m.Name(), err)
 			}
 		}
+	}
+	if s.retention.Interval > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.janitor(s.ctx)
+		}()
 	}
 	return s, nil
 }

@@ -86,18 +86,22 @@ type Archive interface {
 	QueryArchive(ctx context.Context, user string, q ArchiveQuery) (ArchivePage, error)
 	// ArchiveStats returns the size and ends of user's archive.
 	ArchiveStats(ctx context.Context, user string) (ArchiveStats, error)
-	// ExpireArchive removes every user's messages archived before t and
-	// returns how many it removed. Its cost grows with the number of users
-	// and of removed messages, not with the messages kept.
-	ExpireArchive(ctx context.Context, t time.Time) (int, error)
+	// ExpireArchive removes every user's messages archived before t, at
+	// most limit of them (limit <= 0: no limit), and returns how many it
+	// removed. Removing fewer than a positive limit means none was left;
+	// removing limit means more may be left, for another call (see
+	// Limited). Its cost grows with the number of users and of removed
+	// messages, not with the messages kept.
+	ExpireArchive(ctx context.Context, t time.Time, limit int) (int, error)
 	// ExpireUserArchive removes user's messages archived before t (an ID
 	// below TimeID(t), to the nanosecond as ExpireArchive: a message
 	// archived exactly at t stays) and returns how many it removed. Other
 	// archives are untouched, the last ID assigned is kept (IDs keep
 	// increasing) and stats follow at once. Its cost grows with the
 	// removed messages, not with the messages kept nor with other users'
-	// archives. A user without an archive is not an error.
-	ExpireUserArchive(ctx context.Context, user string, t time.Time) (int, error)
+	// archives. It removes at most limit messages (limit <= 0: no limit),
+	// as ExpireArchive. A user without an archive is not an error.
+	ExpireUserArchive(ctx context.Context, user string, t time.Time, limit int) (int, error)
 	// DeleteArchive removes user's whole archive.
 	DeleteArchive(ctx context.Context, user string) error
 }

@@ -41,10 +41,13 @@ type Offline interface {
 	// DeleteOffline removes user's messages with Seq <= upTo (the ones a
 	// delivery has sent). Messages pushed meanwhile stay.
 	DeleteOffline(ctx context.Context, user string, upTo uint64) error
-	// ExpireOffline removes every user's messages stored before t and
-	// returns how many it removed. Its cost grows with the number of users
-	// and of removed messages, not with the messages kept.
-	ExpireOffline(ctx context.Context, t time.Time) (int, error)
+	// ExpireOffline removes every user's messages stored before t, at most
+	// limit of them (limit <= 0: no limit), and returns how many it
+	// removed. Removing fewer than a positive limit means none was left;
+	// removing limit means more may be left, for another call (see
+	// Limited). Its cost grows with the number of users and of removed
+	// messages, not with the messages kept.
+	ExpireOffline(ctx context.Context, t time.Time, limit int) (int, error)
 	// DeleteOfflineUser removes all of user's messages.
 	DeleteOfflineUser(ctx context.Context, user string) error
 }

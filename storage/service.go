@@ -45,9 +45,12 @@ type ServiceData interface {
 	// DeleteServiceNamespace removes every entry of namespace. A
 	// namespace without entries is not an error.
 	DeleteServiceNamespace(ctx context.Context, namespace string) error
-	// ExpireServiceData removes every entry, in every namespace, whose
-	// expiry is at or before t, and returns how many it removed.
-	ExpireServiceData(ctx context.Context, t time.Time) (int, error)
+	// ExpireServiceData removes the entries, in every namespace, whose
+	// expiry is at or before t, at most limit of them (limit <= 0: no
+	// limit), soonest expiry first, and returns how many it removed.
+	// Removing fewer than a positive limit means none was left; removing
+	// limit means more may be left, for another call (see Limited).
+	ExpireServiceData(ctx context.Context, t time.Time, limit int) (int, error)
 }
 
 // ServiceKeysQuery selects a page of ServiceData.ServiceKeys.

@@ -13,8 +13,8 @@ import (
 	"github.com/kiez-im/kiez/storage"
 )
 
-// housekeepingEvery is how often serve runs housekeeping, after once at
-// start.
+// housekeepingEvery is how often serve removes unused accounts, after
+// once at start.
 const housekeepingEvery = time.Hour
 
 // minUnusedAfter is the shortest accounts.remove_unused_after: removing
@@ -22,23 +22,78 @@ const housekeepingEvery = time.Hour
 // server.
 const minUnusedAfter = 30 * 24 * time.Hour
 
-// housekeepingStore is what housekeeping reads and expires directly.
-type housekeepingStore interface {
-	storage.Accounts
-	storage.Offline
-	storage.Archive
-	storage.ServiceData
+// Expired data has one path in kiezd: the server's janitor
+// (server.Retention), which calls every module implementing
+// server.Expirer, in bounded batches, and expires the store's service data
+// (bans of the IP filter, the upload service's day counters, invitations),
+// logging counts only. The running modules expire their own data; the
+// leftover modules below expire what a switched-off module kept, with the
+// configured retention, so that switching a module off never keeps its
+// data for good (upload.Leftovers does it for files).
+
+// offlineLeftovers expires the offline messages kept from when the offline
+// module was on.
+type offlineLeftovers struct {
+	store     storage.Offline
+	retention time.Duration
 }
 
-// housekeeper keeps stored data bounded whatever modules are switched on:
-// it expires the offline messages and archives of a switched-off module
-// with the configured retention (a running module expires its own), and,
-// if configured, removes accounts unused for longer than
-// accounts.remove_unused_after.
+// Name returns "offline-leftovers", the kind the janitor logs.
+func (offlineLeftovers) Name() string { return "offline-leftovers" }
+
+// Expire removes at most limit messages older than the retention.
+func (l offlineLeftovers) Expire(ctx context.Context, now time.Time, limit int) (int, bool, error) {
+	n, err := l.store.ExpireOffline(ctx, now.Add(-l.retention), limit)
+	return n, storage.Limited(n, limit), err
+}
+
+// archiveLeftovers expires the archives kept from when the archive module
+// was on.
+type archiveLeftovers struct {
+	store     storage.Archive
+	retention time.Duration
+}
+
+// Name returns "archive-leftovers", the kind the janitor logs.
+func (archiveLeftovers) Name() string { return "archive-leftovers" }
+
+// Expire removes at most limit messages older than the retention.
+func (l archiveLeftovers) Expire(ctx context.Context, now time.Time, limit int) (int, bool, error) {
+	n, err := l.store.ExpireArchive(ctx, now.Add(-l.retention), limit)
+	return n, storage.Limited(n, limit), err
+}
+
+var (
+	_ server.Expirer = offlineLeftovers{}
+	_ server.Expirer = archiveLeftovers{}
+)
+
+// leftovers returns the modules that expire the data of the switched-off
+// offline and archive modules.
+func leftovers(cfg *config, store leftoverStore) []server.Module {
+	var mods []server.Module
+	m := cfg.Modules
+	if !m.Offline {
+		mods = append(mods, offlineLeftovers{store: store, retention: time.Duration(m.OfflineRetention)})
+	}
+	if !m.Archive {
+		mods = append(mods, archiveLeftovers{store: store, retention: time.Duration(m.ArchiveRetention)})
+	}
+	return mods
+}
+
+// leftoverStore is what the leftover modules expire.
+type leftoverStore interface {
+	storage.Offline
+	storage.Archive
+}
+
+// housekeeper removes, if configured, the accounts unused for longer than
+// accounts.remove_unused_after. (Expired data is the janitor's, above.)
 type housekeeper struct {
 	cfg   *config
 	srv   *server.Server
-	store housekeepingStore
+	store storage.Accounts
 	log   *slog.Logger
 }
 
@@ -57,30 +112,14 @@ func (h *housekeeper) run(ctx context.Context) {
 	}
 }
 
-// once does the housekeeping as of now, logging what it did and what
-// failed.
+// once does the housekeeping as of now, logging what it did (a count)
+// and what failed.
 func (h *housekeeper) once(ctx context.Context, now time.Time) {
-	m := h.cfg.Modules
-	if !m.Offline {
-		n, err := h.store.ExpireOffline(ctx, now.Add(-time.Duration(m.OfflineRetention)))
-		h.report("expired offline messages of the switched-off offline module", n, err)
+	if !h.cfg.Accounts.RemoveUnused {
+		return
 	}
-	if !m.Archive {
-		n, err := h.store.ExpireArchive(ctx, now.Add(-time.Duration(m.ArchiveRetention)))
-		h.report("expired archived messages of the switched-off archive module", n, err)
-	}
-	// Expired service data: bans of the IP filter, the upload service's
-	// day counters. Expired entries are already ignored; this removes
-	// them from the file.
-	n, err := h.store.ExpireServiceData(ctx, now)
-	h.report("removed expired bans and counters", n, err)
-	if h.cfg.Accounts.RemoveUnused {
-		n, err := h.removeUnused(ctx, now)
-		h.report("removed accounts unused for "+formatDuration(time.Duration(h.cfg.Accounts.RemoveUnusedAfter)), n, err)
-	}
-}
-
-func (h *housekeeper) report(what string, n int, err error) {
+	n, err := h.removeUnused(ctx, now)
+	what := "removed accounts unused for " + formatDuration(time.Duration(h.cfg.Accounts.RemoveUnusedAfter))
 	if err != nil && !errors.Is(err, context.Canceled) {
 		h.log.Error("housekeeping failed", "task", what, "err", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/xml"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/modules/invite"
+	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage"
@@ -120,7 +123,8 @@ func housekeepingFixture(t *testing.T, extra string) (*housekeeper, *bbolt.Store
 	t.Cleanup(func() { store.Close() })
 	logs := new(syncBuffer)
 	log := newLogger(cfg.Log, logs)
-	target, err := newServer(t.Context(), cfg, store, log, nil)
+	// The tests run the janitor themselves, at the times they choose.
+	target, err := newServer(t.Context(), cfg, store, log, nil, func(c *server.Config) { c.Retention.Interval = -1 })
 	srv := target.srv
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +134,8 @@ func housekeepingFixture(t *testing.T, extra string) (*housekeeper, *bbolt.Store
 }
 
 // Offline messages and archives of switched-off modules still expire with
-// the configured retention; newer ones stay.
+// the configured retention, through the server's janitor; newer ones stay,
+// and the log has counts only.
 func TestHousekeepingExpiresSwitchedOff(t *testing.T) {
 	h, store, logs := housekeepingFixture(t, "\n[modules]\noffline = false\narchive = false\noffline_retention = \"10d\"\narchive_retention = \"20d\"\n")
 	ctx := t.Context()
@@ -145,15 +150,19 @@ func TestHousekeepingExpiresSwitchedOff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.once(ctx, now)
+	rep := h.srv.RunJanitor(ctx, now)
+	if rep.Err != nil || rep.Removed["offline-leftovers"] != 2 || rep.Removed["archive-leftovers"] != 1 {
+		t.Errorf("janitor: %+v", rep)
+	}
 	if n, _ := store.CountOffline(ctx, u); n != 1 {
 		t.Errorf("offline messages left: %d, want 1 (the one of 5 days; retention 10d)", n)
 	}
 	if st, _ := store.ArchiveStats(ctx, u); st.Count != 2 {
 		t.Errorf("archived messages left: %d, want 2 (of 5 and 15 days; retention 20d)", st.Count)
 	}
-	if !strings.Contains(logs.String(), "switched-off offline module") || !strings.Contains(logs.String(), "switched-off archive module") {
-		t.Errorf("housekeeping did not log its work:\n%s", logs)
+	out := logs.String()
+	if !strings.Contains(out, "offline-leftovers") || !strings.Contains(out, "archive-leftovers") || strings.Contains(out, "alice") || strings.Contains(out, "bob") {
+		t.Errorf("the janitor did not log its counts, or logged more:\n%s", out)
 	}
 }
 
@@ -240,5 +249,48 @@ func TestUsersShowsLastLogin(t *testing.T) {
 	}
 	if want := "alice@localhost  created " + day + "  last login " + day + "\n"; stdout != want {
 		t.Errorf("users: %q, want %q", stdout, want)
+	}
+}
+
+// Bans and invitations expire through the server's janitor, as service
+// data; the log has the count and neither the address nor the token.
+func TestJanitorExpiresBansAndInvites(t *testing.T) {
+	file, _ := testConfig(t, "\n[registration]\npolicy = \"invite\"\n")
+	cfg, err := loadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := openStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	logs := new(syncBuffer)
+	target, err := newServer(t.Context(), cfg, store, newLogger(cfg.Log, logs), nil, func(c *server.Config) { c.Retention.Interval = -1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { target.srv.Close() })
+	ctx := t.Context()
+	if err := target.filter.Ban(ctx, netip.MustParsePrefix("198.51.100.7/32"), time.Hour, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if target.invites == nil {
+		t.Fatal("no invite module")
+	}
+	inv, err := target.invites.Create(ctx, invite.CreateOptions{Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := target.srv.RunJanitor(ctx, time.Now()); rep.Removed[server.KindServiceData] != 0 {
+		t.Fatalf("janitor before the expiry: %+v", rep)
+	}
+	rep := target.srv.RunJanitor(ctx, time.Now().Add(2*time.Hour))
+	if rep.Err != nil || rep.Removed[server.KindServiceData] != 2 {
+		t.Fatalf("janitor after the expiry: %+v; want the ban and the invitation", rep)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "servicedata") || strings.Contains(out, "198.51.100") || strings.Contains(out, inv.Token) {
+		t.Errorf("log:\n%s", out)
 	}
 }

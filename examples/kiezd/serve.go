@@ -153,6 +153,9 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 	if err != nil {
 		return adminTarget{}, err
 	}
+	// The server's janitor expires the data of every module, and of the
+	// switched-off ones with these; see housekeeping.go.
+	mods = append(mods, leftovers(cfg, accounts)...)
 	sc := server.Config{
 		ConnFilter:      ipf,
 		Domains:         cfg.Domains,

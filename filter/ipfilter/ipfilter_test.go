@@ -298,7 +298,7 @@ func TestBanPersists(t *testing.T) {
 				t.Fatalf("refused after the ban expired: %s", r)
 			}
 			// The store forgets it then too.
-			if n, err := store.ExpireServiceData(t.Context(), clk.T); err != nil || n != 2 {
+			if n, err := store.ExpireServiceData(t.Context(), clk.T, 0); err != nil || n != 2 {
 				t.Fatalf("ExpireServiceData = %d, %v", n, err)
 			}
 		})

@@ -13,7 +13,10 @@
 //
 // Tokens are never stored in clear: the storage key is the SHA-256 of the
 // token, in storage.ServiceData namespace "invite", with the invitation's
-// expiry, so the store purges expired ones by itself.
+// expiry: an expired invitation is no longer found, and the server's
+// janitor removes it from the store (as server.KindServiceData) when
+// Deps.Store is the server's Config.Accounts store, as in modules/stock.
+// With a store of its own, the program expires it (ExpireServiceData).
 package invite
 
 import (

@@ -186,6 +186,29 @@ func TestExpired(t *testing.T) {
 	}
 }
 
+// TestExpiredPurged: the server's janitor removes expired invitations
+// (and a user's index entries) from the store, as service data.
+func TestExpiredPurged(t *testing.T) {
+	e := start(t, invite.Options{Validity: time.Hour})
+	ctx := t.Context()
+	if _, err := e.inv.Create(ctx, invite.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.inv.Create(ctx, invite.CreateOptions{Creator: e.alice, Contact: true}); err != nil {
+		t.Fatal(err)
+	}
+	if rep := e.srv.RunJanitor(ctx, time.Now()); rep.Removed[server.KindServiceData] != 0 {
+		t.Fatalf("janitor within the validity: %+v", rep)
+	}
+	rep := e.srv.RunJanitor(ctx, time.Now().Add(2*time.Hour))
+	if rep.Removed[server.KindServiceData] != 3 || rep.Err != nil || rep.Backlog { // two tokens, alice's index entry
+		t.Fatalf("janitor after the validity: %+v", rep)
+	}
+	if n, err := e.store.ExpireServiceData(ctx, time.Now().Add(2*time.Hour), 0); n != 0 || err != nil {
+		t.Errorf("left for another expiry: %d, %v", n, err)
+	}
+}
+
 // command runs the "Invite a friend" command as c and returns the URI
 // of the answer's form.
 func command(t *testing.T, c *servertest.Client) (string, *stanza.Stanza) {

@@ -30,8 +30,8 @@ func (*discardArchive) ArchiveStats(context.Context, string) (storage.ArchiveSta
 	return storage.ArchiveStats{}, nil
 }
 
-func (*discardArchive) ExpireArchive(context.Context, time.Time) (int, error) { return 0, nil }
-func (*discardArchive) ExpireUserArchive(context.Context, string, time.Time) (int, error) {
+func (*discardArchive) ExpireArchive(context.Context, time.Time, int) (int, error) { return 0, nil }
+func (*discardArchive) ExpireUserArchive(context.Context, string, time.Time, int) (int, error) {
 	return 0, nil
 }
 func (*discardArchive) DeleteArchive(context.Context, string) error { return nil }

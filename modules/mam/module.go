@@ -58,7 +58,6 @@ const prefsKey = "mam:prefs"
 const (
 	DefaultRetention = 30 * 24 * time.Hour
 	MaxRetention     = 10 * 365 * 24 * time.Hour
-	DefaultJanitor   = time.Hour
 	DefaultMaxPage   = 50
 	// MaxMaxPage is the largest MaxPage allowed.
 	MaxMaxPage = 250
@@ -78,11 +77,9 @@ type Options struct {
 	// Always (the default), Roster or Never.
 	Default string
 	// Retention is how long messages are kept (default 30 days, at most
-	// 10 years).
+	// 10 years). The server's janitor removes older messages (see
+	// Module.Expire and server.Retention).
 	Retention time.Duration
-	// JanitorInterval is how often expired messages are removed (default
-	// one hour); they are also removed when the server starts.
-	JanitorInterval time.Duration
 	// MaxPage is the most messages one query returns, and the page size
 	// when the client gives none (default 50, at most 250).
 	MaxPage int
@@ -121,6 +118,11 @@ type Module struct {
 	// retentionMu serialises changes to personal retentions and the
 	// janitor's removal of stale index entries.
 	retentionMu sync.Mutex
+	// personalMu guards personalAfter, the last user of the index whose
+	// personal retention the janitor's pass applied ("" when no pass is
+	// under way).
+	personalMu    sync.Mutex
+	personalAfter string
 
 	// sentCopies holds the sender's archive appends that run while the
 	// same message is archived for its local recipient, keyed by the
@@ -164,12 +166,6 @@ func New(opts Options, deps Deps) (*Module, error) {
 		return nil, fmt.Errorf("mam: retention %v is not within (0, 10 years]", opts.Retention)
 	}
 	switch {
-	case opts.JanitorInterval == 0:
-		opts.JanitorInterval = DefaultJanitor
-	case opts.JanitorInterval < 0:
-		return nil, errors.New("mam: negative janitor interval")
-	}
-	switch {
 	case opts.MaxPage == 0:
 		opts.MaxPage = DefaultMaxPage
 	case opts.MaxPage < 0 || opts.MaxPage > MaxMaxPage:
@@ -181,46 +177,36 @@ func New(opts Options, deps Deps) (*Module, error) {
 // Name returns "mam".
 func (*Module) Name() string { return "mam" }
 
-// Init keeps the host and starts the janitor that expires old messages.
+// Init keeps the host.
 func (m *Module) Init(ctx context.Context, h server.Host) error {
 	m.host = h
-	h.Go(m.janitor)
 	return nil
 }
 
-// janitor removes messages older than the retention period, and those
-// older than users' personal retentions, at start and then every
-// interval, until ctx ends.
-func (m *Module) janitor(ctx context.Context) {
-	t := time.NewTicker(m.opts.JanitorInterval)
-	defer t.Stop()
-	for {
-		m.expire(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+// Expire implements server.Expirer: it removes at most limit messages
+// archived before now minus the retention, from every archive, and then
+// applies the personal retentions (RetentionCommand), one page of their
+// index per call, resuming where the previous call stopped. more reports
+// that messages may still be due, or that the pass over the personal
+// retentions is not over.
+func (m *Module) Expire(ctx context.Context, now time.Time, limit int) (removed int, more bool, err error) {
+	m.personalMu.Lock()
+	inPass := m.personalAfter != ""
+	m.personalMu.Unlock()
+	if !inPass {
+		// A pass over the personal retentions starts after the server's
+		// retention is applied, and ends before it is applied again.
+		n, err := m.archive.ExpireArchive(ctx, now.Add(-m.opts.Retention), limit)
+		if err != nil {
+			return n, false, fmt.Errorf("mam: %w", err)
 		}
+		if storage.Limited(n, limit) {
+			return n, true, nil
+		}
+		removed = n
 	}
-}
-
-// expire runs the janitor once: the server's retention for every
-// archive, then each personal retention.
-func (m *Module) expire(ctx context.Context) {
-	n, err := m.archive.ExpireArchive(ctx, m.now().Add(-m.opts.Retention))
-	switch {
-	case err != nil && ctx.Err() == nil:
-		m.host.Logger().Warn("expiring archived messages failed", "err", err)
-	case n > 0:
-		m.host.Logger().Info("expired archived messages", "count", n)
-	}
-	n, err = m.expirePersonal(ctx)
-	switch {
-	case err != nil && ctx.Err() == nil:
-		m.host.Logger().Warn("expiring archived messages by personal retentions failed", "err", err, "count", n)
-	case n > 0:
-		m.host.Logger().Info("expired archived messages by personal retentions", "count", n)
-	}
+	n, more, err := m.expirePersonal(ctx, now, limit-removed)
+	return removed + n, more, err
 }
 
 // Features advertises MAM and stanza IDs on accounts (XEP-0313 §7), and
@@ -500,3 +486,4 @@ var (
 	_ server.UserDataOwner    = (*Module)(nil)
 	_ server.UserDataDeclarer = (*Module)(nil)
 )
+var _ server.Expirer = (*Module)(nil)

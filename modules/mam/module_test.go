@@ -73,7 +73,8 @@ func start(t *testing.T, open func(*testing.T) backend, opts mam.Options, extra 
 	for _, f := range extra {
 		mods = append(mods, f(mod))
 	}
-	srv := servertest.Start(t, server.Config{Accounts: store, Modules: mods})
+	// The tests run the janitor themselves, at the times they choose.
+	srv := servertest.Start(t, server.Config{Accounts: store, Modules: mods, Retention: server.Retention{Interval: -1}})
 	return &env{srv: srv, mod: mod, store: store}
 }
 
@@ -694,25 +695,23 @@ func testMetadataAndForm(t *testing.T, open func(*testing.T) backend) {
 func TestRetention(t *testing.T) { each(t, testRetention) }
 
 func testRetention(t *testing.T, open func(*testing.T) backend) {
-	e := start(t, open, mam.Options{Retention: time.Millisecond, JanitorInterval: 10 * time.Millisecond})
+	e := start(t, open, mam.Options{Retention: time.Hour})
 	alice, bob := e.user(t, "alice"), e.user(t, "bob")
 	alice.Send(chat(bob.LocalAddr().Bare(), "1", "fleeting"))
 	if ids := stanzaIDs(bob.Expect(servertest.Body("fleeting"))); ids["bob@localhost"] == "" {
 		t.Fatal("not archived")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st, err := e.store.ArchiveStats(context.Background(), "bob@localhost")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Count == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("message not expired")
-		}
-		time.Sleep(10 * time.Millisecond)
+	alice.Sync()
+	if rep := e.srv.RunJanitor(context.Background(), time.Now()); rep.Removed["mam"] != 0 || rep.Err != nil {
+		t.Fatalf("janitor within the retention: %+v", rep)
+	}
+	rep := e.srv.RunJanitor(context.Background(), time.Now().Add(2*time.Hour))
+	if rep.Removed["mam"] != 2 || rep.Err != nil || rep.Backlog { // alice's copy and bob's
+		t.Fatalf("janitor after the retention: %+v", rep)
+	}
+	st, err := e.store.ArchiveStats(context.Background(), "bob@localhost")
+	if err != nil || st.Count != 0 {
+		t.Fatalf("bob's archive after the janitor: %+v, %v", st, err)
 	}
 	if p := query(t, bob, queryIQ("q", nil, nil, false)); len(p.results) != 0 {
 		t.Fatalf("expired message returned: %+v", p.results)
@@ -726,7 +725,6 @@ func TestOptions(t *testing.T) {
 		{Retention: -time.Hour},
 		{Retention: 11 * 365 * 24 * time.Hour},
 		{MaxPage: 251},
-		{JanitorInterval: -1},
 	} {
 		if _, err := mam.New(o, mam.Deps{Archive: store, KV: store}); err == nil {
 			t.Errorf("options %+v accepted", o)

@@ -102,7 +102,7 @@ func (m *Module) setRetention(ctx context.Context, user string, d time.Duration)
 	if err := m.kv.Put(ctx, user, retentionKey, []byte(d.String())); err != nil {
 		return 0, fmt.Errorf("mam: saving the retention: %w", err)
 	}
-	n, err := m.archive.ExpireUserArchive(ctx, user, m.now().Add(-d))
+	n, err := m.archive.ExpireUserArchive(ctx, user, m.now().Add(-d), 0)
 	if err != nil {
 		return n, fmt.Errorf("mam: %w", err)
 	}
@@ -118,52 +118,54 @@ func (m *Module) deleteRetention(ctx context.Context, user string) error {
 	return err
 }
 
-// expirePersonal applies the personal retentions: it pages through the
-// index and expires each listed user's archive by their retention. Its
-// cost grows with the users who set one and the messages removed, not
-// with the other accounts. An index entry whose user has no setting (left
-// by an interrupted change) is dropped.
-func (m *Module) expirePersonal(ctx context.Context) (int, error) {
-	if m.service == nil {
-		return 0, nil
+// expirePersonal applies the personal retentions as of now, removing at
+// most limit messages: it reads a page of the index after the last user
+// done, and expires each listed user's archive by their retention. It
+// returns whether the pass is not over (a user has more due, or the index
+// has more pages). Its cost grows with the users who set one and the
+// messages removed, not with the other accounts. An index entry whose user
+// has no setting (left by an interrupted change) is dropped.
+func (m *Module) expirePersonal(ctx context.Context, now time.Time, limit int) (int, bool, error) {
+	if m.service == nil || limit <= 0 {
+		return 0, limit <= 0, nil
+	}
+	m.personalMu.Lock()
+	defer m.personalMu.Unlock()
+	users, err := m.service.ServiceKeys(ctx, RetentionNamespace, storage.ServiceKeysQuery{After: m.personalAfter, Max: retentionPage})
+	if err != nil {
+		return 0, false, fmt.Errorf("mam: listing personal retentions: %w", err)
 	}
 	total := 0
 	var errs []error
-	after := ""
-	for {
-		users, err := m.service.ServiceKeys(ctx, RetentionNamespace, storage.ServiceKeysQuery{After: after, Max: retentionPage})
-		if err != nil {
-			return total, errors.Join(append(errs, fmt.Errorf("mam: listing personal retentions: %w", err))...)
+	for _, user := range users {
+		if err := ctx.Err(); err != nil {
+			return total, true, err
 		}
-		for _, user := range users {
-			if err := ctx.Err(); err != nil {
-				return total, err
-			}
-			d, ok, err := m.loadRetention(ctx, user)
-			if err != nil {
+		d, ok, err := m.loadRetention(ctx, user)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case !ok:
+			if err := m.dropStaleIndex(ctx, user); err != nil {
 				errs = append(errs, err)
-				continue
 			}
-			if !ok {
-				if err := m.dropStaleIndex(ctx, user); err != nil {
-					errs = append(errs, err)
-				}
-				continue
-			}
-			if d >= m.opts.Retention {
-				continue // the server's expiry covers it
-			}
-			n, err := m.archive.ExpireUserArchive(ctx, user, m.now().Add(-d))
+		case d < m.opts.Retention: // longer ones: the server's expiry covers them
+			left := limit - total
+			n, err := m.archive.ExpireUserArchive(ctx, user, now.Add(-d), left)
 			total += n
 			if err != nil {
 				errs = append(errs, fmt.Errorf("mam: %w", err))
+			} else if storage.Limited(n, left) {
+				return total, true, errors.Join(errs...) // resume at this user
 			}
 		}
-		if len(users) < retentionPage {
-			return total, errors.Join(errs...)
-		}
-		after = users[len(users)-1]
+		m.personalAfter = user
 	}
+	if len(users) < retentionPage {
+		m.personalAfter = ""
+		return total, false, errors.Join(errs...)
+	}
+	return total, true, errors.Join(errs...)
 }
 
 // dropStaleIndex deletes user's index entry if the user still has no

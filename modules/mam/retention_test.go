@@ -19,6 +19,7 @@ import (
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/stanza/form"
 	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/memory"
 )
 
 // The retention command offers what is shorter than the server's
@@ -43,6 +44,12 @@ func testRetentionCommand(t *testing.T, open func(*testing.T) backend) {
 	})
 	alice, bob := e.user(t, "alice"), e.user(t, "bob")
 	ctx := context.Background()
+	janitor := func() {
+		t.Helper()
+		if rep := e.srv.RunJanitor(ctx, now()); rep.Err != nil || rep.Backlog {
+			t.Fatalf("janitor: %+v", rep)
+		}
+	}
 	send := func(bodies ...string) {
 		for _, b := range bodies {
 			alice.Send(chat(bob.LocalAddr().Bare(), b, b))
@@ -166,7 +173,7 @@ func testRetentionCommand(t *testing.T, open func(*testing.T) backend) {
 	// The janitor applies it later; the server's 30 days keep bob's.
 	advance(2 * day)
 	send("new2")
-	mam.RunJanitor(ctx, e.mod)
+	janitor()
 	if got := archived("alice@localhost"); got != "new2" {
 		t.Fatalf("alice's archive after the janitor: %q", got)
 	}
@@ -186,7 +193,7 @@ func testRetentionCommand(t *testing.T, open func(*testing.T) backend) {
 		t.Fatalf("setting kept: %q, index %q", stored("alice@localhost"), indexed())
 	}
 	advance(2 * day)
-	mam.RunJanitor(ctx, e.mod)
+	janitor()
 	if got := archived("alice@localhost"); got != "new2" {
 		t.Fatalf("alice's archive with the server's retention: %q", got)
 	}
@@ -196,7 +203,7 @@ func testRetentionCommand(t *testing.T, open func(*testing.T) backend) {
 	if err := e.store.PutServiceValue(ctx, mam.RetentionNamespace, "carol@localhost", nil, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	mam.RunJanitor(ctx, e.mod)
+	janitor()
 	if got := indexed(); len(got) != 0 {
 		t.Fatalf("stale index entry kept: %q", got)
 	}
@@ -243,5 +250,115 @@ func TestRetentionCommandShortServer(t *testing.T) {
 	f := resp.Form.Field("retention")
 	if f == nil || len(f.Options) != 1 || f.Options[0].Value != "server" || !strings.Contains(f.Options[0].Label, "12h0m0s") {
 		t.Fatalf("field %+v", f)
+	}
+}
+
+// The janitor applies the server's and the personal retentions in bounded
+// batches: a backlog larger than a batch, and than a run's budget, is gone
+// after enough runs, and nothing within its retention goes.
+func TestRetentionBatches(t *testing.T) { each(t, testRetentionBatches) }
+
+func testRetentionBatches(t *testing.T, open func(*testing.T) backend) {
+	const day = 24 * time.Hour
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	store := open(t)
+	mod, err := mam.New(mam.Options{Retention: 30 * day}, mam.Deps{Archive: store, KV: store, Service: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, server.Config{Accounts: store, Modules: []server.Module{mod},
+		Retention: server.Retention{Interval: -1, Batch: 7, Budget: 60}})
+	ctx := t.Context()
+	for u := range 10 {
+		user := fmt.Sprintf("u%d@localhost", u)
+		for _, base := range []time.Time{now.Add(-40 * day), now.Add(-3 * day)} { // IDs increase
+			for i := range 10 {
+				if _, err := store.AppendArchive(ctx, user, base.Add(time.Duration(i)*time.Minute), "peer@example.org", []byte("<message><body>secret</body></message>")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if u < 5 { // a personal retention of one day
+			if err := store.Put(ctx, user, "mam:retention", []byte((day).String())); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.PutServiceValue(ctx, mam.RetentionNamespace, user, nil, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	total, runs := 0, 0
+	for {
+		rep := srv.RunJanitor(ctx, now)
+		if rep.Err != nil {
+			t.Fatal(rep.Err)
+		}
+		if rep.Total() > 60 {
+			t.Fatalf("a run removed %d, over its budget", rep.Total())
+		}
+		total += rep.Removed["mam"]
+		runs++
+		if !rep.Backlog {
+			break
+		}
+		if runs > 10 {
+			t.Fatal("the backlog never ends")
+		}
+	}
+	if total != 150 || runs < 3 {
+		t.Errorf("the janitor removed %d in %d runs, want 150 in at least 3", total, runs)
+	}
+	for u := range 10 {
+		st, err := store.ArchiveStats(ctx, fmt.Sprintf("u%d@localhost", u))
+		want := 10
+		if u < 5 {
+			want = 0
+		}
+		if err != nil || st.Count != want {
+			t.Errorf("u%d keeps %d messages, %v; want %d", u, st.Count, err, want)
+		}
+	}
+}
+
+// A pass over more personal retentions than one page of the index reaches
+// them all, over calls.
+func TestRetentionManyUsers(t *testing.T) {
+	const day = 24 * time.Hour
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	store := memory.New()
+	mod, err := mam.New(mam.Options{}, mam.Deps{Archive: store, KV: store, Service: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	const users = 600
+	for u := range users {
+		user := fmt.Sprintf("u%03d@localhost", u)
+		if _, err := store.AppendArchive(ctx, user, now.Add(-3*day), "peer@example.org", []byte("m")); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Put(ctx, user, "mam:retention", []byte(day.String())); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.PutServiceValue(ctx, mam.RetentionNamespace, user, nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := 0
+	for calls := 0; ; calls++ {
+		if calls > 100 {
+			t.Fatal("the pass never ends")
+		}
+		n, more, err := mod.Expire(ctx, now, 100)
+		if err != nil || n > 100 {
+			t.Fatalf("Expire = %d, %v", n, err)
+		}
+		total += n
+		if !more {
+			break
+		}
+	}
+	if total != users {
+		t.Errorf("removed %d, want %d", total, users)
 	}
 }

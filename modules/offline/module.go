@@ -49,11 +49,10 @@ const (
 
 // Defaults and bounds of Options.
 const (
-	DefaultLimit           = 1000
-	DefaultRetention       = 30 * 24 * time.Hour
-	DefaultJanitorInterval = time.Hour
-	MaxRetention           = 10 * 365 * 24 * time.Hour
-	MaxLimit               = 100000
+	DefaultLimit     = 1000
+	DefaultRetention = 30 * 24 * time.Hour
+	MaxRetention     = 10 * 365 * 24 * time.Hour
+	MaxLimit         = 100000
 )
 
 // Options configure the module. The zero value means the defaults.
@@ -65,12 +64,10 @@ type Options struct {
 	// queued at once on delivery, and a session whose queue overflows is
 	// closed.
 	Limit int
-	// Retention is how long a message is kept before the janitor deletes
-	// it undelivered (default 30 days, at most 10 years).
+	// Retention is how long a message is kept before the server's
+	// janitor deletes it undelivered (default 30 days, at most 10 years;
+	// see Module.Expire and server.Retention).
 	Retention time.Duration
-	// JanitorInterval is how often expired messages are deleted (default
-	// one hour). The janitor also runs once when the server starts.
-	JanitorInterval time.Duration
 }
 
 // Deps are what the module builds on.
@@ -84,7 +81,6 @@ type Module struct {
 	store     storage.Offline
 	limit     int
 	retention time.Duration
-	interval  time.Duration
 
 	host server.Host
 	log  *slog.Logger
@@ -120,17 +116,10 @@ func New(opts Options, deps Deps) (*Module, error) {
 	case opts.Retention < 0 || opts.Retention > MaxRetention:
 		return nil, fmt.Errorf("offline: retention %v must be positive and at most %v", opts.Retention, MaxRetention)
 	}
-	switch {
-	case opts.JanitorInterval == 0:
-		opts.JanitorInterval = DefaultJanitorInterval
-	case opts.JanitorInterval < 0:
-		return nil, fmt.Errorf("offline: janitor interval %v must be positive", opts.JanitorInterval)
-	}
 	return &Module{
 		store:     deps.Store,
 		limit:     opts.Limit,
 		retention: opts.Retention,
-		interval:  opts.JanitorInterval,
 		log:       slog.New(slog.DiscardHandler),
 		locks:     make(map[string]*userLock),
 		sent:      make(map[weak.Pointer[stanza.Stanza]]storage.OfflineMessage),
@@ -140,11 +129,10 @@ func New(opts Options, deps Deps) (*Module, error) {
 // Name returns "offline".
 func (*Module) Name() string { return "offline" }
 
-// Init keeps the host and starts the janitor.
+// Init keeps the host.
 func (m *Module) Init(ctx context.Context, h server.Host) error {
 	m.host = h
 	m.log = h.Logger()
-	h.Go(m.janitor)
 	return nil
 }
 
@@ -433,35 +421,15 @@ func delayTokens(domain jid.JID, t time.Time) []xml.Token {
 	return []xml.Token{start, start.End()}
 }
 
-// Expire deletes every message stored before now minus the retention and
-// returns how many it deleted. The janitor calls it periodically.
-func (m *Module) Expire(ctx context.Context, now time.Time) (int, error) {
-	n, err := m.store.ExpireOffline(ctx, now.Add(-m.retention))
+// Expire implements server.Expirer: it deletes at most limit messages
+// stored before now minus the retention, and returns how many it deleted
+// and whether more may be due. The server's janitor calls it.
+func (m *Module) Expire(ctx context.Context, now time.Time, limit int) (int, bool, error) {
+	n, err := m.store.ExpireOffline(ctx, now.Add(-m.retention), limit)
 	if err != nil {
-		return n, fmt.Errorf("offline: expiring messages: %w", err)
+		return n, false, fmt.Errorf("offline: expiring messages: %w", err)
 	}
-	return n, nil
-}
-
-// janitor expires messages at start and then every interval until the
-// server shuts down.
-func (m *Module) janitor(ctx context.Context) {
-	t := time.NewTicker(m.interval)
-	defer t.Stop()
-	for {
-		n, err := m.Expire(ctx, time.Now())
-		switch {
-		case err != nil && ctx.Err() == nil:
-			m.log.Warn("expiring offline messages failed", "err", err)
-		case n > 0:
-			m.log.Info("expired offline messages deleted", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	return n, storage.Limited(n, limit), nil
 }
 
 // DeleteUser deletes the user's stored messages.
@@ -523,4 +491,5 @@ var (
 	_ server.FilterProvider       = (*Module)(nil)
 	_ server.UserDataOwner        = (*Module)(nil)
 	_ server.UserDataDeclarer     = (*Module)(nil)
+	_ server.Expirer              = (*Module)(nil)
 )

@@ -57,6 +57,9 @@ func startConfig(t *testing.T, store storage.Offline, opts offline.Options, cfg 
 	if acc, ok := store.(storage.Accounts); ok {
 		cfg.Accounts = acc
 	}
+	if cfg.Retention.Interval == 0 {
+		cfg.Retention.Interval = -1 // the tests run the janitor
+	}
 	srv := servertest.Start(t, cfg)
 	existing, err := srv.Users(t.Context(), "localhost")
 	if err != nil {
@@ -390,36 +393,41 @@ func TestExportAndDelete(t *testing.T) {
 }
 
 // TestExpiry: Expire deletes messages older than the retention, and the
-// janitor does it on its own.
+// server's janitor calls it, in batches.
 func TestExpiry(t *testing.T) {
 	t.Run("Expire", func(t *testing.T) {
 		e := start(t, memory.New(), offline.Options{Retention: time.Hour})
 		b := e.online(t, bob, 0)
 		b.Send(msg(alice, "m1", "chat", "old"))
 		b.Sync()
-		if n, err := e.mod.Expire(t.Context(), time.Now().Add(30*time.Minute)); err != nil || n != 0 {
-			t.Fatalf("expired %d (%v) within the retention", n, err)
+		if n, more, err := e.mod.Expire(t.Context(), time.Now().Add(30*time.Minute), 10); err != nil || n != 0 || more {
+			t.Fatalf("expired %d (%v, more %v) within the retention", n, err, more)
 		}
-		if n, err := e.mod.Expire(t.Context(), time.Now().Add(2*time.Hour)); err != nil || n != 1 {
-			t.Fatalf("expired %d (%v), want 1", n, err)
+		if n, more, err := e.mod.Expire(t.Context(), time.Now().Add(2*time.Hour), 10); err != nil || n != 1 || more {
+			t.Fatalf("expired %d (%v, more %v), want 1", n, err, more)
 		}
 		a := e.online(t, alice, 0)
 		a.ExpectNone(100*time.Millisecond, anyBody)
 	})
 	t.Run("janitor", func(t *testing.T) {
-		e := start(t, memory.New(), offline.Options{Retention: time.Second, JanitorInterval: 20 * time.Millisecond})
+		e := startConfig(t, memory.New(), offline.Options{Retention: time.Hour}, server.Config{Retention: server.Retention{Interval: -1, Batch: 2}})
 		b := e.online(t, bob, 0)
-		b.Send(msg(alice, "m1", "chat", "short-lived"))
+		for i := range 5 {
+			b.Send(msg(alice, fmt.Sprint("m", i), "chat", "short-lived"))
+		}
 		b.Sync()
-		if e.count(t, alice) != 1 {
+		if e.count(t, alice) != 5 {
 			t.Fatal("not stored")
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for e.count(t, alice) != 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("the janitor did not expire the message")
-			}
-			time.Sleep(20 * time.Millisecond)
+		if rep := e.srv.RunJanitor(t.Context(), time.Now()); rep.Removed["offline"] != 0 || rep.Err != nil {
+			t.Fatalf("janitor within the retention: %+v", rep)
+		}
+		rep := e.srv.RunJanitor(t.Context(), time.Now().Add(2*time.Hour))
+		if rep.Removed["offline"] != 5 || rep.Err != nil || rep.Backlog {
+			t.Fatalf("janitor after the retention: %+v", rep)
+		}
+		if n := e.count(t, alice); n != 0 {
+			t.Fatalf("alice has %d messages after the janitor", n)
 		}
 	})
 }
@@ -474,7 +482,7 @@ func TestNoMessageStranded(t *testing.T) {
 func TestOptions(t *testing.T) {
 	for _, o := range []offline.Options{
 		{Limit: -1}, {Limit: offline.MaxLimit + 1}, {Retention: -time.Second},
-		{Retention: offline.MaxRetention + time.Hour}, {JanitorInterval: -time.Second},
+		{Retention: offline.MaxRetention + time.Hour},
 	} {
 		if _, err := offline.New(o, offline.Deps{Store: memory.New()}); err == nil {
 			t.Errorf("New accepted %+v", o)

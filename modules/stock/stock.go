@@ -213,7 +213,7 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	default:
 		// Switched off: the files stored before still go with their
 		// accounts and expire.
-		add(upload.NewLeftovers(upload.Deps{Store: store, Files: opts.Files, Days: store}, 0))
+		add(upload.NewLeftovers(upload.Deps{Store: store, Files: opts.Files, Days: store}))
 	}
 	if on(Register) && opts.Accounts != nil {
 		invDeps := invite.Deps{Store: store}

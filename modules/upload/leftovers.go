@@ -3,7 +3,6 @@ package upload
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -18,48 +17,25 @@ import (
 // expires when its retention ends — without offering uploads. Create it
 // with NewLeftovers.
 type Leftovers struct {
-	deps     Deps
-	interval time.Duration
-	log      *slog.Logger
+	deps Deps
 }
 
 // NewLeftovers returns the module; deps.Secrets is not needed. The
-// janitor runs at start and every interval (zero: an hour).
-func NewLeftovers(deps Deps, interval time.Duration) (*Leftovers, error) {
+// server's janitor expires the files (see Leftovers.Expire).
+func NewLeftovers(deps Deps) (*Leftovers, error) {
 	if deps.Store == nil || deps.Files == nil {
 		return nil, errors.New("upload: a metadata store and a file store are required")
 	}
-	if interval <= 0 {
-		interval = time.Hour
-	}
-	return &Leftovers{deps: deps, interval: interval}, nil
+	return &Leftovers{deps: deps}, nil
 }
 
 // Name returns "upload-leftovers".
 func (*Leftovers) Name() string { return "upload-leftovers" }
 
-// Init starts the janitor.
-func (l *Leftovers) Init(_ context.Context, h server.Host) error {
-	l.log = h.Logger()
-	h.Go(func(ctx context.Context) {
-		t := time.NewTicker(l.interval)
-		defer t.Stop()
-		for {
-			if n, err := ExpireFiles(ctx, l.deps.Store, l.deps.Files, time.Now()); ctx.Err() != nil {
-				return
-			} else if err != nil {
-				l.log.Warn("deleting expired uploads failed", "err", err)
-			} else if n > 0 {
-				l.log.Info("deleted expired uploads of the switched-off upload service", "count", n)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	})
-	return nil
+// Expire implements server.Expirer: it deletes at most limit expired
+// files, as Module.Expire does.
+func (l *Leftovers) Expire(ctx context.Context, now time.Time, limit int) (int, bool, error) {
+	return ExpireFiles(ctx, l.deps.Store, l.deps.Files, now, limit)
 }
 
 // UserData names what the module deletes per user.
@@ -74,6 +50,6 @@ func (l *Leftovers) DeleteUser(ctx context.Context, user jid.JID) error {
 func (*Leftovers) ExportUser(context.Context, jid.JID, xmlstream.TokenWriter) error { return nil }
 
 var (
-	_ server.Initializer   = (*Leftovers)(nil)
+	_ server.Expirer       = (*Leftovers)(nil)
 	_ server.UserDataOwner = (*Leftovers)(nil)
 )

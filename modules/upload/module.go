@@ -63,14 +63,12 @@ type Options struct {
 	// the most it may upload per UTC day. Zero means the defaults.
 	Quota, DailyQuota int64
 	// Retention is how long a file is kept. Zero means DefaultRetention;
-	// at most MaxRetention.
+	// at most MaxRetention. The server's janitor deletes expired files
+	// and unused slots (see Module.Expire and server.Retention).
 	Retention time.Duration
 	// SlotTimeout is how long a slot's PUT URL is valid. Zero means
 	// DefaultSlotTimeout.
 	SlotTimeout time.Duration
-	// JanitorInterval is how often expired files are deleted. Zero means
-	// an hour.
-	JanitorInterval time.Duration
 }
 
 // Deps are what the module builds on.
@@ -109,7 +107,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 	switch {
 	case deps.Store == nil || deps.Files == nil || deps.Secrets == nil:
 		return nil, errors.New("upload: a metadata store, a file store and a secret store are required")
-	case opts.MaxFileSize < 0 || opts.Quota < 0 || opts.DailyQuota < 0 || opts.Retention < 0 || opts.SlotTimeout < 0 || opts.JanitorInterval < 0:
+	case opts.MaxFileSize < 0 || opts.Quota < 0 || opts.DailyQuota < 0 || opts.Retention < 0 || opts.SlotTimeout < 0:
 		return nil, errors.New("upload: negative limit")
 	case opts.Retention > MaxRetention:
 		return nil, fmt.Errorf("upload: retention %v is longer than %v", opts.Retention, MaxRetention)
@@ -132,23 +130,19 @@ func New(opts Options, deps Deps) (*Module, error) {
 	if opts.SlotTimeout == 0 {
 		opts.SlotTimeout = DefaultSlotTimeout
 	}
-	if opts.JanitorInterval == 0 {
-		opts.JanitorInterval = time.Hour
-	}
 	return &Module{opts: opts, store: deps.Store, files: deps.Files, secrets: deps.Secrets, days: deps.Days, now: time.Now}, nil
 }
 
 // Name returns "upload".
 func (*Module) Name() string { return "upload" }
 
-// Init reads the token key and starts the janitor.
+// Init reads the token key.
 func (m *Module) Init(ctx context.Context, h server.Host) error {
 	key, err := m.secrets.Secret(ctx, "upload-token", 32)
 	if err != nil {
 		return fmt.Errorf("upload: token key: %w", err)
 	}
 	m.key, m.host, m.log = key, h, h.Logger()
-	h.Go(m.janitor)
 	return nil
 }
 
@@ -254,49 +248,42 @@ func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.Token
 	return err
 }
 
-// janitor deletes expired uploads now and every JanitorInterval.
-func (m *Module) janitor(ctx context.Context) {
-	t := time.NewTicker(m.opts.JanitorInterval)
-	defer t.Stop()
-	for {
-		if n, err := m.Expire(ctx, m.now()); ctx.Err() != nil {
-			return
-		} else if err != nil {
-			m.log.Warn("deleting expired uploads failed", "err", err)
-		} else if n > 0 {
-			m.log.Info("deleted expired uploads", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+// Expire implements server.Expirer: it deletes at most limit uploads
+// (files and unused slots) whose expiry is at or before now, and returns
+// how many and whether more may be due.
+func (m *Module) Expire(ctx context.Context, now time.Time, limit int) (int, bool, error) {
+	return ExpireFiles(ctx, m.store, m.files, now, limit)
 }
 
-// Expire deletes the uploads (files and unused slots) whose expiry is at
-// or before t, and returns how many.
-func (m *Module) Expire(ctx context.Context, t time.Time) (int, error) {
-	return ExpireFiles(ctx, m.store, m.files, t)
-}
+// expirePage is the most uploads ExpireFiles reads at once.
+const expirePage = 100
 
-// ExpireFiles is Expire for servers that run with the module switched
-// off, so that files uploaded before still expire.
-func ExpireFiles(ctx context.Context, store storage.Uploads, files blob.Store, t time.Time) (int, error) {
+// ExpireFiles deletes at most limit uploads (limit <= 0: no limit) whose
+// expiry is at or before t, the bytes and then the record, and returns
+// how many and whether more may be due. It is Module.Expire for a store
+// without the module, as Leftovers uses it.
+func ExpireFiles(ctx context.Context, store storage.Uploads, files blob.Store, t time.Time, limit int) (int, bool, error) {
 	n := 0
 	for {
-		ups, err := store.ExpiredUploads(ctx, t, 100)
+		page := expirePage
+		if limit > 0 {
+			page = min(page, limit-n)
+		}
+		ups, err := store.ExpiredUploads(ctx, t, page)
 		if err != nil {
-			return n, fmt.Errorf("upload: %w", err)
+			return n, false, fmt.Errorf("upload: %w", err)
 		}
 		for _, u := range ups {
 			if err := remove(ctx, store, files, u.ID); err != nil {
-				return n, err
+				return n, false, err
 			}
 			n++
 		}
-		if len(ups) < 100 {
-			return n, nil
+		switch {
+		case len(ups) < page:
+			return n, false, nil
+		case storage.Limited(n, limit):
+			return n, true, nil
 		}
 	}
 }
@@ -320,4 +307,5 @@ var (
 	_ server.HTTPProvider     = (*Module)(nil)
 	_ server.UserDataOwner    = (*Module)(nil)
 	_ server.UserDataDeclarer = (*Module)(nil)
+	_ server.Expirer          = (*Module)(nil)
 )

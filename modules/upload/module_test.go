@@ -345,15 +345,54 @@ func TestExpiry(t *testing.T) {
 	if r := do(t, http.MethodGet, get, "", nil); r.StatusCode != http.StatusGone && r.StatusCode != http.StatusNotFound {
 		t.Errorf("GET of an expired file: %s", r.Status)
 	}
-	n, err := e.mod.Expire(context.Background(), later)
-	if err != nil || n != 1 {
-		t.Errorf("Expire: %d, %v", n, err)
+	n, more, err := e.mod.Expire(context.Background(), later, 10)
+	if err != nil || n != 1 || more {
+		t.Errorf("Expire: %d, %v, more %v", n, err, more)
 	}
 	if r := do(t, http.MethodGet, get, "", nil); r.StatusCode != http.StatusNotFound {
 		t.Errorf("GET after expiry: %s", r.Status)
 	}
 	if got := e.stored(t); len(got) != 0 {
 		t.Errorf("expired files left on disk: %v", got)
+	}
+}
+
+// TestJanitor checks that the server's janitor deletes expired files in
+// batches, bytes and records, and with the module switched off too
+// (Leftovers).
+func TestJanitor(t *testing.T) {
+	e := start(t, upload.Options{Retention: 24 * time.Hour})
+	for i := range 5 {
+		e.upload(t, fmt.Sprintf("f%d.txt", i), "text/plain", []byte("soon gone"))
+	}
+	if got := e.stored(t); len(got) != 5 {
+		t.Fatalf("stored %v", got)
+	}
+	later := time.Now().Add(25 * time.Hour)
+	srv, err := server.New(t.Context(), server.Config{Domains: []string{"localhost"}, Accounts: memory.New(),
+		Modules:   []server.Module{modtest.Must(upload.NewLeftovers(upload.Deps{Store: e.store, Files: e.files}))},
+		Retention: server.Retention{Interval: -1, Batch: 2, Budget: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	rep := srv.RunJanitor(t.Context(), later)
+	if rep.Removed["upload-leftovers"] != 4 || !rep.Backlog || rep.Err != nil {
+		t.Fatalf("first run: %+v", rep)
+	}
+	if got := e.stored(t); len(got) != 1 {
+		t.Errorf("after the first run, files on disk: %v", got)
+	}
+	// The module itself, in the server that runs it.
+	rep = e.srv.RunJanitor(t.Context(), later)
+	if rep.Removed["upload"] != 1 || rep.Backlog || rep.Err != nil {
+		t.Fatalf("second run: %+v", rep)
+	}
+	if got := e.stored(t); len(got) != 0 {
+		t.Errorf("expired files left on disk: %v", got)
+	}
+	if ups, err := e.store.UserUploads(t.Context(), e.alice.String()); err != nil || len(ups) != 0 {
+		t.Errorf("records left: %d, %v", len(ups), err)
 	}
 }
 

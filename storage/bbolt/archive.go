@@ -478,7 +478,7 @@ func (s *Store) ArchiveStats(ctx context.Context, user string) (storage.ArchiveS
 // ExpireArchive implements storage.Archive. It first applies the archive's
 // log, then visits each user's bucket once and reads no message it keeps
 // but the first of each archive.
-func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
+func (s *Store) ExpireArchive(ctx context.Context, t time.Time, limit int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -486,7 +486,7 @@ func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
 		return 0, fmt.Errorf("bbolt: expire archive: %w", err)
 	}
 	cut := expireCut(t)
-	n, err := s.expire(ctx, archiveBucket, func(ub *bolt.Bucket, max int) (int, error) {
+	n, err := s.expire(ctx, archiveBucket, limit, func(ub *bolt.Bucket, max int) (int, error) {
 		return deleteArchiveFront(ub, max, cut)
 	})
 	if err != nil {
@@ -509,11 +509,12 @@ func expireCut(t time.Time) uint64 {
 // log if it holds records of user's, then deletes from the front of
 // user's archive only, as ExpireArchive does for each user (whole chunks,
 // the front of the chunk holding the cut), in transactions of at most
-// expireBatch messages: it reads no message it keeps but those of the
+// expireBatch messages, until it has deleted limit (limit <= 0: no
+// limit): it reads no message it keeps but those of the
 // chunk holding the cut, and no other archive. Each transaction is
 // durable when it commits; replaying the log after a crash does not bring
 // the messages back, since it skips IDs up to the last one in "meta".
-func (s *Store) ExpireUserArchive(ctx context.Context, user string, t time.Time) (int, error) {
+func (s *Store) ExpireUserArchive(ctx context.Context, user string, t time.Time, limit int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -528,6 +529,13 @@ func (s *Store) ExpireUserArchive(ctx context.Context, user string, t time.Time)
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
+		}
+		if limit > 0 && total >= limit {
+			return total, nil
+		}
+		batch := expireBatch
+		if limit > 0 {
+			batch = min(batch, limit-total)
 		}
 		// Nothing to delete costs a read transaction, not a write.
 		var due bool
@@ -558,14 +566,14 @@ func (s *Store) ExpireUserArchive(ctx context.Context, user string, t time.Time)
 				return nil
 			}
 			var err error
-			n, err = deleteArchiveFront(ub, expireBatch, cut)
+			n, err = deleteArchiveFront(ub, batch, cut)
 			return err
 		})
 		if err != nil {
 			return total, fmt.Errorf("bbolt: expire archive of %q: %w", user, err)
 		}
 		total += n
-		if n < expireBatch {
+		if n < batch {
 			return total, nil
 		}
 	}

@@ -24,7 +24,7 @@ func TestExpireUserPending(t *testing.T) {
 	if !s.wal.pendingFor("alice@example.org") {
 		t.Fatal("nothing pending: the test tests nothing")
 	}
-	n, err := s.ExpireUserArchive(ctx, "alice@example.org", walAt.Add(4*time.Second))
+	n, err := s.ExpireUserArchive(ctx, "alice@example.org", walAt.Add(4*time.Second), 0)
 	if err != nil || n != 4 {
 		t.Fatalf("ExpireUserArchive = %d, %v; want 4", n, err)
 	}
@@ -45,7 +45,7 @@ func TestExpireUserSurvivesCrash(t *testing.T) {
 		alice = append(alice, appendMsg(t, s, "alice@example.org", i))
 		bob = append(bob, appendMsg(t, s, "bob@example.org", i))
 	}
-	n, err := s.ExpireUserArchive(ctx, "alice@example.org", walAt.Add(8*time.Second))
+	n, err := s.ExpireUserArchive(ctx, "alice@example.org", walAt.Add(8*time.Second), 0)
 	if err != nil || n != 8 {
 		t.Fatalf("ExpireUserArchive = %d, %v; want 8", n, err)
 	}
@@ -91,7 +91,7 @@ func TestExpireUserBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := at.Add(gone * time.Millisecond)
-	n, err := s.ExpireUserArchive(ctx, users[0], cut)
+	n, err := s.ExpireUserArchive(ctx, users[0], cut, 0)
 	if n != gone || err != nil {
 		t.Errorf("ExpireUserArchive = %d, %v; want %d", n, err, gone)
 	}
@@ -112,7 +112,7 @@ func TestExpireUserBatches(t *testing.T) {
 	if st, err := s.ArchiveStats(ctx, users[1]); err != nil || st.Count != 100 {
 		t.Errorf("the other archive: %+v, %v; want 100 messages", st, err)
 	}
-	if n, err := s.ExpireUserArchive(ctx, users[0], cut); n != 0 || err != nil {
+	if n, err := s.ExpireUserArchive(ctx, users[0], cut, 0); n != 0 || err != nil {
 		t.Errorf("ExpireUserArchive again = %d, %v; want 0", n, err)
 	}
 }

@@ -31,7 +31,7 @@ func TestArchiveReopen(t *testing.T) {
 	if _, err := s.AppendArchive(ctx, "carol@example.org", archiveAt, "dave@example.org", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.ExpireArchive(ctx, archiveAt.Add(5*time.Second)); n != 6 || err != nil {
+	if n, err := s.ExpireArchive(ctx, archiveAt.Add(5*time.Second), 0); n != 6 || err != nil {
 		t.Fatalf("ExpireArchive = %d, %v; want 6", n, err)
 	}
 	mustClose(t, s)
@@ -142,7 +142,7 @@ func TestArchiveDeleteLeavesNoTrace(t *testing.T) {
 			}
 		}
 	}
-	if n, err := s.ExpireArchive(ctx, archiveAt.Add(time.Minute)); n != 2 || err != nil {
+	if n, err := s.ExpireArchive(ctx, archiveAt.Add(time.Minute), 0); n != 2 || err != nil {
 		t.Fatalf("ExpireArchive = %d, %v; want 2", n, err)
 	}
 	if err := s.DeleteArchive(ctx, "deletedalice@example.org"); err != nil {

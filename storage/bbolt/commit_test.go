@@ -266,11 +266,11 @@ func TestExpireBatches(t *testing.T) {
 			p3++
 		}
 	}
-	n, err := s.ExpireArchive(ctx, cut)
+	n, err := s.ExpireArchive(ctx, cut, 0)
 	if want := len(users) * (perUser - kept); n != want || err != nil {
 		t.Errorf("ExpireArchive = %d, %v; want %d", n, err, want)
 	}
-	n, err = s.ExpireOffline(ctx, at.Add(time.Duration(perUser-kept)*time.Second))
+	n, err = s.ExpireOffline(ctx, at.Add(time.Duration(perUser-kept)*time.Second), 0)
 	if want := len(users) * (perUser - kept); n != want || err != nil {
 		t.Errorf("ExpireOffline = %d, %v; want %d", n, err, want)
 	}
@@ -314,10 +314,10 @@ func TestExpireManyUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.ExpireArchive(ctx, at.Add(time.Minute)); n != users || err != nil {
+	if n, err := s.ExpireArchive(ctx, at.Add(time.Minute), 0); n != users || err != nil {
 		t.Errorf("ExpireArchive = %d, %v; want %d", n, err, users)
 	}
-	if n, err := s.ExpireOffline(ctx, at.Add(time.Minute)); n != users || err != nil {
+	if n, err := s.ExpireOffline(ctx, at.Add(time.Minute), 0); n != users || err != nil {
 		t.Errorf("ExpireOffline = %d, %v; want %d", n, err, users)
 	}
 	for _, u := range []int{0, expireBatch - 1, expireBatch, users - 1} {

@@ -275,12 +275,12 @@ func deleteOfflineFront(ub *bolt.Bucket, max int, del func(k, v []byte) bool) (i
 
 // ExpireOffline implements storage.Offline. It visits each user's bucket
 // once and reads no message it keeps but the first of each queue.
-func (s *Store) ExpireOffline(ctx context.Context, t time.Time) (int, error) {
+func (s *Store) ExpireOffline(ctx context.Context, t time.Time, limit int) (int, error) {
 	cut := t.Unix()
 	if t.Nanosecond() > 0 {
 		cut++ // stored before t, to the second
 	}
-	n, err := s.expire(ctx, offlineBucket, func(ub *bolt.Bucket, max int) (int, error) {
+	n, err := s.expire(ctx, offlineBucket, limit, func(ub *bolt.Bucket, max int) (int, error) {
 		return deleteOfflineFront(ub, max, func(_, v []byte) bool { return storedBefore(v, cut) })
 	})
 	if err != nil {
@@ -289,17 +289,24 @@ func (s *Store) ExpireOffline(ctx context.Context, t time.Time) (int, error) {
 	return n, nil
 }
 
-// expire runs del on every user bucket of the top-level bucket top, and
-// returns the total deleted. It works in write transactions that each
-// delete at most expireBatch messages and visit at most expireBatch users,
-// so that writers never wait long. del deletes at most max and returns how
-// many.
-func (s *Store) expire(ctx context.Context, top string, del func(ub *bolt.Bucket, max int) (int, error)) (int, error) {
+// expire runs del on every user bucket of the top-level bucket top, until
+// it has deleted limit messages (limit <= 0: no limit), and returns the
+// total deleted. It works in write transactions that each delete at most
+// expireBatch messages and visit at most expireBatch users, so that
+// writers never wait long. del deletes at most max and returns how many.
+func (s *Store) expire(ctx context.Context, top string, limit int, del func(ub *bolt.Bucket, max int) (int, error)) (int, error) {
 	total := 0
 	var next []byte // the user to start the next transaction at
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
+		}
+		if limit > 0 && total >= limit {
+			return total, nil
+		}
+		batch := expireBatch
+		if limit > 0 {
+			batch = min(batch, limit-total)
 		}
 		finished := false
 		var deleted int
@@ -319,14 +326,14 @@ func (s *Store) expire(ctx context.Context, top string, del func(ub *bolt.Bucket
 				if v != nil {
 					continue // not a bucket
 				}
-				n, err := del(b.Bucket(k), expireBatch-deleted)
+				n, err := del(b.Bucket(k), batch-deleted)
 				if err != nil {
 					return fmt.Errorf("user bucket %q: %w", k, err)
 				}
 				deleted += n
 				visited++
 				switch {
-				case deleted >= expireBatch:
+				case deleted >= batch:
 					// This user may have more: start here next time.
 					next = bytes.Clone(k)
 					return nil

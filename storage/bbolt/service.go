@@ -367,13 +367,19 @@ func (s *Store) DeleteServiceNamespace(ctx context.Context, namespace string) er
 }
 
 // ExpireServiceData implements storage.ServiceData. It reads the expiry
-// index from its front, so it reads nothing it keeps.
-func (s *Store) ExpireServiceData(ctx context.Context, t time.Time) (int, error) {
+// index from its front, so it reads nothing it keeps, in write
+// transactions that each visit at most expireBatch index entries. An index
+// entry left by a changed expiry is dropped without counting towards
+// limit.
+func (s *Store) ExpireServiceData(ctx context.Context, t time.Time, limit int) (int, error) {
 	cut := expiryBytes(t)
 	total := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
+		}
+		if limit > 0 && total >= limit {
+			return total, nil
 		}
 		var (
 			removed  int
@@ -386,16 +392,19 @@ func (s *Store) ExpireServiceData(ctx context.Context, t time.Time) (int, error)
 				finished = true
 				return nil
 			}
-			var due [][]byte
 			c := idx.Cursor()
-			for k, _ := c.First(); k != nil && bytes.Compare(k[:min(8, len(k))], cut) <= 0; k, _ = c.Next() {
-				if len(due) == expireBatch {
-					return expireServiceEntries(tx, due, &removed)
+			visited := 0
+			for k, _ := c.First(); k != nil && bytes.Compare(k[:min(8, len(k))], cut) <= 0; k, _ = c.First() {
+				if visited == expireBatch || limit > 0 && total+removed >= limit {
+					return nil
 				}
-				due = append(due, bytes.Clone(k))
+				visited++
+				if err := expireServiceEntry(tx, bytes.Clone(k), &removed); err != nil {
+					return err
+				}
 			}
 			finished = true
-			return expireServiceEntries(tx, due, &removed)
+			return nil
 		})
 		if err != nil {
 			return total, fmt.Errorf("bbolt: expire service data: %w", err)
@@ -407,38 +416,32 @@ func (s *Store) ExpireServiceData(ctx context.Context, t time.Time) (int, error)
 	}
 }
 
-// expireServiceEntries deletes the index entries due and the entries they
-// name, and adds to removed the number of entries deleted. An index entry
-// whose entry has another expiry (or is gone) is only dropped; an entry
-// whose record cannot be read is deleted with its index entry.
-func expireServiceEntries(tx *bolt.Tx, due [][]byte, removed *int) error {
-	idx := tx.Bucket([]byte(serviceExpiry))
-	for _, k := range due {
-		if err := idx.Delete(k); err != nil {
-			return err
-		}
-		exp, namespace, key, ok := parseServiceIndexKey(k)
-		if !ok {
-			continue
-		}
-		b := userBucket(tx, serviceBucket, string(namespace))
-		if b == nil {
-			continue
-		}
-		rec := b.Get(key)
-		if rec == nil {
-			continue
-		}
-		if _, recExp, err := decodeServiceRecord(key, rec); err == nil && !bytes.Equal(recExp, exp) {
-			continue
-		}
-		if err := b.Delete(key); err != nil {
-			return err
-		}
-		*removed++
-		if err := dropEmptyNamespace(tx, b, namespace); err != nil {
-			return err
-		}
+// expireServiceEntry deletes the index entry k and the entry it names,
+// and adds 1 to removed if it deleted an entry. An index entry whose entry
+// has another expiry (or is gone) is only dropped; an entry whose record
+// cannot be read is deleted with its index entry.
+func expireServiceEntry(tx *bolt.Tx, k []byte, removed *int) error {
+	if err := tx.Bucket([]byte(serviceExpiry)).Delete(k); err != nil {
+		return err
 	}
-	return nil
+	exp, namespace, key, ok := parseServiceIndexKey(k)
+	if !ok {
+		return nil
+	}
+	b := userBucket(tx, serviceBucket, string(namespace))
+	if b == nil {
+		return nil
+	}
+	rec := b.Get(key)
+	if rec == nil {
+		return nil
+	}
+	if _, recExp, err := decodeServiceRecord(key, rec); err == nil && !bytes.Equal(recExp, exp) {
+		return nil
+	}
+	if err := b.Delete(key); err != nil {
+		return err
+	}
+	*removed++
+	return dropEmptyNamespace(tx, b, namespace)
 }

@@ -97,7 +97,7 @@ func BenchmarkServiceData(b *testing.B) {
 				b.StartTimer()
 			}
 			cut = cut.Add(2000 * time.Second) // 1,000 entries with an expiry
-			if n, err := s.ExpireServiceData(b.Context(), cut); err != nil || n != 1000 {
+			if n, err := s.ExpireServiceData(b.Context(), cut, 0); err != nil || n != 1000 {
 				b.Fatal(n, err)
 			}
 		}

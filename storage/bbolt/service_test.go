@@ -105,7 +105,7 @@ func TestServiceDataRawWalk(t *testing.T) {
 	}
 
 	s = open(t, path)
-	n, err := s.ExpireServiceData(ctx, future.Add(5*time.Hour))
+	n, err := s.ExpireServiceData(ctx, future.Add(5*time.Hour), 0)
 	if err != nil || n != 13 {
 		t.Fatalf("ExpireServiceData = %d, %v; want 13", n, err)
 	}
@@ -172,7 +172,7 @@ func TestServiceDataCorrupt(t *testing.T) {
 				t.Errorf("ServiceValue of the good entry = %q, %v", v, err)
 			}
 			// The sweep removes the corrupt entry with its index entry.
-			if n, err := s.ExpireServiceData(ctx, time.Date(2401, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil || n != 2 {
+			if n, err := s.ExpireServiceData(ctx, time.Date(2401, 1, 1, 0, 0, 0, 0, time.UTC), 0); err != nil || n != 2 {
 				t.Errorf("ExpireServiceData = %d, %v; want 2", n, err)
 			}
 			if err := s.PutServiceValue(ctx, "ns", "bad", []byte("new"), time.Time{}); err != nil {
@@ -206,7 +206,7 @@ func TestServiceDataReopen(t *testing.T) {
 	if keys, err := s.ServiceKeys(ctx, "ns", storage.ServiceKeysQuery{Max: 1}); err != nil || keys != nil {
 		t.Fatalf("ServiceKeys before the first put = %q, %v", keys, err)
 	}
-	if n, err := s.ExpireServiceData(ctx, time.Now()); err != nil || n != 0 {
+	if n, err := s.ExpireServiceData(ctx, time.Now(), 0); err != nil || n != 0 {
 		t.Fatalf("ExpireServiceData before the first put = %d, %v", n, err)
 	}
 	for _, f := range []func() error{

@@ -184,7 +184,7 @@ func TestWALCrashRecovery(t *testing.T) {
 				if err := s.wal.applyNow(ctx); err != nil {
 					t.Fatal(err)
 				}
-				n, err := s.ExpireArchive(ctx, walAt.Add(3*time.Second))
+				n, err := s.ExpireArchive(ctx, walAt.Add(3*time.Second), 0)
 				if err != nil || n != 3 {
 					t.Fatalf("ExpireArchive = %d, %v; want 3", n, err)
 				}
@@ -283,7 +283,7 @@ func TestWALExpirePending(t *testing.T) {
 	if !s.wal.pendingFor("alice@example.org") {
 		t.Fatal("nothing pending: the test tests nothing")
 	}
-	n, err := s.ExpireArchive(ctx, walAt.Add(4*time.Second))
+	n, err := s.ExpireArchive(ctx, walAt.Add(4*time.Second), 0)
 	if err != nil || n != 4 {
 		t.Fatalf("ExpireArchive = %d, %v; want 4", n, err)
 	}

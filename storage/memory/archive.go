@@ -191,12 +191,15 @@ func expireCut(t time.Time) uint64 {
 	return cut
 }
 
-// expireFront removes the messages with IDs below cut from the front of a
-// and returns how many. It costs O(log n + removed): the kept messages
-// are not moved (the slices are cut at the front; append copies them
-// when it next grows the array).
-func (a *userArchive) expireFront(cut uint64) int {
+// expireFront removes the messages with IDs below cut from the front of a,
+// at most max of them (max <= 0: no limit), and returns how many. It costs
+// O(log n + removed): the kept messages are not moved (the slices are cut
+// at the front; append copies them when it next grows the array).
+func (a *userArchive) expireFront(cut uint64, max int) int {
 	n := a.index(cut)
+	if max > 0 && n > max {
+		n = max
+	}
 	if n == 0 {
 		return 0
 	}
@@ -219,7 +222,7 @@ func (a *userArchive) expireFront(cut uint64) int {
 }
 
 // ExpireArchive implements storage.Archive.
-func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
+func (s *Store) ExpireArchive(ctx context.Context, t time.Time, limit int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -228,13 +231,16 @@ func (s *Store) ExpireArchive(ctx context.Context, t time.Time) (int, error) {
 	defer s.mu.Unlock()
 	removed := 0
 	for _, a := range s.archive {
-		removed += a.expireFront(cut)
+		if limit > 0 && removed >= limit {
+			break
+		}
+		removed += a.expireFront(cut, max(limit-removed, 0))
 	}
 	return removed, nil
 }
 
 // ExpireUserArchive implements storage.Archive.
-func (s *Store) ExpireUserArchive(ctx context.Context, user string, t time.Time) (int, error) {
+func (s *Store) ExpireUserArchive(ctx context.Context, user string, t time.Time, limit int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -244,7 +250,7 @@ func (s *Store) ExpireUserArchive(ctx context.Context, user string, t time.Time)
 	if a == nil {
 		return 0, nil
 	}
-	return a.expireFront(expireCut(t)), nil
+	return a.expireFront(expireCut(t), limit), nil
 }
 
 // DeleteArchive implements storage.Archive.

@@ -24,7 +24,7 @@ func ExampleStore_ExpireUserArchive() {
 	}
 	// Juliet keeps one day: at noon on day 2, what is older than day 1's
 	// noon goes (day 1's noon itself stays).
-	n, err := s.ExpireUserArchive(ctx, "juliet@example.org", at.Add(2*24*time.Hour).Add(-24*time.Hour))
+	n, err := s.ExpireUserArchive(ctx, "juliet@example.org", at.Add(2*24*time.Hour).Add(-24*time.Hour), 0)
 	if err != nil {
 		fmt.Println(err)
 		return

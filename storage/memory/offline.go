@@ -103,7 +103,7 @@ func (s *Store) DeleteOffline(ctx context.Context, user string, upTo uint64) err
 }
 
 // ExpireOffline implements storage.Offline.
-func (s *Store) ExpireOffline(ctx context.Context, t time.Time) (int, error) {
+func (s *Store) ExpireOffline(ctx context.Context, t time.Time, limit int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -111,9 +111,16 @@ func (s *Store) ExpireOffline(ctx context.Context, t time.Time) (int, error) {
 	defer s.mu.Unlock()
 	removed := 0
 	for _, q := range s.offline {
-		n := len(q.msgs)
-		q.msgs = slices.DeleteFunc(q.msgs, func(m storage.OfflineMessage) bool { return m.Stored.Before(t) })
-		removed += n - len(q.msgs)
+		if limit > 0 && removed >= limit {
+			break
+		}
+		q.msgs = slices.DeleteFunc(q.msgs, func(m storage.OfflineMessage) bool {
+			if limit > 0 && removed >= limit || !m.Stored.Before(t) {
+				return false
+			}
+			removed++
+			return true
+		})
 	}
 	return removed, nil
 }

@@ -137,26 +137,46 @@ func (s *Store) DeleteServiceNamespace(ctx context.Context, namespace string) er
 	return nil
 }
 
-// ExpireServiceData implements storage.ServiceData. It visits every entry.
-func (s *Store) ExpireServiceData(ctx context.Context, t time.Time) (int, error) {
+// ExpireServiceData implements storage.ServiceData. It visits every entry,
+// and with a limit sorts the due ones to remove the soonest first.
+func (s *Store) ExpireServiceData(ctx context.Context, t time.Time, limit int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	removed := 0
+	type dueEntry struct {
+		ns, key string
+		expires time.Time
+	}
+	var due []dueEntry
 	for ns, m := range s.service {
 		for k, e := range m {
 			if !e.expires.IsZero() && !t.Before(e.expires) {
-				delete(m, k)
-				removed++
+				due = append(due, dueEntry{ns, k, e.expires})
 			}
 		}
+	}
+	if limit > 0 && len(due) > limit {
+		slices.SortFunc(due, func(a, b dueEntry) int {
+			if c := a.expires.Compare(b.expires); c != 0 {
+				return c
+			}
+			if c := strings.Compare(a.ns, b.ns); c != 0 {
+				return c
+			}
+			return strings.Compare(a.key, b.key)
+		})
+		due = due[:limit]
+	}
+	for _, d := range due {
+		m := s.service[d.ns]
+		delete(m, d.key)
 		if len(m) == 0 {
-			delete(s.service, ns)
+			delete(s.service, d.ns)
 		}
 	}
-	return removed, nil
+	return len(due), nil
 }
 
 var _ storage.ServiceData = (*Store)(nil)

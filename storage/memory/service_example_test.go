@@ -53,7 +53,7 @@ func ExampleStore_PutServiceValue() {
 	}
 
 	// Housekeeping removes what expired.
-	n, err := s.ExpireServiceData(ctx, time.Now())
+	n, err := s.ExpireServiceData(ctx, time.Now(), 0)
 	fmt.Println("expired:", n, err)
 	// Output:
 	// ban:198.51.100.1 flood 2100-01-01 <nil>

@@ -30,6 +30,7 @@ func TestArchive(t *testing.T, newStore func(t *testing.T) storage.Archive) {
 		{"Stats", testArchiveStats},
 		{"Expire", testArchiveExpire},
 		{"ExpireUser", testArchiveExpireUser},
+		{"ExpireLimit", testArchiveExpireLimit},
 		{"Delete", testArchiveDelete},
 		{"Isolated", testArchiveIsolated},
 		{"Copies", testArchiveCopies},
@@ -152,7 +153,7 @@ func testArchiveEmpty(t *testing.T, s storage.Archive) {
 	if err != nil || !sameStats(st, storage.ArchiveStats{}) {
 		t.Errorf("ArchiveStats of an empty archive = %+v, %v; want zero", st, err)
 	}
-	if n, err := s.ExpireArchive(ctx, archiveBase); n != 0 || err != nil {
+	if n, err := s.ExpireArchive(ctx, archiveBase, 0); n != 0 || err != nil {
 		t.Errorf("ExpireArchive of an empty store = %d, %v; want 0", n, err)
 	}
 	if err := s.DeleteArchive(ctx, aUser); err != nil {
@@ -445,7 +446,7 @@ func testArchiveStats(t *testing.T, s storage.Archive) {
 		t.Errorf("ArchiveStats times: first %v, last %v", st.First.Time(), st.Last.Time())
 	}
 	// Expiring the first ten changes the count and the first message.
-	if _, err := s.ExpireArchive(ctx, archiveBase.Add(10*time.Second)); err != nil {
+	if _, err := s.ExpireArchive(ctx, archiveBase.Add(10*time.Second), 0); err != nil {
 		t.Fatal(err)
 	}
 	st, err = s.ArchiveStats(ctx, aUser)
@@ -489,7 +490,7 @@ func testArchiveExpire(t *testing.T, s storage.Archive) {
 	}
 	// Everything archived before second 5 goes: 5 + 4 + 3 + 2 messages.
 	// A message archived exactly at t stays.
-	n, err := s.ExpireArchive(ctx, archiveBase.Add(5*time.Second))
+	n, err := s.ExpireArchive(ctx, archiveBase.Add(5*time.Second), 0)
 	if err != nil || n != 14 {
 		t.Errorf("ExpireArchive = %d, %v; want 14", n, err)
 	}
@@ -498,11 +499,11 @@ func testArchiveExpire(t *testing.T, s storage.Archive) {
 		checkPage(t, s, user, storage.ArchiveQuery{Max: 100, With: "bob@example.org"}, all[user][5-u:], true)
 		checkPage(t, s, user, storage.ArchiveQuery{Max: 100, IDs: []uint64{all[user][0].ID, all[user][9].ID}}, all[user][9:], true)
 	}
-	if n, err := s.ExpireArchive(ctx, archiveBase.Add(5*time.Second)); n != 0 || err != nil {
+	if n, err := s.ExpireArchive(ctx, archiveBase.Add(5*time.Second), 0); n != 0 || err != nil {
 		t.Errorf("ExpireArchive again = %d, %v; want 0", n, err)
 	}
 	// Expiring everything leaves empty archives whose IDs still go up.
-	if n, err := s.ExpireArchive(ctx, archiveBase.Add(time.Hour)); n != 26 || err != nil {
+	if n, err := s.ExpireArchive(ctx, archiveBase.Add(time.Hour), 0); n != 26 || err != nil {
 		t.Errorf("ExpireArchive of everything = %d, %v; want 26", n, err)
 	}
 	for _, user := range users {
@@ -517,6 +518,71 @@ func testArchiveExpire(t *testing.T, s storage.Archive) {
 		t.Errorf("ID after expiring everything = %d, not above the last one, %d", m.ID, last)
 	}
 	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 100, With: "bob@example.org"}, []storage.ArchivedMessage{m}, true)
+}
+
+// testArchiveExpireLimit checks the limit of ExpireArchive and
+// ExpireUserArchive: a call removes at most limit messages, the oldest of
+// an archive first, removing limit reports that more may be left, and
+// repeated calls finish the job.
+func testArchiveExpireLimit(t *testing.T, s storage.Archive) {
+	ctx := t.Context()
+	users := []string{aUser, aOther, "carol@example.net"}
+	all := make(map[string][]storage.ArchivedMessage)
+	for _, user := range users {
+		all[user] = fill(t, s, user, 10)
+	}
+	cut := archiveBase.Add(7 * time.Second) // 7 of each archive's 10 are due
+	total, calls := 0, 0
+	for {
+		n, err := s.ExpireArchive(ctx, cut, 4)
+		if err != nil {
+			t.Fatalf("ExpireArchive(limit 4): %v", err)
+		}
+		if n > 4 {
+			t.Fatalf("ExpireArchive(limit 4) removed %d", n)
+		}
+		total += n
+		calls++
+		// Each archive loses its oldest first.
+		for _, user := range users {
+			st, err := s.ArchiveStats(ctx, user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Count > 0 && st.Last.ID != all[user][9].ID {
+				t.Errorf("ExpireArchive(limit 4) removed a newer message of %q", user)
+			}
+		}
+		if !storage.Limited(n, 4) {
+			break
+		}
+		if calls > 10 {
+			t.Fatalf("ExpireArchive(limit 4) still reports more after %d calls", calls)
+		}
+	}
+	if total != 21 || calls < 6 {
+		t.Errorf("ExpireArchive(limit 4) removed %d in %d calls; want 21 in at least 6", total, calls)
+	}
+	for _, user := range users {
+		checkPage(t, s, user, storage.ArchiveQuery{Max: 100}, all[user][7:], true)
+	}
+	// ExpireUserArchive: one archive, in batches.
+	fill(t, s, aUser, 5)
+	n, err := s.ExpireUserArchive(ctx, aUser, archiveBase.Add(time.Hour), 2)
+	if err != nil || n != 2 {
+		t.Fatalf("ExpireUserArchive(limit 2) = %d, %v; want 2", n, err)
+	}
+	checkPage(t, s, aOther, storage.ArchiveQuery{Max: 100}, all[aOther][7:], true)
+	for i := 0; storage.Limited(n, 2); i++ {
+		if i > 10 {
+			t.Fatal("ExpireUserArchive(limit 2) never finishes")
+		}
+		if n, err = s.ExpireUserArchive(ctx, aUser, archiveBase.Add(time.Hour), 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 100}, nil, true)
+	checkPage(t, s, aOther, storage.ArchiveQuery{Max: 100}, all[aOther][7:], true)
 }
 
 // testArchiveExpireUser checks ExpireUserArchive: only that user's older
@@ -534,16 +600,16 @@ func testArchiveExpireUser(t *testing.T, s storage.Archive) {
 	for _, u := range others {
 		kept[u] = fill(t, s, u, 20, withs...)
 	}
-	if n, err := s.ExpireUserArchive(ctx, "nobody@example.org", archiveBase.Add(time.Hour)); n != 0 || err != nil {
+	if n, err := s.ExpireUserArchive(ctx, "nobody@example.org", archiveBase.Add(time.Hour), 0); n != 0 || err != nil {
 		t.Errorf("ExpireUserArchive of an empty archive = %d, %v; want 0", n, err)
 	}
-	if n, err := s.ExpireUserArchive(ctx, aUser, archiveBase); n != 0 || err != nil {
+	if n, err := s.ExpireUserArchive(ctx, aUser, archiveBase, 0); n != 0 || err != nil {
 		t.Errorf("ExpireUserArchive at the first message = %d, %v; want 0", n, err)
 	}
 	// Before second 100 and half a microsecond: message 100 was archived
 	// before that, to the nanosecond, and goes too.
 	cut := 101
-	if n, err := s.ExpireUserArchive(ctx, aUser, archiveBase.Add(100*time.Second+500*time.Nanosecond)); n != cut || err != nil {
+	if n, err := s.ExpireUserArchive(ctx, aUser, archiveBase.Add(100*time.Second+500*time.Nanosecond), 0); n != cut || err != nil {
 		t.Errorf("ExpireUserArchive = %d, %v; want %d", n, err, cut)
 	}
 	rest := msgs[cut:]
@@ -569,12 +635,12 @@ func testArchiveExpireUser(t *testing.T, s storage.Archive) {
 		t.Errorf("ArchiveStats after ExpireUserArchive = %+v, %v; want %+v", st, err, want)
 	}
 	// Exactly at a message's time: that message stays.
-	if n, err := s.ExpireUserArchive(ctx, aUser, rest[1].Time()); n != 1 || err != nil {
+	if n, err := s.ExpireUserArchive(ctx, aUser, rest[1].Time(), 0); n != 1 || err != nil {
 		t.Errorf("ExpireUserArchive at a message's time = %d, %v; want 1", n, err)
 	}
 	rest = rest[1:]
 	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 1000}, rest, true)
-	if n, err := s.ExpireUserArchive(ctx, aUser, rest[0].Time()); n != 0 || err != nil {
+	if n, err := s.ExpireUserArchive(ctx, aUser, rest[0].Time(), 0); n != 0 || err != nil {
 		t.Errorf("ExpireUserArchive again = %d, %v; want 0", n, err)
 	}
 	for _, u := range others {
@@ -591,7 +657,7 @@ func testArchiveExpireUser(t *testing.T, s storage.Archive) {
 		t.Errorf("ID after ExpireUserArchive = %d, not above the last one, %d", m.ID, msgs[n-1].ID)
 	}
 	// Everything goes; the archive is empty, its IDs still go up.
-	if n, err := s.ExpireUserArchive(ctx, aUser, archiveBase.Add(24*time.Hour)); n != len(rest)+1 || err != nil {
+	if n, err := s.ExpireUserArchive(ctx, aUser, archiveBase.Add(24*time.Hour), 0); n != len(rest)+1 || err != nil {
 		t.Errorf("ExpireUserArchive of everything = %d, %v; want %d", n, err, len(rest)+1)
 	}
 	checkPage(t, s, aUser, storage.ArchiveQuery{Max: 100}, nil, true)
@@ -610,7 +676,7 @@ func testArchiveExpireUser(t *testing.T, s storage.Archive) {
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := s.ExpireUserArchive(cancelled, aUser, archiveBase.Add(48*time.Hour)); err == nil {
+	if _, err := s.ExpireUserArchive(cancelled, aUser, archiveBase.Add(48*time.Hour), 0); err == nil {
 		t.Error("ExpireUserArchive with a cancelled context succeeded")
 	}
 }

@@ -26,6 +26,7 @@ func TestOffline(t *testing.T, newStore func(t *testing.T) storage.Offline) {
 		{"Limit", testOfflineLimit},
 		{"DeleteUpTo", testOfflineDeleteUpTo},
 		{"Expire", testOfflineExpire},
+		{"ExpireLimit", testOfflineExpireLimit},
 		{"DeleteUser", testOfflineDeleteUser},
 		{"Isolated", testOfflineIsolated},
 		{"Copies", testOfflineCopies},
@@ -105,7 +106,7 @@ func testOfflineEmpty(t *testing.T, s storage.Offline) {
 	if err := s.DeleteOfflineUser(ctx, oUser); err != nil {
 		t.Errorf("DeleteOfflineUser of an empty queue: %v", err)
 	}
-	if n, err := s.ExpireOffline(ctx, offlineBase.Add(time.Hour)); n != 0 || err != nil {
+	if n, err := s.ExpireOffline(ctx, offlineBase.Add(time.Hour), 0); n != 0 || err != nil {
 		t.Errorf("ExpireOffline of an empty store = %d, %v; want 0", n, err)
 	}
 	checkOffline(t, s, oUser, nil)
@@ -251,18 +252,18 @@ func testOfflineExpire(t *testing.T, s storage.Offline) {
 	}
 	// Everything stored before minute 5 goes: 5 + 4 + 3 + 2 messages. A
 	// message stored exactly at t stays.
-	n, err := s.ExpireOffline(ctx, offlineBase.Add(5*time.Minute))
+	n, err := s.ExpireOffline(ctx, offlineBase.Add(5*time.Minute), 0)
 	if err != nil || n != 14 {
 		t.Errorf("ExpireOffline = %d, %v; want 14", n, err)
 	}
 	for u, user := range users {
 		checkOffline(t, s, user, wants[user][5-u:])
 	}
-	if n, err := s.ExpireOffline(ctx, offlineBase.Add(5*time.Minute)); n != 0 || err != nil {
+	if n, err := s.ExpireOffline(ctx, offlineBase.Add(5*time.Minute), 0); n != 0 || err != nil {
 		t.Errorf("ExpireOffline again = %d, %v; want 0", n, err)
 	}
 	// Expiring everything leaves empty queues that take new messages.
-	if n, err := s.ExpireOffline(ctx, offlineBase.Add(time.Hour)); n != 26 || err != nil {
+	if n, err := s.ExpireOffline(ctx, offlineBase.Add(time.Hour), 0); n != 26 || err != nil {
 		t.Errorf("ExpireOffline of everything = %d, %v; want 26", n, err)
 	}
 	for _, user := range users {
@@ -271,6 +272,52 @@ func testOfflineExpire(t *testing.T, s storage.Offline) {
 	m := offlineMsg(0)
 	mustPush(t, s, oUser, m)
 	checkOffline(t, s, oUser, []storage.OfflineMessage{m})
+}
+
+// testOfflineExpireLimit checks ExpireOffline's limit: a call removes at
+// most limit messages, the oldest of a queue first, removing limit reports
+// that more may be left, and repeated calls finish the job.
+func testOfflineExpireLimit(t *testing.T, s storage.Offline) {
+	ctx := t.Context()
+	users := []string{oUser, oOther, "carol@example.net"}
+	for _, user := range users {
+		for i := range 10 {
+			mustPush(t, s, user, offlineMsg(i))
+		}
+	}
+	cut := offlineBase.Add(7 * time.Minute) // 7 of each queue's 10 are due
+	total, calls := 0, 0
+	for {
+		n, err := s.ExpireOffline(ctx, cut, 4)
+		if err != nil {
+			t.Fatalf("ExpireOffline(limit 4): %v", err)
+		}
+		if n > 4 {
+			t.Fatalf("ExpireOffline(limit 4) removed %d", n)
+		}
+		total += n
+		calls++
+		for _, user := range users {
+			msgs := mustOffline(t, s, user)
+			if len(msgs) < 3 || !msgs[len(msgs)-1].Stored.Equal(offlineMsg(9).Stored) {
+				t.Fatalf("ExpireOffline(limit 4) removed a newer message of %q", user)
+			}
+		}
+		if !storage.Limited(n, 4) {
+			break
+		}
+		if calls > 10 {
+			t.Fatalf("ExpireOffline(limit 4) still reports more after %d calls", calls)
+		}
+	}
+	if total != 21 || calls < 6 {
+		t.Errorf("ExpireOffline(limit 4) removed %d in %d calls; want 21 in at least 6", total, calls)
+	}
+	for _, user := range users {
+		if msgs := mustOffline(t, s, user); len(msgs) != 3 || !msgs[0].Stored.Equal(offlineMsg(7).Stored) {
+			t.Errorf("after ExpireOffline(limit 4), %q has %d messages, want the last 3", user, len(msgs))
+		}
+	}
 }
 
 func testOfflineDeleteUser(t *testing.T, s storage.Offline) {

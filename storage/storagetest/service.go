@@ -32,6 +32,7 @@ func TestServiceData(t *testing.T, newStore func(t *testing.T) storage.ServiceDa
 		{"ExpiredHidden", testServiceExpiredHidden},
 		{"Expire", testServiceExpire},
 		{"ExpireReplaced", testServiceExpireReplaced},
+		{"ExpireLimit", testServiceExpireLimit},
 		{"KeysPrefix", testServiceKeysPrefix},
 		{"KeysPaging", testServiceKeysPaging},
 		{"DeleteNamespace", testServiceDeleteNamespace},
@@ -110,7 +111,7 @@ func checkServiceKeys(t *testing.T, s storage.ServiceData, ns string, want []str
 
 func mustExpireService(t *testing.T, s storage.ServiceData, at time.Time, want int) {
 	t.Helper()
-	n, err := s.ExpireServiceData(t.Context(), at)
+	n, err := s.ExpireServiceData(t.Context(), at, 0)
 	if err != nil {
 		t.Fatalf("ExpireServiceData(%v): %v", at, err)
 	}
@@ -310,6 +311,44 @@ func shuffled(n int) []int {
 }
 
 // An entry put again with another expiry, or none, expires by the new one.
+// testServiceExpireLimit checks ExpireServiceData's limit: a call
+// removes at most limit entries, removing
+// limit reports that more may be left, and repeated calls finish the job;
+// entries without an expiry or expiring later stay.
+func testServiceExpireLimit(t *testing.T, s storage.ServiceData) {
+	ctx := t.Context()
+	for i := range 10 {
+		ns := svcNS
+		if i%2 == 1 {
+			ns = svcOther
+		}
+		mustPutService(t, s, ns, fmt.Sprintf("k%02d", i), []byte("v"), svcPast.Add(time.Duration(i)*time.Hour))
+	}
+	mustPutService(t, s, svcNS, "forever", []byte("v"), time.Time{})
+	mustPutService(t, s, svcNS, "later", []byte("v"), svcFuture)
+	n, err := s.ExpireServiceData(ctx, svcPast.Add(24*time.Hour), 3)
+	if err != nil || n != 3 {
+		t.Fatalf("ExpireServiceData(limit 3) = %d, %v; want 3", n, err)
+	}
+	total, calls := n, 1
+	for storage.Limited(n, 3) {
+		if calls > 10 {
+			t.Fatalf("ExpireServiceData(limit 3) still reports more after %d calls", calls)
+		}
+		if n, err = s.ExpireServiceData(ctx, svcPast.Add(24*time.Hour), 3); err != nil || n > 3 {
+			t.Fatalf("ExpireServiceData(limit 3) = %d, %v", n, err)
+		}
+		total += n
+		calls++
+	}
+	if total != 10 || calls < 4 {
+		t.Errorf("ExpireServiceData(limit 3) removed %d in %d calls; want 10 in at least 4", total, calls)
+	}
+	checkServiceKeys(t, s, svcNS, []string{"forever", "later"})
+	checkServiceKeys(t, s, svcOther, nil)
+	mustExpireService(t, s, svcFuture.Add(-time.Hour), 0)
+}
+
 func testServiceExpireReplaced(t *testing.T, s storage.ServiceData) {
 	mustPutService(t, s, svcNS, "later", []byte("1"), svcFuture)
 	mustPutService(t, s, svcNS, "later", []byte("2"), svcFuture.Add(time.Hour))
@@ -553,7 +592,7 @@ func testServiceConcurrent(t *testing.T, s storage.ServiceData) {
 	// A sweep runs meanwhile; it may remove only expired entries.
 	wg.Go(func() {
 		for range rounds {
-			if _, err := s.ExpireServiceData(ctx, time.Now()); err != nil {
+			if _, err := s.ExpireServiceData(ctx, time.Now(), 0); err != nil {
 				t.Errorf("ExpireServiceData: %v", err)
 				return
 			}
