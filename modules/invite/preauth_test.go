@@ -34,8 +34,10 @@ func TestPreauthRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, features := e.srv.DialRaw(t)
-	if !strings.Contains(features, `<register xmlns="urn:xmpp:invite">`) && !strings.Contains(features, `<register xmlns="urn:xmpp:invite"/>`) {
-		t.Fatalf("no XEP-0445 stream feature in %q", features)
+	for _, ns := range []string{"urn:xmpp:ibr-token:0", "urn:xmpp:invite"} {
+		if !strings.Contains(features, `<register xmlns="`+ns+`">`) && !strings.Contains(features, `<register xmlns="`+ns+`"/>`) {
+			t.Fatalf("no XEP-0445 stream feature %s in %q", ns, features)
+		}
 	}
 	wantError(t, r.IQ(`<iq type='set' id='p1' to='localhost'><preauth xmlns='urn:xmpp:pars:0' token='AAAAAAAAAAAAAAAAAAAAAAAA'/></iq>`), "item-not-found")
 	wantError(t, r.IQ(`<iq type='set' id='p2'><preauth xmlns='urn:xmpp:pars:0'/></iq>`), "bad-request")

@@ -13,6 +13,7 @@
 // field "token", as XEP-0401 0.2 put it, or, as XEP-0445 has it, in a
 // <preauth xmlns='urn:xmpp:pars:0' token='…'/> iq the client sends on
 // the negotiating stream before registering (stream feature
+// <register xmlns='urn:xmpp:ibr-token:0'/>, and its earlier name
 // <register xmlns='urn:xmpp:invite'/>, offered when Deps.Invites is set).
 //
 // Accounts are created, changed and deleted through Deps.Accounts, which
@@ -293,7 +294,7 @@ func (m *Module) StreamFeatures() []server.StreamFeature {
 	if m.invites == nil {
 		return []server.StreamFeature{f}
 	}
-	return []server.StreamFeature{m.preauthFeature(), f}
+	return append(m.preauthFeatures(), f)
 }
 
 // IQRoutes answers jabber:iq:register gets and sets of authenticated

@@ -13,9 +13,13 @@ import (
 
 // Namespaces of XEP-0445 Pre-Authenticated In-Band Registration.
 const (
-	// NSInvite is the namespace of the stream feature
-	// <register xmlns='urn:xmpp:invite'/>: the server takes invitation
-	// tokens before registration.
+	// NSIBRToken is the namespace of XEP-0445's stream feature
+	// <register xmlns='urn:xmpp:ibr-token:0'/>: the server takes
+	// invitation tokens before registration.
+	NSIBRToken = "urn:xmpp:ibr-token:0"
+	// NSInvite is the namespace of the same feature as clients written
+	// before XEP-0445 look for it (<register xmlns='urn:xmpp:invite'/>);
+	// both are offered, as Prosody does.
 	NSInvite = "urn:xmpp:invite"
 	// NSPreauth is the namespace of <preauth token='…'/>, which a client
 	// sends in an iq set before it registers (and XEP-0379 puts in a
@@ -24,7 +28,8 @@ const (
 )
 
 var (
-	inviteFeatureName = xml.Name{Space: NSInvite, Local: "register"}
+	ibrTokenFeatureName = xml.Name{Space: NSIBRToken, Local: "register"}
+	inviteFeatureName   = xml.Name{Space: NSInvite, Local: "register"}
 	preauthName       = xml.Name{Space: NSPreauth, Local: "preauth"}
 )
 
@@ -37,17 +42,20 @@ type TokenChecker interface {
 	CheckToken(ctx context.Context, token, domain string) error
 }
 
-// preauthFeature is XEP-0445's stream feature: a client presents its
-// token in a <preauth/> iq, then registers with XEP-0077 as usual, without
-// the token in the form.
-func (m *Module) preauthFeature() server.StreamFeature {
-	return server.StreamFeature{
+// preauthFeatures are XEP-0445's stream feature, under its namespace and
+// the earlier one: a client presents its token in a <preauth/> iq, then
+// registers with XEP-0077 as usual, without the token in the form.
+func (m *Module) preauthFeatures() []server.StreamFeature {
+	return []server.StreamFeature{{
 		BeforeAuth: true,
-		Element:    func() xml.TokenReader { return stanza.Elem(inviteFeatureName, nil) },
+		Element:    func() xml.TokenReader { return stanza.Elem(ibrTokenFeatureName, nil) },
 		IQRoutes: []server.IQRoute{
 			{Type: mstanza.SetIQ, Payload: preauthName, Handler: server.IQHandlerFunc(m.preauth)},
 		},
-	}
+	}, {
+		BeforeAuth: true,
+		Element:    func() xml.TokenReader { return stanza.Elem(inviteFeatureName, nil) },
+	}}
 }
 
 // preauth checks a presented token and, if it is valid, keeps it for the
