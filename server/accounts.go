@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"time"
@@ -151,38 +150,16 @@ waiting:
 }
 
 // ExportUser writes the user's data as a XEP-0227 <server-data/>
-// document: one <host/> holding one <user/> whose children each data owner
-// writes. Passwords are never exported (they are not stored).
+// document: one <host/> holding one <user/>, whose children are the
+// account's SCRAM credentials (XEP-0227 <scram-credentials/>, one per
+// hash: salt, iteration count, StoredKey and ServerKey, enough to log in
+// with the old password on the importing server and not a password
+// equivalent) and what each data owner writes. Passwords are never
+// exported: they are not stored. For a copy without the credentials, as
+// a user taking their data elsewhere needs it, use ExportUsers with
+// ExportOptions.OmitCredentials.
 func (s *Server) ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWriter) error {
-	user, err := s.userJID(user)
-	if err != nil {
-		return err
-	}
-	if _, err := s.accounts.Account(ctx, user.String()); err != nil {
-		return fmt.Errorf("server: exporting %s: %w", user, err)
-	}
-	sd := xml.StartElement{Name: xml.Name{Space: NSPIE, Local: "server-data"}}
-	hs := xml.StartElement{Name: xml.Name{Local: "host"}, Attr: []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: user.Domainpart()}}}
-	us := xml.StartElement{Name: xml.Name{Local: "user"}, Attr: []xml.Attr{{Name: xml.Name{Local: "name"}, Value: user.Localpart()}}}
-	for _, t := range []xml.Token{sd, hs, us} {
-		if err := w.EncodeToken(t); err != nil {
-			return err
-		}
-	}
-	for _, o := range s.owners {
-		if err := o.owner.ExportUser(ctx, user, w); err != nil {
-			return fmt.Errorf("server: exporting %s: module %s: %w", user, o.name, err)
-		}
-	}
-	for _, t := range []xml.Token{us.End(), hs.End(), sd.End()} {
-		if err := w.EncodeToken(t); err != nil {
-			return err
-		}
-	}
-	if f, ok := w.(xmlstream.Flusher); ok {
-		return f.Flush()
-	}
-	return nil
+	return s.ExportUsers(ctx, w, ExportOptions{}, user)
 }
 
 // Users lists the bare JIDs of the accounts on domain ("" for all).

@@ -67,7 +67,8 @@ func (c *config) socketPath() string { return filepath.Join(c.DataDir, controlSo
 // adminRequest is one admin command, run by the running server or on
 // the database.
 type adminRequest struct {
-	// Op is adduser, passwd, deluser, users, invite, ban, unban or bans.
+	// Op is adduser, passwd, deluser, users, invite, ban, unban, bans,
+	// export or import (export.go: these two stream their data).
 	Op string `json:"op"`
 	// User is the account of adduser, passwd and deluser, and the
 	// username of invite ("" for any).
@@ -88,6 +89,14 @@ type adminRequest struct {
 	For string `json:"for,omitempty"`
 	// Reason is the reason of ban; "" is defaultBanReason.
 	Reason string `json:"reason,omitempty"`
+	// Users are the accounts of export; none means those of Domain
+	// ("" for all).
+	Users []string `json:"users,omitempty"`
+	// OmitCredentials leaves the SCRAM credentials out of an export.
+	OmitCredentials bool `json:"omit_credentials,omitempty"`
+	// Merge and NoCredentials are import's ImportOptions.
+	Merge         bool `json:"merge,omitempty"`
+	NoCredentials bool `json:"no_credentials,omitempty"`
 }
 
 // adminTarget is what the admin commands act on: the running server's
@@ -378,7 +387,10 @@ func (c *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
 	}
 	conn.SetReadDeadline(time.Now().Add(controlIOTimeout))
 	var req adminRequest
-	line, err := bufio.NewReader(io.LimitReader(conn, maxControlRequest)).ReadBytes('\n')
+	// The request is one line of at most maxControlRequest bytes; an
+	// import's document follows it (see controlServer.transfer).
+	br := bufio.NewReaderSize(conn, maxControlRequest)
+	line, err := br.ReadSlice('\n')
 	if err == nil {
 		err = json.Unmarshal(line, &req)
 	}
@@ -386,7 +398,12 @@ func (c *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
 		resp.Error = "bad request on the control socket"
 	} else {
 		c.mu.Lock()
-		out, err := execAdmin(ctx, c.target, req)
+		var out string
+		if isTransfer(req.Op) {
+			out, err = c.transfer(ctx, conn, br, req)
+		} else {
+			out, err = execAdmin(ctx, c.target, req)
+		}
 		c.mu.Unlock()
 		resp.Output = out
 		if err != nil {

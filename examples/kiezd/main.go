@@ -12,7 +12,8 @@
 //
 // Commands are serve (the default), adduser JID, passwd JID, deluser JID,
 // users [DOMAIN], invite [-for DURATION] [-user NAME], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
-// unban ADDR[/PREFIX], bans and check-config. While serve runs, the admin
+// unban ADDR[/PREFIX], bans, export JID… | -domain DOMAIN | -all,
+// import [FILE] and check-config. While serve runs, the admin
 // commands reach it through a Unix socket in the data directory
 // (control.go).
 package main
@@ -88,10 +89,18 @@ Commands:
   unban ADDR[/PREFIX]
                   lift the ban of exactly that network
   bans            list the bans: network, until (UTC), reason
+  export [--omit-credentials] JID... | --domain DOMAIN | --all
+                  write the accounts, with their SCRAM credentials and
+                  data, as a XEP-0227 document to standard output
+  import [--merge] [--allow-no-credentials] [FILE]
+                  create the accounts of a XEP-0227 document (FILE, or
+                  standard input) with their data; --merge imports into
+                  accounts that exist, --allow-no-credentials creates
+                  accounts that need kiezd passwd before they can log in
   check-config    check the configuration and certificates, then exit
 
-While serve runs, adduser, passwd, deluser, users, invite, ban, unban and
-bans are carried out by it, through the control socket DATA_DIR/kiezd.sock
+While serve runs, adduser, passwd, deluser, users, invite, ban, unban,
+bans, export and import are carried out by it, through the control socket DATA_DIR/kiezd.sock
 (a ban refuses the next connection at once); otherwise they open the
 database, which only serve creates. Passwords (at least 8 characters) are asked for
 without echo, or read as one line from standard input when it is not a
@@ -137,6 +146,8 @@ type globalFlags struct {
 	// banFor and reason are ban's -for and -reason; banFor is invite's
 	// -for too, user its -user.
 	banFor, reason, user string
+	// xfer are the flags of export and import (export.go).
+	xfer transferFlags
 }
 
 func (g *globalFlags) flagSet(name string) *flag.FlagSet {
@@ -183,6 +194,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		nargs = []int{1}
 	case "bans", "invite":
 		nargs = []int{0}
+	case "export", "import":
+		// Checked by exportCommand and importCommand.
 	case "help":
 		fmt.Fprint(e.stdout, usage)
 		return nil
@@ -198,6 +211,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		sub.StringVar(&g.banFor, "for", "", "invitation validity")
 		sub.StringVar(&g.user, "user", "", "username")
 	}
+	g.xfer.register(sub, cmd)
 	// Flags may come between and after the arguments too; "--" ends
 	// them.
 	var rest []string
@@ -218,7 +232,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		args = args[1:]
 	}
 	args = rest
-	ok := false
+	ok := nargs == nil
 	for _, n := range nargs {
 		ok = ok || len(args) == n
 	}
@@ -266,6 +280,10 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return banCommand(ctx, cfg, e, req)
 	case "invite":
 		return inviteCommand(ctx, cfg, e, req)
+	case "export":
+		return exportCommand(ctx, cfg, e, args, g.xfer)
+	case "import":
+		return importCommand(ctx, cfg, e, args, g.xfer)
 	default:
 		return changeUser(ctx, cmd, args[0], cfg, e)
 	}

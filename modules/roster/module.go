@@ -194,18 +194,31 @@ func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
 
 // ExportUser writes the user's roster as XEP-0227 puts it inside <user/>:
 // <query xmlns='jabber:iq:roster'> with one <item/> per contact, with
-// subscription and ask as a client would see them.
+// subscription and ask as a client would see them, then a
+// <presence xmlns='jabber:client' type='subscribe'/> from each contact
+// whose subscription request awaits the user's answer (XEP-0227's
+// incoming subscription requests).
 func (m *Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWriter) error {
-	items, _, err := m.store.Roster(ctx, user.Bare().String())
+	all, _, err := m.store.Roster(ctx, user.Bare().String())
 	if err != nil {
 		return fmt.Errorf("roster: %w", err)
 	}
-	items = visible(items)
-	if len(items) == 0 {
-		return nil
+	if items := visible(all); len(items) > 0 {
+		if _, err := xmlstream.Copy(w, queryElem(nil, items...)); err != nil {
+			return err
+		}
 	}
-	_, err = xmlstream.Copy(w, queryElem(nil, items...))
-	return err
+	for _, it := range all {
+		if !it.PendingIn {
+			continue
+		}
+		p := stanza.Elem(xml.Name{Space: stanza.NSClient, Local: "presence"}, []xml.Attr{
+			stanza.Attr("from", it.JID), stanza.Attr("to", user.Bare().String()), stanza.Attr("type", "subscribe")})
+		if _, err := xmlstream.Copy(w, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Item returns user's roster item for contact (both taken as bare JIDs),
