@@ -57,6 +57,11 @@ func fillAccount(t *testing.T, d *daemon) {
 	rawIQ(t, a, "r1", "set", `<query xmlns='jabber:iq:roster'><item jid='carol@example.org' name='Carol &amp; co'><group>Friends</group><group>Work</group></item></query>`)
 	rawIQ(t, a, "v1", "set", `<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>alice</NICKNAME></vCard>`)
 	rawIQ(t, a, "p1", "set", `<query xmlns='jabber:iq:private'><notes xmlns='urn:example:notes'><note>buy milk</note></notes></query>`)
+	// Large enough for the export to take several chunks through the
+	// control socket.
+	for i := range 3 {
+		rawIQ(t, a, "p2", "set", `<query xmlns='jabber:iq:private'><big xmlns='urn:example:big`+string(rune('0'+i))+`'>`+strings.Repeat("0123456789", 5000)+`</big></query>`)
+	}
 	rawIQ(t, a, "e1", "set", `<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:mood'><item id='current'><mood xmlns='urn:example:mood'>happy</mood></item></publish></pubsub>`)
 	rawIQ(t, a, "b1", "set", `<block xmlns='urn:xmpp:blocking'><item jid='spam@example.net'/></block>`)
 	a.SendRaw(`<presence to='bob@localhost' type='subscribe'/>`)
@@ -143,6 +148,9 @@ func testExportImport(t *testing.T, live bool) {
 	for _, tc := range []struct{ stdin, want string }{
 		{before, "alice@localhost: not imported: importing alice@localhost: the account exists"},
 		{`<server-data xmlns='urn:xmpp:pie:0'><host jid='elsewhere.example'/></server-data>`, `host "elsewhere.example" is not served here`},
+		// Refused at the start of a long document: the answer still
+		// comes, although the server stops reading.
+		{`<server-data xmlns='urn:xmpp:pie:0'><host jid='elsewhere.example'><!--` + strings.Repeat("x", 4<<20) + `--></host></server-data>`, `host "elsewhere.example" is not served here`},
 		{`<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'><user name='x'>`, "malformed XML"},
 	} {
 		code, out, stderr := kiezd(t, tc.stdin, "-config", file, "import")
