@@ -31,6 +31,11 @@ type Expirer interface {
 // Config.Accounts.
 const KindServiceData = "servicedata"
 
+// KindRemovedAccounts is the kind under which the janitor reports the
+// accounts it purged once their removal's grace period was over (see
+// Config.RemovalGrace and Server.RemoveUser).
+const KindRemovedAccounts = "removed-accounts"
+
 // Defaults of Retention.
 const (
 	DefaultRetentionInterval = time.Hour
@@ -115,7 +120,7 @@ func (x serviceExpirer) Expire(ctx context.Context, now time.Time, limit int) (i
 
 // buildJanitor collects the expirers: the modules that implement Expirer,
 // in Config.Modules order, then the service data of Config.Accounts if it
-// has any.
+// has any, then the purge of removed accounts.
 func (s *Server) buildJanitor() error {
 	r, err := s.cfg.Retention.withDefaults()
 	if err != nil {
@@ -130,7 +135,19 @@ func (s *Server) buildJanitor() error {
 	if sd, ok := s.cfg.Accounts.(storage.ServiceData); ok {
 		s.expirers = append(s.expirers, namedExpirer{kind: KindServiceData, e: serviceExpirer{sd}})
 	}
+	s.expirers = append(s.expirers, namedExpirer{kind: KindRemovedAccounts, e: removedExpirer{s}})
 	return nil
+}
+
+// removedExpirer purges the accounts whose removal's grace period is
+// over. It runs whatever Config.RemovalGrace says now, so that accounts
+// removed while a grace period was configured are purged after it is
+// switched off.
+type removedExpirer struct{ s *Server }
+
+func (x removedExpirer) Expire(ctx context.Context, now time.Time, limit int) (int, bool, error) {
+	n, err := x.s.PurgeRemoved(ctx, now, limit)
+	return n, storage.Limited(n, limit), err
 }
 
 // janitor runs the janitor now and then every Retention.Interval, sooner
