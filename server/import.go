@@ -390,8 +390,11 @@ func (s *Server) ImportUsers(ctx context.Context, r io.Reader, opts ImportOption
 			continue
 		}
 		domain := host.Attr("jid")
+		if dj, err := jid.Parse(domain); err == nil && dj.Localpart() == "" && dj.Resourcepart() == "" {
+			domain = dj.Domainpart()
+		}
 		if !s.local[domain] {
-			return report, imp.errorf("host %q is not served here", domain)
+			return report, imp.errorf("host %q is not served here", host.Attr("jid"))
 		}
 		for {
 			u, err := host.Child()
