@@ -54,7 +54,7 @@ type MUCAffiliation struct {
 type MUC interface {
 	// PutRoom creates or replaces the room r.JID (its Config, Created,
 	// LastActive); affiliations are kept. Days are truncated to their
-	// UTC day.
+	// UTC day; a day outside years 1 to 9999 is an error.
 	PutRoom(ctx context.Context, r MUCRoom) error
 	// Room returns the stored room, or an error wrapping ErrNotFound.
 	Room(ctx context.Context, room string) (MUCRoom, error)
@@ -67,12 +67,15 @@ type MUC interface {
 
 	// SetAffiliation stores a, replacing the entry of (a.Room, a.JID);
 	// an entry with neither an affiliation nor a nick deletes it. The
-	// room must exist (ErrNotFound otherwise).
+	// room must exist (ErrNotFound otherwise). An empty Room or JID, or
+	// an affiliation other than the four Aff constants and "", is an
+	// error.
 	SetAffiliation(ctx context.Context, a MUCAffiliation) error
 	// Affiliation returns the entry of jid in room, or an error wrapping
 	// ErrNotFound.
 	Affiliation(ctx context.Context, room, jid string) (MUCAffiliation, error)
-	// Affiliations lists the entries of room, sorted by JID.
+	// Affiliations lists the entries of room, sorted by JID, or returns
+	// an error wrapping ErrNotFound if the room does not exist.
 	Affiliations(ctx context.Context, room string) ([]MUCAffiliation, error)
 	// UserAffiliations lists the entries of jid in every room, sorted by
 	// room.

@@ -22,6 +22,9 @@
 //
 // Upload metadata (storage.Uploads) is a map by ID, and per owner the IDs
 // of their uploads and the sum of their sizes.
+//
+// MUC rooms (storage.MUC) are a map by room JID, each with its entries by
+// affiliated JID, and per affiliated JID the set of rooms it is in.
 package memory
 
 import (
@@ -49,6 +52,7 @@ type Store struct {
 	service  map[string]map[string]serviceEntry // by namespace, then key; see service.go
 	pep      map[string]*pepUser                // by bare JID; see pep.go
 	uploads  uploadTable                        // see upload.go
+	muc      mucTable                           // see muc.go
 }
 
 // New returns an empty Store.

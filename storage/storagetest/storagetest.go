@@ -33,6 +33,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) any) {
 		suiteFor("ServiceData", TestServiceData),
 		suiteFor("PEP", TestPEP),
 		suiteFor("Uploads", TestUploads),
+		suiteFor("MUC", TestMUC),
 		// One line per storage interface, as new ones are added.
 	}
 
