@@ -76,11 +76,12 @@ type listenConfig struct {
 // regConfig is the [registration] table: in-band registration (XEP-0077)
 // and invitations (XEP-0401).
 type regConfig struct {
-	Policy         string   `toml:"policy"`
-	Reserved       []string `toml:"reserved"`
-	AllowRemove    bool     `toml:"allow_remove"`
-	UserInvites    bool     `toml:"user_invites"`
-	InviteValidity duration `toml:"invite_validity"`
+	Policy         string      `toml:"policy"`
+	Reserved       []string    `toml:"reserved"`
+	AllowRemove    bool        `toml:"allow_remove"`
+	RemovalGrace   offDuration `toml:"removal_grace"`
+	UserInvites    bool        `toml:"user_invites"`
+	InviteValidity duration    `toml:"invite_validity"`
 }
 
 // filterConfig is the [filter] table: the IP filter in front of every
@@ -579,6 +580,8 @@ func (c *config) modules(store moduleStore, files blob.Store, accounts func() re
 		return nil, bad("modules.offline_limit: %d is more than %d", m.OfflineLimit, offline.MaxLimit)
 	case c.Registration.Policy != string(register.PolicyClosed) && c.Registration.Policy != string(register.PolicyInvite) && c.Registration.Policy != string(register.PolicyOpen):
 		return nil, bad("registration.policy: %q is not \"closed\", \"invite\" or \"open\"", c.Registration.Policy)
+	case time.Duration(c.Registration.RemovalGrace) > maxRemovalGrace:
+		return nil, bad("registration.removal_grace: %q is longer than 90 days", formatDuration(time.Duration(c.Registration.RemovalGrace)))
 	case time.Duration(c.Registration.InviteValidity) > invite.MaxValidity:
 		return nil, bad("registration.invite_validity: %q is longer than 90 days", time.Duration(c.Registration.InviteValidity))
 	case time.Duration(m.UploadRetention) > upload.MaxRetention:
@@ -670,6 +673,26 @@ func (d *duration) UnmarshalTOML(v any) error {
 		return fmt.Errorf("%q: the duration must be positive", s)
 	}
 	*d = duration(p)
+	return nil
+}
+
+// maxRemovalGrace bounds registration.removal_grace: data kept for a
+// removed account is kept against its owner's wish.
+const maxRemovalGrace = 90 * 24 * time.Hour
+
+// offDuration is a duration that may also be "0" (off).
+type offDuration time.Duration
+
+func (d *offDuration) UnmarshalTOML(v any) error {
+	if s, ok := v.(string); ok && (s == "0" || s == "0d" || s == "0s") {
+		*d = 0
+		return nil
+	}
+	var p duration
+	if err := p.UnmarshalTOML(v); err != nil {
+		return fmt.Errorf("%w, or \"0\" for none", err)
+	}
+	*d = offDuration(p)
 	return nil
 }
 

@@ -142,7 +142,7 @@ func execAdmin(ctx context.Context, t adminTarget, req adminRequest) (string, er
 		return listBans(t.filter), nil
 	case "invite":
 		return execInvite(ctx, t, req)
-	case "adduser", "passwd", "deluser":
+	case "adduser", "passwd", "deluser", "restore":
 	default:
 		return "", fmt.Errorf("unknown admin command %q", req.Op)
 	}
@@ -168,6 +168,15 @@ func execAdmin(ctx context.Context, t adminTarget, req adminRequest) (string, er
 			return "", plain(err)
 		}
 		return fmt.Sprintf("deleted %s and all its data\n", user), nil
+	case req.Op == "restore":
+		err := srv.RestoreUser(ctx, user)
+		if errors.Is(err, server.ErrNotRemoved) {
+			return "", fmt.Errorf("%s was not removed: there is nothing to restore", user)
+		}
+		if err != nil {
+			return "", plain(err)
+		}
+		return fmt.Sprintf("restored %s: it may log in again\n", user), nil
 	}
 	if err := checkPassword(req.Password); err != nil {
 		return "", err
@@ -194,7 +203,9 @@ func execAdmin(ctx context.Context, t adminTarget, req adminRequest) (string, er
 }
 
 // listAccounts lists the accounts of domain ("" for all), one a line,
-// with the days each was created and last logged in to.
+// with the days each was created and last logged in to and, for an
+// account its owner removed with a grace period, the days it was removed
+// and will be purged.
 func listAccounts(ctx context.Context, srv *server.Server, accounts storage.Accounts, domain string) (string, error) {
 	users, err := srv.Users(ctx, domain)
 	if err != nil {
@@ -214,7 +225,11 @@ func listAccounts(ctx context.Context, srv *server.Server, accounts storage.Acco
 		if !a.LastLogin.IsZero() {
 			last = a.LastLogin.Format(time.DateOnly)
 		}
-		fmt.Fprintf(tw, "%s\tcreated %s\tlast login %s\n", u, a.Created.Format(time.DateOnly), last)
+		removed := ""
+		if day, ok := srv.PurgeDay(a); ok {
+			removed = fmt.Sprintf("\tremoved %s, purged on %s (kiezd restore undoes it)", a.Removed.Format(time.DateOnly), day.Format(time.DateOnly))
+		}
+		fmt.Fprintf(tw, "%s\tcreated %s\tlast login %s%s\n", u, a.Created.Format(time.DateOnly), last, removed)
 	}
 	tw.Flush()
 	return b.String(), nil

@@ -11,7 +11,7 @@
 //	kiezd [-config FILE] [-data-dir DIR] [command] [arguments]
 //
 // Commands are serve (the default), adduser JID, passwd JID, deluser JID,
-// users [DOMAIN], invite [-for DURATION] [-user NAME], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
+// restore JID, users [DOMAIN], invite [-for DURATION] [-user NAME], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
 // unban ADDR[/PREFIX], bans, export JID… | -domain DOMAIN | -all,
 // import [FILE] and check-config. While serve runs, the admin
 // commands reach it through a Unix socket in the data directory
@@ -77,6 +77,8 @@ Commands:
   adduser JID     create an account
   passwd JID      change an account's password
   deluser JID     delete an account and all its data
+  restore JID     undo the removal of an account its owner removed, while
+                  [registration] removal_grace keeps it
   users [DOMAIN]  list the accounts, of one domain or all
   invite [--for DURATION] [--user NAME]
                   create a one-time invitation to register an account and
@@ -99,8 +101,9 @@ Commands:
                   accounts that need kiezd passwd before they can log in
   check-config    check the configuration and certificates, then exit
 
-While serve runs, adduser, passwd, deluser, users, invite, ban, unban,
-bans, export and import are carried out by it, through the control socket DATA_DIR/kiezd.sock
+While serve runs, adduser, passwd, deluser, restore, users, invite, ban,
+unban, bans, export and import are carried out by it, through the control
+socket DATA_DIR/kiezd.sock
 (a ban refuses the next connection at once); otherwise they open the
 database, which only serve creates. Passwords (at least 8 characters) are asked for
 without echo, or read as one line from standard input when it is not a
@@ -186,7 +189,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	switch cmd {
 	case "serve", "check-config":
 		nargs = []int{0}
-	case "adduser", "passwd", "deluser":
+	case "adduser", "passwd", "deluser", "restore":
 		nargs = []int{1}
 	case "users":
 		nargs = []int{0, 1}

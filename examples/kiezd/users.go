@@ -67,15 +67,15 @@ func userArg(s string, cfg *config) (jid.JID, error) {
 	return j, nil
 }
 
-// changeUser runs adduser, passwd or deluser, on the running server if
-// there is one (see admin).
+// changeUser runs adduser, passwd, deluser or restore, on the running
+// server if there is one (see admin).
 func changeUser(ctx context.Context, cmd, arg string, cfg *config, e env) error {
 	user, err := userArg(arg, cfg)
 	if err != nil {
 		return err
 	}
 	req := adminRequest{Op: cmd, User: user.String()}
-	if cmd != "deluser" {
+	if cmd == "adduser" || cmd == "passwd" {
 		// Check first, so nobody types a password in vain; the prompt
 		// then runs without holding the database.
 		req.Check = true
