@@ -142,7 +142,7 @@ func execAdmin(ctx context.Context, t adminTarget, req adminRequest) (string, er
 		return listBans(t.filter), nil
 	case "invite":
 		return execInvite(ctx, t, req)
-	case "adduser", "passwd", "deluser", "restore":
+	case "adduser", "passwd", "deluser", "undelete":
 	default:
 		return "", fmt.Errorf("unknown admin command %q", req.Op)
 	}
@@ -168,15 +168,15 @@ func execAdmin(ctx context.Context, t adminTarget, req adminRequest) (string, er
 			return "", plain(err)
 		}
 		return fmt.Sprintf("deleted %s and all its data\n", user), nil
-	case req.Op == "restore":
+	case req.Op == "undelete":
 		err := srv.RestoreUser(ctx, user)
 		if errors.Is(err, server.ErrNotRemoved) {
-			return "", fmt.Errorf("%s was not removed: there is nothing to restore", user)
+			return "", fmt.Errorf("%s was not removed: there is nothing to undelete", user)
 		}
 		if err != nil {
 			return "", plain(err)
 		}
-		return fmt.Sprintf("restored %s: it may log in again\n", user), nil
+		return fmt.Sprintf("undeleted %s: it may log in again\n", user), nil
 	}
 	if err := checkPassword(req.Password); err != nil {
 		return "", err
@@ -227,7 +227,7 @@ func listAccounts(ctx context.Context, srv *server.Server, accounts storage.Acco
 		}
 		removed := ""
 		if day, ok := srv.PurgeDay(a); ok {
-			removed = fmt.Sprintf("\tremoved %s, purged on %s (kiezd restore undoes it)", a.Removed.Format(time.DateOnly), day.Format(time.DateOnly))
+			removed = fmt.Sprintf("\tremoved %s, purged on %s (kiezd undelete undoes it)", a.Removed.Format(time.DateOnly), day.Format(time.DateOnly))
 		}
 		fmt.Fprintf(tw, "%s\tcreated %s\tlast login %s%s\n", u, a.Created.Format(time.DateOnly), last, removed)
 	}

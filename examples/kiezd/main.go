@@ -11,7 +11,7 @@
 //	kiezd [-config FILE] [-data-dir DIR] [command] [arguments]
 //
 // Commands are serve (the default), adduser JID, passwd JID, deluser JID,
-// restore JID, users [DOMAIN], invite [-for DURATION] [-user NAME], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
+// undelete JID, users [DOMAIN], invite [-for DURATION] [-user NAME], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
 // unban ADDR[/PREFIX], bans, export JID… | -domain DOMAIN | -all,
 // import [FILE] and check-config. While serve runs, the admin
 // commands reach it through a Unix socket in the data directory
@@ -77,7 +77,7 @@ Commands:
   adduser JID     create an account
   passwd JID      change an account's password
   deluser JID     delete an account and all its data
-  restore JID     undo the removal of an account its owner removed, while
+  undelete JID    undo the removal of an account its owner removed, while
                   [registration] removal_grace keeps it
   users [DOMAIN]  list the accounts, of one domain or all
   invite [--for DURATION] [--user NAME]
@@ -101,7 +101,7 @@ Commands:
                   accounts that need kiezd passwd before they can log in
   check-config    check the configuration and certificates, then exit
 
-While serve runs, adduser, passwd, deluser, restore, users, invite, ban,
+While serve runs, adduser, passwd, deluser, undelete, users, invite, ban,
 unban, bans, export and import are carried out by it, through the control
 socket DATA_DIR/kiezd.sock
 (a ban refuses the next connection at once); otherwise they open the
@@ -189,7 +189,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	switch cmd {
 	case "serve", "check-config":
 		nargs = []int{0}
-	case "adduser", "passwd", "deluser", "restore":
+	case "adduser", "passwd", "deluser", "undelete":
 		nargs = []int{1}
 	case "users":
 		nargs = []int{0, 1}

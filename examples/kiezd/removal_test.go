@@ -10,7 +10,7 @@ import (
 )
 
 // registration.removal_grace: an account removed in-band is listed by
-// kiezd users as removed, with the day of its purge; kiezd restore,
+// kiezd users as removed, with the day of its purge; kiezd undelete,
 // through the control socket, lets it log in again; restoring an account
 // that was not removed says so.
 func TestRemovalGrace(t *testing.T) {
@@ -49,9 +49,9 @@ func TestRemovalGrace(t *testing.T) {
 	if _, err := login(t, d.bound.C2S[0], false, user, pw); err == nil {
 		t.Fatal("a removed account logs in")
 	}
-	code, out, stderr := kiezd(t, "", "-config", file, "restore", user)
-	if code != 0 || out != "restored "+user+": it may log in again\n" {
-		t.Fatalf("restore: %d %q %q", code, out, stderr)
+	code, out, stderr := kiezd(t, "", "-config", file, "undelete", user)
+	if code != 0 || out != "undeleted "+user+": it may log in again\n" {
+		t.Fatalf("undelete: %d %q %q", code, out, stderr)
 	}
 	sess, err = login(t, d.bound.C2S[0], false, user, pw)
 	if err != nil {
@@ -59,11 +59,11 @@ func TestRemovalGrace(t *testing.T) {
 	}
 	logout(sess)
 	if _, out, _ = kiezd(t, "", "-config", file, "users"); strings.Contains(out, "removed") {
-		t.Errorf("kiezd users after restore: %q", out)
+		t.Errorf("kiezd users after undelete: %q", out)
 	}
-	code, _, stderr = kiezd(t, "", "-config", file, "restore", user)
+	code, _, stderr = kiezd(t, "", "-config", file, "undelete", user)
 	if code != 1 || !strings.Contains(stderr, "was not removed") {
-		t.Errorf("restore of an account not removed: %d %q", code, stderr)
+		t.Errorf("undelete of an account not removed: %d %q", code, stderr)
 	}
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("serve exited with %d", code)

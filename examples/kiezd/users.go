@@ -67,7 +67,7 @@ func userArg(s string, cfg *config) (jid.JID, error) {
 	return j, nil
 }
 
-// changeUser runs adduser, passwd, deluser or restore, on the running
+// changeUser runs adduser, passwd, deluser or undelete, on the running
 // server if there is one (see admin).
 func changeUser(ctx context.Context, cmd, arg string, cfg *config, e env) error {
 	user, err := userArg(arg, cfg)
