@@ -20,8 +20,9 @@ type UserDataDeleter interface {
 }
 
 // DeleteEveryKind removes user's data from each per-user storage
-// interface b implements (Roster, KV, Offline, Archive, PEP), going on
-// past a failure and returning the errors joined. Backends implement
+// interface b implements (Roster, KV, Offline, Archive, PEP, and the
+// user's affiliations and registered nicks in MUC rooms), going on past
+// a failure and returning the errors joined. Backends implement
 // UserDataDeleter with it; a new per-user interface is added here, so
 // that every backend deletes it.
 func DeleteEveryKind(ctx context.Context, b any, user string) error {
@@ -40,6 +41,10 @@ func DeleteEveryKind(ctx context.Context, b any, user string) error {
 	}
 	if p, ok := b.(PEP); ok {
 		errs = append(errs, p.DeletePEP(ctx, user))
+	}
+	if m, ok := b.(MUC); ok {
+		_, err := m.DeleteUserAffiliations(ctx, user)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,10 +11,11 @@ import (
 
 // TestUserData checks an implementation of storage.UserDataDeleter: it
 // stores data for two users in every per-user storage interface the
-// backend also implements (Roster, KV, Offline, Archive, PEP), deletes the
-// first user's data, and checks that nothing of it is left while the
-// second user's data is intact. newStore must return a fresh, empty
-// backend each time it is called.
+// backend also implements (Roster, KV, Offline, Archive, PEP, MUC),
+// deletes the first user's data, and checks that nothing of it is left
+// while the second user's data is intact. A MUC room both users are
+// affiliated with is not user data and stays. newStore must return a
+// fresh, empty backend each time it is called.
 func TestUserData(t *testing.T, newStore func(t *testing.T) storage.UserDataDeleter) {
 	t.Run("DeleteEverything", func(t *testing.T) {
 		s := newStore(t)
@@ -57,6 +59,9 @@ func kinds(b any) int {
 	if _, ok := b.(storage.PEP); ok {
 		n++
 	}
+	if _, ok := b.(storage.MUC); ok {
+		n++
+	}
 	return n
 }
 
@@ -93,7 +98,22 @@ func fillUserData(t *testing.T, b any, user string) {
 			t.Fatalf("CreatePEPNode: %v", err)
 		}
 	}
+	if m, ok := b.(storage.MUC); ok {
+		local, _, _ := strings.Cut(user, "@")
+		for _, room := range []string{userDataRoom, "own-" + local + "@conference.example.org"} {
+			if err := m.PutRoom(ctx, storage.MUCRoom{JID: room, Created: time.Now(), LastActive: time.Now()}); err != nil {
+				t.Fatalf("PutRoom: %v", err)
+			}
+			a := storage.MUCAffiliation{Room: room, JID: user, Affiliation: storage.AffMember, Nick: "nick"}
+			if err := m.SetAffiliation(ctx, a); err != nil {
+				t.Fatalf("SetAffiliation: %v", err)
+			}
+		}
+	}
 }
+
+// userDataRoom is a MUC room every user of TestUserData is a member of.
+const userDataRoom = "shared@conference.example.org"
 
 // userDataLeft names the stores of b that hold data for user.
 func userDataLeft(t *testing.T, b any, user string) []string {
@@ -143,6 +163,18 @@ func userDataLeft(t *testing.T, b any, user string) []string {
 		}
 		if len(nodes) > 0 {
 			left = append(left, "pep")
+		}
+	}
+	if m, ok := b.(storage.MUC); ok {
+		affs, err := m.UserAffiliations(ctx, user)
+		if err != nil {
+			t.Fatalf("UserAffiliations: %v", err)
+		}
+		if _, err := m.Affiliation(ctx, userDataRoom, user); err == nil || len(affs) > 0 {
+			left = append(left, "muc")
+		}
+		if _, err := m.Room(ctx, userDataRoom); err != nil {
+			t.Errorf("the room %s: %v", userDataRoom, err)
 		}
 	}
 	return left
