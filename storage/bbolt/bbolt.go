@@ -220,7 +220,7 @@ func Open(path string, opts Options) (*Store, error) {
 				return fmt.Errorf("bucket %q: %w", name, err)
 			}
 		}
-		return nil
+		return createMUCBuckets(tx)
 	})
 	if err != nil {
 		_ = db.Close()

@@ -38,6 +38,12 @@ func TestDeleteUserDataRawWalk(t *testing.T) {
 		if err := s.CreatePEPNode(ctx, u, storage.PEPNode{Name: "urn:empty-node-of-" + u[:4]}, storage.PEPLimits{}); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.PutRoom(ctx, storage.MUCRoom{JID: "room@conference.example.org"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetAffiliation(ctx, storage.MUCAffiliation{Room: "room@conference.example.org", JID: u, Affiliation: storage.AffMember, Nick: "nick-of-" + u[:4]}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.DeleteUserData(ctx, gone); err != nil {
 		t.Fatalf("DeleteUserData: %v", err)
@@ -56,11 +62,13 @@ func TestDeleteUserDataRawWalk(t *testing.T) {
 		{"peer-of-dele", false},
 		{"item-of-dele", false},
 		{"node-of-dele", false},
+		{"nick-of-dele", false},
 		{"keptbob", true},
 		{"friend-of-kept", true},
 		{"peer-of-kept", true},
 		{"item-of-kept", true},
 		{"node-of-kept", true},
+		{"nick-of-kept", true},
 	} {
 		if got := containsAnywhere(all, tt.s); got != tt.want {
 			t.Errorf("%q appears in the database: %v, want %v", tt.s, got, tt.want)
