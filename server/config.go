@@ -40,7 +40,9 @@ type Config struct {
 	// filter), in this order, before the filters modules provide.
 	Filters []filter.Filter
 	// Logger receives the server's logs, through PrivacyHandler (no user
-	// or network addresses); nil discards them.
+	// or network addresses); nil means slog.Default() as it is when New
+	// runs. To discard them, pass a logger with a handler that writes to
+	// io.Discard.
 	Logger *slog.Logger
 	// Remote routes stanzas to other servers; nil answers them with
 	// remote-server-not-found.

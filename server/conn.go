@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -358,22 +359,36 @@ func isNetClose(err error) bool {
 		(errors.As(err, &ne) && ne.Timeout())
 }
 
-// errKind describes an error without its text, which for network errors
-// contains IP addresses that must never reach the logs.
+// errKind describes in words why a stream ended, without the error's
+// text, which for network errors contains IP addresses that must never
+// reach the logs, and without Go type names, which tell an administrator
+// nothing.
 func errKind(err error) string {
 	var ne net.Error
 	var se *StreamError
 	switch {
+	case err == nil:
+		return "none"
 	case errors.As(err, &se):
 		return "stream error " + se.Condition
-	case errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	case errors.As(err, &ne):
-		return "network error"
 	case strings.HasPrefix(err.Error(), "tls handshake"):
 		return "tls handshake failed"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, io.EOF):
+		return "connection closed by the client"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed in the middle of an element"
+	case errors.Is(err, net.ErrClosed):
+		return "connection closed by the server"
+	case errors.Is(err, context.Canceled):
+		return "server shutting down"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection reset by the client"
+	case errors.As(err, &ne):
+		return "network error"
 	}
-	return fmt.Sprintf("%T", err)
+	return "internal error"
 }
 
 // handshakeStack makes growStack's frame big enough for the runtime to

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -140,7 +139,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 	}
 	if s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		s.log = slog.Default()
 	}
 	s.log = slog.New(PrivacyHandler(s.log.Handler()))
 	for _, d := range cfg.Domains {
