@@ -614,7 +614,7 @@ func (c *config) modules(store moduleStore, files blob.Store, accounts func() re
 		Roster:  roster.Options{MaxItems: int(m.MaxRoster)},
 		Offline: offline.Options{Limit: int(m.OfflineLimit), Retention: time.Duration(m.OfflineRetention)},
 		Archive: mam.Options{Default: m.ArchiveDefault, Retention: time.Duration(m.ArchiveRetention)},
-		Version: version.Options{ShowOS: m.VersionShowOS},
+		Version: version.Options{ShowOS: m.VersionShowOS, Version: readBuildInfo().String()},
 		Contact: contact.Options{Addresses: m.Contact},
 		PEP: pep.Options{MaxItemSize: int(m.PEPMaxItemSize), MaxItems: int(m.PEPMaxItems),
 			MaxNodes: int(m.PEPMaxNodes), MaxBytes: int64(m.PEPMaxBytes)},

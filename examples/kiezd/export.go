@@ -105,7 +105,7 @@ func importCommand(ctx context.Context, cfg *config, e env, args []string, f tra
 }
 
 // isTransfer reports whether op streams data through the control socket.
-func isTransfer(op string) bool { return op == "export" || op == "import" }
+func isTransfer(op string) bool { return op == "export" || op == "import" || op == "backup" }
 
 // transfer runs export (writing to out) or import (reading in) on the
 // running kiezd through its control socket or, if none runs, on the
@@ -133,6 +133,8 @@ func transfer(ctx context.Context, cfg *config, e env, req adminRequest, in io.R
 // socket and for a database opened directly.
 func execTransfer(ctx context.Context, t adminTarget, req adminRequest, in io.Reader, out io.Writer) (string, error) {
 	switch req.Op {
+	case "backup": // backup.go
+		return execBackup(ctx, t, out)
 	case "export":
 		users := req.Users
 		if len(users) == 0 {

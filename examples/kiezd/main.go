@@ -13,7 +13,8 @@
 // Commands are serve (the default), adduser JID, passwd JID, deluser JID,
 // undelete JID, users [DOMAIN], invite [-for DURATION] [-user NAME], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
 // unban ADDR[/PREFIX], bans, export JID… | -domain DOMAIN | -all,
-// import [FILE] and check-config. While serve runs, the admin
+// import [FILE], backup [-force] FILE, restore FILE, compact, version and
+// check-config. While serve runs, the admin
 // commands reach it through a Unix socket in the data directory
 // (control.go).
 package main
@@ -99,10 +100,21 @@ Commands:
                   standard input) with their data; --merge imports into
                   accounts that exist, --allow-no-credentials creates
                   accounts that need kiezd passwd before they can log in
+  backup [--force] FILE
+                  write a consistent copy of the database to FILE (- for
+                  standard output), also while serve runs; --force
+                  replaces an existing FILE
+  restore FILE    put the database copy FILE in place of the database,
+                  keeping the current one as kiez.db.before-restore-DATE
+                  (only while kiezd is stopped)
+  compact         rewrite the database without the space and the bytes
+                  deleted data left (only while kiezd is stopped)
   check-config    check the configuration and certificates, then exit
+  version         print kiezd's version, revision and Go version (also
+                  --version)
 
 While serve runs, adduser, passwd, deluser, undelete, users, invite, ban,
-unban, bans, export and import are carried out by it, through the control
+unban, bans, export, import and backup are carried out by it, through the control
 socket DATA_DIR/kiezd.sock
 (a ban refuses the next connection at once); otherwise they open the
 database, which only serve creates. Passwords (at least 8 characters) are asked for
@@ -151,6 +163,8 @@ type globalFlags struct {
 	banFor, reason, user string
 	// xfer are the flags of export and import (export.go).
 	xfer transferFlags
+	// bak are the flags of backup (backup.go).
+	bak backupFlags
 }
 
 func (g *globalFlags) flagSet(name string) *flag.FlagSet {
@@ -177,6 +191,7 @@ func (g *globalFlags) parse(fs *flag.FlagSet, args []string, e env) error {
 func dispatch(ctx context.Context, args []string, e env) error {
 	var g globalFlags
 	fs := g.flagSet("kiezd")
+	showVersion := fs.Bool("version", false, "print the version")
 	if err := g.parse(fs, args, e); err != nil {
 		return err
 	}
@@ -184,6 +199,9 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
+	}
+	if *showVersion {
+		cmd = "version"
 	}
 	var nargs []int // accepted argument counts
 	switch cmd {
@@ -199,8 +217,15 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		nargs = []int{0}
 	case "export", "import":
 		// Checked by exportCommand and importCommand.
+	case "backup", "restore":
+		nargs = []int{1}
+	case "compact":
+		nargs = []int{0}
 	case "help":
 		fmt.Fprint(e.stdout, usage)
+		return nil
+	case "version":
+		fmt.Fprint(e.stdout, readBuildInfo().text())
 		return nil
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
@@ -215,6 +240,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		sub.StringVar(&g.user, "user", "", "username")
 	}
 	g.xfer.register(sub, cmd)
+	g.bak.register(sub, cmd)
 	// Flags may come between and after the arguments too; "--" ends
 	// them.
 	var rest []string
@@ -287,6 +313,12 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return exportCommand(ctx, cfg, e, args, g.xfer)
 	case "import":
 		return importCommand(ctx, cfg, e, args, g.xfer)
+	case "backup":
+		return backupCommand(ctx, cfg, e, args[0], g.bak)
+	case "restore":
+		return restoreCommand(ctx, cfg, e, args[0])
+	case "compact":
+		return compactCommand(ctx, cfg, e)
 	default:
 		return changeUser(ctx, cmd, args[0], cfg, e)
 	}
