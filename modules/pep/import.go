@@ -25,6 +25,10 @@ import (
 // with the import's time as their publication time. A node the user has
 // is reconfigured; an item replaces the one with the same ID. Nobody is
 // notified.
+//
+// A configuration form is read as other servers write it (see
+// importedForm): Prosody's prosody-migrator writes every field it knows,
+// most of them without a value, and options this module does not have.
 func (m *Module) ImportUser(ctx context.Context, user jid.JID, el *server.ImportElement) (bool, error) {
 	switch el.Start.Name {
 	case nameOwner:
@@ -68,7 +72,7 @@ func (m *Module) importConfigs(ctx context.Context, owner jid.JID, el *server.Im
 			if err != nil {
 				return fmt.Errorf("pep: node %q: configuration form: %w", node, err)
 			}
-			if err := cfg.apply(f, m.opts.MaxItems); err != nil {
+			if err := cfg.apply(importedForm(f), m.opts.MaxItems); err != nil {
 				return fmt.Errorf("pep: node %q: %w", node, err)
 			}
 		}
@@ -84,6 +88,34 @@ func (m *Module) importConfigs(ctx context.Context, owner jid.JID, el *server.Im
 		}
 		m.changed(owner, node)
 	}
+}
+
+// importedForm returns the fields of an imported node configuration that
+// apply can take: without the fields that have no value (the node keeps
+// its default) and those naming options this module does not have
+// (pubsub#description, pubsub#type, pubsub#publish_model,
+// pubsub#notification_type, …: they change nothing PEP does for the
+// owner's contacts). Prosody's access model "authorize" (the owner
+// approves each subscriber) becomes "whitelist", which lets in nobody
+// the owner did not allow.
+func importedForm(f *form.Form) *form.Form {
+	out := &form.Form{Type: f.Type}
+	for _, fd := range f.Fields {
+		switch fd.Var {
+		case "FORM_TYPE", fieldTitle, fieldAccessModel, fieldRosterGroups, fieldPersistItems, fieldDeliverNotify,
+			fieldNotifyRetract, fieldNotifyDelete, fieldMaxItems, fieldSendLast:
+		default:
+			continue
+		}
+		if len(fd.Values) == 0 || (fd.Var != fieldTitle && fd.Var != fieldRosterGroups && fd.Value() == "") {
+			continue
+		}
+		if fd.Var == fieldAccessModel && fd.Value() == "authorize" {
+			fd.Values = []string{AccessWhitelist}
+		}
+		out.Fields = append(out.Fields, fd)
+	}
+	return out
 }
 
 func (m *Module) importItems(ctx context.Context, owner jid.JID, el *server.ImportElement) error {

@@ -1,6 +1,9 @@
 package pep_test
 
 import (
+	"bytes"
+	"encoding/xml"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -8,6 +11,7 @@ import (
 
 	"github.com/kiez-im/kiez/modules/internal/modtest"
 	"github.com/kiez-im/kiez/modules/pep"
+	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/stanza"
 )
 
@@ -45,5 +49,60 @@ func TestImport(t *testing.T) {
 	items, err := e.store.PEPItems(t.Context(), e.alice.String(), node, nil, 0)
 	if err != nil || len(items) != 3 || items[0].ID != "one" || items[2].ID != "three" {
 		t.Fatalf("items after the import: %+v, %v", items, err)
+	}
+}
+
+// TestImportProsody: a node as Prosody's prosody-migrator writes it
+// (0.12): its configuration form lists every field Prosody knows, most
+// without a value, and options PEP here does not have; the node is
+// created with the values given and defaults for the rest.
+func TestImportProsody(t *testing.T) {
+	e := start(t, pep.Options{})
+	const node = "urn:example:mood"
+	field := func(v, typ, value string) string {
+		f := `<field var='` + v + `' type='` + typ + `'`
+		if value == "" {
+			return f + `/>`
+		}
+		return f + `><value>` + value + `</value></field>`
+	}
+	doc := `<server-data xmlns='urn:xmpp:pie:0'><host jid='` + e.alice.Domainpart() + `'><user name='erin'>` +
+		`<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='` + node + `'><x xmlns='jabber:x:data' type='submit'>` +
+		field("FORM_TYPE", "hidden", "http://jabber.org/protocol/pubsub#node_config") +
+		field("pubsub#title", "text-single", "") + field("pubsub#description", "text-single", "") +
+		field("pubsub#type", "text-single", "") + field("pubsub#max_items", "text-single", "") +
+		field("pubsub#persist_items", "boolean", "") + field("pubsub#access_model", "list-single", "authorize") +
+		field("pubsub#publish_model", "list-single", "") + field("pubsub#send_last_published_item", "list-single", "") +
+		field("pubsub#deliver_notifications", "boolean", "1") + field("pubsub#notification_type", "list-single", "") +
+		field("pubsub#notify_delete", "boolean", "1") + field("pubsub#notify_retract", "boolean", "0") +
+		`</x></configure></pubsub>` +
+		`<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='` + node + `'><item id='current'><mood xmlns='` + node + `'>happy</mood></item></items></pubsub>` +
+		`</user></host></server-data>`
+	r, err := e.srv.ImportUsers(t.Context(), strings.NewReader(doc), server.ImportOptions{NoCredentials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Failed(); err != nil || len(r.Users) != 1 || r.Users[0].Elements != 2 {
+		t.Fatalf("import: %v %+v", err, r.Users)
+	}
+	erin := "erin@" + e.alice.Domainpart()
+	items, err := e.store.PEPItems(t.Context(), erin, node, nil, 0)
+	if err != nil || len(items) != 1 || items[0].ID != "current" || !strings.Contains(string(items[0].Payload), ">happy</mood>") {
+		t.Fatalf("items after the import: %+v, %v", items, err)
+	}
+	var buf bytes.Buffer
+	if err := e.srv.ExportUser(t.Context(), jid.MustParse(erin), xml.NewEncoder(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	// authorize became whitelist; notify_retract is off, the others are
+	// this module's defaults.
+	for _, want := range []string{
+		`var="pubsub#access_model"[^>]*>(<[^>]*>)*whitelist<`,
+		`var="pubsub#notify_retract"[^>]*>(<[^>]*>)*false<`,
+		`var="pubsub#persist_items"[^>]*>(<[^>]*>)*true<`,
+	} {
+		if !regexp.MustCompile(want).MatchString(buf.String()) {
+			t.Errorf("the export after the import lacks %s:\n%s", want, buf.String())
+		}
 	}
 }

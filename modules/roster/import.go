@@ -19,7 +19,9 @@ import (
 // <query xmlns='jabber:iq:roster'/>, with their names, groups and
 // subscription states (subscription, ask, approved), and each
 // <presence type='subscribe'/> as a contact's pending request ("Pending
-// In"). An item replaces the user's item for the same contact; a pending
+// In"), in jabber:client as we write it or in XEP-0227's own namespace as
+// Prosody's prosody-migrator writes it (an unprefixed <presence/> inside
+// <user/>). An item replaces the user's item for the same contact; a pending
 // request it already had is kept. Clients are not told (the account has
 // no sessions while it is being imported).
 func (m *Module) ImportUser(ctx context.Context, user jid.JID, el *server.ImportElement) (bool, error) {
@@ -49,7 +51,7 @@ func (m *Module) ImportUser(ctx context.Context, user jid.JID, el *server.Import
 				return true, err
 			}
 		}
-	case xml.Name{Space: stanza.NSClient, Local: "presence"}:
+	case xml.Name{Space: stanza.NSClient, Local: "presence"}, xml.Name{Space: server.NSPIE, Local: "presence"}:
 		if el.Attr("type") != "subscribe" {
 			return false, nil
 		}
