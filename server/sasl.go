@@ -270,6 +270,16 @@ func (c *conn) authPlain(data []byte) (jid.JID, error) {
 				return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
 			}
 			c.lastLogin = acct.LastLogin
+			// The password is known now: an account that lacks keys
+			// for some hashes (imported from Prosody, which keeps
+			// SCRAM-SHA-1 only) gets them. Failing to does not refuse
+			// the login.
+			if added, err := c.srv.addMissingKeys(c.ctx, u, acct.Keys, password); err != nil {
+				c.srv.log.Warn("adding the SCRAM keys an account lacks failed", "err", err)
+			} else if len(added) > 0 {
+				// No JID: the line would tell when the user logged in.
+				c.srv.log.Info("added the SCRAM keys an account lacked", "hashes", added)
+			}
 			c.t.writeNonza(c.bw, []byte(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`))
 			return u, c.bw.Flush()
 		}
