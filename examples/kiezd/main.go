@@ -54,6 +54,9 @@ type env struct {
 	ready func(bound)
 	// modules are added by serve after the configured ones (tests).
 	modules []server.Module
+	// check, if set, is what kiezd check asks about DNS, the clock and
+	// the network (tests); nil is the real world.
+	check *checkDeps
 }
 
 // bound lists the addresses serve listens on.
@@ -110,6 +113,8 @@ Commands:
   compact         rewrite the database without the space and the bytes
                   deleted data left (only while kiezd is stopped)
   check-config    check the configuration and certificates, then exit
+  check           check-config, then DNS records, listeners and the clock,
+                  each finding with what to do (exit status 1 on errors)
   version         print kiezd's version, revision and Go version (also
                   --version)
 
@@ -205,7 +210,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	}
 	var nargs []int // accepted argument counts
 	switch cmd {
-	case "serve", "check-config":
+	case "serve", "check-config", "check":
 		nargs = []int{0}
 	case "adduser", "passwd", "deluser", "undelete":
 		nargs = []int{1}
@@ -297,6 +302,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return serve(ctx, cfg, e)
 	case "check-config":
 		return checkConfig(cfg, e)
+	case "check":
+		return checkCommand(ctx, cfg, e)
 	case "users":
 		domain := ""
 		if len(args) == 1 {

@@ -191,8 +191,8 @@ func checkConfig(cfg *config, e env) error {
 		if err != nil {
 			return err
 		}
-		for _, w := range store.check(cfg.Domains, time.Now()) {
-			fmt.Fprintf(e.stdout, "warning: %s\n", w)
+		if err := checkCertFiles(cfg, store, time.Now(), e.stdout); err != nil {
+			return err
 		}
 	}
 	certs := "self-signed, kept in " + displayPath(cfg.DataDir) + string(os.PathSeparator) + "tls"
