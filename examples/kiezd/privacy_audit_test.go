@@ -48,9 +48,9 @@ import (
 // private XML markers, at times the upload's file name, after the
 // account's deletion; the messages and both JIDs too after the contact's)
 // until later writes reuse those pages. That is documented (README:
-// "bbolt compact" removes them), so the test only logs it, and checks
-// that a compacted copy (bolt.Compact, what `bbolt compact` runs) holds
-// none.
+// `kiezd compact` removes them), so the test only logs it, and checks
+// that a compacted copy (bolt.Compact, what `kiezd compact` runs through
+// storage/bbolt's Compact) holds none.
 //
 // Found by this test: the upload module's daily quota counter (service
 // data namespace "upload-day:<date>", keyed by the bare JID, with its
@@ -388,7 +388,7 @@ func auditFind(all []string, s string) []string {
 
 // auditRaw checks the raw bytes of the database file: markers may remain
 // in pages bbolt has freed but not yet reused (logged, not an error, as
-// the README documents); a compacted copy, as `bbolt compact` makes it,
+// the README documents); a compacted copy, as `kiezd compact` makes it,
 // must hold none of them. Markers in live, the file's live entries, have
 // been reported already and are not checked again.
 func auditRaw(t *testing.T, path string, live []string, markers []string) {
