@@ -80,7 +80,7 @@ func backupCommand(ctx context.Context, cfg *config, e env, file string, f backu
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp") // mode 0600
 	if err != nil {
-		return fmt.Errorf("backup: %v", unwrapAll(err))
+		return fmt.Errorf("backup: cannot write in %s: %v", displayPath(filepath.Dir(file)), unwrapAll(err))
 	}
 	defer os.Remove(tmp.Name()) // after the rename, there is none
 	_, err = transfer(ctx, cfg, e, req, nil, tmp)

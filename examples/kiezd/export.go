@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -83,15 +84,74 @@ func exportCommand(ctx context.Context, cfg *config, e env, args []string, f tra
 	return err
 }
 
-// importCommand runs kiezd import: the XEP-0227 document in the file
-// args[0], or on standard input.
+// importCommand runs kiezd import: the XEP-0227 documents in the files
+// args, or on standard input (no args, or "-"). A directory stands for
+// the *.xml files directly in it, in name order: prosody-migrator writes
+// a document per account, USER@HOST.xml, into Prosody's data directory.
+// Each document is imported on its own: one that cannot be read is
+// reported with its name and the others are imported all the same.
 func importCommand(ctx context.Context, cfg *config, e env, args []string, f transferFlags) error {
-	if len(args) > 1 {
-		return usageError{"import: one file at most (none: standard input)"}
+	files, err := importFiles(args)
+	if err != nil {
+		return err
 	}
-	in := e.stdin
-	if len(args) == 1 && args[0] != "-" {
-		file, err := os.Open(args[0])
+	req := adminRequest{Op: "import", Merge: f.merge, NoCredentials: f.noCredentials}
+	if len(files) == 0 {
+		out, err := transfer(ctx, cfg, e, req, e.stdin, nil)
+		fmt.Fprint(e.stdout, out)
+		return err
+	}
+	var failed []string
+	for _, name := range files {
+		err := func() error {
+			file, err := os.Open(name)
+			if err != nil {
+				return fmt.Errorf("import: %v", unwrapAll(err))
+			}
+			defer file.Close()
+			out, err := transfer(ctx, cfg, e, req, file, nil)
+			fmt.Fprint(e.stdout, out)
+			return err
+		}()
+		if err == nil {
+			continue
+		}
+		if len(files) == 1 {
+			return err
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "kiezd: %s: %v\n", displayPath(name), err)
+		failed = append(failed, displayPath(name))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("import: %d of %d files were not imported in full: %s", len(failed), len(files), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// importFiles returns the files kiezd import reads for args: each file
+// named, and for a directory the *.xml regular files in it, sorted; none
+// for standard input.
+func importFiles(args []string) ([]string, error) {
+	if len(args) == 0 || (len(args) == 1 && args[0] == "-") {
+		return nil, nil
+	}
+	var files []string
+	for _, a := range args {
+		if a == "-" {
+			return nil, usageError{"import: standard input (-) cannot be read together with files"}
+		}
+		fi, err := os.Stat(a)
+		if err != nil {
+			return nil, fmt.Errorf("import: %v", unwrapAll(err))
+		}
+		if !fi.IsDir() {
+			files = append(files, a)
+			continue
+		}
+		entries, err := os.ReadDir(a)
 		if err != nil {
 			return fmt.Errorf("import: %v", unwrapAll(err))
 		}

@@ -13,7 +13,7 @@
 // Commands are serve (the default), adduser JID, passwd JID, deluser JID,
 // undelete JID, users [DOMAIN], invite [-for DURATION] [-user NAME], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
 // unban ADDR[/PREFIX], bans, export JID… | -domain DOMAIN | -all,
-// import [FILE], backup [-force] FILE, restore FILE, compact, version and
+// import [FILE|DIR…], backup [-force] FILE, restore FILE, compact, version and
 // check-config. While serve runs, the admin
 // commands reach it through a Unix socket in the data directory
 // (control.go).
@@ -98,11 +98,13 @@ Commands:
   export [--omit-credentials] JID... | --domain DOMAIN | --all
                   write the accounts, with their SCRAM credentials and
                   data, as a XEP-0227 document to standard output
-  import [--merge] [--allow-no-credentials] [FILE]
-                  create the accounts of a XEP-0227 document (FILE, or
-                  standard input) with their data; --merge imports into
-                  accounts that exist, --allow-no-credentials creates
-                  accounts that need kiezd passwd before they can log in
+  import [--merge] [--allow-no-credentials] [FILE|DIR...]
+                  create the accounts of XEP-0227 documents (the FILEs,
+                  the *.xml files in DIR as prosody-migrator writes them,
+                  or standard input) with their data; --merge imports
+                  into accounts that exist, --allow-no-credentials
+                  creates accounts that need kiezd passwd before they can
+                  log in
   backup [--force] FILE
                   write a consistent copy of the database to FILE (- for
                   standard output), also while serve runs; --force

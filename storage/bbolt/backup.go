@@ -29,6 +29,11 @@ var ErrNotDatabase = errors.New("bbolt: not a Kiez database")
 // other writes are in the file once acknowledged. The copy has no archive
 // log of its own and needs none.
 //
+// The read transaction lasts as long as writing to w does: meanwhile a
+// write that needs the file to grow waits for it (bbolt cannot remap the
+// file under a reader), so w should be quick, such as a local file or a
+// socket read at once, not a slow network.
+//
 // If ctx ends, Backup stops writing and returns its error.
 func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	if err := s.wal.applyNow(ctx); err != nil {
