@@ -153,15 +153,19 @@ func importFiles(args []string) ([]string, error) {
 		}
 		entries, err := os.ReadDir(a)
 		if err != nil {
-			return fmt.Errorf("import: %v", unwrapAll(err))
+			return nil, fmt.Errorf("import: %v", unwrapAll(err))
 		}
-		defer file.Close()
-		in = file
+		n := len(files)
+		for _, en := range entries {
+			if strings.HasSuffix(en.Name(), ".xml") && en.Type().IsRegular() {
+				files = append(files, filepath.Join(a, en.Name()))
+			}
+		}
+		if len(files) == n {
+			return nil, fmt.Errorf("import: no *.xml files in the directory %s (prosody-migrator writes USER@HOST.xml files into Prosody's data directory)", displayPath(a))
+		}
 	}
-	req := adminRequest{Op: "import", Merge: f.merge, NoCredentials: f.noCredentials}
-	out, err := transfer(ctx, cfg, e, req, in, nil)
-	fmt.Fprint(e.stdout, out)
-	return err
+	return files, nil
 }
 
 // isTransfer reports whether op streams data through the control socket.
