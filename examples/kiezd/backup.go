@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kiez-im/kiez/storage/bbolt"
@@ -94,7 +95,7 @@ func backupCommand(ctx context.Context, cfg *config, e env, file string, f backu
 		return fmt.Errorf("backup: %v", unwrapAll(err))
 	}
 	if err := bbolt.Verify(tmp.Name()); err != nil {
-		return fmt.Errorf("backup: the copy is damaged, nothing written: %v", unwrapAll(err))
+		return fmt.Errorf("backup: the copy is damaged, nothing written: %s", strings.TrimPrefix(err.Error(), "bbolt: "))
 	}
 	fi, err := os.Stat(tmp.Name())
 	if err == nil {
@@ -146,7 +147,7 @@ func restoreCommand(ctx context.Context, cfg *config, e env, file string) error 
 		case errors.Is(err, fs.ErrNotExist):
 			return fmt.Errorf("restore: there is no file %s", displayPath(file))
 		case errors.Is(err, bbolt.ErrNotDatabase), errors.Is(err, bbolt.ErrCorrupt):
-			return fmt.Errorf("restore: %s is not a usable kiezd database (%v); nothing changed", displayPath(file), unwrapAll(err))
+			return fmt.Errorf("restore: %s is not a usable kiezd database: %s; nothing changed", displayPath(file), strings.TrimPrefix(err.Error(), "bbolt: "))
 		case errors.Is(err, bbolt.ErrLocked):
 			return fmt.Errorf("restore: %s is in use by another process (a kiezd serving it?); nothing changed", displayPath(file))
 		}

@@ -178,6 +178,35 @@ func TestRestoreRefusesOtherFiles(t *testing.T) {
 	}
 }
 
+// backup fails cleanly: without a database it says so and leaves no
+// file, not even a temporary one; a directory is no file name.
+func TestBackupErrors(t *testing.T) {
+	file, _ := testConfig(t, "")
+	out := t.TempDir()
+	empty := filepath.Join(t.TempDir(), "data")
+	code, _, stderr := kiezd(t, "", "-config", file, "-data-dir", empty, "backup", filepath.Join(out, "b.db"))
+	if code != 1 || !strings.Contains(stderr, "there is no database") {
+		t.Errorf("backup without a database: exit %d, %q", code, stderr)
+	}
+	if names, _ := os.ReadDir(out); len(names) != 0 {
+		t.Errorf("left behind: %v", names)
+	}
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Errorf("backup created %s: %v", empty, err)
+	}
+	code, _, stderr = kiezd(t, "", "-config", file, "backup", out)
+	if code != 1 || !strings.Contains(stderr, "is a directory: give a file name") {
+		t.Errorf("backup to a directory: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = kiezd(t, "", "-config", file, "backup", filepath.Join(out, "missing", "b.db"))
+	if code != 1 || !strings.Contains(stderr, "backup: cannot write in "+filepath.Join(out, "missing")) {
+		t.Errorf("backup into a missing directory: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := kiezd(t, "", "-config", file, "backup"); code != 2 || !strings.Contains(stderr, "wrong number of arguments") {
+		t.Errorf("backup without FILE: exit %d, %q", code, stderr)
+	}
+}
+
 // kiezd compact shrinks a database after deletions, and kiezd serves it.
 func TestCompactCommand(t *testing.T) {
 	file, dir := testConfig(t, "")

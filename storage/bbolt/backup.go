@@ -78,17 +78,17 @@ func Verify(path string) error {
 		return fmt.Errorf("bbolt: verify: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file", ErrNotDatabase, path)
+		return fmt.Errorf("%w (not a regular file)", ErrNotDatabase)
 	}
 	if fi.Size() == 0 {
-		return fmt.Errorf("%w: %s is empty", ErrNotDatabase, path)
+		return fmt.Errorf("%w (an empty file)", ErrNotDatabase)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: defaultTimeout, ReadOnly: true})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return fmt.Errorf("%w: %s", ErrLocked, path)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
-		return fmt.Errorf("%w: %s: %w", ErrNotDatabase, path, err)
+		return fmt.Errorf("%w (%w)", ErrNotDatabase, err)
 	case err != nil:
 		return fmt.Errorf("bbolt: verify %s: %w", path, err)
 	}
@@ -96,11 +96,11 @@ func Verify(path string) error {
 	return db.View(func(tx *bolt.Tx) error {
 		for _, name := range []string{accountsBucket, offlineBucket, archiveBucket, archiveChunks} {
 			if tx.Bucket([]byte(name)) == nil {
-				return fmt.Errorf("%w: %s has no %q bucket", ErrNotDatabase, path, name)
+				return fmt.Errorf("%w (a bbolt file without the %q bucket)", ErrNotDatabase, name)
 			}
 		}
 		for err := range tx.Check() {
-			return fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+			return fmt.Errorf("%w (bbolt's check: %w)", ErrCorrupt, err)
 		}
 		return nil
 	})
