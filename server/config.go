@@ -61,6 +61,15 @@ type Config struct {
 	// SCRAMIterations is the PBKDF2 iteration count for new passwords
 	// (default scram.DefaultIterations).
 	SCRAMIterations int
+	// SCRAMHashes are the hashes whose SCRAM mechanisms clients are
+	// offered (each with its -PLUS variant where channel binding is
+	// possible), in any order; nil offers SHA-1, SHA-256 and SHA-512.
+	// New passwords get keys for all three whatever it says, so a hash
+	// offered later works for them at once. Clients pick the strongest
+	// mechanism offered and do not try another when it fails: after
+	// importing accounts that have keys for SHA-1 only (Prosody keeps no
+	// others), offering []storage.Hash{storage.SHA1} lets them log in.
+	SCRAMHashes []storage.Hash
 	// HTTPBaseURL returns the absolute URL at which clients of the virtual
 	// host domain reach HTTPHandler, such as "https://example.org:5281/"
 	// or, behind a reverse proxy, "https://upload.example.org/"; a path in

@@ -11,6 +11,8 @@ import (
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/scram"
 	"github.com/kiez-im/kiez/server/servertest"
+	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/memory"
 )
 
 // prosodyAlice is an account as Prosody 0.12's prosody-migrator exports
@@ -84,6 +86,53 @@ func TestPlainLoginAddsKeys(t *testing.T) {
 	for _, m := range []sasl.Mechanism{sasl.ScramSha1, sasl.ScramSha256, scram.ClientMechanism(scram.MechSHA512, "")} {
 		if err := login("pass word", m); err != nil {
 			t.Fatalf("%s after the PLAIN login: %v", m.Name, err)
+		}
+	}
+}
+
+// TestSCRAMHashes: Config.SCRAMHashes limits the SCRAM mechanisms
+// offered (with their -PLUS variants; PLAIN stays); a mechanism not
+// offered is refused; passwords set still get keys for every hash. A
+// bad list is an error of New.
+func TestSCRAMHashes(t *testing.T) {
+	srv := servertest.Start(t, server.Config{SCRAMHashes: []storage.Hash{storage.SHA1}})
+	_, features := srv.DialRaw(t)
+	for _, want := range []string{"<mechanism>SCRAM-SHA-1-PLUS</mechanism>", "<mechanism>SCRAM-SHA-1</mechanism>", "<mechanism>PLAIN</mechanism>"} {
+		if !strings.Contains(features, want) {
+			t.Errorf("features lack %s: %s", want, features)
+		}
+	}
+	if strings.Contains(features, "SHA-256") || strings.Contains(features, "SHA-512") {
+		t.Errorf("features offer more than SHA-1: %s", features)
+	}
+	alice := srv.AddUser(t, "alice", "correct horse")
+	for _, m := range []sasl.Mechanism{sasl.ScramSha1, sasl.ScramSha1Plus, sasl.Plain} {
+		sess, err := srv.Login(t.Context(), alice, "correct horse", m)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		sess.Close()
+		sess.Conn().Close()
+	}
+	raw, _ := srv.DialRaw(t)
+	raw.Send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>biwsbj1hbGljZSxyPTEyMzQ1Njc4OTA=</auth>`)
+	raw.Expect("<invalid-mechanism/>")
+	doc := export(t, srv, server.ExportOptions{}, alice)
+	if !strings.Contains(doc, `mechanism="SCRAM-SHA-256"`) || !strings.Contains(doc, `mechanism="SCRAM-SHA-512"`) {
+		t.Errorf("a password set got keys for some hashes only:\n%s", doc)
+	}
+
+	for _, tc := range []struct {
+		hashes []storage.Hash
+		want   string
+	}{
+		{[]storage.Hash{}, "SCRAMHashes is empty"},
+		{[]storage.Hash{"MD5"}, `unknown hash "MD5"`},
+		{[]storage.Hash{storage.SHA1, storage.SHA1}, "SHA-1 listed twice"},
+	} {
+		_, err := server.New(t.Context(), server.Config{Domains: []string{"localhost"}, Accounts: memory.New(), SCRAMHashes: tc.hashes})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New with SCRAMHashes %q: %v, want %q", tc.hashes, err, tc.want)
 		}
 	}
 }

@@ -41,12 +41,53 @@ func mechanismsElement(mechs []string) string {
 	return s + "</mechanisms>"
 }
 
+// offered are the SASL mechanisms a server offers (Config.SCRAMHashes),
+// as the lists above.
+type offered struct {
+	plus, noPlus         []string
+	elemPlus, elemNoPlus string
+}
+
+// offerMechanisms returns the mechanisms offered for the SCRAM hashes
+// hashes (nil: all).
+func offerMechanisms(hashes []storage.Hash) (offered, error) {
+	if hashes == nil {
+		return offered{mechsPlus, mechsNoPlus, mechsElemPlus, mechsElemNone}, nil
+	}
+	if len(hashes) == 0 {
+		return offered{}, errors.New("server: SCRAMHashes is empty: offer at least one of SHA-1, SHA-256 and SHA-512")
+	}
+	want := map[storage.Hash]bool{}
+	for _, h := range hashes {
+		switch h {
+		case storage.SHA1, storage.SHA256, storage.SHA512:
+		default:
+			return offered{}, fmt.Errorf("server: SCRAMHashes: unknown hash %q (SHA-1, SHA-256 or SHA-512)", h)
+		}
+		if want[h] {
+			return offered{}, fmt.Errorf("server: SCRAMHashes: %s listed twice", h)
+		}
+		want[h] = true
+	}
+	var o offered
+	for _, m := range mechsPlus {
+		if m == "PLAIN" || want[mechHash(m)] {
+			o.plus = append(o.plus, m)
+			if !strings.HasSuffix(m, "-PLUS") {
+				o.noPlus = append(o.noPlus, m)
+			}
+		}
+	}
+	o.elemPlus, o.elemNoPlus = mechanismsElement(o.plus), mechanismsElement(o.noPlus)
+	return o, nil
+}
+
 // mechanisms returns the SASL mechanisms offered on this stream.
 func (c *conn) mechanisms() []string {
 	if len(c.cbTypes) > 0 {
-		return mechsPlus
+		return c.srv.mechs.plus
 	}
-	return mechsNoPlus
+	return c.srv.mechs.noPlus
 }
 
 // userJID returns the bare JID of username at the stream's domain, whose
@@ -314,9 +355,9 @@ func saslStep() step {
 // stream, with the channel binding types (XEP-0440) when there are any.
 func (c *conn) appendMechanisms(b []byte) []byte {
 	if len(c.cbTypes) == 0 {
-		return append(b, mechsElemNone...)
+		return append(b, c.srv.mechs.elemNoPlus...)
 	}
-	b = append(b, mechsElemPlus...)
+	b = append(b, c.srv.mechs.elemPlus...)
 	b = append(b, `<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>`...)
 	for _, t := range c.cbTypes {
 		b = append(b, `<channel-binding type='`...)

@@ -51,6 +51,7 @@ type Server struct {
 
 	accounts storage.Accounts
 	decoys   *decoys // credentials shown for unknown names; see decoy.go
+	mechs    offered // SASL mechanisms offered; see sasl.go
 
 	// Frozen tables, built by New.
 	iqRoutes     map[routeKey]routeEntry
@@ -127,6 +128,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Accounts == nil {
 		return nil, errors.New("server: no account store configured")
 	}
+	mechs, err := offerMechanisms(cfg.SCRAMHashes)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:       cfg,
 		limits:    cfg.Limits.withDefaults(),
@@ -137,6 +142,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		services:  make(map[string]*service),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		mechs:     mechs,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
