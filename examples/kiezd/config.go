@@ -278,6 +278,12 @@ type configError struct {
 	File string
 	Line int // 0 if unknown
 	Msg  string
+
+	// at are the keys whose line the error is at, the first found in
+	// the file; without, the key the message starts with. entry, if at
+	// is in [[tls.certificates]], is the entry's index plus one.
+	at    []toml.Key
+	entry int
 }
 
 func (e *configError) Error() string {
@@ -316,17 +322,14 @@ func loadConfig(path string) (*config, error) {
 }
 
 // parseConfig decodes data, read from file, over the defaults, rejects
-// unknown keys and validates the result.
+// unknown keys and validates the result. It reports every mistake it
+// finds, each at its key's line (configErrors).
 func parseConfig(file string, data []byte) (*config, error) {
 	cfg := defaultConfig()
 	cfg.file = file
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(cfg)
+	errs, err := decodeConfig(file, data, cfg)
 	if err != nil {
-		return nil, tomlError(file, data, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		k := und[0]
-		return nil, &configError{File: file, Line: keyLine(data, k), Msg: fmt.Sprintf("unknown key %q", k.String())}
+		return nil, err // a syntax error: nothing after it was read
 	}
 	dir := filepath.Dir(file)
 	rel := func(p string) string {
@@ -341,14 +344,49 @@ func parseConfig(file string, data []byte) (*config, error) {
 		cfg.TLS.Certificates[i].Key = rel(cfg.TLS.Certificates[i].Key)
 	}
 	cfg.TLS.ACME.CacheDir = rel(cfg.TLS.ACME.CacheDir)
+	// The keys that did not decode kept their defaults: validating the
+	// rest finds the other mistakes. Those of the failed keys' lines
+	// would only repeat them.
+	failed := make(map[int]bool)
+	for _, e := range errs {
+		failed[e.Line] = true
+	}
 	if err := cfg.validate(); err != nil {
+		var all configErrors
 		var ce *configError
-		if errors.As(err, &ce) && ce.Line == 0 {
-			ce.Line = keyLine(data, ce.key())
+		if !errors.As(err, &all) && errors.As(err, &ce) {
+			all = configErrors{ce}
 		}
+		for _, ce := range all {
+			if ce.Line == 0 {
+				ce.Line = ce.line(data)
+			}
+			if ce.Line == 0 || !failed[ce.Line] {
+				errs = append(errs, ce)
+			}
+		}
+	}
+	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// line finds the error's line in data: that of the first of its keys
+// in the file, or of the key its message starts with.
+func (e *configError) line(data []byte) int {
+	for _, k := range e.at {
+		var n int
+		if e.entry > 0 && len(k) >= 2 && k[0] == "tls" && k[1] == "certificates" {
+			n = entryLine(data, k[:2], e.entry-1, k[2:])
+		} else {
+			n = keyLine(data, k)
+		}
+		if n > 0 {
+			return n
+		}
+	}
+	return keyLine(data, e.key())
 }
 
 // key returns the dotted key a validation message starts with, to find
@@ -396,108 +434,127 @@ func tomlError(file string, data []byte, err error) error {
 
 // validate checks what decoding cannot: that the domains are valid and
 // distinct, that there is something to listen on, and that the TLS
-// settings agree.
+// settings agree. It returns every mistake it finds (configErrors).
 func (c *config) validate() error {
-	bad := func(format string, args ...any) error {
-		return &configError{File: c.file, Msg: fmt.Sprintf(format, args...)}
+	var errs configErrors
+	// bad reports a mistake at the key its message starts with; badAt at
+	// the first of keys found in the file.
+	badAt := func(keys []string, format string, args ...any) {
+		e := &configError{File: c.file, Msg: fmt.Sprintf(format, args...)}
+		for _, k := range keys {
+			e.at = append(e.at, toml.Key(strings.Split(k, ".")))
+		}
+		errs = append(errs, e)
 	}
+	bad := func(format string, args ...any) { badAt(nil, format, args...) }
 	if len(c.Domains) == 0 {
-		return bad("domains: at least one domain is required")
+		bad("domains: at least one domain is required")
 	}
 	if _, err := c.filterOptions(); err != nil {
-		return bad("%v", err)
+		bad("%v", err)
 	}
 	seen := make(map[string]bool)
 	for i, d := range c.Domains {
 		norm, err := checkDomain(d)
 		if err != nil {
-			return bad("domains: %v", err)
+			bad("domains: %v", err)
+			continue
 		}
 		if seen[norm] {
-			return bad("domains: %q is listed twice", d)
+			bad("domains: %q is listed twice", d)
 		}
 		seen[norm] = true
 		c.Domains[i] = norm
 	}
 	if c.DataDir == "" {
-		return bad("data_dir: must not be empty")
+		bad("data_dir: must not be empty")
 	}
 	if c.SCRAMIterations < scram.MinIterations {
-		return bad("scram_iterations: %d is too few; the minimum is %d", c.SCRAMIterations, scram.MinIterations)
+		bad("scram_iterations: %d is too few; the minimum is %d", c.SCRAMIterations, scram.MinIterations)
 	}
 	if c.SCRAMIterations > maxIterations {
-		return bad("scram_iterations: %d is more than clients accept (%d)", c.SCRAMIterations, maxIterations)
+		bad("scram_iterations: %d is more than clients accept (%d)", c.SCRAMIterations, maxIterations)
 	}
 	if len(c.Listen.C2S)+len(c.Listen.DirectTLS) == 0 {
-		return bad("listen: no c2s or direct_tls address: clients could not connect")
+		badAt([]string{"listen.c2s", "listen.direct_tls"}, "listen: no c2s or direct_tls address: clients could not connect")
 	}
-	for _, a := range append(append([]string(nil), c.Listen.C2S...), c.Listen.DirectTLS...) {
-		if err := checkAddr(a); err != nil {
-			return bad("listen: %v", err)
-		}
-	}
+	addrsOK := true
 	for _, l := range []struct {
 		key   string
 		addrs []string
-	}{{"listen.https", c.Listen.HTTPS}, {"listen.http", c.Listen.HTTP}} {
+	}{{"listen.c2s", c.Listen.C2S}, {"listen.direct_tls", c.Listen.DirectTLS}, {"listen.https", c.Listen.HTTPS}, {"listen.http", c.Listen.HTTP}} {
 		for _, a := range l.addrs {
 			if err := checkAddr(a); err != nil {
-				return bad("%s: %v", l.key, err)
+				bad("%s: %v", l.key, err)
+				addrsOK = false
 			}
 		}
 	}
 	if err := c.checkHTTP(); err != nil {
-		return bad("%s", err)
+		bad("%s", err)
 	}
-	for _, cc := range c.TLS.Certificates {
+	for i, cc := range c.TLS.Certificates {
 		if cc.Cert == "" || cc.Key == "" {
-			return bad("tls.certificates: each entry needs both cert and key")
+			bad("tls.certificates: each entry needs both cert and key")
+			errs[len(errs)-1].at, errs[len(errs)-1].entry = []toml.Key{{"tls", "certificates"}}, i+1
 		}
 	}
 	if a := c.TLS.ACME; a.Enabled {
 		if len(c.TLS.Certificates) > 0 {
-			return bad("tls.acme: enabled together with tls.certificates; use one or the other")
+			badAt([]string{"tls.acme.enabled"}, "tls.acme: enabled together with tls.certificates; use one or the other")
 		}
 		for _, d := range c.Domains {
 			if !strings.Contains(d, ".") || net.ParseIP(d) != nil {
-				return bad("tls.acme: %q cannot get a certificate from a public CA; ACME needs public DNS names", d)
+				badAt([]string{"domains", "tls.acme.enabled"}, "tls.acme: %q cannot get a certificate from a public CA; ACME needs public DNS names", d)
 			}
 		}
 		if a.Listen == "" && a.HTTPListen == "" {
-			return bad("tls.acme: listen and http_listen are both empty: the CA could not verify the domains")
+			badAt([]string{"tls.acme.listen", "tls.acme.http_listen", "tls.acme.enabled"}, "tls.acme: listen and http_listen are both empty: the CA could not verify the domains")
 		}
-		for _, l := range []string{a.Listen, a.HTTPListen} {
-			if l == "" {
+		for _, l := range []struct{ key, addr string }{{"tls.acme.listen", a.Listen}, {"tls.acme.http_listen", a.HTTPListen}} {
+			if l.addr == "" {
 				continue
 			}
-			if err := checkAddr(l); err != nil {
-				return bad("tls.acme: %v", err)
+			if err := checkAddr(l.addr); err != nil {
+				badAt([]string{l.key, "tls.acme"}, "tls.acme: %v", err)
+				addrsOK = false
 			}
 		}
 		if a.DirectoryURL == "" {
-			return bad("tls.acme.directory_url: must not be empty")
+			bad("tls.acme.directory_url: must not be empty")
 		}
 	}
-	if err := c.checkDuplicateAddrs(); err != nil {
-		return bad("%s", err)
+	if addrsOK {
+		if err := c.checkDuplicateAddrs(); err != nil {
+			bad("%s", err)
+		}
 	}
 	if after := time.Duration(c.Accounts.RemoveUnusedAfter); after < minUnusedAfter {
-		return bad("accounts.remove_unused_after: %q is shorter than %s", formatDuration(after), formatDuration(minUnusedAfter))
+		bad("accounts.remove_unused_after: %q is shorter than %s", formatDuration(after), formatDuration(minUnusedAfter))
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
-		return bad("log.level: %v", err)
+		bad("log.level: %v", err)
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		return bad("log.format: %q is neither \"text\" nor \"json\"", c.Log.Format)
+		bad("log.format: %q is neither \"text\" nor \"json\"", c.Log.Format)
 	}
 	// Build the modules once on a throw-away store to validate their
 	// options.
 	if _, err := c.modules(memory.New(), nil, nil, nil); err != nil {
-		return err
+		var ces configErrors
+		var ce *configError
+		switch {
+		case errors.As(err, &ces):
+			errs = append(errs, ces...)
+		case errors.As(err, &ce):
+			errs = append(errs, ce)
+		default:
+			bad("modules: %v", err)
+		}
 	}
-	return nil
+	return errs.err()
 }
 
 // checkDomain validates a domain as an XMPP domainpart and returns it
@@ -566,37 +623,52 @@ type moduleStore = stock.Store
 // once built) or a rate limit.
 func (c *config) modules(store moduleStore, files blob.Store, accounts func() register.Accounts, rateLimit func(netip.Addr) bool) ([]server.Module, error) {
 	m := c.Modules
-	bad := func(format string, args ...any) error {
-		return &configError{File: c.file, Msg: fmt.Sprintf(format, args...)}
+	var errs configErrors
+	bad := func(format string, args ...any) {
+		errs = append(errs, &configError{File: c.file, Msg: fmt.Sprintf(format, args...)})
+	}
+	if m.ArchiveDefault != mam.Always && m.ArchiveDefault != mam.Roster && m.ArchiveDefault != mam.Never {
+		bad("modules.archive_default: %q is not always, roster or never", m.ArchiveDefault)
+	}
+	if time.Duration(m.ArchiveRetention) > mam.MaxRetention {
+		bad("modules.archive_retention: %q is longer than 10 years", time.Duration(m.ArchiveRetention))
+	}
+	if time.Duration(m.OfflineRetention) > offline.MaxRetention {
+		bad("modules.offline_retention: %q is longer than 10 years", time.Duration(m.OfflineRetention))
+	}
+	if int(m.OfflineLimit) > offline.MaxLimit {
+		bad("modules.offline_limit: %d is more than %d", m.OfflineLimit, offline.MaxLimit)
+	}
+	if c.Registration.Policy != string(register.PolicyClosed) && c.Registration.Policy != string(register.PolicyInvite) && c.Registration.Policy != string(register.PolicyOpen) {
+		bad("registration.policy: %q is not \"closed\", \"invite\" or \"open\"", c.Registration.Policy)
+	}
+	if time.Duration(c.Registration.RemovalGrace) > maxRemovalGrace {
+		bad("registration.removal_grace: %q is longer than 90 days", formatDuration(time.Duration(c.Registration.RemovalGrace)))
+	}
+	if time.Duration(c.Registration.InviteValidity) > invite.MaxValidity {
+		bad("registration.invite_validity: %q is longer than 90 days", time.Duration(c.Registration.InviteValidity))
+	}
+	if time.Duration(m.UploadRetention) > upload.MaxRetention {
+		bad("modules.upload_retention: %q is longer than 10 years", time.Duration(m.UploadRetention))
 	}
 	switch {
-	case m.ArchiveDefault != mam.Always && m.ArchiveDefault != mam.Roster && m.ArchiveDefault != mam.Never:
-		return nil, bad("modules.archive_default: %q is not always, roster or never", m.ArchiveDefault)
-	case time.Duration(m.ArchiveRetention) > mam.MaxRetention:
-		return nil, bad("modules.archive_retention: %q is longer than 10 years", time.Duration(m.ArchiveRetention))
-	case time.Duration(m.OfflineRetention) > offline.MaxRetention:
-		return nil, bad("modules.offline_retention: %q is longer than 10 years", time.Duration(m.OfflineRetention))
-	case int(m.OfflineLimit) > offline.MaxLimit:
-		return nil, bad("modules.offline_limit: %d is more than %d", m.OfflineLimit, offline.MaxLimit)
-	case c.Registration.Policy != string(register.PolicyClosed) && c.Registration.Policy != string(register.PolicyInvite) && c.Registration.Policy != string(register.PolicyOpen):
-		return nil, bad("registration.policy: %q is not \"closed\", \"invite\" or \"open\"", c.Registration.Policy)
-	case time.Duration(c.Registration.RemovalGrace) > maxRemovalGrace:
-		return nil, bad("registration.removal_grace: %q is longer than 90 days", formatDuration(time.Duration(c.Registration.RemovalGrace)))
-	case time.Duration(c.Registration.InviteValidity) > invite.MaxValidity:
-		return nil, bad("registration.invite_validity: %q is longer than 90 days", time.Duration(c.Registration.InviteValidity))
-	case time.Duration(m.UploadRetention) > upload.MaxRetention:
-		return nil, bad("modules.upload_retention: %q is longer than 10 years", time.Duration(m.UploadRetention))
 	case m.UploadDailyQuota > m.UploadQuota:
-		return nil, bad("modules.upload_daily_quota: %d bytes are more than modules.upload_quota (%d bytes)", m.UploadDailyQuota, m.UploadQuota)
+		bad("modules.upload_daily_quota: %d bytes are more than modules.upload_quota (%d bytes)", m.UploadDailyQuota, m.UploadQuota)
 	case m.UploadMaxFileSize > m.UploadDailyQuota:
-		return nil, bad("modules.upload_max_file_size: %d bytes are more than modules.upload_daily_quota (%d bytes): no file that large could be uploaded", m.UploadMaxFileSize, m.UploadDailyQuota)
-	case int(m.PEPMaxItemSize) > int(c.Limits.MaxStanzaSize):
-		return nil, bad("modules.pep_max_item_size: %d bytes do not fit in a stanza of limits.max_stanza_size (%d bytes)", m.PEPMaxItemSize, c.Limits.MaxStanzaSize)
+		bad("modules.upload_max_file_size: %d bytes are more than modules.upload_daily_quota (%d bytes): no file that large could be uploaded", m.UploadMaxFileSize, m.UploadDailyQuota)
 	}
-	if len(m.Contact) > 0 {
-		if _, err := contact.New(contact.Options{Addresses: m.Contact}, contact.Deps{}); err != nil {
-			return nil, bad("modules.contact: %s", strings.TrimPrefix(err.Error(), "contact: "))
+	if int(m.PEPMaxItemSize) > int(c.Limits.MaxStanzaSize) {
+		bad("modules.pep_max_item_size: %d bytes do not fit in a stanza of limits.max_stanza_size (%d bytes)", m.PEPMaxItemSize, c.Limits.MaxStanzaSize)
+	}
+	// Each kind of contact address on its own, so that each error is at
+	// its line.
+	for kind, addrs := range m.Contact {
+		if _, err := contact.New(contact.Options{Addresses: map[string][]string{kind: addrs}}, contact.Deps{}); err != nil {
+			bad("modules.contact.%s: %s", kind, strings.TrimPrefix(err.Error(), "contact: "))
 		}
+	}
+	if err := errs.err(); err != nil {
+		return nil, err
 	}
 	var without []string
 	for name, on := range map[string]bool{
@@ -628,7 +700,7 @@ func (c *config) modules(store moduleStore, files blob.Store, accounts func() re
 		RateLimit: rateLimit,
 	})
 	if err != nil {
-		return nil, bad("modules: %s", err)
+		return nil, &configError{File: c.file, Msg: fmt.Sprintf("modules: %s", err)}
 	}
 	return mods, nil
 }

@@ -28,6 +28,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/kiez-im/kiez/server"
@@ -153,7 +154,10 @@ func run(ctx context.Context, args []string, e env) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	fmt.Fprintf(e.stderr, "kiezd: %v\n", err)
+	// One error a line: a configuration file's mistakes come all at once.
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(e.stderr, "kiezd: %s\n", line)
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintln(e.stderr, "Run 'kiezd -h' for usage.")

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiez-im/kiez/modules/version"
 	"github.com/kiez-im/kiez/storage/bbolt"
@@ -66,6 +68,61 @@ func TestVersionOfBuiltBinary(t *testing.T) {
 	if out, err := exec.Command(bin, "users", "--version").CombinedOutput(); err == nil {
 		t.Errorf("kiezd users --version succeeded:\n%s", out)
 	}
+
+	// The binary, serving, answers XEP-0092 with the same version.
+	addr := freePort(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "kiezd.toml")
+	conf := "domains = [\"localhost\"]\ndata_dir = \"data\"\nscram_iterations = 4096\n" +
+		"[listen]\nc2s = [\"" + addr + "\"]\ndirect_tls = []\nhttps = []\n"
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	createDB(t, filepath.Join(dir, "data"))
+	if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
+		t.Fatal(stderr)
+	}
+	cmd := exec.Command(bin, "-config", file, "serve")
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var c *rawClient
+	for deadline := time.Now().Add(15 * time.Second); c == nil; {
+		var err error
+		if c, err = rawLogin(addr, "alice", "localhost", "password", "v"); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("no login to the built kiezd: %v\n%s", err, logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	defer c.close()
+	if got := queryVersion(t, c); "kiezd "+got != line {
+		t.Errorf("the built kiezd answers XEP-0092 with %q; kiezd version says %q", got, line)
+	}
+}
+
+// queryVersion asks the server for its version (XEP-0092).
+func queryVersion(t *testing.T, c *rawClient) string {
+	t.Helper()
+	c.send(`<iq type='get' to='localhost' id='ver'><query xmlns='jabber:iq:version'/></iq>`)
+	for {
+		e, err := c.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.XMLName.Local != "iq" || e.attr("id") != "ver" {
+			continue
+		}
+		m := regexp.MustCompile(`<version>([^<]*)</version>`).FindStringSubmatch(e.Inner)
+		if m == nil {
+			t.Fatalf("XEP-0092 answer without a version: %s", e.Inner)
+		}
+		return m[1]
+	}
 }
 
 // The version module answers XEP-0092 with what kiezd version prints
@@ -96,6 +153,27 @@ func TestVersionInXEP0092(t *testing.T) {
 		}
 	}
 	t.Error("no version module")
+}
+
+// A client asking the server for its version (XEP-0092) is told what
+// kiezd version prints first.
+func TestVersionAnswered(t *testing.T) {
+	file, _ := testConfig(t, "")
+	if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
+		t.Fatal(stderr)
+	}
+	d := startServe(t, nil, "-config", file)
+	if d.ended {
+		t.Fatalf("serve exited with %d:\n%s", d.code, d.stderr)
+	}
+	c, err := rawLogin(d.bound.C2S[0].String(), "alice", "localhost", "password", "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if got, want := queryVersion(t, c), readBuildInfo().String(); got != want {
+		t.Errorf("XEP-0092 version %q; want %q", got, want)
+	}
 }
 
 // String shortens the revision of a build without a module version.

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// A file with several mistakes gives all of them in one run, each at its
+// key's line, in the order of the file: type errors, unknown keys and
+// what validation finds.
+func TestConfigAllErrorsAtOnce(t *testing.T) {
+	text := `domains = "example.org"
+scram_iterations = 10
+
+[listen]
+c2s = ["5222"]
+direct_tls = [5223]
+
+[limits]
+ping_after = "4 minutes"
+queue = 4
+
+[log]
+level = "loud"
+
+[modules]
+roster = "yes"
+archive_default = "sometimes"
+
+[modules.contact]
+fax-addresses = ["tel:1"]
+
+[[tls.certificates]]
+cert = "a.pem"
+key = "a.key"
+
+[[tls.certificates]]
+cert = "b.pem"
+`
+	dir := t.TempDir()
+	file := filepath.Join(dir, "kiezd.toml")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`kiezd: config ` + file + `:1: domains: must be a list, e.g. ["example.org"], not the text "example.org"`,
+		`kiezd: config ` + file + `:2: scram_iterations: 10 is too few; the minimum is 4096`,
+		`kiezd: config ` + file + `:5: listen.c2s: "5222" is not an address such as ":5222" or "127.0.0.1:5222"`,
+		`kiezd: config ` + file + `:6: listen.direct_tls: must be a list of strings in quotes, e.g. [":5223"]; item 1 is the number 5223`,
+		`kiezd: config ` + file + `:9: limits.ping_after: "4 minutes" is not a duration such as "60s", "4m" or "30d"`,
+		`kiezd: config ` + file + `:10: unknown key "limits.queue"`,
+		`kiezd: config ` + file + `:13: log.level: "loud" is not one of debug, info, warn, error`,
+		`kiezd: config ` + file + `:16: modules.roster: must be true or false, not the text "yes"`,
+		`kiezd: config ` + file + `:17: modules.archive_default: "sometimes" is not always, roster or never`,
+		`kiezd: config ` + file + `:20: modules.contact.fax-addresses: unknown address type "fax-addresses"`,
+		`kiezd: config ` + file + `:26: tls.certificates: each entry needs both cert and key`,
+	}
+	code, stdout, stderr := kiezd(t, "", "-config", file, "check-config")
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if code != 1 || stdout != "" || len(lines) != len(want) {
+		t.Fatalf("exit %d, %d lines, want %d:\n%s%s", code, len(lines), len(want), stdout, stderr)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d:\n got %s\nwant %s", i+1, lines[i], w)
+		}
+	}
+}
+
+// Keys of kinds kiezd's configuration does not use yet still decode,
+// through the toml package.
+func TestDecodeOtherKinds(t *testing.T) {
+	var v struct {
+		F float64 `toml:"f"`
+		U []int   `toml:"u"`
+		N uint16  `toml:"n"`
+	}
+	data := []byte("f = 1.5\nu = [1, 2]\nn = 70000\n")
+	d := &decoder{file: "x.toml", data: data}
+	d.table(reflect.ValueOf(&v).Elem(), map[string]any{"f": 1.5, "u": []any{int64(1), int64(2)}, "n": int64(70000)}, place{})
+	if v.F != 1.5 || len(v.U) != 2 || v.U[1] != 2 {
+		t.Errorf("decoded %+v", v)
+	}
+	if len(d.errs) != 1 || d.errs[0].Line != 3 || !strings.HasPrefix(d.errs[0].Msg, "n: ") {
+		t.Errorf("errors %v, want one for n at line 3", d.errs)
+	}
+}
