@@ -122,8 +122,8 @@ Commands:
                   --version)
 
 While serve runs, adduser, passwd, deluser, undelete, users, invite, ban,
-unban, bans, export, import and backup are carried out by it, through the control
-socket DATA_DIR/kiezd.sock
+unban, bans, export, import and backup are carried out by it, through
+the control socket DATA_DIR/kiezd.sock
 (a ban refuses the next connection at once); otherwise they open the
 database, which only serve creates. Passwords (at least 8 characters) are asked for
 without echo, or read as one line from standard input when it is not a
