@@ -129,7 +129,7 @@
 // Like most databases, bbolt does not overwrite the pages that deleted
 // data occupied; they are reused for later writes. Until then, a deleted
 // account's bytes can remain in the file even though no bucket or key
-// refers to them. Compacting the database (bbolt compact) into a new file
+// refers to them. Compacting the database into a new file (Compact, kiezd compact)
 // removes them.
 //
 // The archive log holds each message, with its user and party, only until
