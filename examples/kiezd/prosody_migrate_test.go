@@ -46,18 +46,18 @@ func prosodyTools(t *testing.T) (prosody, ctl, migrator string) {
 
 // prosodyConfig is a Prosody configuration for the virtual host
 // localhost with its data under dir, internal (file) storage, hashed
-// passwords, the modules whose data kiezd imports, a STARTTLS c2s
-// listener on 127.0.0.1:port and no other listener. run_as_root keeps
-// prosodyctl from switching to the prosody user, which could not read
-// the test's directory, when the tests run as root.
-func prosodyConfig(dir string, port int) string {
+// passwords, modules (Lua list items), a STARTTLS c2s listener on
+// 127.0.0.1:port and no other listener. run_as_root keeps prosodyctl
+// from switching to the prosody user, which could not read the test's
+// directory, when the tests run as root.
+func prosodyConfig(dir string, port int, modules string) string {
 	return fmt.Sprintf(`run_as_root = true
 pidfile = %[1]q
 data_path = %[2]q
 log = { { levels = { min = "info" }, to = "file", filename = %[3]q } }
 storage = "internal"
 authentication = "internal_hashed"
-modules_enabled = { "roster", "saslauth", "tls", "disco", "private", "vcard", "pep", "offline", "mam", "blocklist", "ping" }
+modules_enabled = { %[7]s }
 default_archive_policy = true
 interfaces = { "127.0.0.1" }
 c2s_ports = { %[4]d }
@@ -68,7 +68,7 @@ legacy_ssl_ports = { }
 ssl = { certificate = %[5]q, key = %[6]q }
 VirtualHost "localhost"
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "prosody.log"), port,
-		filepath.Join(dir, "localhost.crt"), filepath.Join(dir, "localhost.key"))
+		filepath.Join(dir, "localhost.crt"), filepath.Join(dir, "localhost.key"), modules)
 }
 
 // migratorConfig is the prosody-migrator configuration the README shows:
@@ -173,6 +173,142 @@ func iqXML(t *testing.T, c *servertest.Client, id, typ, payload string) string {
 	return b.String()
 }
 
+// prosodyEnv is a Prosody set up in a test's directory.
+type prosodyEnv struct {
+	t                      *testing.T
+	prosody, ctl, migrator string
+	dir, dataDir, cfg      string
+	addr                   string // its c2s listener
+}
+
+// newProsody writes a configuration for Prosody with modules (Lua list
+// items) into a new directory, and a certificate for localhost.
+func newProsody(t *testing.T, modules string) *prosodyEnv {
+	t.Helper()
+	p := &prosodyEnv{t: t, dir: t.TempDir()}
+	p.prosody, p.ctl, p.migrator = prosodyTools(t)
+	p.dataDir = filepath.Join(p.dir, "data")
+	if err := os.Mkdir(p.dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writePair(t, filepath.Join(p.dir, "localhost.crt"), filepath.Join(p.dir, "localhost.key"), "localhost")
+	p.addr = freePort(t)
+	_, portText, _ := net.SplitHostPort(p.addr)
+	port, _ := strconv.Atoi(portText)
+	p.cfg = filepath.Join(p.dir, "prosody.cfg.lua")
+	if err := os.WriteFile(p.cfg, []byte(prosodyConfig(p.dir, port, modules)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// run runs a Prosody tool to completion, failing the test if it fails.
+func (p *prosodyEnv) run(name string, args ...string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// register creates an account with prosodyctl.
+func (p *prosodyEnv) register(user, password string) {
+	p.t.Helper()
+	p.run(p.ctl, "--config", p.cfg, "register", user, "localhost", password)
+}
+
+// start starts Prosody; the returned function stops it.
+func (p *prosodyEnv) start() (stop func()) {
+	p.t.Helper()
+	return startProsody(p.t, p.prosody, p.cfg, p.addr, filepath.Join(p.dir, "prosody.log"))
+}
+
+// connect logs in to Prosody with SCRAM-SHA-1 and sends presence.
+func (p *prosodyEnv) connect(user, password string) *servertest.Client {
+	p.t.Helper()
+	sess, err := loginWith(p.t, p.addr, user+"@localhost", password, sasl.ScramSha1)
+	if err != nil {
+		p.t.Fatalf("login to prosody as %s: %v", user, err)
+	}
+	c := servertest.NewClient(p.t, sess)
+	c.SendRaw(`<presence/>`)
+	return c
+}
+
+// migrate runs prosody-migrator with migratorConfig and returns the
+// directory it wrote the users' XEP-0227 files into, checking that there
+// is one for each of users.
+//
+// prosody-migrator writes a file per account, named user@host.xml, into
+// the data directory compiled into it (/var/lib/prosody on Debian),
+// whatever the output store's path says: run a copy of it that writes
+// into the test's directory instead. As root it also switches to the
+// prosody user unless given --root.
+func (p *prosodyEnv) migrate(users ...string) string {
+	t := p.t
+	t.Helper()
+	exportDir := filepath.Join(p.dir, "export")
+	if err := os.Mkdir(exportDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(p.migrator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^CFG_DATADIR=.*$`)
+	if !re.Match(script) {
+		t.Fatalf("%s sets no CFG_DATADIR: cannot point its output at the test's directory", p.migrator)
+	}
+	script = re.ReplaceAll(script, []byte("CFG_DATADIR="+strconv.Quote(exportDir)+";"))
+	myMigrator := filepath.Join(p.dir, "prosody-migrator")
+	if err := os.WriteFile(myMigrator, script, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	migCfg := filepath.Join(p.dir, "migrator.cfg.lua")
+	if err := os.WriteFile(migCfg, []byte(migratorConfig(p.dataDir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--config", migCfg, "input", "output"}
+	if os.Geteuid() == 0 {
+		args = append([]string{"--root"}, args...)
+	}
+	p.run(myMigrator, args...)
+	for _, u := range users {
+		f := filepath.Join(exportDir, u+"@localhost.xml")
+		text, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("prosody-migrator wrote no file for %s: %v", u, err)
+		}
+		t.Logf("%s:\n%s", filepath.Base(f), text)
+	}
+	return exportDir
+}
+
+// importProsody starts a fresh kiezd (extra appended to its
+// configuration) and imports exportDir into it while it runs, failing
+// the test unless every account is imported whole. It returns the
+// configuration file, the daemon and the import's report.
+func importProsody(t *testing.T, exportDir, extra string) (file string, d *daemon, report string) {
+	t.Helper()
+	file, _ = testConfig(t, extra)
+	d = startServe(t, nil, "-config", file)
+	if d.ended {
+		t.Fatalf("serve exited with %d:\n%s", d.code, d.stderr)
+	}
+	code, out, stderr := kiezd(t, "", "-config", file, "import", exportDir)
+	if code != 0 {
+		t.Fatalf("import: exit %d\n%s\n%s", code, out, stderr)
+	}
+	t.Logf("import:\n%s", out)
+	if strings.Contains(out, "unknown element") || strings.Contains(out, "not imported") {
+		t.Errorf("the import left something out:\n%s", out)
+	}
+	return file, d, out
+}
+
 // TestMigrateFromProsody moves accounts from a real Prosody to kiezd as
 // the README's "Moving from Prosody" says: users and their data are
 // created in Prosody (accounts with prosodyctl, the rest by clients
@@ -182,50 +318,21 @@ func iqXML(t *testing.T, c *servertest.Client, id, typ, payload string) string {
 // with their old passwords and find their roster, vCard, private XML, PEP
 // items and archive.
 func TestMigrateFromProsody(t *testing.T) {
-	prosody, ctl, migrator := prosodyTools(t)
-	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
-	if err := os.Mkdir(dataDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writePair(t, filepath.Join(dir, "localhost.crt"), filepath.Join(dir, "localhost.key"), "localhost")
-	addr := freePort(t)
-	_, portText, _ := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portText)
-	cfg := filepath.Join(dir, "prosody.cfg.lua")
-	if err := os.WriteFile(cfg, []byte(prosodyConfig(dir, port)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	runTool := func(name string, args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	p := newProsody(t, `"roster", "saslauth", "tls", "disco", "private", "vcard", "pep", "offline", "mam", "blocklist", "ping"`)
 	passwords := map[string]string{"alice": "alice's old secret", "bob": "bob-password", "dave": "dave-password"}
 	for _, u := range []string{"alice", "bob", "dave"} {
-		runTool(ctl, "--config", cfg, "register", u, "localhost", passwords[u])
+		p.register(u, passwords[u])
 	}
 	// erin's account as Prosody's internal_plain (the default before
 	// 0.10) stored it.
-	if err := os.WriteFile(filepath.Join(dataDir, "localhost", "accounts", "erin.dat"), []byte("return {\n\t[\"password\"] = \"erin-password\";\n};\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(p.dataDir, "localhost", "accounts", "erin.dat"), []byte("return {\n\t[\"password\"] = \"erin-password\";\n};\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	stopProsody := startProsody(t, prosody, cfg, addr, filepath.Join(dir, "prosody.log"))
+	stopProsody := p.start()
 	connect := func(user string) *servertest.Client {
 		t.Helper()
-		sess, err := loginWith(t, addr, user+"@localhost", passwords[user], sasl.ScramSha1)
-		if err != nil {
-			t.Fatalf("login to prosody as %s: %v", user, err)
-		}
-		c := servertest.NewClient(t, sess)
-		c.SendRaw(`<presence/>`)
-		return c
+		return p.connect(user, passwords[user])
 	}
 	a := connect("alice")
 	rawIQ(t, a, "r1", "set", `<query xmlns='jabber:iq:roster'><item jid='carol@example.org' name='Carol &amp; co'><group>Friends</group><group>Work</group></item></query>`)
@@ -252,58 +359,10 @@ func TestMigrateFromProsody(t *testing.T) {
 	logout(b.Session)
 	logout(dave.Session)
 	stopProsody()
-
-	// prosody-migrator writes a file per account, named user@host.xml, into
-	// the data directory compiled into it (/var/lib/prosody on Debian),
-	// whatever the output store's path says: run a copy of it that writes
-	// into the test's directory instead. As root it also switches to the
-	// prosody user unless given --root.
-	exportDir := filepath.Join(dir, "export")
-	if err := os.Mkdir(exportDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	script, err := os.ReadFile(migrator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`(?m)^CFG_DATADIR=.*$`)
-	if !re.Match(script) {
-		t.Fatalf("%s sets no CFG_DATADIR: cannot point its output at the test's directory", migrator)
-	}
-	script = re.ReplaceAll(script, []byte("CFG_DATADIR="+strconv.Quote(exportDir)+";"))
-	myMigrator := filepath.Join(dir, "prosody-migrator")
-	if err := os.WriteFile(myMigrator, script, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	migCfg := filepath.Join(dir, "migrator.cfg.lua")
-	if err := os.WriteFile(migCfg, []byte(migratorConfig(dataDir)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"--config", migCfg, "input", "output"}
-	if os.Geteuid() == 0 {
-		args = append([]string{"--root"}, args...)
-	}
-	runTool(myMigrator, args...)
-	for _, u := range []string{"alice", "bob", "dave", "erin"} {
-		f := filepath.Join(exportDir, u+"@localhost.xml")
-		text, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatalf("prosody-migrator wrote no file for %s: %v", u, err)
-		}
-		t.Logf("%s:\n%s", filepath.Base(f), text)
-	}
+	exportDir := p.migrate("alice", "bob", "dave", "erin")
 
 	// Into a fresh kiezd, while it runs.
-	file, _ := testConfig(t, "")
-	d := startServe(t, nil, "-config", file)
-	if d.ended {
-		t.Fatalf("serve exited with %d:\n%s", d.code, d.stderr)
-	}
-	code, out, stderr := kiezd(t, "", "-config", file, "import", exportDir)
-	if code != 0 {
-		t.Fatalf("import: exit %d\n%s\n%s", code, out, stderr)
-	}
-	t.Logf("import:\n%s", out)
+	file, d, out := importProsody(t, exportDir, "")
 	for _, want := range []string{
 		"alice@localhost: imported (credentials: SHA-1; ",
 		"bob@localhost: imported (credentials: SHA-1; ",
@@ -312,9 +371,6 @@ func TestMigrateFromProsody(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the import's report lacks %q", want)
 		}
-	}
-	if strings.Contains(out, "unknown element") {
-		t.Errorf("the import left elements out:\n%s", out)
 	}
 
 	kaddr := d.bound.C2S[0].String()
@@ -403,4 +459,52 @@ func TestMigrateFromProsody(t *testing.T) {
 		t.Fatalf("erin's login to kiezd with SCRAM-SHA-256: %v", err)
 	}
 	logout(sess)
+}
+
+// TestMigrateFromProsodyDebianDefaults moves an account from a Prosody
+// with the modules Debian's prosody.cfg.lua enables, which keep profiles
+// and bookmarks in PEP (vcard4, vcard_legacy, bookmarks) and archive
+// nothing (mod_mam is off): the vCard set through vcard-temp arrives as
+// PEP nodes (vCard4, and the PHOTO as the avatar, which kiezd's
+// vcard-temp shows as PHOTO again), bookmarks as XEP-0402 items.
+func TestMigrateFromProsodyDebianDefaults(t *testing.T) {
+	p := newProsody(t, `"disco", "roster", "saslauth", "tls", "blocklist", "bookmarks", "carbons", "pep", "private", "vcard4", "vcard_legacy", "ping"`)
+	p.register("alice", "alice-password")
+	stop := p.start()
+	a := p.connect("alice", "alice-password")
+	const photo = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+	rawIQ(t, a, "v1", "set", `<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>alice</NICKNAME><PHOTO><TYPE>image/png</TYPE><BINVAL>`+photo+`</BINVAL></PHOTO></vCard>`)
+	rawIQ(t, a, "b1", "set", `<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='tea@conference.example.org' name='Tea party' autojoin='true'><nick>alice</nick></conference></storage></query>`)
+	logout(a.Session)
+	<-a.Done()
+	stop()
+	exportDir := p.migrate("alice")
+
+	_, d, out := importProsody(t, exportDir, "")
+	if !strings.Contains(out, "alice@localhost: imported (credentials: SHA-1; ") {
+		t.Errorf("the import's report: %s", out)
+	}
+	sess, err := loginWith(t, d.bound.C2S[0].String(), "alice@localhost", "alice-password", sasl.ScramSha1)
+	if err != nil {
+		t.Fatalf("alice's login to kiezd: %v", err)
+	}
+	defer logout(sess)
+	ka := servertest.NewClient(t, sess)
+	for _, tc := range []struct{ node, want string }{
+		{"urn:xmpp:vcard4", "Alice Liddell"},
+		{"urn:xmpp:avatar:data", photo},
+		{"urn:xmpp:avatar:metadata", `type="image/png"`},
+		{"urn:xmpp:bookmarks:1", `id="tea@conference.example.org"`},
+	} {
+		items := iqXML(t, ka, "n-"+tc.node, "get", `<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='`+tc.node+`'/></pubsub>`)
+		if !strings.Contains(items, tc.want) {
+			t.Errorf("PEP node %s lacks %s:\n%s", tc.node, tc.want, items)
+		}
+	}
+	if vc := iqXML(t, ka, "v2", "get", `<vCard xmlns='vcard-temp'/>`); !strings.Contains(vc, photo) {
+		t.Errorf("vcard-temp shows no PHOTO from the avatar: %s", vc)
+	}
+	if bm := iqXML(t, ka, "b2", "get", `<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>`); !strings.Contains(bm, "tea@conference.example.org") {
+		t.Errorf("private XML bookmarks: %s", bm)
+	}
 }
