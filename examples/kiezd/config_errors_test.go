@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -86,5 +87,50 @@ func TestDecodeOtherKinds(t *testing.T) {
 	}
 	if len(d.errs) != 1 || d.errs[0].Line != 3 || !strings.HasPrefix(d.errs[0].Msg, "n: ") {
 		t.Errorf("errors %v, want one for n at line 3", d.errs)
+	}
+}
+
+// Each validation message is at its key's own line, never at the table's
+// header: every key here sits below its header.
+func TestValidationLines(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		line       int
+		msg        string
+	}{
+		{"filter allow", "[filter]\n\nallow = [\"nonsense\"]\n", 3, `filter.allow: "nonsense" is neither an address nor a prefix`},
+		{"data_dir", "\ndata_dir = \"\"\n", 2, "data_dir: must not be empty"},
+		{"direct_tls address", "[listen]\n\ndirect_tls = [\"x\"]\n", 3, `listen.direct_tls: "x" is not an address`},
+		{"acme without listeners", "domains = [\"a.example\"]\n[tls.acme]\nenabled = true\nlisten = \"\"\nhttp_listen = \"\"\n", 4, "tls.acme: listen and http_listen are both empty"},
+		{"acme bad listen", "domains = [\"a.example\"]\n[tls.acme]\nenabled = true\n\nhttp_listen = \"80\"\n", 5, `tls.acme: "80" is not an address`},
+		{"acme directory", "domains = [\"a.example\"]\n[tls.acme]\nenabled = true\n\ndirectory_url = \"\"\n", 5, "tls.acme.directory_url: must not be empty"},
+		{"remove unused after", "[accounts]\n\nremove_unused_after = \"7d\"\n", 3, "accounts.remove_unused_after: \"7d\" is shorter than"},
+		{"offline retention", "[modules]\n\noffline_retention = \"4000d\"\n", 3, "modules.offline_retention:"},
+		{"registration policy", "[registration]\n\npolicy = \"maybe\"\n", 3, `registration.policy: "maybe" is not`},
+		{"removal grace", "[registration]\n\nremoval_grace = \"100d\"\n", 3, "registration.removal_grace: \"100d\" is longer than 90 days"},
+		{"invite validity", "[registration]\n\ninvite_validity = \"100d\"\n", 3, "registration.invite_validity:"},
+		{"upload retention", "[modules]\n\nupload_retention = \"4000d\"\n", 3, "modules.upload_retention:"},
+		{"upload daily quota", "[modules]\n\nupload_daily_quota = \"1TiB\"\n", 3, "modules.upload_daily_quota:"},
+		{"upload max file size", "[modules]\n\nupload_max_file_size = \"2GiB\"\nupload_daily_quota = \"1GiB\"\nupload_quota = \"1TiB\"\n", 3, "modules.upload_max_file_size:"},
+		{"pep item size", "[modules]\n\npep_max_item_size = \"1GiB\"\n", 3, "modules.pep_max_item_size:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "kiezd.toml")
+			if err := os.WriteFile(file, []byte(tc.text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadConfig(file)
+			var ces configErrors
+			var ce *configError
+			switch {
+			case errors.As(err, &ces):
+				t.Fatalf("%d errors, want one:\n%v", len(ces), err)
+			case !errors.As(err, &ce):
+				t.Fatalf("got %v, want a configError", err)
+			}
+			if ce.Line != tc.line || !strings.HasPrefix(ce.Msg, tc.msg) {
+				t.Errorf("got %q (line %d), want line %d and %q...", ce.Msg, ce.Line, tc.line, tc.msg)
+			}
+		})
 	}
 }
