@@ -643,6 +643,7 @@ func (c *checker) checkDNS(ctx context.Context, g *checkGroup) {
 		lvl := levelError
 		if len(c.cfg.Listen.HTTP) > 0 {
 			what += "; if your reverse proxy runs on another machine, pointing there is right"
+			lvl = levelWarn
 		}
 		c.checkHost(ctx, g, h, host, what, lvl)
 	}

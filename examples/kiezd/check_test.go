@@ -323,6 +323,8 @@ func TestCheckDNS(t *testing.T) {
 		{"https host", "", func(r *fakeResolver, _ *checkDeps) {}, levelOK, "files.example.org → 203.0.113.5"},
 		{"https host missing", "", func(r *fakeResolver, _ *checkDeps) { delete(r.hosts, "files.example.org") },
 			levelError, "files.example.org (the HTTPS host of file upload (http.external_url)) has no A or AAAA record"},
+		{"https host behind a proxy", `http = ["127.0.0.1:5280"]`, func(r *fakeResolver, _ *checkDeps) { r.hosts["files.example.org"] = []string{"198.51.100.9"} },
+			levelWarn, "if your reverse proxy runs on another machine, pointing there is right) points at 198.51.100.9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			extra := writeCert(t, t.TempDir(), "c", certSpec{names: []string{"example.org", "*.example.org"}})
@@ -332,7 +334,12 @@ func TestCheckDNS(t *testing.T) {
 			file := exampleConfig(t, extra)
 			if tc.listen != "" {
 				data, _ := os.ReadFile(file)
-				os.WriteFile(file, []byte(strings.Replace(string(data), `c2s = [":5222"]`, tc.listen, 1)), 0o600)
+				old := `c2s = [":5222"]`
+				if !strings.HasPrefix(tc.listen, "c2s") {
+					old = `https = [":5281"]` // the https listener stays, beside the new one
+					tc.listen = old + "\n" + tc.listen
+				}
+				os.WriteFile(file, []byte(strings.Replace(string(data), old, tc.listen, 1)), 0o600)
 			}
 			r := goodDNS()
 			r.hosts["files.example.org"] = []string{"203.0.113.5"}
