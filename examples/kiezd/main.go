@@ -13,8 +13,8 @@
 // Commands are serve (the default), adduser JID, passwd JID, deluser JID,
 // undelete JID, users [DOMAIN], invite [-for DURATION] [-user NAME], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
 // unban ADDR[/PREFIX], bans, export JID… | -domain DOMAIN | -all,
-// import [FILE|DIR…], backup [-force] FILE, restore FILE, compact, version and
-// check-config. While serve runs, the admin
+// import [FILE|DIR…], backup [-force] FILE, restore FILE, compact, version,
+// check-config and check (check.go). While serve runs, the admin
 // commands reach it through a Unix socket in the data directory
 // (control.go).
 package main
