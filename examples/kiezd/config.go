@@ -48,6 +48,7 @@ type config struct {
 	Domains         []string       `toml:"domains"`
 	DataDir         string         `toml:"data_dir"`
 	SCRAMIterations int            `toml:"scram_iterations"`
+	SCRAMHashes     []string       `toml:"scram_hashes"`
 	Listen          listenConfig   `toml:"listen"`
 	HTTP            httpConfig     `toml:"http"`
 	TLS             tlsConfig      `toml:"tls"`
@@ -217,6 +218,7 @@ func defaultConfig() *config {
 		Domains:         []string{"localhost"},
 		DataDir:         "./data",
 		SCRAMIterations: scram.DefaultIterations,
+		SCRAMHashes:     []string{"SHA-1", "SHA-256", "SHA-512"},
 		Listen: listenConfig{
 			C2S:       []string{":5222"},
 			DirectTLS: []string{":5223"},
@@ -474,6 +476,19 @@ func (c *config) validate() error {
 	}
 	if c.SCRAMIterations > maxIterations {
 		bad("scram_iterations: %d is more than clients accept (%d)", c.SCRAMIterations, maxIterations)
+	}
+	if len(c.SCRAMHashes) == 0 {
+		bad(`scram_hashes: at least one of "SHA-1", "SHA-256" and "SHA-512"`)
+	}
+	seenHash := make(map[string]bool)
+	for _, h := range c.SCRAMHashes {
+		switch {
+		case h != "SHA-1" && h != "SHA-256" && h != "SHA-512":
+			bad(`scram_hashes: %q is not one of "SHA-1", "SHA-256" and "SHA-512"`, h)
+		case seenHash[h]:
+			bad("scram_hashes: %q is listed twice", h)
+		}
+		seenHash[h] = true
 	}
 	if len(c.Listen.C2S)+len(c.Listen.DirectTLS) == 0 {
 		badAt([]string{"listen.c2s", "listen.direct_tls"}, "listen: no c2s or direct_tls address: clients could not connect")

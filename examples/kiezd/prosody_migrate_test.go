@@ -20,6 +20,7 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/server/scram"
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
 )
@@ -141,9 +142,9 @@ func startProsody(t *testing.T, prosody, cfg, addr, logFile string) (stop func()
 }
 
 // loginWith connects with mellium's client over STARTTLS, accepting any
-// certificate for localhost, authenticates with mech and binds a
-// resource.
-func loginWith(t *testing.T, addr, user, password string, mech sasl.Mechanism) (*xmpp.Session, error) {
+// certificate for localhost, authenticates with the first of mechs the
+// server offers and binds a resource.
+func loginWith(t *testing.T, addr, user, password string, mechs ...sasl.Mechanism) (*xmpp.Session, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -153,7 +154,7 @@ func loginWith(t *testing.T, addr, user, password string, mech sasl.Mechanism) (
 	}
 	cfg := &tls.Config{ServerName: "localhost", InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
 	sess, err := xmpp.NewClientSession(ctx, jid.MustParse(user), conn,
-		xmpp.StartTLS(cfg), xmpp.SASL("", password, mech), xmpp.BindResource())
+		xmpp.StartTLS(cfg), xmpp.SASL("", password, mechs...), xmpp.BindResource())
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -287,13 +288,20 @@ func (p *prosodyEnv) migrate(users ...string) string {
 	return exportDir
 }
 
-// importProsody starts a fresh kiezd (extra appended to its
-// configuration) and imports exportDir into it while it runs, failing
-// the test unless every account is imported whole. It returns the
-// configuration file, the daemon and the import's report.
-func importProsody(t *testing.T, exportDir, extra string) (file string, d *daemon, report string) {
+// importProsody starts a fresh kiezd (top put at the top of its
+// configuration, before any table) and imports exportDir into it while it
+// runs, failing the test unless every account is imported whole. It
+// returns the configuration file, the daemon and the import's report.
+func importProsody(t *testing.T, exportDir, top string) (file string, d *daemon, report string) {
 	t.Helper()
-	file, _ = testConfig(t, extra)
+	file, _ = testConfig(t, "")
+	text, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, append([]byte(top+"\n"), text...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	d = startServe(t, nil, "-config", file)
 	if d.ended {
 		t.Fatalf("serve exited with %d:\n%s", d.code, d.stderr)
@@ -466,7 +474,9 @@ func TestMigrateFromProsody(t *testing.T) {
 // and bookmarks in PEP (vcard4, vcard_legacy, bookmarks) and archive
 // nothing (mod_mam is off): the vCard set through vcard-temp arrives as
 // PEP nodes (vCard4, and the PHOTO as the avatar, which kiezd's
-// vcard-temp shows as PHOTO again), bookmarks as XEP-0402 items.
+// vcard-temp shows as PHOTO again), bookmarks as XEP-0402 items. kiezd
+// offers SCRAM-SHA-1 only (scram_hashes), as the README advises, so a
+// client that takes the strongest mechanism offered logs in.
 func TestMigrateFromProsodyDebianDefaults(t *testing.T) {
 	p := newProsody(t, `"disco", "roster", "saslauth", "tls", "blocklist", "bookmarks", "carbons", "pep", "private", "vcard4", "vcard_legacy", "ping"`)
 	p.register("alice", "alice-password")
@@ -480,11 +490,13 @@ func TestMigrateFromProsodyDebianDefaults(t *testing.T) {
 	stop()
 	exportDir := p.migrate("alice")
 
-	_, d, out := importProsody(t, exportDir, "")
+	_, d, out := importProsody(t, exportDir, `scram_hashes = ["SHA-1"]`)
 	if !strings.Contains(out, "alice@localhost: imported (credentials: SHA-1; ") {
 		t.Errorf("the import's report: %s", out)
 	}
-	sess, err := loginWith(t, d.bound.C2S[0].String(), "alice@localhost", "alice-password", sasl.ScramSha1)
+	sess, err := loginWith(t, d.bound.C2S[0].String(), "alice@localhost", "alice-password",
+		scram.ClientMechanism(scram.MechSHA512Plus, scram.TLSExporter), sasl.ScramSha256Plus, sasl.ScramSha1Plus,
+		scram.ClientMechanism(scram.MechSHA512, ""), sasl.ScramSha256, sasl.ScramSha1)
 	if err != nil {
 		t.Fatalf("alice's login to kiezd: %v", err)
 	}

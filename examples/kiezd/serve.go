@@ -165,6 +165,7 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 		Logger:          log,
 		Limits:          cfg.limits(),
 		SCRAMIterations: cfg.SCRAMIterations,
+		SCRAMHashes:     cfg.scramHashes(),
 		RemovalGrace:    time.Duration(cfg.Registration.RemovalGrace),
 	}
 	for _, o := range opts {
