@@ -271,11 +271,16 @@ func (d *decoder) other(rv reflect.Value, v any, p place) {
 func (d *decoder) slice(rv reflect.Value, v any, p place) {
 	if rv.Type().Elem().Kind() == reflect.Struct {
 		entries, ok := v.([]map[string]any)
-		if !ok {
-			if list, isList := v.([]any); isList && len(list) == 0 {
-				rv.Set(reflect.MakeSlice(rv.Type(), 0, 0))
-				return
+		if list, isList := v.([]any); isList {
+			// An inline array of tables: [{cert = "a", key = "b"}].
+			entries, ok = make([]map[string]any, 0, len(list)), true
+			for _, e := range list {
+				m, isMap := e.(map[string]any)
+				ok = ok && isMap
+				entries = append(entries, m)
 			}
+		}
+		if !ok {
 			d.fail(p, "must be one or more tables, each starting with a line [[%s]], not %s", p.key, describe(v))
 			return
 		}

@@ -134,3 +134,27 @@ func TestValidationLines(t *testing.T) {
 		})
 	}
 }
+
+// An inline array of tables decodes as [[tls.certificates]] entries do;
+// an empty one is none.
+func TestInlineCertificates(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		n    int
+	}{
+		{"[tls]\ncertificates = [{cert = \"a.pem\", key = \"a.key\"}, {cert = \"b.pem\", key = \"b.key\"}]\n", 2},
+		{"[tls]\ncertificates = []\n", 0},
+	} {
+		cfg, err := parseConfig("kiezd.toml", []byte(tc.text))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.text, err)
+		}
+		if len(cfg.TLS.Certificates) != tc.n || tc.n == 2 && cfg.TLS.Certificates[1].Key != "b.key" {
+			t.Errorf("%q: got %+v", tc.text, cfg.TLS.Certificates)
+		}
+	}
+	_, err := parseConfig("kiezd.toml", []byte("[tls]\ncertificates = [\"a.pem\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), "kiezd.toml:2: tls.certificates: must be one or more tables") {
+		t.Errorf("a list of strings: %v", err)
+	}
+}
