@@ -17,8 +17,11 @@ import (
 
 // prosodyAlice is an account as Prosody 0.12's prosody-migrator exports
 // it: SCRAM-SHA-1 credentials only (10000 iterations, a UUID as salt),
-// which prosodyctl made for the password "pass word".
-const prosodyAlice = `<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'><user name='alice'>` +
+// which prosodyctl made for the password "pass word"; with an account
+// property as its XEP-0227 writer keeps those it has no element for (in
+// an attribute of its own namespace), which the import ignores.
+const prosodyAlice = `<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>` +
+	`<user xmlns:ns1='http://prosody.im/protocol/extended-xep0227' ns1:created='1700000000' name='alice'>` +
 	`<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'><server-key>c9VkJ0hWscKYZw3XKMiMHYHz0RM=</server-key>` +
 	`<stored-key>zc3uij0psLlaxcPvNBAMjec6CGM=</stored-key><iter-count>10000</iter-count>` +
 	`<salt>NTE1Mzg2ZDYtNzQxNy00NzVlLTgyZmQtZTdmZTMyMmRkYWJm</salt></scram-credentials></user></host></server-data>`
