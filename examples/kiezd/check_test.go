@@ -435,3 +435,33 @@ func TestCheckClockDatabase(t *testing.T) {
 		t.Errorf("database written an hour after now:\n%s", r)
 	}
 }
+
+// With ACME, check reads the certificates autocert keeps; one not
+// obtained yet is a note, and the service sub-domains, which autocert is
+// not asked for, a warning.
+func TestCheckACME(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "acme")
+	os.MkdirAll(cache, 0o700)
+	file := exampleConfig(t, "[tls.acme]\nenabled = true\ncache_dir = \""+cache+"\"\n")
+	deps := publicDeps(goodDNS())
+	deps.Roots = x509.NewCertPool()
+	deps.Roots.AddCert(ca.cert)
+
+	r := checkFindings(t, file, deps)
+	if !r.has("Certificates", levelNote, "no ACME certificate for example.org yet") ||
+		!r.has("Certificates", levelWarn, "ACME certificates are for the domains only: none covers upload.example.org") || r.count(levelError) != 0 {
+		t.Errorf("empty cache:\n%s", r)
+	}
+
+	// autocert's cache file: the key, then the chain.
+	writeCert(t, dir, "ex", certSpec{names: []string{"example.org"}, ca: ca})
+	key, _ := os.ReadFile(filepath.Join(dir, "ex.key"))
+	crt, _ := os.ReadFile(filepath.Join(dir, "ex.crt"))
+	os.WriteFile(filepath.Join(cache, "example.org"), append(key, crt...), 0o600)
+	r = checkFindings(t, file, deps)
+	if !r.has("Certificates", levelOK, "acme/example.org: for example.org, valid until") || r.has("Certificates", levelNote, "no ACME certificate") {
+		t.Errorf("cached certificate:\n%s", r)
+	}
+}
