@@ -96,9 +96,14 @@ func importCommand(ctx context.Context, cfg *config, e env, args []string, f tra
 		return err
 	}
 	req := adminRequest{Op: "import", Merge: f.merge, NoCredentials: f.noCredentials}
+	var all strings.Builder
+	if !slices.Equal(cfg.SCRAMHashes, []string{"SHA-1"}) {
+		defer func() { fmt.Fprint(e.stdout, sha1OnlyHint(all.String())) }()
+	}
 	if len(files) == 0 {
 		out, err := transfer(ctx, cfg, e, req, e.stdin, nil)
 		fmt.Fprint(e.stdout, out)
+		all.WriteString(out)
 		return err
 	}
 	var failed []string
@@ -111,6 +116,7 @@ func importCommand(ctx context.Context, cfg *config, e env, args []string, f tra
 			defer file.Close()
 			out, err := transfer(ctx, cfg, e, req, file, nil)
 			fmt.Fprint(e.stdout, out)
+			all.WriteString(out)
 			return err
 		}()
 		if err == nil {
@@ -285,6 +291,17 @@ func formatReport(r *server.ImportReport) string {
 	}
 	unknown(r.Unknown, "")
 	return b.String()
+}
+
+// sha1OnlyHint returns, if the import reports out (formatReport's) show
+// accounts created with SCRAM-SHA-1 credentials only, a line saying what
+// that means for their logins.
+func sha1OnlyHint(out string) string {
+	n := strings.Count(out, ": imported (credentials: SHA-1; ")
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of the accounts have SCRAM-SHA-1 keys only (as Prosody keeps them): clients that pick SCRAM-SHA-256 or -512 cannot log in to them while kiezd offers those; scram_hashes = [\"SHA-1\"] offers SCRAM-SHA-1 only (see Moving from Prosody in kiezd's README)\n", n)
 }
 
 // transfer answers an export or import on the control socket: it reads
