@@ -96,13 +96,14 @@ output {
 func startProsody(t *testing.T, prosody, cfg, addr, logFile string) (stop func()) {
 	t.Helper()
 	cmd := exec.Command(prosody, "-F", "--config", cfg)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{}) // closed when prosody has exited
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	stopped := false
 	stop = func() {
 		if stopped {
@@ -129,14 +130,14 @@ func startProsody(t *testing.T, prosody, cfg, addr, logFile string) (stop func()
 			return stop
 		}
 		select {
-		case err := <-exited:
+		case <-exited:
 			logText, _ := os.ReadFile(logFile)
-			t.Fatalf("prosody exited: %v\n%s\n%s", err, out.String(), logText)
+			t.Fatalf("prosody exited: %v\n%s\n%s", waitErr, out, logText)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if i == 600 {
 			logText, _ := os.ReadFile(logFile)
-			t.Fatalf("prosody does not listen on %s:\n%s\n%s", addr, out.String(), logText)
+			t.Fatalf("prosody does not listen on %s:\n%s\n%s", addr, out, logText)
 		}
 	}
 }
