@@ -262,9 +262,9 @@ func (r *room) join(ctx context.Context, m *Module, st *stanza.Stanza, created b
 	if !created {
 		out = append(out, r.historyFor(m, real, x, hasX)...)
 	}
-	if !r.locked {
-		out = append(out, r.subjectMessage(real))
-	}
+	// The subject ends the join (§7.2.16), also in a locked room, where
+	// clients wait for it before showing the configuration.
+	out = append(out, r.subjectMessage(real))
 	return out, nil
 }
 
