@@ -9,6 +9,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -247,4 +248,47 @@ func parseItemJID(s string) (jid.JID, error) {
 		return jid.JID{}, stanza.NewError(mstanza.Modify, mstanza.JIDMalformed, "Bad address")
 	}
 	return j.Bare(), nil
+}
+
+// PublicRooms lists the public rooms at service (conference.<domain>) with
+// their names, for the service's XEP-0030 disco#items (XEP-0045 §6.3).
+// The server answers disco#items on a service itself, with no items yet:
+// this is what a Service items hook would return.
+func (m *Module) PublicRooms(ctx context.Context, service jid.JID) ([]server.DiscoItem, error) {
+	names, err := m.store.Rooms(ctx, service.String())
+	if err != nil {
+		return nil, fmt.Errorf("muc: list rooms: %w", err)
+	}
+	for _, r := range m.loadedRooms() {
+		if r.jid.Domainpart() == service.Domainpart() {
+			names = append(names, r.jid.String())
+		}
+	}
+	seen := make(map[string]bool)
+	var items []server.DiscoItem
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		rj, err := jid.Parse(n)
+		if err != nil {
+			continue
+		}
+		r, err := m.lookup(ctx, rj)
+		if err != nil || r == nil {
+			continue
+		}
+		r.mu.Lock()
+		if r.cfg.Public && !r.locked && !r.gone {
+			name := r.cfg.Name
+			if name == "" {
+				name = rj.Localpart()
+			}
+			items = append(items, server.DiscoItem{JID: rj, Name: name})
+		}
+		r.mu.Unlock()
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].JID.String() < items[j].JID.String() })
+	return items, nil
 }

@@ -119,6 +119,7 @@ func (r *room) groupchat(ctx context.Context, m *Module, st *stanza.Stanza) ([]*
 		}
 	} else if hasBody {
 		r.hist.add(msg, now, r.cfg.History)
+		r.markActive(ctx, m)
 	}
 	if r.archiving(m) && (hasBody || isSubject) {
 		if err := m.archive.Append(ctx, r.jid, id, msg); err != nil {

@@ -265,6 +265,7 @@ func (r *room) join(ctx context.Context, m *Module, st *stanza.Stanza, created b
 	// The subject ends the join (§7.2.16), also in a locked room, where
 	// clients wait for it before showing the configuration.
 	out = append(out, r.subjectMessage(real))
+	r.markActive(ctx, m)
 	return out, nil
 }
 

@@ -24,6 +24,7 @@ type room struct {
 	gone    bool // destroyed: a new event must look the room up again
 	stored  bool // in storage.MUC
 	created time.Time
+	active  string // the UTC day LastActive was last stored
 
 	occ  map[string]*occupant // by nick
 	real map[string]*occupant // by real full JID
@@ -202,6 +203,7 @@ func (r *room) save(ctx context.Context, m *Module) error {
 		return err
 	}
 	now := m.now()
+	r.active = now.UTC().Format(time.DateOnly)
 	if err := m.store.PutRoom(ctx, storage.MUCRoom{JID: r.jid.String(), Config: b, Created: r.created, LastActive: now}); err != nil {
 		return fmt.Errorf("muc: store room: %w", err)
 	}
@@ -216,6 +218,17 @@ func (r *room) save(ctx context.Context, m *Module) error {
 		}
 	}
 	return nil
+}
+
+// markActive stores the room's LastActive day, once a day, for the
+// removal of long-idle rooms.
+func (r *room) markActive(ctx context.Context, m *Module) {
+	if !r.stored || r.active == m.now().UTC().Format(time.DateOnly) {
+		return
+	}
+	if err := r.save(ctx, m); err != nil {
+		m.log.Warn("muc: store activity", "err", err)
+	}
 }
 
 // lookup returns the loaded room rj, loading a stored one; nil if there is
@@ -244,6 +257,7 @@ func (m *Module) lookup(ctx context.Context, rj jid.JID) (*room, error) {
 	}
 	r := newRoom(rj, cfg, sr.Created)
 	r.stored = true
+	r.active = sr.LastActive.UTC().Format(time.DateOnly)
 	for _, a := range affs {
 		r.affs[a.JID] = affEntry{aff: a.Affiliation, nick: a.Nick, reason: a.Reason}
 	}
