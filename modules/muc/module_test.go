@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -34,8 +36,14 @@ type env struct {
 
 func start(t *testing.T, opts muc.Options) *env {
 	t.Helper()
+	return startWith(t, opts, nil)
+}
+
+// startWith is start with a room archive.
+func startWith(t *testing.T, opts muc.Options, archive muc.Archive) *env {
+	t.Helper()
 	store := memory.New()
-	m := modtest.Must(muc.New(opts, muc.Deps{Store: store, Secrets: store, KV: store}))
+	m := modtest.Must(muc.New(opts, muc.Deps{Store: store, Secrets: store, KV: store, Archive: archive}))
 	srv := servertest.Start(t, server.Config{Accounts: store, Modules: []server.Module{m}})
 	e := &env{srv: srv, store: store, mod: m}
 	e.alice = srv.AddUser(t, "alice", "pw")
@@ -706,4 +714,139 @@ func TestLimits(t *testing.T) {
 	// Another account has rooms of its own.
 	join(e.c, roomJID("three"), "C")
 	e.c.Expect(presenceFrom(occ(roomJID("three"), "C"), ""))
+}
+
+// archive records what the service archives.
+type archive struct {
+	mu     sync.Mutex
+	ids    []string
+	bodies []string
+	rooms  []string
+}
+
+func (a *archive) Append(_ context.Context, room jid.JID, id string, msg *stanza.Stanza) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	body, _ := msg.ChildText(xml.Name{Local: "body"})
+	a.ids = append(a.ids, id)
+	a.bodies = append(a.bodies, body)
+	return nil
+}
+
+func (a *archive) DeleteRoom(_ context.Context, room jid.JID) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rooms = append(a.rooms, room.String())
+	return nil
+}
+
+// A room that enables archiving hands each message to the Archive with
+// the stanza-id its occupants see, says so on join (170) and in disco.
+func TestArchiveSeam(t *testing.T) {
+	arch := &archive{}
+	e := startWith(t, muc.Options{}, arch)
+	room := roomJID("logged")
+	e.create(t, e.a, room, "Alice")
+	if modtest.HasFeature(modtest.DiscoInfo(t, e.a, room), muc.NSMAM) {
+		t.Fatal("mam before archiving is enabled")
+	}
+	e.configure(t, e.a, room, map[string][]string{"muc#roomconfig_enablearchiving": {"1"}})
+	if !modtest.HasFeature(modtest.DiscoInfo(t, e.a, room), muc.NSMAM) {
+		t.Fatal("no mam feature")
+	}
+	if self := joined(t, e.b, room, "Bob"); !hasStatus(self, 170) {
+		t.Fatal("no 170 on join")
+	}
+	say(e.b, room, "for the record")
+	msg := e.b.Expect(servertest.Body("for the record"))
+	sid, _ := child(msg, muc.NSSID, "stanza-id")
+	e.b.Sync()
+	arch.mu.Lock()
+	defer arch.mu.Unlock()
+	if len(arch.ids) != 1 || arch.ids[0] != sid.Attr("id") || arch.bodies[0] != "for the record" {
+		t.Fatalf("archived %v %v, delivered id %s", arch.ids, arch.bodies, sid.Attr("id"))
+	}
+}
+
+// The room's vCard: owners set the avatar, anyone reads it, and disco
+// shows its hash.
+func TestRoomAvatar(t *testing.T) {
+	e := start(t, muc.Options{})
+	room := roomJID("pretty")
+	e.create(t, e.a, room, "Alice")
+	vc := func(bin string) xml.TokenReader {
+		return stanza.Elem(xml.Name{Space: muc.NSVCard, Local: "vCard"}, nil,
+			stanza.Elem(xml.Name{Space: muc.NSVCard, Local: "PHOTO"}, nil,
+				stanza.TextElem(xml.Name{Space: muc.NSVCard, Local: "TYPE"}, "image/png"),
+				stanza.TextElem(xml.Name{Space: muc.NSVCard, Local: "BINVAL"}, bin)))
+	}
+	if res := modtest.Do(t, e.b, modtest.IQ("v0", stanza.Set, room, vc("aGVsbG8="))); modtest.Condition(res) != mstanza.Forbidden {
+		t.Fatalf("stranger sets the avatar: %s", modtest.Condition(res))
+	}
+	modtest.MustResult(t, modtest.Do(t, e.a, modtest.IQ("v1", stanza.Set, room, vc("aGVsbG8="))), room)
+	res := modtest.Do(t, e.b, modtest.IQ("v2", stanza.Get, room, modtest.Query(muc.NSVCard, "vCard")))
+	v, ok := child(res, muc.NSVCard, "vCard")
+	if !ok || !v.HasChild(xml.Name{Space: muc.NSVCard, Local: "PHOTO"}) {
+		t.Fatal("avatar not returned")
+	}
+	info := modtest.DiscoInfo(t, e.b, room)
+	fx, _ := child(info, server.NSDiscoInfo, "query")
+	x, _ := fx.Child(xml.Name{Space: form.NS, Local: "x"})
+	f, err := form.Parse(stanza.Tokens(x.Tokens()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sha1("hello")
+	if h, _ := f.Value("muc#roominfo_avatarhash"); h != "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d" {
+		t.Fatalf("avatarhash %q", h)
+	}
+	if f.FormType() != "http://jabber.org/protocol/muc#roominfo" {
+		t.Fatalf("roominfo form type %q", f.FormType())
+	}
+}
+
+// A session that ends leaves its rooms.
+func TestSessionEnd(t *testing.T) {
+	e := start(t, muc.Options{})
+	room := roomJID("bye")
+	e.create(t, e.a, room, "Alice")
+	joined(t, e.b, room, "Bob")
+	e.b.Session.Close()
+	p := e.a.Expect(presenceFrom(occ(room, "Bob"), "unavailable"))
+	if item(p).Attr("role") != "none" {
+		t.Fatal("leaving occupant keeps a role")
+	}
+}
+
+// A persistent room outlives the module: another module on the same store
+// lists it; ExportUser writes the account's affiliations.
+func TestPersistenceAndExport(t *testing.T) {
+	e := start(t, muc.Options{})
+	ctx := context.Background()
+	room := roomJID("kept")
+	e.create(t, e.a, room, "Alice")
+	e.configure(t, e.a, room, map[string][]string{"muc#roomconfig_persistentroom": {"1"}, "muc#roomconfig_roomname": {"Kept"}})
+	e.admin(t, e.a, room, "jid", e.bob.String(), "affiliation", "member")
+	hidden := roomJID("hidden")
+	e.create(t, e.a, hidden, "Alice")
+	e.configure(t, e.a, hidden, map[string][]string{"muc#roomconfig_persistentroom": {"1"}, "muc#roomconfig_publicroom": {"0"}})
+
+	m2 := modtest.Must(muc.New(muc.Options{}, muc.Deps{Store: e.store}))
+	items, err := m2.PublicRooms(ctx, service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || !items[0].JID.Equal(room) || items[0].Name != "Kept" {
+		t.Fatalf("public rooms %+v", items)
+	}
+
+	var b strings.Builder
+	enc := xml.NewEncoder(&b)
+	if err := e.mod.ExportUser(ctx, e.bob, enc); err != nil {
+		t.Fatal(err)
+	}
+	enc.Flush()
+	if !strings.Contains(b.String(), muc.NSExport) || !strings.Contains(b.String(), `jid="kept@conference.localhost"`) || !strings.Contains(b.String(), `affiliation="member"`) {
+		t.Fatalf("export %s", b.String())
+	}
 }
