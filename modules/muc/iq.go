@@ -52,6 +52,8 @@ func (m *Module) iq(ctx context.Context, st *stanza.Stanza) error {
 			return r.admin(ctx, m, st, p)
 		case p.Name.Space == NSOwner && p.Name.Local == "query":
 			return r.owner(ctx, m, st, p)
+		case p.Name.Space == NSRegister && p.Name.Local == "query":
+			return r.register(ctx, m, st, p)
 		case p.Name.Space == NSVCard && p.Name.Local == "vCard":
 			return r.vcard(ctx, m, st, p)
 		}
@@ -123,7 +125,7 @@ func (r *room) discoInfo(ctx context.Context, m *Module, st *stanza.Stanza, p st
 		}
 		return no
 	}
-	features := []string{server.NSDiscoInfo, NS, NSOccID, NSSID, "muc#stable_id", "muc#self-ping-optimization", NSVCard,
+	features := []string{server.NSDiscoInfo, NS, NSOccID, NSSID, "muc#stable_id", "muc#self-ping-optimization", NSVCard, NSRegister,
 		pick(r.cfg.Public, "muc_public", "muc_hidden"),
 		pick(r.cfg.Persistent, "muc_persistent", "muc_temporary"),
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),

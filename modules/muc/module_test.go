@@ -850,3 +850,35 @@ func TestPersistenceAndExport(t *testing.T) {
 		t.Fatalf("export %s", b.String())
 	}
 }
+
+// Registering a nick (§7.10) makes the user a member and keeps the nick
+// from others; the registered nick is discoverable.
+func TestRegisterNick(t *testing.T) {
+	e := start(t, muc.Options{})
+	room := roomJID("reg")
+	e.create(t, e.a, room, "Alice")
+	e.configure(t, e.a, room, map[string][]string{"muc#roomconfig_persistentroom": {"1"}})
+	res := modtest.Do(t, e.b, modtest.IQ("r0", stanza.Get, room, modtest.Query(muc.NSRegister, "query")))
+	q, _ := child(res, muc.NSRegister, "query")
+	if !q.HasChild(xml.Name{Space: form.NS, Local: "x"}) {
+		t.Fatal("no registration form")
+	}
+	f := &form.Form{Type: form.TypeSubmit, Fields: []form.Field{form.FormTypeField("http://jabber.org/protocol/muc#register"),
+		{Var: "muc#register_roomnick", Values: []string{"Bobby"}}}}
+	res = modtest.Do(t, e.b, modtest.IQ("r1", stanza.Set, room, stanza.Elem(xml.Name{Space: muc.NSRegister, Local: "query"}, nil, f.TokenReader())))
+	modtest.MustResult(t, res, room)
+	a, err := e.store.Affiliation(context.Background(), room.String(), e.bob.String())
+	if err != nil || a.Nick != "Bobby" || a.Affiliation != storage.AffMember {
+		t.Fatalf("stored %+v, %v", a, err)
+	}
+	join(e.c, room, "Bobby")
+	if got := modtest.Condition(e.c.Expect(errorFrom(stanza.Presence, occ(room, "Bobby")))); got != mstanza.Conflict {
+		t.Fatalf("someone else's registered nick: %s", got)
+	}
+	res = modtest.Do(t, e.b, modtest.IQ("r2", stanza.Get, room, stanza.Elem(xml.Name{Space: server.NSDiscoInfo, Local: "query"}, []xml.Attr{stanza.Attr("node", "x-roomuser-item")})))
+	q, _ = child(res, server.NSDiscoInfo, "query")
+	if id, ok := q.Child(xml.Name{Space: server.NSDiscoInfo, Local: "identity"}); !ok || id.Attr("name") != "Bobby" {
+		t.Fatal("registered nick not discoverable")
+	}
+	joined(t, e.b, room, "Bobby")
+}
