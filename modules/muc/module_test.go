@@ -697,7 +697,15 @@ func TestDeleteUser(t *testing.T) {
 
 // Limits: rooms per owner, and the message rate.
 func TestLimits(t *testing.T) {
-	e := start(t, muc.Options{MaxRoomsPerUser: 1, MessageRate: 0.001, MessageBurst: 2})
+	e := start(t, muc.Options{MaxRoomsPerUser: 1, MessageRate: 0.001, MessageBurst: 2, MaxNickLength: 8})
+	// A nick too long: no room is left behind.
+	join(e.b, roomJID("long"), "Bartholomew")
+	if got := modtest.Condition(e.b.Expect(errorFrom(stanza.Presence, occ(roomJID("long"), "Bartholomew")))); got != mstanza.NotAcceptable {
+		t.Fatalf("long nick: %s", got)
+	}
+	if got := modtest.Condition(modtest.Do(t, e.b, modtest.IQ("l", stanza.Get, roomJID("long"), modtest.Query(server.NSDiscoInfo, "query")))); got != mstanza.ItemNotFound {
+		t.Fatalf("room of a failed creation: %s", got)
+	}
 	e.create(t, e.a, roomJID("one"), "Alice")
 	join(e.a, roomJID("two"), "Alice")
 	if got := modtest.Condition(e.a.Expect(errorFrom(stanza.Presence, occ(roomJID("two"), "Alice")))); got != mstanza.NotAllowed {

@@ -118,7 +118,13 @@ func (m *Module) presence(ctx context.Context, st *stanza.Stanza) error {
 				return nil, stanza.NewError(mstanza.Wait, mstanza.ResourceConstraint, "Try again")
 			}
 			created := len(nr.occ) == 0 && nr.ownedBy(st.From.Bare().String())
-			return nr.join(ctx, m, st, created)
+			out, err := nr.join(ctx, m, st, created)
+			if err != nil && len(nr.occ) == 0 && !nr.stored {
+				// The creator could not join (a bad nick): no room.
+				nr.gone = true
+				m.forget(nr)
+			}
+			return out, err
 		}
 		switch st.Type {
 		case "unavailable":
