@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kiez-im/kiez/filter"
+	"github.com/kiez-im/kiez/server/metrics"
 	"github.com/kiez-im/kiez/storage"
 )
 
@@ -70,6 +71,13 @@ type Config struct {
 	// importing accounts that have keys for SHA-1 only (Prosody keeps no
 	// others), offering []storage.Hash{storage.SHA1} lets them log in.
 	SCRAMHashes []storage.Hash
+	// Metrics, if not nil, receives the server's metrics (sessions and
+	// connections by transport, logins, stanzas by kind, queue overflows,
+	// the account lookup's latency, the janitor's removals) and those of
+	// the modules, filters and ConnFilter implementing MetricsRegistrar;
+	// the program serves or reads it (see package metrics). Nil counts
+	// nothing.
+	Metrics *metrics.Registry
 	// HTTPBaseURL returns the absolute URL at which clients of the virtual
 	// host domain reach HTTPHandler, such as "https://example.org:5281/"
 	// or, behind a reverse proxy, "https://upload.example.org/"; a path in

@@ -196,6 +196,7 @@ func (s *Server) RunJanitor(ctx context.Context, now time.Time) JanitorReport {
 			n = max(n, 0)
 			if n > 0 {
 				rep.Removed[x.kind] += n
+				s.metrics.removed[x.kind].Add(uint64(n))
 			}
 			budget -= n
 			if n == 0 && more {

@@ -9,13 +9,15 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/server/metrics"
 	"github.com/kiez-im/kiez/server/servertest"
 )
 
 // TestSlowClientIsDisconnected: a client that stops reading fills its
 // queue and is disconnected, while the sender is never held up.
 func TestSlowClientIsDisconnected(t *testing.T) {
-	cfg := server.Config{Limits: server.Limits{QueueSize: 32, WriteTimeout: time.Second}}
+	reg := metrics.NewRegistry()
+	cfg := server.Config{Limits: server.Limits{QueueSize: 32, WriteTimeout: time.Second}, Metrics: reg}
 	srv := servertest.Start(t, cfg)
 	alice := srv.AddUser(t, "alice", "pw")
 	srv.AddUser(t, "slow", "pw")
@@ -46,6 +48,12 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 	}
 	// Alice's session is unharmed.
 	a.Sync()
+	// Closed for a full queue or a write that timed out, whichever came
+	// first.
+	text, got := scrape(t, reg)
+	if n := got["kiez_queue_overflows_total"] + got["kiez_write_timeouts_total"]; n != 1 {
+		t.Errorf("%v queue overflows and write timeouts, want 1\n%s", n, text)
+	}
 }
 
 // TestKeepalive: the server pings a silent session and closes it when the

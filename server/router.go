@@ -32,6 +32,14 @@ func (r *router) Route(ctx context.Context, st *stanza.Stanza) error {
 
 // inbound handles a stanza a client sent on a bound session.
 func (r *router) inbound(ctx context.Context, from *Session, st *stanza.Stanza) {
+	r.srv.metrics.in[st.Kind].Inc()
+	r.fromSession(ctx, from, st)
+}
+
+// fromSession handles a stanza sent on behalf of a bound session: one
+// its client sent (inbound), or the unavailable presence of a session
+// that ended.
+func (r *router) fromSession(ctx context.Context, from *Session, st *stanza.Stanza) {
 	st.From = from.jid // never trust the client's from (RFC 6120 §8.1.2.1)
 	if st = r.sendPhase(ctx, filter.Client, st, true); st == nil {
 		return

@@ -123,7 +123,7 @@ func (s *Server) endSession(ctx context.Context, sess *Session) {
 	}
 	if sess.available.Swap(false) {
 		sess.presence.Store(nil)
-		s.router.inbound(ctx, sess, &stanza.Stanza{Kind: stanza.Presence, Type: "unavailable"})
+		s.router.fromSession(ctx, sess, &stanza.Stanza{Kind: stanza.Presence, Type: "unavailable"})
 	}
 	for _, l := range s.enders {
 		l.SessionEnded(ctx, sess)

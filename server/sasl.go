@@ -191,8 +191,10 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 			if c.srv.beingDeleted(bare) {
 				return storage.SCRAMKeys{}, fmt.Errorf("%w: being deleted", storage.ErrNotFound)
 			}
+			t0 := time.Now()
 			acct, err := c.srv.accounts.Account(ctx, bare)
 			if err != nil {
+			c.srv.metrics.accountLookup.ObserveSince(t0)
 				return storage.SCRAMKeys{}, err
 			}
 			if !acct.Removed.IsZero() {
@@ -296,9 +298,11 @@ func (c *conn) authPlain(data []byte) (jid.JID, error) {
 			return jid.JID{}, &scram.Failure{Condition: scram.InvalidAuthzid}
 		}
 	}
+	t0 := time.Now()
 	acct, err := c.srv.accounts.Account(c.ctx, u.String())
 	if err == nil && (c.srv.beingDeleted(u.String()) || !acct.Removed.IsZero()) {
 		err = storage.ErrNotFound
+	c.srv.metrics.accountLookup.ObserveSince(t0)
 	}
 	if err != nil {
 		// Spend the same work as a real check so timing does not tell.
@@ -382,6 +386,7 @@ func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 		s.log.Debug("authentication failed", "condition", f.Condition)
 		// The connection filter counts the failure before the client
 		// learns of it, so that its next connection meets any ban.
+		s.metrics.login(saslMechanism(start), false)
 		banned := f.Condition == scram.NotAuthorized && c.authFailed(saslMechanism(start))
 		c.writeFailure(f)
 		if err := c.bw.Flush(); err != nil {
@@ -408,6 +413,7 @@ func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 	c.user = u
 	c.filterDone(true)
 	if c.rc != nil {
+	s.metrics.login(saslMechanism(start), true)
 		rate := int64(max(s.limits.ReadRateAuthenticated, 0))
 		c.rc.setRate(rate, readBurst(rate, s.limits.MaxStanzaSize))
 	}

@@ -80,6 +80,7 @@ type Server struct {
 	expirers     []namedExpirer // modules, then the service data; see janitor.go
 	retention    Retention      // with defaults
 	janitorMu    sync.Mutex     // one janitor run at a time
+	metrics      serverMetrics  // nil metrics when Config.Metrics is; see metrics.go
 
 	sessions *registry
 	deleting sync.Map // bare JIDs of accounts DeleteUser is deleting
@@ -209,6 +210,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cancel()
 		return nil, err
 	}
+	s.buildMetrics()
 	for _, m := range cfg.Modules {
 		if in, ok := m.(Initializer); ok {
 			if err := in.Init(ctx, &host{srv: s, module: m.Name()}); err != nil {

@@ -117,6 +117,7 @@ func (s *Session) enqueue(it outItem) bool {
 		// No JID: with the log's timestamp it would tell when the user
 		// was online.
 		s.srv.log.Warn("closing a session whose client does not keep up")
+		s.srv.metrics.queueOverflows.Inc()
 		s.close(streamErr(condPolicyViolation, "too many stanzas waiting for this client"))
 		return false
 	}
@@ -236,9 +237,11 @@ func (s *Session) writeLoop() {
 
 		c.nc.SetWriteDeadline(time.Now().Add(s.srv.limits.WriteTimeout))
 		bw := getWriter(c.nc)
+		var sent [stanza.IQKind + 1]uint64 // by kind, counted once per batch
 		for i, it := range items {
 			if it.st != nil {
 				c.t.writeStanza(bw, it.st)
+				sent[it.st.Kind]++
 			} else {
 				c.t.writeNonza(bw, it.raw)
 			}
@@ -252,6 +255,9 @@ func (s *Session) writeLoop() {
 		}
 		err := bw.Flush()
 		putWriter(bw)
+		if err == nil {
+			s.srv.metrics.sent(&sent)
+		}
 		s.qmu.Lock()
 		if cap(items) <= 64 && s.spare == nil {
 			s.spare = items[:0] // reuse a small slice; let a big one go
@@ -268,6 +274,7 @@ func (s *Session) writeLoop() {
 			}
 			s.closed = true
 			closing = true
+			s.srv.metrics.writeFailed(err, s.sm == nil, len(s.items))
 			if s.sm == nil {
 				s.items = nil // as before stream management: lost with the connection
 			}

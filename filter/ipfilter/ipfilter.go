@@ -136,6 +136,8 @@ type Filter struct {
 	banLens   [129]int
 	nextSweep time.Time
 
+	metrics filterMetrics // see metrics.go
+
 	nets map[netip.Prefix]*counters
 	lru  counters // sentinel of the list of idle networks, most recent first
 	idle int      // networks on the list
@@ -294,13 +296,16 @@ func (f *Filter) Admit(addr netip.Addr) (allowed bool, reason string) {
 		f.sweep(now)
 	}
 	if b, ok := f.banned(addr, now); ok {
+		f.metrics.refused[refusedBanned].Inc()
 		return false, "banned: " + b.reason
 	}
 	c := f.counters(Key(addr), now)
 	if int(c.open) >= f.opts.MaxUnauthenticated {
+		f.metrics.refused[refusedUnauthenticated].Inc()
 		return false, "too many unauthenticated connections"
 	}
 	if !take(&c.connTokens, &c.connAt, now, f.opts.ConnRate, f.opts.ConnWindow) {
+		f.metrics.refused[refusedRate].Inc()
 		return false, "connecting too often"
 	}
 	if c.open == 0 {
@@ -380,6 +385,7 @@ func (f *Filter) AuthFailed(ctx context.Context, addr netip.Addr) (banned bool) 
 	until := now.Add(f.opts.BanFor)
 	f.addBan(key, ban{until: until, reason: reason})
 	f.mu.Unlock()
+	f.metrics.banned.Inc()
 	f.log.Info("network banned", "reason", reason, "for", f.opts.BanFor)
 	if err := f.put(ctx, key, until, reason); err != nil {
 		f.log.Warn("storing a ban failed", "err", err)

@@ -130,6 +130,8 @@ type Module struct {
 	// durable in both archives before the sender's stream counts it
 	// handled, at the cost of one storage sync instead of two.
 	sentCopies sync.Map // *stanza.Stanza → *sentCopy
+
+	metrics archiveMetrics // see metrics.go
 }
 
 // sentCopy is a sender's archive append in progress.
@@ -382,7 +384,7 @@ func (m *Module) archiveSent(ctx context.Context, st *stanza.Stanza) error {
 	clean := stripForged(st, user)
 	at, data := m.now(), stanza.Marshal(clean)
 	if !m.host.IsLocal(to.Domainpart()) {
-		if _, err := m.archive.AppendArchive(ctx, user.String(), at, to.String(), data); err != nil {
+		if _, err := m.appendArchive(ctx, user.String(), at, to.String(), data); err != nil {
 			m.host.Logger().Warn("archiving a sent message failed", "err", err)
 		}
 		return nil
@@ -399,7 +401,7 @@ func (m *Module) archiveSent(ctx context.Context, st *stanza.Stanza) error {
 			close(sc.done)
 			m.sentCopies.CompareAndDelete(st, sc)
 		}()
-		if _, err := m.archive.AppendArchive(bg, user.String(), at, to.String(), data); err != nil {
+		if _, err := m.appendArchive(bg, user.String(), at, to.String(), data); err != nil {
 			m.host.Logger().Warn("archiving a sent message failed", "err", err)
 		}
 	})
@@ -447,7 +449,7 @@ func (m *Module) archiveReceived(ctx context.Context, account jid.JID, st *stanz
 	if !ok {
 		return out, nil
 	}
-	id, err := m.archive.AppendArchive(ctx, user.String(), m.now(), st.From.String(), m.serialised(st, out))
+	id, err := m.appendArchive(ctx, user.String(), m.now(), st.From.String(), m.serialised(st, out))
 	if err != nil {
 		m.host.Logger().Warn("archiving a received message failed", "err", err)
 		return out, nil

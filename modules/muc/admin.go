@@ -188,7 +188,12 @@ func (r *room) adminList(m *Module, st *stanza.Stanza, q stanza.Element, actorAf
 		default:
 			return nil, stanza.NewError(mstanza.Modify, mstanza.BadRequest, "Unknown affiliation")
 		}
-		if affRank(actorAff) < affRank(storage.AffAdmin) && !(aff == storage.AffMember && affRank(actorAff) >= affRank(storage.AffMember)) {
+		// Admins read every list; members the member list, and in a
+		// non-anonymous room the owner and admin lists too (clients
+		// such as Conversations need them for end-to-end encryption).
+		member := affRank(actorAff) >= affRank(storage.AffMember)
+		if affRank(actorAff) < affRank(storage.AffAdmin) &&
+			!(member && (aff == storage.AffMember || (r.cfg.Whois == whoisAnyone && aff != storage.AffOutcast))) {
 			return nil, stanza.NewError(mstanza.Auth, mstanza.Forbidden, "Only admins list affiliations")
 		}
 		for _, j := range r.list(aff) {

@@ -27,6 +27,9 @@ func (m *Module) message(ctx context.Context, st *stanza.Stanza) error {
 			return nil, stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, "")
 		}
 		if st.Type == stanza.Error {
+			if !kickable(st) {
+				return nil, nil
+			}
 			// A client bounced what the room sent it: drop that session
 			// (as Prosody does), so it stops costing every message.
 			return r.leave(ctx, m, st.From, nil, []int{333}, nil), nil

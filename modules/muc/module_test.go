@@ -364,6 +364,18 @@ func TestMembersOnlyAndPassword(t *testing.T) {
 	if !ok || it.Attr("jid") != e.bob.String() {
 		t.Fatal("member list without bob")
 	}
+	// A member reads the member list, not (in a semi-anonymous room) the
+	// owner list.
+	list := func(c *servertest.Client, aff string) *stanza.Stanza {
+		return modtest.Do(t, c, modtest.IQ(e.id(), stanza.Get, room, stanza.Elem(xml.Name{Space: muc.NSAdmin, Local: "query"}, nil,
+			stanza.Elem(xml.Name{Space: muc.NSAdmin, Local: "item"}, []xml.Attr{stanza.Attr("affiliation", aff)}))))
+	}
+	if res := list(e.b, "member"); res.Type != stanza.Result {
+		t.Fatalf("member list for a member: %s", modtest.Condition(res))
+	}
+	if res := list(e.b, "owner"); modtest.Condition(res) != mstanza.Forbidden {
+		t.Fatalf("owner list for a member: %s", modtest.Condition(res))
+	}
 	// Losing membership removes Bob (321).
 	e.admin(t, e.a, room, "jid", e.bob.String(), "affiliation", "none")
 	p := e.b.Expect(presenceFrom(occ(room, "Bob"), "unavailable"))

@@ -130,7 +130,7 @@ func (m *Module) presence(ctx context.Context, st *stanza.Stanza) error {
 		case "unavailable":
 			return r.leave(ctx, m, st.From, st, nil, nil), nil
 		case stanza.Error:
-			if _, ok := r.real[st.From.String()]; ok {
+			if _, ok := r.real[st.From.String()]; ok && kickable(st) {
 				return r.leave(ctx, m, st.From, nil, []int{333}, nil), nil
 			}
 			return nil, nil

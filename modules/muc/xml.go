@@ -4,6 +4,8 @@ import (
 	"encoding/xml"
 	"strconv"
 
+	mstanza "mellium.im/xmpp/stanza"
+
 	"github.com/kiez-im/kiez/stanza"
 )
 
@@ -49,4 +51,29 @@ func ownElement(el stanza.Element) bool {
 		return true
 	}
 	return false
+}
+
+// kickable reports whether an error a client bounced means its session
+// is gone, so that it should leave the rooms (the conditions Prosody's
+// muc kicks on); a client refusing one message (blocking, a policy) stays.
+func kickable(st *stanza.Stanza) bool {
+	e, ok := st.ChildElement(xml.Name{Local: "error"})
+	if !ok {
+		return true
+	}
+	for el := range e.Children() {
+		if el.Name.Space != mstanza.NSError {
+			continue
+		}
+		switch mstanza.Condition(el.Name.Local) {
+		case mstanza.Gone, mstanza.InternalServerError, mstanza.ItemNotFound, mstanza.JIDMalformed,
+			mstanza.RecipientUnavailable, mstanza.Redirect, mstanza.RemoteServerNotFound,
+			mstanza.RemoteServerTimeout, mstanza.ServiceUnavailable:
+			return true
+		case "text":
+			continue
+		}
+		return false
+	}
+	return true
 }

@@ -90,6 +90,8 @@ type Module struct {
 
 	sentMu sync.Mutex                                             // guards sent
 	sent   map[weak.Pointer[stanza.Stanza]]storage.OfflineMessage // see remember
+
+	metrics offlineMetrics // see metrics.go
 }
 
 // userLock serialises storing and delivering one user's messages.
@@ -258,7 +260,7 @@ func (m *Module) HandleUndelivered(ctx context.Context, s *stanza.Stanza) (bool,
 	// A message stored again goes behind those stored since, with its
 	// older time; SessionAvailable skips it once it is past the retention
 	// even if the store, expiring from the front of a queue, still has it.
-	err := m.store.PushOffline(ctx, user.String(), rec, m.limit)
+	err := m.push(ctx, user.String(), rec)
 	switch {
 	case errors.Is(err, storage.ErrFull):
 		m.log.Debug("offline queue full; message bounced")
@@ -323,8 +325,12 @@ func (m *Module) SessionAvailable(ctx context.Context, sess *server.Session) {
 		// The message passes the filters again: a sender the user has
 		// blocked since (XEP-0191) is stopped there, and the message is
 		// deleted unsent.
-		if err := m.host.SendTo(ctx, sess, st); errors.Is(err, server.ErrNotDelivered) {
+		err = m.host.SendTo(ctx, sess, st)
+		if errors.Is(err, server.ErrNotDelivered) {
 			break // the session is closing; the rest stays stored
+		}
+		if err == nil {
+			m.metrics.delivered.Inc()
 		}
 		last = om.Seq
 	}

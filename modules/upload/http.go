@@ -107,6 +107,8 @@ func (m *Module) put(w http.ResponseWriter, r *http.Request, id string) {
 		m.fail(w, err)
 		return
 	}
+	m.metrics.files.Inc()
+	m.metrics.received.Add(uint64(u.Size))
 	w.WriteHeader(http.StatusCreated)
 }
 
@@ -204,6 +206,9 @@ func (m *Module) get(w http.ResponseWriter, r *http.Request, id string) {
 	maxAge := int(time.Until(u.Expires) / time.Second)
 	h.Set("Cache-Control", "private, max-age="+strconv.Itoa(max(maxAge, 0))+", immutable")
 	h.Set("ETag", `"`+id+`"`)
+	if m.metrics.sent != nil {
+		w = countingWriter{w, m.metrics.sent}
+	}
 	http.ServeContent(w, r, "", f.ModTime(), f)
 }
 

@@ -97,6 +97,7 @@ type Module struct {
 	host    server.Host
 	log     *slog.Logger
 	now     func() time.Time
+	metrics uploadMetrics // see metrics.go
 }
 
 // New returns the upload module. It fails without its dependencies, and

@@ -41,6 +41,7 @@ func (m *Module) slot(ctx context.Context, iq stanza.IQ, w server.ResponseWriter
 	case err != nil || size < 1:
 		return stanza.NewFailure(mstanza.Modify, mstanza.BadRequest, "the size must be a positive number of bytes")
 	case size > m.opts.MaxFileSize:
+		m.metrics.slotsRefused.Inc()
 		f := stanza.NewFailure(mstanza.Modify, mstanza.NotAcceptable, fmt.Sprintf("the file is larger than the largest allowed, %d bytes", m.opts.MaxFileSize))
 		f.App = xml.Name{Space: NS, Local: "file-too-large"}
 		max := xml.Name{Space: NS, Local: "max-file-size"}
@@ -64,10 +65,12 @@ func (m *Module) slot(ctx context.Context, iq stanza.IQ, w server.ResponseWriter
 	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	if err := m.create(ctx, u, day); err != nil {
 		if errors.Is(err, storage.ErrLimit) {
+			m.metrics.slotsRefused.Inc()
 			return stanza.NewFailure(mstanza.Wait, mstanza.ResourceConstraint, "upload quota exceeded: delete files or wait")
 		}
 		return fmt.Errorf("upload: %w", err)
 	}
+	m.metrics.slotsAccepted.Inc()
 	put := m.putURL(u)
 	return w.Result(stanza.Elem(xml.Name{Space: NS, Local: "slot"}, nil,
 		stanza.Elem(xml.Name{Space: NS, Local: "put"}, []xml.Attr{stanza.Attr("url", put)}),
