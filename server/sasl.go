@@ -193,8 +193,8 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 			}
 			t0 := time.Now()
 			acct, err := c.srv.accounts.Account(ctx, bare)
-			if err != nil {
 			c.srv.metrics.accountLookup.ObserveSince(t0)
+			if err != nil {
 				return storage.SCRAMKeys{}, err
 			}
 			if !acct.Removed.IsZero() {
@@ -300,9 +300,9 @@ func (c *conn) authPlain(data []byte) (jid.JID, error) {
 	}
 	t0 := time.Now()
 	acct, err := c.srv.accounts.Account(c.ctx, u.String())
+	c.srv.metrics.accountLookup.ObserveSince(t0)
 	if err == nil && (c.srv.beingDeleted(u.String()) || !acct.Removed.IsZero()) {
 		err = storage.ErrNotFound
-	c.srv.metrics.accountLookup.ObserveSince(t0)
 	}
 	if err != nil {
 		// Spend the same work as a real check so timing does not tell.
@@ -384,9 +384,9 @@ func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 			return stepResult{}, err
 		}
 		s.log.Debug("authentication failed", "condition", f.Condition)
+		s.metrics.login(saslMechanism(start), false)
 		// The connection filter counts the failure before the client
 		// learns of it, so that its next connection meets any ban.
-		s.metrics.login(saslMechanism(start), false)
 		banned := f.Condition == scram.NotAuthorized && c.authFailed(saslMechanism(start))
 		c.writeFailure(f)
 		if err := c.bw.Flush(); err != nil {
@@ -411,9 +411,9 @@ func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 		return stepResult{}, nil
 	}
 	c.user = u
+	s.metrics.login(saslMechanism(start), true)
 	c.filterDone(true)
 	if c.rc != nil {
-	s.metrics.login(saslMechanism(start), true)
 		rate := int64(max(s.limits.ReadRateAuthenticated, 0))
 		c.rc.setRate(rate, readBurst(rate, s.limits.MaxStanzaSize))
 	}
