@@ -70,13 +70,29 @@ func (r *room) presenceOf(m *Module, o *occupant, to jid.JID, showJID, self bool
 func (r *room) broadcast(m *Module, o *occupant, po presOpts) []*stanza.Stanza {
 	var out []*stanza.Stanza
 	visible := r.cfg.broadcasts(o.role) || po.typ == "unavailable" || po.newNick != ""
+	// Others get one of two variants, built once and addressed per
+	// session (the copies share their tokens, which nobody changes).
+	var variants [2]*stanza.Stanza
 	for _, recv := range r.occupants() {
 		self := recv == o
 		if !self && !visible {
 			continue
 		}
 		for _, s := range recv.sessions {
-			out = append(out, r.presenceOf(m, o, s.jid, self || r.canSee(recv), self, po))
+			if self {
+				out = append(out, r.presenceOf(m, o, s.jid, true, true, po))
+				continue
+			}
+			i := 0
+			if r.canSee(recv) {
+				i = 1
+			}
+			if variants[i] == nil {
+				variants[i] = r.presenceOf(m, o, jid.JID{}, i == 1, false, po)
+			}
+			c := *variants[i]
+			c.To = s.jid
+			out = append(out, &c)
 		}
 	}
 	if _, still := r.occ[o.nick]; !still || r.occ[o.nick] != o {
