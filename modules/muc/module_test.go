@@ -902,3 +902,68 @@ func TestRegisterNick(t *testing.T) {
 	}
 	joined(t, e.b, room, "Bobby")
 }
+
+// Room policies: the subject, private messages, a full room, configuration
+// notices, and a room becoming members-only.
+func TestPolicies(t *testing.T) {
+	e := start(t, muc.Options{})
+	room := roomJID("rules")
+	e.create(t, e.a, room, "Alice")
+	e.configure(t, e.a, room, map[string][]string{"muc#roomconfig_maxusers": {"2"}, "muc#roomconfig_allowpm": {"none"}})
+	joined(t, e.b, room, "Bob")
+	join(e.c, room, "Carol")
+	if got := modtest.Condition(e.c.Expect(errorFrom(stanza.Presence, occ(room, "Carol")))); got != mstanza.ServiceUnavailable {
+		t.Fatalf("full room: %s", got)
+	}
+	subj := &stanza.Stanza{Kind: stanza.Message, Type: "groupchat", To: room}
+	subj.AppendChild(stanza.TextElem(xml.Name{Local: "subject"}, "mine"))
+	e.b.Send(subj)
+	if got := modtest.Condition(e.b.Expect(errorFrom(stanza.Message, room))); got != mstanza.Forbidden {
+		t.Fatalf("participant subject: %s", got)
+	}
+	pm := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: occ(room, "Alice")}
+	pm.AppendChild(stanza.TextElem(xml.Name{Local: "body"}, "hi"))
+	e.b.Send(pm)
+	if got := modtest.Condition(e.b.Expect(errorFrom(stanza.Message, occ(room, "Alice")))); got != mstanza.NotAllowed {
+		t.Fatalf("private message when disabled: %s", got)
+	}
+	e.configure(t, e.a, room, map[string][]string{"muc#roomconfig_whois": {"anyone"}})
+	n := e.b.Expect(func(st *stanza.Stanza) bool {
+		return st.Kind == stanza.Message && st.From.Equal(room) && hasStatus(st, 104)
+	})
+	if !hasStatus(n, 172) {
+		t.Fatal("no 172 when the room becomes non-anonymous")
+	}
+	e.configure(t, e.a, room, map[string][]string{"muc#roomconfig_membersonly": {"1"}})
+	if p := e.b.Expect(presenceFrom(occ(room, "Bob"), "unavailable")); !hasStatus(p, 322) {
+		t.Fatal("no 322 when the room becomes members-only")
+	}
+	if err := e.submit(t, e.a, room, map[string][]string{"muc#roomconfig_whois": {"everybody"}}); err == nil {
+		t.Fatal("bad whois accepted")
+	}
+}
+
+// Only service admins create rooms with CreateAdmins; when the only owner's
+// account goes with DestroyOrphans, the room goes too.
+func TestAdminsAndOrphans(t *testing.T) {
+	e := start(t, muc.Options{Creation: muc.CreateAdmins, Admins: []jid.JID{jid.MustParse("alice@localhost")}, Orphans: muc.DestroyOrphans})
+	join(e.b, roomJID("b"), "Bob")
+	if got := modtest.Condition(e.b.Expect(errorFrom(stanza.Presence, occ(roomJID("b"), "Bob")))); got != mstanza.NotAllowed {
+		t.Fatalf("creation by a non-admin: %s", got)
+	}
+	room := roomJID("a")
+	e.create(t, e.a, room, "Alice")
+	e.configure(t, e.a, room, map[string][]string{"muc#roomconfig_persistentroom": {"1"}, "muc#roomconfig_roomowners": {e.carol.String()}})
+	e.admin(t, e.a, room, "jid", e.bob.String(), "affiliation", "admin")
+	joined(t, e.b, room, "Bob")
+	if err := e.srv.DeleteUser(context.Background(), e.carol); err != nil {
+		t.Fatal(err)
+	}
+	p := e.b.Expect(presenceFrom(occ(room, "Bob"), "unavailable"))
+	if x, _ := userX(p); !x.HasChild(xml.Name{Space: muc.NSUser, Local: "destroy"}) {
+		t.Fatal("orphaned room not destroyed")
+	}
+	if rooms, _ := e.store.Rooms(context.Background(), ""); len(rooms) != 0 {
+		t.Fatalf("rooms left: %v", rooms)
+	}
+}
