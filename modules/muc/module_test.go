@@ -967,3 +967,23 @@ func TestAdminsAndOrphans(t *testing.T) {
 		t.Fatalf("rooms left: %v", rooms)
 	}
 }
+
+// A join from a session that is already in the room gets the whole join
+// again (occupants, self-presence, subject); others see no new occupant.
+func TestRejoin(t *testing.T) {
+	e := start(t, muc.Options{})
+	room := roomJID("again")
+	e.create(t, e.a, room, "Alice")
+	joined(t, e.b, room, "Bob")
+	e.a.Expect(presenceFrom(occ(room, "Bob"), ""))
+	join(e.b, room, "Bob")
+	e.b.Expect(presenceFrom(occ(room, "Alice"), ""))
+	if p := e.b.Expect(presenceFrom(occ(room, "Bob"), "")); !hasStatus(p, 110) {
+		t.Fatal("no self-presence on rejoin")
+	}
+	e.b.Expect(subject(room))
+	// Alice gets Bob's presence as an update, without 201 or 110.
+	if p := e.a.Expect(presenceFrom(occ(room, "Bob"), "")); hasStatus(p, 110) || hasStatus(p, 201) {
+		t.Fatal("self codes to another occupant")
+	}
+}

@@ -206,22 +206,36 @@ func (r *room) join(ctx context.Context, m *Module, st *stanza.Stanza, created b
 	nick := st.To.Resourcepart()
 	real := st.From
 	pres := presenceElements(st)
+	x, hasX := st.ChildElement(xml.Name{Space: NS, Local: "x"})
 	if o, ok := r.real[real.String()]; ok {
-		if o.nick == nick {
-			// A presence update; the updating session becomes the primary.
-			i := o.session(real)
-			s := o.sessions[i]
-			s.pres = pres
-			o.sessions = append(append(o.sessions[:i:i], o.sessions[i+1:]...), s)
+		if o.nick != nick {
+			return r.changeNick(m, o, nick, pres)
+		}
+		// A presence update; the updating session becomes the primary.
+		i := o.session(real)
+		s := o.sessions[i]
+		s.pres = pres
+		o.sessions = append(append(o.sessions[:i:i], o.sessions[i+1:]...), s)
+		if !hasX {
 			return r.broadcast(m, o, presOpts{}), nil
 		}
-		return r.changeNick(m, o, nick, pres)
+		// A join from a session already joined (a client that lost
+		// track, after a failed self-ping or a resumed stream): it gets
+		// the whole join again, others only the update.
+		var out []*stanza.Stanza
+		for _, other := range r.occupants() {
+			if other != o && r.cfg.broadcasts(other.role) {
+				out = append(out, r.presenceOf(m, other, real, r.canSee(o), false, presOpts{}))
+			}
+		}
+		out = append(out, r.broadcast(m, o, presOpts{})...)
+		out = append(out, r.historyFor(m, real, x, hasX)...)
+		return append(out, r.subjectMessage(real)), nil
 	}
 	if utf8.RuneCountInString(nick) > m.opts.MaxNickLength {
 		return nil, stanza.NewError(mstanza.Modify, mstanza.NotAcceptable, "The nick is too long")
 	}
 	aff := r.aff(m, real)
-	x, hasX := st.ChildElement(xml.Name{Space: NS, Local: "x"})
 	switch {
 	case r.locked && aff != storage.AffOwner:
 		return nil, stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, "The room is not configured yet")
