@@ -676,6 +676,11 @@ func TestDeleteUser(t *testing.T) {
 	if err := e.srv.DeleteUser(ctx, e.bob); err != nil {
 		t.Fatal(err)
 	}
+	// Bob's session left; Alice, the admin, is the owner now.
+	e.a.Expect(presenceFrom(occ(kept, "Bob"), "unavailable"))
+	if p := e.a.Expect(presenceFrom(occ(kept, "Alice"), "")); item(p).Attr("affiliation") != "owner" {
+		t.Fatalf("heir's affiliation %q", item(p).Attr("affiliation"))
+	}
 	rooms, err := e.store.Rooms(ctx, "")
 	if err != nil {
 		t.Fatal(err)
