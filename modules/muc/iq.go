@@ -125,7 +125,7 @@ func (r *room) discoInfo(ctx context.Context, m *Module, st *stanza.Stanza, p st
 		}
 		return no
 	}
-	features := []string{server.NSDiscoInfo, NS, NSOccID, NSSID, "muc#stable_id", "muc#self-ping-optimization", NSVCard, NSRegister,
+	features := []string{server.NSDiscoInfo, NS, NSOccID, NSSID, "muc#stable_id", "muc#self-ping-optimization", NSVCard, NSRegister, nsRequest,
 		pick(r.cfg.Public, "muc_public", "muc_hidden"),
 		pick(r.cfg.Persistent, "muc_persistent", "muc_temporary"),
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),

@@ -251,7 +251,7 @@ func (r *room) join(ctx context.Context, m *Module, st *stanza.Stanza, created b
 	if owner := r.nickOwner(nick); owner != "" && owner != real.Bare().String() {
 		return nil, stanza.NewError(mstanza.Cancel, mstanza.Conflict, "That nick is registered by someone else")
 	}
-	if r.cfg.Password != "" && affRank(aff) < affRank(storage.AffAdmin) {
+	if r.cfg.Password != "" && !m.isAdmin(real) {
 		pw, _ := x.Child(xml.Name{Space: NS, Local: "password"})
 		if !hasX || pw.Text() != r.cfg.Password {
 			return nil, stanza.NewError(mstanza.Auth, mstanza.NotAuthorized, "A password is required")
