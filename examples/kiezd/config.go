@@ -58,6 +58,7 @@ type config struct {
 	Modules         modulesConfig  `toml:"modules"`
 	Filter          filterConfig   `toml:"filter"`
 	Registration    regConfig      `toml:"registration"`
+	Metrics         metricsConfig  `toml:"metrics"`
 
 	// file is the path the configuration was read from, "" for the
 	// built-in defaults.
@@ -235,7 +236,8 @@ func defaultConfig() *config {
 			DirectoryURL: "https://acme-v02.api.letsencrypt.org/directory",
 			Listen:       ":443",
 		}},
-		Log: logConfig{Level: "info", Format: "text"},
+		Log:     logConfig{Level: "info", Format: "text"},
+		Metrics: metricsConfig{Listen: []string{}},
 		Limits: limitsConfig{
 			MaxStanzaSize:  256 << 10,
 			MaxPreAuthSize: 10 << 10,
@@ -497,7 +499,7 @@ func (c *config) validate() error {
 	for _, l := range []struct {
 		key   string
 		addrs []string
-	}{{"listen.c2s", c.Listen.C2S}, {"listen.direct_tls", c.Listen.DirectTLS}, {"listen.https", c.Listen.HTTPS}, {"listen.http", c.Listen.HTTP}} {
+	}{{"listen.c2s", c.Listen.C2S}, {"listen.direct_tls", c.Listen.DirectTLS}, {"listen.https", c.Listen.HTTPS}, {"listen.http", c.Listen.HTTP}, {"metrics.listen", c.Metrics.Listen}} {
 		for _, a := range l.addrs {
 			if err := checkAddr(a); err != nil {
 				bad("%s: %v", l.key, err)

@@ -74,6 +74,7 @@ func (c *config) checkDuplicateAddrs() error {
 	add("listen.direct_tls", c.Listen.DirectTLS...)
 	add("listen.https", c.Listen.HTTPS...)
 	add("listen.http", c.Listen.HTTP...)
+	add("metrics.listen", c.Metrics.Listen...)
 	if a := c.TLS.ACME; a.Enabled {
 		add("tls.acme.listen", a.Listen)
 		add("tls.acme.http_listen", a.HTTPListen)
@@ -107,7 +108,7 @@ func (c *config) warnings() []string {
 			w = append(w, fmt.Sprintf("listen.http %q is reachable from other machines, unencrypted; unless only your reverse proxy can reach it, use a loopback address such as \"127.0.0.1:5280\"", a))
 		}
 	}
-	return w
+	return append(w, c.metricsWarnings()...)
 }
 
 // httpBaseURL returns server.Config.HTTPBaseURL: external_url for every

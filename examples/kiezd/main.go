@@ -67,6 +67,8 @@ type bound struct {
 	HTTPS, HTTP []net.Addr
 	// ACMETLS and ACMEHTTP answer ACME challenges, if enabled.
 	ACMETLS, ACMEHTTP net.Addr
+	// Metrics serve the metrics endpoint, if enabled.
+	Metrics []net.Addr
 }
 
 func osSignals() (<-chan os.Signal, func()) {

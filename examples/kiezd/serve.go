@@ -219,11 +219,12 @@ type listeners struct {
 	// https and plainHTTP serve the modules' HTTP routes.
 	https, plainHTTP []net.Listener
 	alpn, http       net.Listener // ACME challenges, or nil
+	metrics          []net.Listener
 }
 
 func (l *listeners) all() []net.Listener {
 	var all []net.Listener
-	for _, lns := range [][]net.Listener{l.c2s, l.direct, l.https, l.plainHTTP} {
+	for _, lns := range [][]net.Listener{l.c2s, l.direct, l.https, l.plainHTTP, l.metrics} {
 		all = append(all, lns...)
 	}
 	for _, ln := range []net.Listener{l.alpn, l.http} {
@@ -332,6 +333,13 @@ func listenAll(cfg *config) (*listeners, error) {
 		}
 		l.plainHTTP = append(l.plainHTTP, ln)
 	}
+	for _, a := range cfg.Metrics.Listen {
+		ln, err := addWith(listenHTTP, a)
+		if err != nil {
+			return nil, err
+		}
+		l.metrics = append(l.metrics, ln)
+	}
 	if a := cfg.TLS.ACME; a.Enabled {
 		var err error
 		if a.Listen != "" {
@@ -373,9 +381,11 @@ func serve(ctx context.Context, cfg *config, e env) error {
 	if len(lns.https) > 0 {
 		_, httpsPort, _ = net.SplitHostPort(lns.https[0].Addr().String())
 	}
+	reg := newMetricsRegistry(cfg)
 	target, err := newServer(ctx, cfg, store, log, tlsCfg, func(c *server.Config) {
 		c.HTTPBaseURL = cfg.httpBaseURL(httpsPort)
 		c.Modules = append(c.Modules, e.modules...)
+		c.Metrics = reg
 	})
 	if err != nil {
 		lns.close()
@@ -436,6 +446,15 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		log.Info("listening", "for", "HTTP behind a reverse proxy", "addr", ln.Addr().String())
 		b.HTTP = append(b.HTTP, ln.Addr())
 		go func() { errc <- web.Serve(ln) }()
+	}
+	var metricsSrv *http.Server
+	if len(lns.metrics) > 0 {
+		metricsSrv = newMetricsServer(reg, log)
+	}
+	for _, ln := range lns.metrics {
+		log.Info("listening", "for", "metrics (GET /metrics, Prometheus text format)", "addr", ln.Addr().String())
+		b.Metrics = append(b.Metrics, ln.Addr())
+		go func() { errc <- metricsSrv.Serve(ln) }()
 	}
 	var httpSrv *http.Server
 	if certs.acme != nil {
@@ -499,6 +518,9 @@ wait:
 	}
 	if httpSrv != nil {
 		httpSrv.Shutdown(sctx)
+	}
+	if metricsSrv != nil {
+		metricsSrv.Shutdown(sctx)
 	}
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish cleanly", "err", err)
