@@ -271,7 +271,7 @@ func (m *Module) Close(ctx context.Context) error {
 	m.mu.Unlock()
 	for _, r := range rooms {
 		r.mu.Lock()
-		out := r.removeAll(m, nil, []int{332}, "")
+		out := r.removeAll(m, []int{332}, "")
 		r.mu.Unlock()
 		m.send(ctx, out)
 	}

@@ -385,7 +385,7 @@ func (r *room) removeOccupant(m *Module, o *occupant, po presOpts) []*stanza.Sta
 }
 
 // removeAll removes every occupant with the codes (332: shutdown).
-func (r *room) removeAll(m *Module, _ *occupant, codes []int, reason string) []*stanza.Stanza {
+func (r *room) removeAll(m *Module, codes []int, reason string) []*stanza.Stanza {
 	var out []*stanza.Stanza
 	for _, o := range r.occupants() {
 		out = append(out, r.removeOccupant(m, o, presOpts{codes: codes, reason: reason})...)

@@ -158,7 +158,7 @@ func (r *room) list(a string) []string {
 	return out
 }
 
-// owned reports whether some real JID is an owner of the room.
+// ownedBy reports whether the bare JID bare is an owner of the room.
 func (r *room) ownedBy(bare string) bool {
 	return r.affs[bare].aff == storage.AffOwner
 }
