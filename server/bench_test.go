@@ -14,6 +14,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/server/metrics"
+	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
@@ -99,7 +101,17 @@ func benchSessionOn(srv *Server, full string, nc net.Conn) *Session {
 // writer, as a message to an idle client does. TLS and the network are
 // left out.
 func BenchmarkRouteMessage(b *testing.B) {
-	srv, err := New(context.Background(), Config{Domains: []string{"localhost"}, Accounts: memory.New()})
+	benchRouteMessage(b, Config{Domains: []string{"localhost"}, Accounts: memory.New()})
+}
+
+// BenchmarkRouteMessageMetrics is BenchmarkRouteMessage with metrics on:
+// the message is counted as received and sent.
+func BenchmarkRouteMessageMetrics(b *testing.B) {
+	benchRouteMessage(b, Config{Domains: []string{"localhost"}, Accounts: memory.New(), Metrics: metrics.NewRegistry()})
+}
+
+func benchRouteMessage(b *testing.B, cfg Config) {
+	srv, err := New(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,5 +160,11 @@ func BenchmarkRouteMessage(b *testing.B) {
 			break
 		}
 		runtime.Gosched()
+	}
+	if cfg.Metrics != nil {
+		in, out := srv.metrics.in[stanza.Message].Value(), srv.metrics.out[stanza.Message].Value()
+		if n := uint64(b.N) + 1; in != n || out != n {
+			b.Fatalf("%d messages counted in and %d out, want %d", in, out, n)
+		}
 	}
 }
