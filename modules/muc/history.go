@@ -2,6 +2,7 @@ package muc
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"slices"
 	"strconv"
@@ -41,20 +42,18 @@ func (h *history) add(msg *stanza.Stanza, at time.Time, max int) {
 
 // historyFor returns the history a session joining with the <x/> element
 // x asked for (all the room keeps when it did not ask), each message with
-// a XEP-0203 delay.
-func (r *room) historyFor(m *Module, to jid.JID, x stanza.Element, hasX bool) []*stanza.Stanza {
+// a XEP-0203 delay. A room that archives, with an archive that serves
+// history (HistorySource), takes it from the archive, so that history
+// outlives a restart; otherwise from memory.
+func (r *room) historyFor(ctx context.Context, m *Module, to jid.JID, x stanza.Element, hasX bool) []*stanza.Stanza {
 	max := r.cfg.History
-	entries := r.hist.entries
-	if len(entries) > max {
-		entries = entries[len(entries)-max:]
-	}
 	maxChars := -1
 	var since time.Time
 	if hasX {
 		if h, ok := x.Child(xml.Name{Space: NS, Local: "history"}); ok {
 			if v, ok := h.LookupAttr("maxstanzas"); ok {
-				if n, err := strconv.Atoi(v); err == nil && n >= 0 && n < len(entries) {
-					entries = entries[len(entries)-n:]
+				if n, err := strconv.Atoi(v); err == nil && n >= 0 && n < max {
+					max = n
 				}
 			}
 			if v, ok := h.LookupAttr("maxchars"); ok {
@@ -74,6 +73,26 @@ func (r *room) historyFor(m *Module, to jid.JID, x stanza.Element, hasX bool) []
 			}
 		}
 	}
+	if max <= 0 || maxChars == 0 {
+		return nil
+	}
+	entries := r.hist.entries
+	if hs, ok := m.archive.(HistorySource); ok && r.archiving(m) {
+		msgs, err := hs.History(ctx, r.jid, max, since)
+		if err != nil {
+			m.log.Warn("muc: history from the archive", "err", err)
+		} else {
+			entries = make([]histEntry, 0, len(msgs))
+			for _, am := range msgs {
+				var b bytes.Buffer
+				am.Message.WriteTo(&b)
+				entries = append(entries, histEntry{msg: am.Message, at: am.At, chars: b.Len()})
+			}
+		}
+	}
+	if len(entries) > max {
+		entries = entries[len(entries)-max:]
+	}
 	start := 0
 	for i, e := range entries {
 		if e.at.Before(since) {
@@ -81,7 +100,7 @@ func (r *room) historyFor(m *Module, to jid.JID, x stanza.Element, hasX bool) []
 		}
 	}
 	entries = entries[start:]
-	if maxChars >= 0 {
+	if maxChars > 0 {
 		total, start := 0, len(entries)
 		for i := len(entries) - 1; i >= 0; i-- {
 			total += entries[i].chars

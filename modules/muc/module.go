@@ -150,6 +150,23 @@ type Archive interface {
 	DeleteRoom(ctx context.Context, room jid.JID) error
 }
 
+// HistorySource is implemented by an Archive that also serves the history
+// sent on join (XEP-0045 §7.2.14) from what it stored, so that history
+// outlives a restart. Without it, history comes from memory.
+type HistorySource interface {
+	// History returns the latest at most max messages of room (as Append
+	// got them) sent at or after since (the zero Time: any), oldest
+	// first.
+	History(ctx context.Context, room jid.JID, max int, since time.Time) ([]ArchivedMessage, error)
+}
+
+// ArchivedMessage is a message of a room's history with the time it was
+// sent.
+type ArchivedMessage struct {
+	Message *stanza.Stanza
+	At      time.Time
+}
+
 // Deps are what the module builds on.
 type Deps struct {
 	// Store keeps persistent rooms, affiliations and registered nicks

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
@@ -747,6 +748,23 @@ type archive struct {
 	ids    []string
 	bodies []string
 	rooms  []string
+	msgs   []muc.ArchivedMessage
+}
+
+// History serves join history from what was archived.
+func (a *archive) History(_ context.Context, room jid.JID, max int, since time.Time) ([]muc.ArchivedMessage, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []muc.ArchivedMessage
+	for _, m := range a.msgs {
+		if m.Message.From.Bare().Equal(room) && !m.At.Before(since) {
+			out = append(out, m)
+		}
+	}
+	if len(out) > max {
+		out = out[len(out)-max:]
+	}
+	return out, nil
 }
 
 func (a *archive) Append(_ context.Context, room jid.JID, id string, msg *stanza.Stanza) error {
@@ -755,6 +773,7 @@ func (a *archive) Append(_ context.Context, room jid.JID, id string, msg *stanza
 	body, _ := msg.ChildText(xml.Name{Local: "body"})
 	a.ids = append(a.ids, id)
 	a.bodies = append(a.bodies, body)
+	a.msgs = append(a.msgs, muc.ArchivedMessage{Message: msg, At: time.Now()})
 	return nil
 }
 
@@ -787,10 +806,22 @@ func TestArchiveSeam(t *testing.T) {
 	sid, _ := child(msg, muc.NSSID, "stanza-id")
 	e.b.Sync()
 	arch.mu.Lock()
-	defer arch.mu.Unlock()
 	if len(arch.ids) != 1 || arch.ids[0] != sid.Attr("id") || arch.bodies[0] != "for the record" {
 		t.Fatalf("archived %v %v, delivered id %s", arch.ids, arch.bodies, sid.Attr("id"))
 	}
+	// Join history comes from the archive (HistorySource): a message it
+	// holds from before, which memory never had, is sent first.
+	old := &stanza.Stanza{Kind: stanza.Message, Type: "groupchat", From: occ(room, "Old")}
+	old.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, "before the restart"))
+	arch.msgs = append([]muc.ArchivedMessage{{Message: old, At: time.Now().Add(-time.Hour)}}, arch.msgs...)
+	arch.mu.Unlock()
+	join(e.c, room, "Carol")
+	h := e.c.Expect(servertest.Body("before the restart"))
+	if _, ok := child(h, muc.NSDelay, "delay"); !ok {
+		t.Fatal("archived history without delay")
+	}
+	e.c.Expect(servertest.Body("for the record"))
+	e.c.Expect(subject(room))
 }
 
 // The room's vCard: owners set the avatar, anyone reads it, and disco

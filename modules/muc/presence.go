@@ -229,7 +229,7 @@ func (r *room) join(ctx context.Context, m *Module, st *stanza.Stanza, created b
 			}
 		}
 		out = append(out, r.broadcast(m, o, presOpts{})...)
-		out = append(out, r.historyFor(m, real, x, hasX)...)
+		out = append(out, r.historyFor(ctx, m, real, x, hasX)...)
 		return append(out, r.subjectMessage(real)), nil
 	}
 	if utf8.RuneCountInString(nick) > m.opts.MaxNickLength {
@@ -296,7 +296,7 @@ func (r *room) join(ctx context.Context, m *Module, st *stanza.Stanza, created b
 		out = append(out, r.broadcast(m, o, po)...)
 	}
 	if !created {
-		out = append(out, r.historyFor(m, real, x, hasX)...)
+		out = append(out, r.historyFor(ctx, m, real, x, hasX)...)
 	}
 	// The subject ends the join (§7.2.16), also in a locked room, where
 	// clients wait for it before showing the configuration.
