@@ -85,6 +85,20 @@
 // read more slowly, its excess waits in its own socket buffers, and its
 // reader sleeps without holding up Shutdown or the deadlines.
 //
+// # Metrics
+//
+// With Config.Metrics set, the server counts into that registry (package
+// server/metrics, which writes Prometheus' text format): sessions and
+// open connections by transport, logins by result and SASL mechanism
+// family, stanzas read from and written to clients by kind, sessions
+// closed for a full queue or a write that timed out, stanzas lost with a
+// failed connection, the account lookup's latency, and the janitor's
+// removals by kind. Modules, filters and the ConnFilter that implement
+// MetricsRegistrar add theirs (StorageLatency is the histogram for the
+// store calls they time). Counting is an atomic add on a value fixed at
+// New; labels are fixed words, never a user or an address. Without a
+// registry every metric is nil, and counting costs a nil check.
+//
 // # Stream management (XEP-0198) and client state (XEP-0352)
 //
 // Clients may enable stream management after binding. The server then
