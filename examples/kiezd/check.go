@@ -213,6 +213,10 @@ func runChecks(ctx context.Context, cfg *config, deps checkDeps) *checkReport {
 	for _, w := range cfg.warnings() {
 		g.add(levelWarn, w, "")
 	}
+	if len(cfg.Metrics.Listen) > 0 {
+		g.add(levelNote, "metrics are served on "+strings.Join(cfg.Metrics.Listen, ", ")+" (GET /metrics, without authentication)",
+			"keep that port closed to other networks; it is not among the ports to open below")
+	}
 	var err error
 	c.services, err = cfg.serviceHosts()
 	if err != nil {

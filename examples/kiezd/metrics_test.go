@@ -3,14 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -233,5 +236,28 @@ func TestMetricsOffByDefault(t *testing.T) {
 	cfg.Metrics.Listen = []string{"127.0.0.1:9542", "[::1]:9542"}
 	if w := cfg.warnings(); len(w) != 0 {
 		t.Errorf("warnings for loopback: %v", w)
+	}
+}
+
+// TestCheckMetrics: kiezd check notes the metrics endpoint, warns about
+// an address other machines reach, and does not list its port among those
+// to open in the firewall.
+func TestCheckMetrics(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Listen.C2S = []string{"127.0.0.1:5222"}
+	deps := checkDeps{Resolver: fakeResolver{}, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nil, syscall.ECONNREFUSED
+	}}.withDefaults()
+	r := runChecks(t.Context(), cfg, deps)
+	if r.has("Configuration", levelNote, "metrics are served") {
+		t.Errorf("metrics off:\n%s", r)
+	}
+	cfg.Metrics.Listen = []string{":9542"}
+	r = runChecks(t.Context(), cfg, deps)
+	if !r.has("Configuration", levelNote, "metrics are served on :9542") || !r.has("Configuration", levelWarn, `metrics.listen ":9542" is reachable from other machines`) {
+		t.Errorf("metrics on all interfaces:\n%s", r)
+	}
+	if strings.Contains(r.String(), "9542/tcp") || strings.Contains(r.String(), "9542,") {
+		t.Errorf("the metrics port among those to open:\n%s", r)
 	}
 }
