@@ -99,16 +99,21 @@ func (s *Server) nodeItems(ctx context.Context, iq stanza.IQ, w ResponseWriter, 
 	}
 	items := make([]xml.TokenReader, 0, len(dn.Items))
 	for _, it := range dn.Items {
-		attrs := []xml.Attr{stanza.Attr("jid", it.JID.String())}
-		if it.Node != "" {
-			attrs = append(attrs, stanza.Attr("node", it.Node))
-		}
-		if it.Name != "" {
-			attrs = append(attrs, stanza.Attr("name", it.Name))
-		}
-		items = append(items, stanza.Elem(xml.Name{Local: "item"}, attrs))
+		items = append(items, itemElem(it))
 	}
 	return w.Result(stanza.Elem(xml.Name{Space: NSDiscoItems, Local: "query"}, []xml.Attr{stanza.Attr("node", n)}, items...))
+}
+
+// itemElem is a disco#items <item/>.
+func itemElem(it DiscoItem) xml.TokenReader {
+	attrs := []xml.Attr{stanza.Attr("jid", it.JID.String())}
+	if it.Node != "" {
+		attrs = append(attrs, stanza.Attr("node", it.Node))
+	}
+	if it.Name != "" {
+		attrs = append(attrs, stanza.Attr("name", it.Name))
+	}
+	return stanza.Elem(xml.Name{Local: "item"}, attrs)
 }
 
 func (s *Server) discoInfo(ctx context.Context, iq stanza.IQ, w ResponseWriter, t Target) error {
@@ -185,6 +190,10 @@ func (r *router) serviceDisco(ctx context.Context, st *stanza.Stanza, svc Servic
 		}
 		if svc.Forms != nil {
 			children = append(children, svc.Forms()...)
+		}
+	} else if svc.Items != nil {
+		for _, it := range svc.Items(ctx, st.From, st.To) {
+			children = append(children, itemElem(it))
 		}
 	}
 	r.deliver(ctx, filter.Module, st.ResultReply(stanza.Elem(xml.Name{Space: p.Name.Space, Local: "query"}, nil, children...)))

@@ -176,7 +176,7 @@ type FormProvider interface {
 // virtual host: it receives the stanzas addressed to Subdomain.<vhost>
 // and to addresses at it (room@conference.example.org/nick). The server
 // answers disco#info and disco#items queries to the service itself
-// (without a node) from Name, Identity and Features; iq gets and sets go
+// (without a node) from Name, Identity, Features, Forms and Items; iq gets and sets go
 // to the IQRoutes, answered exactly once through a ResponseWriter as a
 // module's are (TargetHost: iqs to the service's domain; TargetBare: iqs
 // to an address at the service, with or without a resource); everything
@@ -194,6 +194,10 @@ type Service struct {
 	// disco#info (such as XEP-0363's max-file-size), each a complete
 	// <x xmlns='jabber:x:data' type='result'/> element, fresh per call.
 	Forms func() []xml.TokenReader
+	// Items, if set, lists the disco#items of the service at the domain
+	// to (such as a chat service's public rooms) for the requester from,
+	// fresh per call; without it the list is empty.
+	Items func(ctx context.Context, from, to jid.JID) []DiscoItem
 	// IQRoutes answer iq gets and sets; two routes with the same type,
 	// payload and target make New fail.
 	IQRoutes []IQRoute

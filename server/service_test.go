@@ -26,7 +26,15 @@ type rooms struct{ routes []server.IQRoute }
 func (rooms) Name() string { return "rooms" }
 
 func (r rooms) Services() []server.Service {
-	return []server.Service{{Subdomain: "rooms", Name: "Rooms", Features: []string{nsRooms.Space}, IQRoutes: r.routes}}
+	return []server.Service{{Subdomain: "rooms", Name: "Rooms", Features: []string{nsRooms.Space}, IQRoutes: r.routes,
+		Items: func(_ context.Context, from, to jid.JID) []server.DiscoItem {
+			// The lobby, listed for its own domain, and a room named
+			// after the requester, to see that the callback learns both.
+			return []server.DiscoItem{
+				{JID: jid.MustParse("lobby@" + to.String()), Name: "Lobby"},
+				{JID: jid.MustParse(from.Localpart() + "s-room@" + to.String())},
+			}
+		}}}
 }
 
 func roomRoutes() []server.IQRoute {
@@ -89,6 +97,10 @@ func TestServiceIQRoutes(t *testing.T) {
 	a.Send(iq(stanza.Get, svc, "6", xml.Name{Space: server.NSDiscoInfo, Local: "query"}))
 	if r := text(a.Expect(servertest.ByID("6"))); !strings.Contains(r, `name="Rooms"`) || !strings.Contains(r, `var="urn:kiez:test:rooms"`) {
 		t.Errorf("disco#info of the service: %s", r)
+	}
+	a.Send(iq(stanza.Get, svc, "7", xml.Name{Space: server.NSDiscoItems, Local: "query"}))
+	if r := text(a.Expect(servertest.ByID("7"))); !strings.Contains(r, `jid="lobby@rooms.localhost" name="Lobby"`) || !strings.Contains(r, `jid="alices-room@rooms.localhost"`) {
+		t.Errorf("disco#items of the service: %s", r)
 	}
 }
 

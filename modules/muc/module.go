@@ -303,7 +303,17 @@ func (m *Module) Services() []server.Service {
 		Identity:  server.Identity{Category: "conference", Type: "text", Name: m.opts.Name},
 		Features:  []string{NS, NSOccID, NSSID, "muc#stable_id", "muc#self-ping-optimization", NSVCard},
 		Handler:   server.StanzaHandlerFunc(m.handle),
+		Items:     m.publicItems,
 	}}
+}
+
+// publicItems lists the public rooms of the service to (disco#items).
+func (m *Module) publicItems(ctx context.Context, _, to jid.JID) []server.DiscoItem {
+	items, err := m.PublicRooms(ctx, to)
+	if err != nil {
+		m.log.Warn("listing the public rooms failed", "err", err)
+	}
+	return items
 }
 
 // UserData names what the module keeps per user.

@@ -1023,3 +1023,21 @@ func TestRejoin(t *testing.T) {
 		t.Fatal("self codes to another occupant")
 	}
 }
+
+// The service's disco#items lists its public rooms, with their names,
+// and not its hidden ones (XEP-0045 §6.3).
+func TestServiceItems(t *testing.T) {
+	e := start(t, muc.Options{})
+	room, hidden := roomJID("listed"), roomJID("unlisted")
+	e.create(t, e.a, room, "Alice")
+	e.configure(t, e.a, room, map[string][]string{"muc#roomconfig_roomname": {"Listed"}})
+	e.create(t, e.a, hidden, "Alice")
+	e.configure(t, e.a, hidden, map[string][]string{"muc#roomconfig_publicroom": {"0"}})
+	id := e.id()
+	e.b.SendRaw(`<iq type='get' id='` + id + `' to='` + service.String() + `'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
+	var b strings.Builder
+	e.b.Expect(servertest.ByID(id)).WriteTo(&b)
+	if got := b.String(); !strings.Contains(got, `jid="listed@conference.localhost" name="Listed"`) || strings.Contains(got, "unlisted") {
+		t.Errorf("disco#items of the service: %s", got)
+	}
+}
