@@ -73,6 +73,7 @@ func run() error {
 		storage.Uploads
 		storage.Secrets
 		storage.ServiceData
+		storage.MUC
 	} = memory.New()
 	if *store != "memory" {
 		db, err := bbolt.Open(*store, bbolt.Options{})
@@ -89,7 +90,7 @@ func run() error {
 		// The archive (with its ad-hoc command), carbons and offline
 		// storage, with their defaults.
 		mods, err = stock.Modules(backend, stock.Options{Without: []string{
-			stock.Roster, stock.Blocking, stock.VCard, stock.Private, stock.Ping, stock.Time, stock.Version, stock.Contact,
+			stock.Roster, stock.Blocking, stock.VCard, stock.Private, stock.Ping, stock.Time, stock.Version, stock.Contact, stock.MUC,
 		}})
 		if err != nil {
 			return err

@@ -2,12 +2,13 @@
 // rosters and presence, blocking, vCards, private storage, offline
 // messages, the message archive and its ad-hoc command, carbons, ping,
 // time, version, contact addresses, entity capabilities, personal
-// eventing (PEP), HTTP file upload and the refusal of strangers'
-// messages. Embedders call Modules instead of repeating kiezd's wiring: it
+// eventing (PEP), HTTP file upload, group chat (MUC) and the refusal of
+// strangers' messages. Embedders call Modules instead of repeating kiezd's wiring: it
 // builds every module on one store, hands each the modules it builds on in
 // its Deps (presence and strangers the roster, presence blocking too, the
 // archive the roster, ad-hoc the archive's and strangers' commands, PEP the roster and caps, vCards
-// PEP's avatars and private storage PEP's bookmarks) and lists them in an
+// PEP's avatars and private storage PEP's bookmarks, group chat the store's
+// secrets and key-value data) and lists them in an
 // order that works. Every module is on unless Options.Without names it.
 //
 // The order of the list matters little: blocking and strangers are
@@ -29,6 +30,7 @@ import (
 	"github.com/kiez-im/kiez/modules/contact"
 	"github.com/kiez-im/kiez/modules/invite"
 	"github.com/kiez-im/kiez/modules/mam"
+	"github.com/kiez-im/kiez/modules/muc"
 	"github.com/kiez-im/kiez/modules/offline"
 	"github.com/kiez-im/kiez/modules/pep"
 	"github.com/kiez-im/kiez/modules/ping"
@@ -66,10 +68,11 @@ const (
 	Upload    = "upload"
 	Register  = "register"
 	Strangers = "strangers"
+	MUC       = "muc"
 )
 
 // Names lists every name Options.Without takes.
-var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP, Upload, Register, Strangers}
+var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP, Upload, Register, Strangers, MUC}
 
 // Store is what the stock modules keep their data in: storage/bbolt's and
 // storage/memory's Store implement it.
@@ -82,6 +85,7 @@ type Store interface {
 	storage.Uploads
 	storage.Secrets
 	storage.ServiceData
+	storage.MUC
 }
 
 // Options configure the stock modules; the zero value is every module
@@ -128,6 +132,10 @@ type Options struct {
 	Strangers strangers.Options
 	Accounts  func() register.Accounts
 	RateLimit func(netip.Addr) bool
+	// MUC configures the group chat service (XEP-0045) at
+	// conference.<domain>; Modules gives it the store for its rooms,
+	// the occupant-id secret and room avatars.
+	MUC muc.Options
 }
 
 // Modules builds the stock modules on store. An option a module refuses
@@ -279,6 +287,9 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 	}
 	if pp != nil {
 		mods = append(mods, pp)
+	}
+	if on(MUC) {
+		add(muc.New(opts.MUC, muc.Deps{Store: store, Secrets: store, KV: store}))
 	}
 	if on(Contact) && len(opts.Contact.Addresses) > 0 {
 		add(contact.New(opts.Contact, contact.Deps{}))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiez-im/kiez/modules/contact"
 	"github.com/kiez-im/kiez/modules/internal/modtest"
+	"github.com/kiez-im/kiez/modules/muc"
 	"github.com/kiez-im/kiez/modules/offline"
 	"github.com/kiez-im/kiez/modules/stock"
 	"github.com/kiez-im/kiez/server"
@@ -33,7 +34,7 @@ func TestModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"blocking", "presence", "roster", "strangers", "mam", "carbons", "offline", "adhoc", "vcard", "private", "ping", "time", "version", "caps", "pep", "contact"}
+	want := []string{"blocking", "presence", "roster", "strangers", "mam", "carbons", "offline", "adhoc", "vcard", "private", "ping", "time", "version", "caps", "pep", "muc", "contact"}
 	if got := names(all); !slices.Equal(got, want) {
 		t.Errorf("modules %v, want %v", got, want)
 	}
@@ -69,6 +70,13 @@ func TestModules(t *testing.T) {
 	}
 	if _, err := stock.Modules(memory.New(), stock.Options{Offline: offlineTooMany()}); err == nil || !strings.Contains(err.Error(), "offline") {
 		t.Errorf("a bad module option: %v", err)
+	}
+	if _, err := stock.Modules(memory.New(), stock.Options{MUC: muc.Options{Creation: muc.CreateAdmins}}); err == nil || !strings.Contains(err.Error(), "muc") {
+		t.Errorf("a bad group chat option: %v", err)
+	}
+	noMUC, err := stock.Modules(memory.New(), stock.Options{Without: []string{stock.MUC}})
+	if err != nil || slices.Contains(names(noMUC), "muc") {
+		t.Errorf("without muc: %v, %v", names(noMUC), err)
 	}
 }
 
