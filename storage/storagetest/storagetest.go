@@ -28,6 +28,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) any) {
 		suiteFor("Roster", TestRoster),
 		suiteFor("Offline", TestOffline),
 		suiteFor("Archive", TestArchive),
+		suiteFor("ArchiveReplacer", TestArchiveReplacer),
 		suiteFor("UserData", TestUserData),
 		suiteFor("Secrets", TestSecrets),
 		suiteFor("ServiceData", TestServiceData),
