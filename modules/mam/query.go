@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,12 +77,23 @@ var queryForm = &form.Form{Type: form.TypeForm, Fields: []form.Field{
 
 // serveForm answers the query form.
 func (m *Module) serveForm(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
+	return answerForm(w)
+}
+
+// answerForm answers the query form, for a user's or a room's archive.
+func answerForm(w server.ResponseWriter) error {
 	return w.Result(stanza.Elem(xml.Name{Space: NS, Local: "query"}, nil, queryForm.TokenReader()))
 }
 
 // metadata answers the archive's first and last IDs (XEP-0313 §5).
 func (m *Module) metadata(ctx context.Context, iq stanza.IQ, w server.ResponseWriter) error {
-	st, err := m.archive.ArchiveStats(ctx, iq.From.Bare().String())
+	return answerMetadata(ctx, m.archive, iq.From.Bare(), w)
+}
+
+// answerMetadata answers the first and last IDs of owner's archive in a,
+// a user's or a room's.
+func answerMetadata(ctx context.Context, a storage.Archive, owner jid.JID, w server.ResponseWriter) error {
+	st, err := a.ArchiveStats(ctx, owner.String())
 	if err != nil {
 		return fmt.Errorf("mam: %w", err)
 	}
@@ -115,7 +127,11 @@ func parseTime(s string) (time.Time, error) {
 
 // parseQuery reads a <query/> element into a request, or returns the
 // stanza error to answer.
-func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
+func (m *Module) parseQuery(iq stanza.IQ) (*request, *mstanza.Error) { return parseQuery(iq) }
+
+// parseQuery reads a <query/> element into a request, or returns the
+// stanza error to answer; user and room archives read queries alike.
+func parseQuery(iq stanza.IQ) (*request, *mstanza.Error) {
 	start, r, _ := iq.Payload()
 	req := &request{queryID: stanza.AttrValue(start.Attr, "queryid"), max: -1}
 	fail := func(e mstanza.Error) (*request, *mstanza.Error) { return nil, &e }
@@ -290,16 +306,32 @@ func (m *Module) sender(to jid.JID) func(*stanza.Stanza) bool {
 
 // runQuery answers a query, handing each result message to send.
 func (m *Module) runQuery(ctx context.Context, iq stanza.IQ, w server.ResponseWriter, send func(*stanza.Stanza) bool) error {
-	req, e := m.parseQuery(iq)
+	return answerQuery(ctx, archiveQuery{archive: m.archive, owner: iq.From.Bare(), maxPage: m.opts.MaxPage, log: m.host.Logger()}, iq, w, send)
+}
+
+// archiveQuery is the archive a query reads: a user's (its owner is the
+// requester) or a room's (the room's bare JID).
+type archiveQuery struct {
+	archive storage.Archive
+	owner   jid.JID
+	maxPage int
+	log     *slog.Logger
+}
+
+// answerQuery answers a query on aq's archive: one message per result,
+// each handed to send, then the iq result with <fin/> (XEP-0313 §4). Result
+// messages come from aq.owner.
+func answerQuery(ctx context.Context, aq archiveQuery, iq stanza.IQ, w server.ResponseWriter, send func(*stanza.Stanza) bool) error {
+	req, e := parseQuery(iq)
 	if e != nil {
 		return w.Error(*e)
 	}
-	user := iq.From.Bare()
+	user := aq.owner
 	if len(req.known) > 0 {
 		known := slices.Clone(req.known)
 		slices.Sort(known)
 		known = slices.Compact(known)
-		page, err := m.archive.QueryArchive(ctx, user.String(), storage.ArchiveQuery{IDs: known, Max: len(known)})
+		page, err := aq.archive.QueryArchive(ctx, user.String(), storage.ArchiveQuery{IDs: known, Max: len(known)})
 		if err != nil {
 			return fmt.Errorf("mam: %w", err)
 		}
@@ -307,14 +339,14 @@ func (m *Module) runQuery(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 			return w.Error(stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, ""))
 		}
 	}
-	req.q.Max = m.opts.MaxPage
+	req.q.Max = aq.maxPage
 	if req.max >= 0 && req.max < req.q.Max {
 		req.q.Max = req.max
 	}
 	// The count is only given when it costs nothing: for the whole archive.
 	count := -1
 	if !req.filtered {
-		st, err := m.archive.ArchiveStats(ctx, user.String())
+		st, err := aq.archive.ArchiveStats(ctx, user.String())
 		if err != nil {
 			return fmt.Errorf("mam: %w", err)
 		}
@@ -323,7 +355,7 @@ func (m *Module) runQuery(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 	var page storage.ArchivePage
 	if req.q.Max > 0 {
 		var err error
-		page, err = m.archive.QueryArchive(ctx, user.String(), req.q)
+		page, err = aq.archive.QueryArchive(ctx, user.String(), req.q)
 		if err != nil {
 			return fmt.Errorf("mam: %w", err)
 		}
@@ -335,7 +367,7 @@ func (m *Module) runQuery(ctx context.Context, iq stanza.IQ, w server.ResponseWr
 		}
 		st, err := resultMessage(iq.From, user, req.queryID, msg)
 		if err != nil {
-			m.host.Logger().Warn("an archived message does not read", "err", err)
+			aq.log.Warn("an archived message does not read", "err", err)
 			continue
 		}
 		if !send(st) {
