@@ -55,6 +55,8 @@ func goodDNS() fakeResolver {
 		hosts: map[string][]string{
 			"example.org":        {"203.0.113.5"},
 			"upload.example.org": {"203.0.113.5"},
+			// The group chat service (muc), on by default.
+			"conference.example.org": {"203.0.113.5"},
 		},
 		srv: map[string][]*net.SRV{
 			"_xmpp-client._tcp.example.org":  {{Target: "example.org.", Port: 5222}},
@@ -207,11 +209,12 @@ func TestCheckCertificateCoverage(t *testing.T) {
 	code, stdout, stderr := checkRun(t, file, deps)
 	if code != 1 || !strings.Contains(stdout, "ERROR    no certificate covers upload.example.org (a service sub-domain kiezd serves)") ||
 		!strings.Contains(stdout, "→ get a certificate naming upload.example.org") ||
-		!strings.Contains(stdout, "Summary: 1 error,") || stderr != "kiezd: check: 1 error(s), listed above\n" {
+		!strings.Contains(stdout, "ERROR    no certificate covers conference.example.org (a service sub-domain kiezd serves)") ||
+		!strings.Contains(stdout, "Summary: 2 errors,") || stderr != "kiezd: check: 2 error(s), listed above\n" {
 		t.Errorf("certificate without the upload sub-domain: exit %d\n%s%s", code, stdout, stderr)
 	}
 	code, _, stderr = kiezd(t, "", "-config", file, "check-config")
-	if code != 1 || !strings.Contains(stderr, "covers upload.example.org, which kiezd serves") {
+	if code != 1 || !strings.Contains(stderr, "covers upload.example.org, conference.example.org, which kiezd serves") {
 		t.Errorf("check-config, certificate without the upload sub-domain: exit %d, %q", code, stderr)
 	}
 

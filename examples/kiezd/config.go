@@ -56,6 +56,7 @@ type config struct {
 	Limits          limitsConfig   `toml:"limits"`
 	Accounts        accountsConfig `toml:"accounts"`
 	Modules         modulesConfig  `toml:"modules"`
+	MUC             mucConfig      `toml:"muc"`
 	Filter          filterConfig   `toml:"filter"`
 	Registration    regConfig      `toml:"registration"`
 	Metrics         metricsConfig  `toml:"metrics"`
@@ -274,6 +275,7 @@ func defaultConfig() *config {
 			Upload: true, UploadMaxFileSize: upload.DefaultMaxFileSize, UploadQuota: upload.DefaultQuota,
 			UploadDailyQuota: upload.DefaultDailyQuota, UploadRetention: duration(upload.DefaultRetention),
 		},
+		MUC: defaultMUC(),
 	}
 }
 
@@ -684,6 +686,7 @@ func (c *config) modules(store moduleStore, files blob.Store, accounts func() re
 			bad("modules.contact.%s: %s", kind, strings.TrimPrefix(err.Error(), "contact: "))
 		}
 	}
+	mucOpts := c.mucOptions(bad)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
@@ -693,6 +696,7 @@ func (c *config) modules(store moduleStore, files blob.Store, accounts func() re
 		stock.Offline: m.Offline, stock.Archive: m.Archive, stock.Carbons: m.Carbons,
 		stock.PEP: m.PEP, stock.Caps: m.PEP, stock.Upload: m.Upload,
 		stock.Ping: m.Ping, stock.Time: m.Time, stock.Version: m.Version,
+		stock.MUC: c.MUC.Enabled,
 	} {
 		if !on {
 			without = append(without, name)
@@ -715,6 +719,7 @@ func (c *config) modules(store moduleStore, files blob.Store, accounts func() re
 		Invite:    invite.Options{Validity: time.Duration(c.Registration.InviteValidity), AllowUsers: &c.Registration.UserInvites},
 		Accounts:  accounts,
 		RateLimit: rateLimit,
+		MUC:       mucOpts,
 	})
 	if err != nil {
 		return nil, &configError{File: c.file, Msg: fmt.Sprintf("modules: %s", err)}
