@@ -51,7 +51,8 @@ type roomConfig struct {
 	ChangeSubject bool     `json:"changesubject,omitempty"`
 	AllowPM       string   `json:"allowpm,omitempty"` // anyone, participants, moderators, none
 	Archiving     bool     `json:"archiving,omitempty"`
-	History       int      `json:"history"` // history messages sent on join
+	Retention     int      `json:"retention,omitempty"` // days archived; 0: the server's bound
+	History       int      `json:"history"`             // history messages sent on join
 	Broadcast     []string `json:"broadcast,omitempty"`
 	ContactJIDs   []string `json:"contacts,omitempty"`
 

@@ -34,6 +34,9 @@ func (m *Module) iq(ctx context.Context, st *stanza.Stanza) error {
 	if !ok {
 		return stanza.NewError(mstanza.Modify, mstanza.BadRequest, "")
 	}
+	if p.Name.Space == NSMAM && (p.Name.Local == "query" || p.Name.Local == "metadata") {
+		return m.mamIQ(ctx, st)
+	}
 	return m.withRoom(ctx, st.To, func(r *room) ([]*stanza.Stanza, error) {
 		if r == nil {
 			return nil, stanza.NewError(mstanza.Cancel, mstanza.ItemNotFound, "No such room")
@@ -56,6 +59,14 @@ func (m *Module) iq(ctx context.Context, st *stanza.Stanza) error {
 			return r.register(ctx, m, st, p)
 		case p.Name.Space == NSVCard && p.Name.Local == "vCard":
 			return r.vcard(ctx, m, st, p)
+		case p.Name.Space == NSModerate && p.Name.Local == "moderate" && st.Type == stanza.Set:
+			return r.moderate(ctx, m, st, p.Attr("id"), p)
+		case p.Name.Space == NSFasten && p.Name.Local == "apply-to" && st.Type == stanza.Set:
+			mod, ok := p.Child(xml.Name{Space: NSModerate0, Local: "moderate"})
+			if !ok {
+				return nil, stanza.NewError(mstanza.Cancel, mstanza.FeatureNotImplemented, "")
+			}
+			return r.moderate(ctx, m, st, p.Attr("id"), mod)
 		}
 		return nil, stanza.NewError(mstanza.Cancel, mstanza.ServiceUnavailable, "")
 	})
@@ -133,8 +144,9 @@ func (r *room) discoInfo(ctx context.Context, m *Module, st *stanza.Stanza, p st
 		pick(r.cfg.Moderated, "muc_moderated", "muc_unmoderated"),
 		pick(r.cfg.Whois == whoisAnyone, "muc_nonanonymous", "muc_semianonymous"),
 	}
+	features = append(features, NSRetract, NSModerate, NSModerate0)
 	if r.archiving(m) {
-		features = append(features, NSMAM)
+		features = append(features, NSMAM, NSMAMExtended)
 	}
 	ch := []xmlReader{elem(server.NSDiscoInfo, "identity", attrs("category", "conference", "type", "text", "name", name))}
 	for _, f := range features {

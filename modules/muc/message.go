@@ -100,10 +100,15 @@ func (r *room) groupchat(ctx context.Context, m *Module, st *stanza.Stanza) ([]*
 			return nil, stanza.NewError(mstanza.Auth, mstanza.Forbidden, "You may not change the subject")
 		}
 	}
+	retract, isRetract := st.ChildElement(nameRetract)
+	if isRetract {
+		if err := r.checkRetraction(ctx, m, o, retract.Attr("id")); err != nil {
+			return nil, err
+		}
+	}
 	if !m.allow(o) {
 		return nil, errRate
 	}
-	id := newStanzaID()
 	msg := &stanza.Stanza{Kind: stanza.Message, Type: "groupchat", ID: st.ID, Lang: st.Lang, From: r.occJID(o.nick), Attrs: st.Attrs}
 	for el := range st.Children() {
 		if ownElement(el) || (el.Name.Space == NSSID && (el.Name.Local == "stanza-id" && el.Attr("by") == r.jid.String())) || el.Name.Space == NSDelay {
@@ -111,25 +116,52 @@ func (r *room) groupchat(ctx context.Context, m *Module, st *stanza.Stanza) ([]*
 		}
 		msg.Inner = append(msg.Inner, el.Tokens()...)
 	}
-	msg.AppendChild(elem(NSSID, "stanza-id", attrs("id", id, "by", r.jid.String())))
 	msg.AppendChild(elem(NSOccID, "occupant-id", attrs("id", m.occupantID(r.jid, o.bare))))
-	msg.Inner = slices.Clip(msg.Inner)
-	now := m.now()
+	r.publish(ctx, m, msg, hasBody || isSubject || roomArchivable(msg))
 	if isSubject && !hasBody {
 		r.cfg.Subject, r.cfg.SubjectNick = subject, o.nick
 		if err := r.save(ctx, m); err != nil {
 			m.log.Warn("muc: save subject", "err", err)
 		}
 	} else if hasBody {
-		r.hist.add(msg, now, r.cfg.History)
+		r.hist.add(msg, m.now(), r.cfg.History)
 		r.markActive(ctx, m)
 	}
-	if r.archiving(m) && (hasBody || isSubject) {
-		if err := m.archive.Append(ctx, r.jid, id, msg); err != nil {
-			m.log.Warn("muc: archive", "err", err)
-		}
+	if isRetract {
+		r.tombstone(ctx, m, retract.Attr("id"), elem(NSRetract, "retracted", attrs("stamp", m.stamp())))
 	}
 	return r.fanout(msg), nil
+}
+
+// roomArchivable reports whether a groupchat message without a body or
+// subject is worth archiving: a retraction, an encrypted payload, a file
+// link (XEP-0066), a reaction or a <store/> hint, never one with a
+// <no-store/> or <no-permanent-store/> hint.
+func roomArchivable(msg *stanza.Stanza) bool {
+	c := stanza.Classify(msg)
+	if c&(stanza.NoStore|stanza.NoPermanentStore) != 0 {
+		return false
+	}
+	return c&(stanza.Retraction|stanza.OMEMO|stanza.EME|stanza.OOB|stanza.Reaction|stanza.Store) != 0
+}
+
+// publish gives msg, a groupchat message of the room, its stanza-id: the
+// archive's, after appending it there when the room archives and store is
+// set, else one of the service's.
+func (r *room) publish(ctx context.Context, m *Module, msg *stanza.Stanza, store bool) {
+	id := ""
+	if store && r.archiving(m) {
+		var err error
+		if id, err = m.archive.Append(ctx, r.jid, msg); err != nil {
+			m.log.Warn("muc: archive", "err", err)
+			id = ""
+		}
+	}
+	if id == "" {
+		id = newStanzaID()
+	}
+	msg.AppendChild(elem(NSSID, "stanza-id", attrs("id", id, "by", r.jid.String())))
+	msg.Inner = slices.Clip(msg.Inner)
 }
 
 // fanout addresses one copy of msg to every session of every occupant; the

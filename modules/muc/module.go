@@ -131,6 +131,12 @@ type Options struct {
 	// MaxAvatarSize is the largest room vCard, in bytes. Zero means
 	// DefaultMaxAvatarSize.
 	MaxAvatarSize int
+	// ArchiveRetention bounds how long room archives keep messages: each
+	// room may keep them for less (its retention field in the
+	// configuration form, in days), never longer. The server's janitor
+	// applies it (Module.Expire). Zero means DefaultArchiveRetention; it
+	// is at least a day.
+	ArchiveRetention time.Duration
 	// OccupantIDSecret keys XEP-0421 occupant ids. Empty means the secret
 	// "muc-occupant-id" of Deps.Secrets, or a random one per process
 	// (occupant ids then change at restart) without it.
@@ -139,13 +145,18 @@ type Options struct {
 
 // Archive is the seam for a room archive (XEP-0313 on room JIDs). When a
 // room archives (muc#roomconfig_enablearchiving), every groupchat message
-// it accepts is handed to Append after the service gave it its stanza-id,
-// exactly as occupants receive it but for the 'to' address.
+// it accepts is handed to Append before it is fanned out, exactly as
+// occupants receive it but for the 'to' address and the stanza-id, which
+// the archive gives: its ID for the message is the XEP-0359 stanza-id
+// occupants see, and the id of the message's XEP-0313 result.
+// mam.RoomArchive implements it, with the optional interfaces below.
 type Archive interface {
-	// Append stores msg, a groupchat message from room/nick with
-	// <stanza-id by=room id=id/> and <occupant-id/>. An error is logged;
-	// the message is delivered anyway.
-	Append(ctx context.Context, room jid.JID, id string, msg *stanza.Stanza) error
+	// Append stores msg, a groupchat message from room/nick (or from the
+	// room) with its <occupant-id/>, and returns the message's id once it
+	// is stored. The appends of one room are never concurrent and come in
+	// the order occupants receive the messages. An error is logged; the
+	// message is delivered anyway, with an id of the service's own.
+	Append(ctx context.Context, room jid.JID, msg *stanza.Stanza) (id string, err error)
 	// DeleteRoom removes the archive of a destroyed room.
 	DeleteRoom(ctx context.Context, room jid.JID) error
 }
@@ -155,7 +166,7 @@ type Archive interface {
 // outlives a restart. Without it, history comes from memory.
 type HistorySource interface {
 	// History returns the latest at most max messages of room (as Append
-	// got them) sent at or after since (the zero Time: any), oldest
+	// got them, with their <stanza-id/>) sent at or after since (the zero Time: any), oldest
 	// first.
 	History(ctx context.Context, room jid.JID, max int, since time.Time) ([]ArchivedMessage, error)
 }
@@ -201,6 +212,11 @@ type Module struct {
 	rooms    map[string]*room               // loaded rooms by bare JID
 	sessions map[string]map[string]struct{} // real full JID → rooms joined
 	fwd      forwards
+
+	// expireMu guards expireFrom, the room where the janitor's last call
+	// stopped ("" when no pass over the rooms is under way).
+	expireMu   sync.Mutex
+	expireFrom string
 }
 
 // New returns the MUC module. It fails without a store and for limits
@@ -217,6 +233,8 @@ func New(opts Options, deps Deps) (*Module, error) {
 		return nil, fmt.Errorf("muc: unknown orphan policy %d", opts.Orphans)
 	case opts.Creation == CreateAdmins && len(opts.Admins) == 0:
 		return nil, errors.New("muc: rooms restricted to admins, but no admins")
+	case opts.ArchiveRetention < 0 || (opts.ArchiveRetention > 0 && opts.ArchiveRetention < day):
+		return nil, fmt.Errorf("muc: archive retention %v is less than a day", opts.ArchiveRetention)
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -242,6 +260,9 @@ func New(opts Options, deps Deps) (*Module, error) {
 		opts.DefaultHistory = 0
 	default:
 		opts.DefaultHistory = min(opts.DefaultHistory, opts.MaxHistory)
+	}
+	if opts.ArchiveRetention == 0 {
+		opts.ArchiveRetention = DefaultArchiveRetention
 	}
 	if opts.MessageRate == 0 {
 		opts.MessageRate = DefaultMessageRate

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -767,14 +768,17 @@ func (a *archive) History(_ context.Context, room jid.JID, max int, since time.T
 	return out, nil
 }
 
-func (a *archive) Append(_ context.Context, room jid.JID, id string, msg *stanza.Stanza) error {
+func (a *archive) Append(_ context.Context, room jid.JID, msg *stanza.Stanza) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	body, _ := msg.ChildText(xml.Name{Local: "body"})
+	id := "arch-" + strconv.Itoa(len(a.ids)+1)
 	a.ids = append(a.ids, id)
 	a.bodies = append(a.bodies, body)
-	a.msgs = append(a.msgs, muc.ArchivedMessage{Message: msg, At: time.Now()})
-	return nil
+	c := *msg
+	c.Inner = slices.Clip(msg.Inner)
+	a.msgs = append(a.msgs, muc.ArchivedMessage{Message: &c, At: time.Now()})
+	return id, nil
 }
 
 func (a *archive) DeleteRoom(_ context.Context, room jid.JID) error {

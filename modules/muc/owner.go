@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"slices"
 
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
@@ -21,14 +22,17 @@ func (r *room) owner(ctx context.Context, m *Module, st *stanza.Stanza, q stanza
 	}
 	if st.Type == stanza.Get {
 		f := m.configForm(&r.cfg, r.list(storage.AffAdmin), r.list(storage.AffOwner))
-		if m.archive == nil {
-			// No archive to enable.
-			for i, fd := range f.Fields {
-				if fd.Var == "muc#roomconfig_enablearchiving" {
-					f.Fields = append(f.Fields[:i:i], f.Fields[i+1:]...)
-					break
-				}
+		for i, fd := range f.Fields {
+			if fd.Var != "muc#roomconfig_enablearchiving" {
+				continue
 			}
+			if m.archive == nil {
+				// No archive to enable.
+				f.Fields = append(f.Fields[:i:i], f.Fields[i+1:]...)
+			} else {
+				f.Fields = slices.Insert(f.Fields, i+1, m.retentionField(&r.cfg))
+			}
+			break
 		}
 		return []*stanza.Stanza{st.ResultReply(elem(NSOwner, "query", nil, f.TokenReader()))}, nil
 	}
@@ -67,6 +71,9 @@ func (r *room) owner(ctx context.Context, m *Module, st *stanza.Stanza, q stanza
 		return nil, stanza.NewError(mstanza.Modify, mstanza.BadRequest, "Expected a submitted form")
 	}
 	ch, err := applyConfigForm(f, r.cfg, m.opts.MaxOccupants, m.opts.MaxHistory)
+	if err == nil {
+		err = m.applyRetention(f, &ch.cfg)
+	}
 	if err != nil {
 		return nil, stanza.NewError(mstanza.Modify, mstanza.NotAcceptable, err.Error())
 	}
