@@ -52,6 +52,20 @@ import (
 // that a compacted copy (bolt.Compact, what `kiezd compact` runs through
 // storage/bbolt's Compact) holds none.
 //
+// Group chat (issue 14): the account owns a persistent room (the contact
+// is an admin there) and is a member of the contact's members-only room
+// with a registered nick, and talks there. The MUC buckets (rooms,
+// affiliations per room, the by-user index) are walked before and after:
+// afterwards no room holds an entry of the account, the index has none,
+// its room went to the contact (orphans = "admin") without a trace of it,
+// and once the contact goes too no room is left (each had one owner and
+// no admin left). What stays by design: what the account said in a room
+// stays in that room's history, under its nick and occupant id (an HMAC
+// of room and address, which names no one), as its messages stay in a
+// contact's archive; with kiezd's MUC that history is in memory only, so
+// none of it is in the database, and no real address of the account is
+// left in any room.
+//
 // Found by this test: the upload module's daily quota counter (service
 // data namespace "upload-day:<date>", keyed by the bare JID, with its
 // index entry in "service-expiry") survives deluser until it expires, 25
@@ -83,8 +97,17 @@ var (
 		"urn:example:auditpep", "AuditPepMarker",
 		"auditblocked@example.net",
 		"auditupload-marker.bin", "AuditFileMarker",
+		"AuditNickMember",
 	}
 	auditShared = []string{"auditee", auditUser, "AuditOfflineMarker", "AuditOnlineMarker", "AuditReplyMarker"}
+)
+
+// The group chat rooms of the audit: the audited account owns the first
+// (the contact is an admin there, and inherits it), and is a member with
+// a registered nick of the second, the contact's.
+const (
+	auditOwnedRoom   = "handedroom@" + mucService
+	auditContactRoom = "contactroom@" + mucService
 )
 
 func privacyAudit(t *testing.T, viaSocket bool) {
@@ -121,6 +144,16 @@ func privacyAudit(t *testing.T, viaSocket bool) {
 	}
 	if auditFiles(t, data, fileBytes) == 0 {
 		t.Fatal("the uploaded file is nowhere under the data directory")
+	}
+	mucBefore := auditMUC(t, db)
+	if e := mucBefore.affs[auditOwnedRoom][auditUser]; len(e) < 2 || e[1] != 1 {
+		t.Fatalf("the audited account does not own %s: %q", auditOwnedRoom, e)
+	}
+	if e := mucBefore.affs[auditContactRoom][auditUser]; len(e) < 2 || e[1] != 3 || !bytes.Contains(e, []byte("AuditNickMember")) {
+		t.Fatalf("the audited account is no member of %s with its nick: %q", auditContactRoom, e)
+	}
+	if got := mucBefore.users[auditUser]; !slices.Equal(got, []string{auditContactRoom, auditOwnedRoom}) {
+		t.Fatalf("the by-user index of the audited account: %q", got)
 	}
 	// The client's address is never stored, not even before deletion.
 	if hits := auditFind(live, auditClient); len(hits) > 0 {
@@ -173,6 +206,23 @@ func privacyAudit(t *testing.T, viaSocket bool) {
 	if n := auditFiles(t, data, fileBytes); n != 0 {
 		t.Errorf("%d files under %s still hold the uploaded bytes", n, data)
 	}
+	mucAfter := auditMUC(t, db)
+	for room, entries := range mucAfter.affs {
+		for who, e := range entries {
+			if strings.Contains(who, "auditee") || bytes.Contains(e, []byte("auditee")) || bytes.Contains(e, []byte("AuditNick")) {
+				t.Errorf("room %s keeps an entry of the deleted account: %s = %q", room, who, e)
+			}
+		}
+	}
+	if got, ok := mucAfter.users[auditUser]; ok {
+		t.Errorf("the by-user index still lists the deleted account in %q", got)
+	}
+	if !mucAfter.rooms[auditContactRoom] {
+		t.Errorf("the contact's room %s went with the audited account", auditContactRoom)
+	}
+	if e := mucAfter.affs[auditOwnedRoom][auditContact]; !mucAfter.rooms[auditOwnedRoom] || len(e) < 2 || e[1] != 1 {
+		t.Errorf("the audited account's room was not handed to its admin, the contact: room kept %v, entry %q", mucAfter.rooms[auditOwnedRoom], e)
+	}
 	if uploads := filepath.Join(data, "uploads"); countFilesDeep(t, uploads) != 0 {
 		t.Errorf("files left under %s after deluser", uploads)
 	}
@@ -189,6 +239,9 @@ func privacyAudit(t *testing.T, viaSocket bool) {
 		}
 	}
 	auditRaw(t, db, live, slices.Concat(auditOwn, auditShared, []string{auditContact}))
+	if m := auditMUC(t, db); len(m.rooms)+len(m.affs)+len(m.users) > 0 {
+		t.Errorf("group chat data left after both owners were deleted: rooms %v, entries %v, index %v", m.rooms, m.affs, m.users)
+	}
 
 	// The log: listener addresses are logged at each start and replaced
 	// here; any other loopback address would be a client's.
@@ -300,6 +353,20 @@ func auditSession(t *testing.T, d *daemon) []byte {
 	c.Expect(servertest.Body("AuditOnlineMarker"))
 	msg(c, auditUser, "m3", "AuditReplyMarker")
 	a.Expect(servertest.Body("AuditReplyMarker"))
+
+	// Group chat: a persistent room of its own, with the contact as an
+	// admin, and membership with a registered nick in the contact's
+	// members-only room, where it talks.
+	mucCreate(t, a, auditOwnedRoom, "AuditNickOwner", "muc#roomconfig_persistentroom", "1")
+	mucAffiliate(t, a, auditOwnedRoom, auditContact, "admin")
+	mucCreate(t, c, auditContactRoom, "Contact", "muc#roomconfig_persistentroom", "1", "muc#roomconfig_membersonly", "1")
+	mucAffiliate(t, c, auditContactRoom, auditUser, "member")
+	mucRegister(t, a, auditContactRoom, "AuditNickMember")
+	if self := stanzaText(mucJoin(t, a, auditContactRoom, "AuditNickMember")); !strings.Contains(self, `affiliation="member"`) {
+		t.Fatalf("joining the contact's room: %s", self)
+	}
+	mucSay(t, a, auditContactRoom, "AuditRoomMessage")
+	c.Expect(servertest.Body("AuditRoomMessage"))
 	a.Sync()
 	c.Sync()
 	logout(sess)
@@ -370,6 +437,56 @@ func auditLive(t *testing.T, path string) []string {
 		all = append(all, f+": "+string(must(os.ReadFile(f))))
 	}
 	return all
+}
+
+// mucBuckets are the MUC store's buckets (storage/bbolt/muc.go): the
+// stored rooms, each room's entries by affiliated JID (the record: a
+// version byte, the affiliation's byte — 1 owner, 2 admin, 3 member, 4
+// outcast —, the nick and the reason), and the rooms of each JID.
+type mucBuckets struct {
+	rooms map[string]bool
+	affs  map[string]map[string][]byte
+	users map[string][]string
+}
+
+// auditMUC reads every room, entry and index entry of the MUC store.
+func auditMUC(t *testing.T, path string) mucBuckets {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m := mucBuckets{rooms: map[string]bool{}, affs: map[string]map[string][]byte{}, users: map[string][]string{}}
+	err = db.View(func(tx *bolt.Tx) error {
+		top := tx.Bucket([]byte("muc"))
+		if top == nil {
+			t.Fatal("no muc bucket in the database")
+		}
+		top.Bucket([]byte("rooms")).ForEach(func(k, _ []byte) error {
+			m.rooms[string(k)] = true
+			return nil
+		})
+		affs := top.Bucket([]byte("affs"))
+		affs.ForEach(func(room, _ []byte) error {
+			m.affs[string(room)] = map[string][]byte{}
+			return affs.Bucket(room).ForEach(func(who, rec []byte) error {
+				m.affs[string(room)][string(who)] = slices.Clone(rec)
+				return nil
+			})
+		})
+		users := top.Bucket([]byte("users"))
+		return users.ForEach(func(who, _ []byte) error {
+			return users.Bucket(who).ForEach(func(room, _ []byte) error {
+				m.users[string(who)] = append(m.users[string(who)], string(room))
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // auditFind returns the entries of all that hold s, shortened.

@@ -22,7 +22,10 @@ import (
 // roster item (and the old roster version is not taken as current), no
 // vCard, private XML, PEP node, block list entry, archived message,
 // offline message or file; archive preferences, retention and strangers
-// setting are the defaults; the invitation is gone.
+// setting are the defaults; the invitation is gone; it is no member of the
+// contact's members-only room (its registered nick there is free) and no
+// owner of the room the old account created (the contact, its admin,
+// inherited it).
 func TestReregisterStartsEmpty(t *testing.T) {
 	file, _ := testConfig(t, "\n[registration]\npolicy = \"open\"\n\n[filter]\nallow = [\"127.0.0.1/32\"]\n")
 	for _, u := range []string{auditUser, auditContact} {
@@ -135,6 +138,18 @@ func TestReregisterStartsEmpty(t *testing.T) {
 		s.WriteTo(&b)
 		return strings.Contains(b.String(), "AuditLateMarker")
 	})
+	// No affiliation in any room: the contact's members-only room refuses
+	// it and knows no nick of it; in the old account's room, handed to the
+	// contact, it is nobody.
+	if got := stanzaText(mucJoin(t, a, auditContactRoom, "AuditNickMember")); !strings.Contains(got, "<registration-required") {
+		t.Errorf("the new account joins the old one's members-only room: %s", got)
+	}
+	if got := textIQ(t, a, "nick", `<iq type='get' id='nick' to='`+auditContactRoom+`'><query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/></iq>`); strings.Contains(got, "AuditNickMember") {
+		t.Errorf("the new account has the old one's registered nick: %s", got)
+	}
+	if got := stanzaText(mucJoin(t, a, auditOwnedRoom, "Newcomer")); !strings.Contains(got, `affiliation="none"`) || !strings.Contains(got, `code="110"`) {
+		t.Errorf("the new account in the old one's room: %s, want affiliation none", got)
+	}
 	// The contact, a stranger now, reaches the new account.
 	c.SendRaw(`<message to='` + auditUser + `' type='chat' id='new'><body>AuditNewMarker</body></message>`)
 	a.Expect(servertest.Body("AuditNewMarker"))
