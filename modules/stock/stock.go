@@ -8,7 +8,7 @@
 // its Deps (presence and strangers the roster, presence blocking too, the
 // archive the roster, ad-hoc the archive's and strangers' commands, PEP the roster and caps, vCards
 // PEP's avatars and private storage PEP's bookmarks, group chat the store's
-// secrets and key-value data) and lists them in an
+// secrets and key-value data and, with the archive, a room archive) and lists them in an
 // order that works. Every module is on unless Options.Without names it.
 //
 // The order of the list matters little: blocking and strangers are
@@ -49,8 +49,8 @@ import (
 )
 
 // Names of the stock modules, for Options.Without. Presence goes with
-// the roster: "roster" leaves out both. "archive" leaves out the archive
-// and its ad-hoc command.
+// the roster: "roster" leaves out both. "archive" leaves out the archive,
+// its ad-hoc command and the group chat rooms' archive.
 const (
 	Roster    = "roster"
 	Blocking  = "blocking"
@@ -134,7 +134,10 @@ type Options struct {
 	RateLimit func(netip.Addr) bool
 	// MUC configures the group chat service (XEP-0045) at
 	// conference.<domain>; Modules gives it the store for its rooms,
-	// the occupant-id secret and room avatars.
+	// the occupant-id secret and room avatars, and, with the archive on,
+	// a room archive (mam.RoomArchive) in the store, so that rooms may
+	// enable archiving. The users' archive retention (Archive.Retention)
+	// then applies to the rooms' archives too.
 	MUC muc.Options
 }
 
@@ -289,7 +292,17 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 		mods = append(mods, pp)
 	}
 	if on(MUC) {
-		add(muc.New(opts.MUC, muc.Deps{Store: store, Secrets: store, KV: store}))
+		deps := muc.Deps{Store: store, Secrets: store, KV: store}
+		if on(Archive) {
+			// The rooms' archive (XEP-0313 on room JIDs) shares the
+			// store with the users' archives.
+			ra, err := mam.NewRoomArchive(store, mam.RoomOptions{MaxPage: opts.Archive.MaxPage})
+			if err != nil {
+				return nil, err
+			}
+			deps.Archive = ra
+		}
+		add(muc.New(opts.MUC, deps))
 	}
 	if on(Contact) && len(opts.Contact.Addresses) > 0 {
 		add(contact.New(opts.Contact, contact.Deps{}))

@@ -154,3 +154,50 @@ func TestConversions(t *testing.T) {
 		})
 	}
 }
+
+// With the archive on, group chat rooms may archive (the owner form
+// offers muc#roomconfig_enablearchiving) and their messages land in the
+// store under the room's JID; without it the option is not offered.
+func TestRoomArchive(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		without []string
+		archive bool
+	}{{"stock", nil, true}, {"without archive", []string{stock.Archive}, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			store := memory.New()
+			mods, err := stock.Modules(store, stock.Options{Without: c.without})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := servertest.Start(t, server.Config{Accounts: store, Modules: mods})
+			a := srv.Connect(t, srv.AddUser(t, "alice", "pw"), "pw")
+			a.Send(&stanza.Stanza{Kind: stanza.Presence})
+			room := jid.MustParse("lobby@conference.localhost")
+			p := &stanza.Stanza{Kind: stanza.Presence, To: jid.MustParse("lobby@conference.localhost/Alice")}
+			p.AppendChild(stanza.Elem(xml.Name{Space: muc.NS, Local: "x"}, nil))
+			a.Send(p)
+			a.Expect(func(st *stanza.Stanza) bool { return st.Kind == stanza.Message && st.From.Bare().Equal(room) })
+			res := modtest.Do(t, a, modtest.IQ("form", stanza.Get, room, modtest.Query(muc.NSOwner, "query")))
+			var b strings.Builder
+			res.WriteTo(&b)
+			if got := strings.Contains(b.String(), "muc#roomconfig_enablearchiving"); got != c.archive {
+				t.Fatalf("archiving offered: %v, want %v: %s", got, c.archive, b.String())
+			}
+			if !c.archive {
+				return
+			}
+			form := stanza.Elem(xml.Name{Space: "jabber:x:data", Local: "x"}, []xml.Attr{stanza.Attr("type", "submit")},
+				stanza.Elem(xml.Name{Space: "jabber:x:data", Local: "field"}, []xml.Attr{stanza.Attr("var", "muc#roomconfig_enablearchiving")},
+					stanza.TextElem(xml.Name{Space: "jabber:x:data", Local: "value"}, "1")))
+			modtest.MustResult(t, modtest.Do(t, a, modtest.IQ("cfg", stanza.Set, room, stanza.Elem(xml.Name{Space: muc.NSOwner, Local: "query"}, nil, form))), room)
+			m := &stanza.Stanza{Kind: stanza.Message, Type: "groupchat", To: room}
+			m.AppendChild(stanza.TextElem(xml.Name{Local: "body"}, "archived"))
+			a.Send(m)
+			a.Expect(servertest.Body("archived"))
+			if st, err := store.ArchiveStats(context.Background(), room.String()); err != nil || st.Count != 1 {
+				t.Errorf("the room's archive: %d messages, %v; want 1", st.Count, err)
+			}
+		})
+	}
+}
