@@ -30,7 +30,7 @@ func TestRoomArchive(t *testing.T) {
 	}
 	room, other := jid.MustParse("room@conference.example.org"), jid.MustParse("other@conference.example.org")
 	msg := func(nick, body string) *stanza.Stanza {
-		st := &stanza.Stanza{Kind: stanza.Message, Type: "groupchat", From: jid.MustParse(room.String()+"/"+nick), To: jid.MustParse("someone@example.org/x")}
+		st := &stanza.Stanza{Kind: stanza.Message, Type: "groupchat", From: jid.MustParse(room.String() + "/" + nick), To: jid.MustParse("someone@example.org/x")}
 		st.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, body))
 		st.AppendChild(stanza.Elem(xml.Name{Space: "urn:xmpp:occupant-id:0", Local: "occupant-id"}, []xml.Attr{stanza.Attr("id", "occ-"+nick)}))
 		return st
@@ -73,7 +73,7 @@ func TestRoomArchive(t *testing.T) {
 	if _, err := ra.Message(ctx, other, ids[0]); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("another room's message: %v, want ErrNotFound", err)
 	}
-	tomb := &stanza.Stanza{Kind: stanza.Message, Type: "groupchat", From: jid.MustParse(room.String()+"/Alice")}
+	tomb := &stanza.Stanza{Kind: stanza.Message, Type: "groupchat", From: jid.MustParse(room.String() + "/Alice")}
 	tomb.AppendChild(stanza.Elem(xml.Name{Space: "urn:xmpp:message-retract:1", Local: "retracted"}, nil))
 	if err := ra.Replace(ctx, room, ids[0], tomb); err != nil {
 		t.Fatal(err)
