@@ -9,8 +9,10 @@
 // (a join, a message, an admin request) changes the room's state under the
 // lock and returns the stanzas to send, which are routed after the lock is
 // released. Presence fan-out (presence.go), messages (message.go), history
-// (history.go), the admin and owner protocol (admin.go, owner.go) and
-// account deletion (userdata.go) are separate files.
+// (history.go), the admin and owner protocol (admin.go, owner.go), the
+// room archive's seam with XEP-0313 queries and retention (archive.go),
+// retraction and moderation (retract.go) and account deletion
+// (userdata.go) are separate files.
 //
 // Persistent rooms, their affiliations and registered nicks are kept in a
 // storage.MUC; temporary rooms live in memory and are gone when their last
