@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +20,14 @@ import (
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/stanza/form"
 	"github.com/kiez-im/kiez/storage"
+	"github.com/kiez-im/kiez/storage/bbolt"
+	"github.com/kiez-im/kiez/storage/bbolt/bbolttest"
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
 // startArchived is start with a mam.RoomArchive on archive, and the
 // rooms, accounts and secrets in store; a restart passes the same stores.
-func startArchived(t *testing.T, opts muc.Options, store, archive *memory.Store, addUsers bool) *env {
+func startArchived(t *testing.T, opts muc.Options, store *memory.Store, archive storage.Archive, addUsers bool) *env {
 	t.Helper()
 	ra, err := mam.NewRoomArchive(archive, mam.RoomOptions{MaxPage: 10})
 	if err != nil {
@@ -283,6 +286,49 @@ func TestRoomHistoryAfterRestart(t *testing.T) {
 		}
 	}
 	e2.c.Expect(subject(room))
+}
+
+// With the bbolt store: history survives a restart, and a retracted
+// message's body is gone from the database and its log.
+func TestRoomArchiveBBolt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kiez.db")
+	archive, err := bbolt.Open(path, bbolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			archive.Close()
+		}
+	})
+	store := memory.New()
+	e := startArchived(t, muc.Options{}, store, archive, true)
+	room := e.archivedRoom(t, "durable")
+	ids := sayAll(t, e.a, e.b, room, "kept-body-1", "secret-body-2")
+	retract(e.a, room, ids[1])
+	e.b.Expect(servertest.Body("retracted a message"))
+
+	e2 := startArchived(t, muc.Options{}, store, archive, false)
+	join(e2.c, room, "Carol")
+	h := e2.c.Expect(servertest.Body("kept-body-1"))
+	if sid, _ := child(h, muc.NSSID, "stanza-id"); sid.Attr("id") != ids[0] {
+		t.Fatalf("history with stanza-id %q, want %q", sid.Attr("id"), ids[0])
+	}
+	e2.c.ExpectNoneUntil(servertest.Body("secret-body-2"), servertest.Body("retracted a message"))
+	e2.c.Expect(subject(room))
+
+	if err := archive.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	all := bbolttest.Everything(t, path)
+	if !bbolttest.Contains(all, "kept-body-1") {
+		t.Fatal("the kept message is not in the database: the check proves nothing")
+	}
+	if bbolttest.Contains(all, "secret-body-2") {
+		t.Fatal("the retracted body is still in the database or its log")
+	}
 }
 
 // Each room's retention, bounded by the server's, is applied by the
