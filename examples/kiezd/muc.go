@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/modules/muc"
 )
 
@@ -27,6 +29,8 @@ type mucConfig struct {
 	MessageRate     rate     `toml:"message_rate"`
 	MessageBurst    count    `toml:"message_burst"`
 	MaxAvatarSize   byteSize `toml:"max_avatar_size"`
+	// ArchiveRetention bounds the retention of every room's archive.
+	ArchiveRetention duration `toml:"archive_retention"`
 }
 
 // Who may create rooms and what becomes of orphaned rooms, as the [muc]
@@ -48,6 +52,7 @@ func defaultMUC() mucConfig {
 		MaxNickLength: muc.DefaultMaxNickLength, MaxHistory: muc.DefaultMaxHistory,
 		DefaultHistory: muc.DefaultHistory, MessageRate: rate(muc.DefaultMessageRate),
 		MessageBurst: muc.DefaultMessageBurst, MaxAvatarSize: muc.DefaultMaxAvatarSize,
+		ArchiveRetention: duration(muc.DefaultArchiveRetention),
 	}
 }
 
@@ -64,6 +69,13 @@ func (c *config) mucOptions(bad func(format string, args ...any)) muc.Options {
 		MaxNickLength: int(m.MaxNickLength), MaxHistory: int(m.MaxHistory),
 		DefaultHistory: m.DefaultHistory, MessageRate: float64(m.MessageRate),
 		MessageBurst: int(m.MessageBurst), MaxAvatarSize: int(m.MaxAvatarSize),
+		ArchiveRetention: time.Duration(m.ArchiveRetention),
+	}
+	switch r := time.Duration(m.ArchiveRetention); {
+	case r < 24*time.Hour:
+		bad("muc.archive_retention: %q is shorter than a day", formatDuration(r))
+	case r > mam.MaxRetention:
+		bad("muc.archive_retention: %q is longer than 10 years", formatDuration(r))
 	}
 	if !dnsLabel.MatchString(m.Subdomain) {
 		bad("muc.subdomain: %q is not one DNS label such as \"conference\" (lower case letters, digits and -)", m.Subdomain)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiez-im/kiez/modules/muc"
 	"github.com/kiez-im/kiez/server"
@@ -144,5 +145,40 @@ func TestSelfSignedCoversServices(t *testing.T) {
 		if err := c.Leaf.VerifyHostname(h); err != nil {
 			t.Errorf("the self-signed certificate does not cover %s: %v", h, err)
 		}
+	}
+}
+
+// [muc] archive_retention reaches the module, between a day and ten
+// years.
+func TestMUCArchiveRetention(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		line int
+		msg  string
+	}{
+		{"[muc]\narchive_retention = \"12h\"\n", 2, `muc.archive_retention: "12h0m0s" is shorter than a day`},
+		{"[muc]\n\narchive_retention = \"4000d\"\n", 3, "muc.archive_retention: \"4000d\" is longer than 10 years"},
+		{"[muc]\narchive_retention = 7\n", 2, "durations are strings"},
+	} {
+		file := filepath.Join(t.TempDir(), "kiezd.toml")
+		if err := os.WriteFile(file, []byte(tc.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadConfig(file)
+		var ce *configError
+		if !errors.As(err, &ce) || ce.Line != tc.line || !strings.Contains(ce.Msg, tc.msg) {
+			t.Errorf("%q: got %v, want line %d and %q", tc.text, err, tc.line, tc.msg)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "kiezd.toml")
+	if err := os.WriteFile(file, []byte("[muc]\narchive_retention = \"7d\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := cfg.mucOptions(func(string, ...any) {}); o.ArchiveRetention != 7*24*time.Hour {
+		t.Errorf("archive retention %v, want 7 days", o.ArchiveRetention)
 	}
 }

@@ -120,8 +120,9 @@ func mucLeave(t *testing.T, c *servertest.Client, room, nick string) {
 // bob, made a member, joins and chats; a rejoin brings the history, with
 // delay stamps and the room's stanza ids, before the subject. After a
 // restart of kiezd the room, its configuration and its members are still
-// there: carol is still refused, bob still joins, and carol once made a
-// member joins too.
+// there: carol is still refused, bob still joins and gets the history
+// from the room's archive, which he also queries (XEP-0313 on the room's
+// address), and carol once made a member joins too.
 func TestMUC(t *testing.T) {
 	file, _ := testConfig(t, "")
 	const (
@@ -163,7 +164,7 @@ func TestMUC(t *testing.T) {
 	}
 
 	mucCreate(t, a, room, "Alice", "muc#roomconfig_roomname", "Friends", "muc#roomconfig_persistentroom", "1",
-		"muc#roomconfig_membersonly", "1", "muc#roomconfig_whois", "anyone")
+		"muc#roomconfig_membersonly", "1", "muc#roomconfig_whois", "anyone", "muc#roomconfig_enablearchiving", "1")
 	if got := stanzaText(mucJoin(t, c, room, "Carol")); !strings.Contains(got, "<registration-required") {
 		t.Fatalf("a non-member joins a members-only room: %s", got)
 	}
@@ -219,8 +220,28 @@ func TestMUC(t *testing.T) {
 	if got := stanzaText(mucJoin(t, c, room, "Carol")); !strings.Contains(got, "<registration-required") {
 		t.Fatalf("after a restart, a non-member joins the members-only room: %s", got)
 	}
-	if got := stanzaText(mucJoin(t, b, room, "Bob")); !strings.Contains(got, `affiliation="member"`) {
-		t.Fatalf("after a restart, bob joins as %s", got)
+	if err := b.SendRaw(`<presence to='` + room + `/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>`); err != nil {
+		t.Fatal(err)
+	}
+	b.Expect(mucFrom(stanza.Presence, room+"/Bob", `code="110"`, `affiliation="member"`))
+	b.ExpectNoneUntil(servertest.Body("MUCReply"), mucFrom(stanza.Message, room+"/Alice", "MUCHello", `<delay xmlns="urn:xmpp:delay"`, `<stanza-id xmlns="urn:xmpp:sid:0"`))
+	b.ExpectNoneUntil(mucSubject(room), servertest.Body("MUCReply"))
+	b.Expect(mucSubject(room))
+	// The room's archive, queried by a member.
+	if err := b.SendRaw(`<iq type='set' id='rmam' to='` + room + `'><query xmlns='urn:xmpp:mam:2' queryid='rq'/></iq>`); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"MUCHello", "MUCReply"} {
+		got := stanzaText(b.Expect(func(st *stanza.Stanza) bool {
+			return st.Kind == stanza.Message && strings.Contains(stanzaText(st), `queryid="rq"`) && strings.Contains(stanzaText(st), body)
+		}))
+		_, fwd, _ := strings.Cut(got, "<forwarded")
+		if !strings.Contains(got, `from="`+room+`"`) || fwd == "" || strings.Contains(fwd, alice) || strings.Contains(fwd, bob) {
+			t.Errorf("archived room message (no real address may be in it): %s", got)
+		}
+	}
+	if fin := stanzaText(b.Expect(servertest.ByID("rmam"))); !strings.Contains(fin, `type="result"`) || !strings.Contains(fin, `complete="true"`) {
+		t.Errorf("room archive query: %s", fin)
 	}
 	if got := stanzaText(mucJoin(t, a, room, "Alice")); !strings.Contains(got, `affiliation="owner"`) {
 		t.Fatalf("after a restart, alice joins as %s", got)

@@ -60,11 +60,12 @@ import (
 // its room went to the contact (orphans = "admin") without a trace of it,
 // and once the contact goes too no room is left (each had one owner and
 // no admin left). What stays by design: what the account said in a room
-// stays in that room's history, under its nick and occupant id (an HMAC
-// of room and address, which names no one), as its messages stay in a
-// contact's archive; with kiezd's MUC that history is in memory only, so
-// none of it is in the database, and no real address of the account is
-// left in any room.
+// stays in that room's history and archive (the contact's room archives),
+// under its nick and occupant id (an HMAC of room and address, which
+// names no one), as its messages stay in a contact's archive: the test
+// checks that its nick and message remain only in that room's archive,
+// that no real address of the account is left in any room or room
+// archive, and that the archive goes with the room.
 //
 // Found by this test: the upload module's daily quota counter (service
 // data namespace "upload-day:<date>", keyed by the bare JID, with its
@@ -97,18 +98,28 @@ var (
 		"urn:example:auditpep", "AuditPepMarker",
 		"auditblocked@example.net",
 		"auditupload-marker.bin", "AuditFileMarker",
-		"AuditNickMember",
 	}
 	auditShared = []string{"auditee", auditUser, "AuditOfflineMarker", "AuditOnlineMarker", "AuditReplyMarker"}
 )
 
 // The group chat rooms of the audit: the audited account owns the first
 // (the contact is an admin there, and inherits it), and is a member with
-// a registered nick of the second, the contact's.
+// a registered nick of the second, the contact's, which archives.
 const (
 	auditOwnedRoom   = "handedroom@" + mucService
 	auditContactRoom = "contactroom@" + mucService
 )
+
+// auditRoomKept are the audited account's registered nick (also the nick
+// it talks under) and what it said in the contact's room: after its
+// deletion they may remain only in that room's archive.
+var auditRoomKept = []string{"AuditNickMember", "AuditRoomMessage"}
+
+// inRoomArchive reports whether a hit of auditLive lies in the archive
+// of room (its bucket, or a chunk its "msgs" index names).
+func inRoomArchive(hit, room string) bool {
+	return strings.HasPrefix(hit, "archive/"+room+"/") || strings.HasPrefix(hit, "archive-chunks[owner "+room+"]")
+}
 
 func privacyAudit(t *testing.T, viaSocket bool) {
 	file, dir := testConfig(t, "[log]\nlevel = \"debug\"\n")
@@ -134,7 +145,7 @@ func privacyAudit(t *testing.T, viaSocket bool) {
 
 	// Everything was stored, or the test tests nothing.
 	live := auditLive(t, db)
-	for _, s := range slices.Concat(auditOwn, auditShared) {
+	for _, s := range slices.Concat(auditOwn, auditShared, auditRoomKept) {
 		if s == "AuditFileMarker" {
 			continue // the file is on disk, not in the database
 		}
@@ -206,6 +217,16 @@ func privacyAudit(t *testing.T, viaSocket bool) {
 	if n := auditFiles(t, data, fileBytes); n != 0 {
 		t.Errorf("%d files under %s still hold the uploaded bytes", n, data)
 	}
+	for _, s := range auditRoomKept {
+		for _, h := range auditFind(live, s) {
+			if !inRoomArchive(h, auditContactRoom) {
+				t.Errorf("%q is still stored after deluser, outside the room archive of %s: %q", s, auditContactRoom, h)
+			}
+		}
+	}
+	if len(auditFind(live, "AuditRoomMessage")) == 0 {
+		t.Errorf("what the deleted account said in %s went from the room's archive, which keeps it by design", auditContactRoom)
+	}
 	mucAfter := auditMUC(t, db)
 	for room, entries := range mucAfter.affs {
 		for who, e := range entries {
@@ -233,12 +254,12 @@ func privacyAudit(t *testing.T, viaSocket bool) {
 		t.Fatal(stderr)
 	}
 	live = auditLive(t, db)
-	for _, s := range slices.Concat(auditOwn, auditShared, []string{auditContact}) {
+	for _, s := range slices.Concat(auditOwn, auditShared, auditRoomKept, []string{auditContact}) {
 		if hits := auditFind(live, s); len(hits) > 0 {
 			t.Errorf("%q is still stored after both accounts were deleted: %q", s, hits)
 		}
 	}
-	auditRaw(t, db, live, slices.Concat(auditOwn, auditShared, []string{auditContact}))
+	auditRaw(t, db, live, slices.Concat(auditOwn, auditShared, auditRoomKept, []string{auditContact}))
 	if m := auditMUC(t, db); len(m.rooms)+len(m.affs)+len(m.users) > 0 {
 		t.Errorf("group chat data left after both owners were deleted: rooms %v, entries %v, index %v", m.rooms, m.affs, m.users)
 	}
@@ -253,7 +274,7 @@ func privacyAudit(t *testing.T, viaSocket bool) {
 	for _, a := range slices.Concat(listeners...) {
 		scrubbed = strings.ReplaceAll(scrubbed, a.String(), "LISTENER")
 	}
-	for _, s := range slices.Concat(auditOwn, auditShared, []string{auditContact, auditClient, "::1", auditPassword}) {
+	for _, s := range slices.Concat(auditOwn, auditShared, auditRoomKept, []string{auditContact, auditClient, "::1", auditPassword}) {
 		if strings.Contains(scrubbed, s) {
 			t.Errorf("the log contains %q:\n%s", s, out)
 		}
@@ -359,7 +380,8 @@ func auditSession(t *testing.T, d *daemon) []byte {
 	// members-only room, where it talks.
 	mucCreate(t, a, auditOwnedRoom, "AuditNickOwner", "muc#roomconfig_persistentroom", "1")
 	mucAffiliate(t, a, auditOwnedRoom, auditContact, "admin")
-	mucCreate(t, c, auditContactRoom, "Contact", "muc#roomconfig_persistentroom", "1", "muc#roomconfig_membersonly", "1")
+	mucCreate(t, c, auditContactRoom, "Contact", "muc#roomconfig_persistentroom", "1", "muc#roomconfig_membersonly", "1",
+		"muc#roomconfig_enablearchiving", "1")
 	mucAffiliate(t, c, auditContactRoom, auditUser, "member")
 	mucRegister(t, a, auditContactRoom, "AuditNickMember")
 	if self := stanzaText(mucJoin(t, a, auditContactRoom, "AuditNickMember")); !strings.Contains(self, `affiliation="member"`) {
