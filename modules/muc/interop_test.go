@@ -13,7 +13,8 @@ import (
 )
 
 // TestSlixmppMUC: two sessions of Debian's slixmpp, with its xep_0045
-// plugin, create and configure a room, join it, chat, change an
+// plugin, create and configure a room, join it, chat, leave and join
+// again reading the history (with delay and stanza-id), change an
 // affiliation and read the member list, and destroy the room with an
 // alternate venue (testdata/slixmpp_muc.py tells the steps).
 func TestSlixmppMUC(t *testing.T) {

@@ -10,9 +10,12 @@ OWNER and GUEST, use the xep_0045 plugin against the service:
     occupants it was told of, and its self-presence has status 100.
  3. OWNER sends a groupchat message; GUEST gets it from ROOM/Owner with a
     <stanza-id by=ROOM/> and an <occupant-id/>.
- 4. OWNER makes GUEST a member (set_affiliation) and reads the member list
+ 4. GUEST leaves and joins again asking for 10 messages of
+    history: the history join_muc_wait returns holds the message, from
+    ROOM/Owner, with a XEP-0203 delay stamp and the same stanza-id.
+ 5. OWNER makes GUEST a member (set_affiliation) and reads the member list
     (get_affiliation_list), which holds GUEST.
- 5. OWNER destroys the room with an alternate venue; GUEST gets unavailable
+ 6. OWNER destroys the room with an alternate venue; GUEST gets unavailable
     presence with <destroy jid=ALT/>.
 
 Prints OK and exits 0; any failure prints FAIL and exits 1.
@@ -98,6 +101,25 @@ async def run(owner, guest):
     sid = msg.xml.find("{urn:xmpp:sid:0}stanza-id")
     check(sid is not None and sid.get("by") == room, "stanza-id %r" % sid)
     check(msg.xml.find("{urn:xmpp:occupant-id:0}occupant-id") is not None, "no occupant-id")
+
+    left = asyncio.get_event_loop().create_future()
+
+    def on_left(p):
+        if p["type"] == "unavailable" and str(p["from"]) == room + "/Guest" and not left.done():
+            left.set_result(p)
+    guest.add_event_handler("groupchat_presence", on_left)
+    # As leave_muc does, but the plugin keeps the room, so that the
+    # unavailable self-presence is a groupchat_presence event.
+    guest.send_presence(pto=room + "/Guest", ptype="unavailable")
+    await asyncio.wait_for(left, TIMEOUT)
+    guest.del_event_handler("groupchat_presence", on_left)
+    _, _, _, history = await muc_g.join_muc_wait(room, "Guest", maxstanzas=10, timeout=TIMEOUT)
+    old = [m for m in history if m["body"] == "hello from slixmpp"]
+    check(len(old) == 1, "history %s" % [m["body"] for m in history])
+    check(str(old[0]["from"]) == room + "/Owner", "history message from %s" % old[0]["from"])
+    check(old[0]["delay"]["stamp"] is not None, "history message without a delay stamp")
+    hsid = old[0].xml.find("{urn:xmpp:sid:0}stanza-id")
+    check(hsid is not None and hsid.get("id") == sid.get("id"), "history stanza-id %r, live %r" % (hsid, sid.get("id")))
 
     await muc_o.set_affiliation(room, "member", jid=slixmpp.JID(guest_jid), timeout=TIMEOUT)
     members = await muc_o.get_affiliation_list(room, "member", timeout=TIMEOUT)
