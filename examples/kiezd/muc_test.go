@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -122,7 +123,8 @@ func mucLeave(t *testing.T, c *servertest.Client, room, nick string) {
 // restart of kiezd the room, its configuration and its members are still
 // there: carol is still refused, bob still joins and gets the history
 // from the room's archive, which he also queries (XEP-0313 on the room's
-// address), and carol once made a member joins too.
+// address), and carol once made a member joins too. The XEP-0227 export
+// lists bob's membership.
 func TestMUC(t *testing.T) {
 	file, _ := testConfig(t, "")
 	const (
@@ -260,5 +262,10 @@ func TestMUC(t *testing.T) {
 	}
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("serve exited with %d:\n%s", code, d.stderr)
+	}
+	// The export lists bob's membership.
+	code, out, stderr := kiezd(t, "", "-config", file, "export", "--omit-credentials", bob)
+	if code != 0 || !regexp.MustCompile(`<room [^>]*jid="`+room+`" affiliation="member"`).MatchString(out) {
+		t.Errorf("export of bob: exit %d, %s%s", code, out, stderr)
 	}
 }
