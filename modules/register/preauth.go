@@ -30,7 +30,7 @@ const (
 var (
 	ibrTokenFeatureName = xml.Name{Space: NSIBRToken, Local: "register"}
 	inviteFeatureName   = xml.Name{Space: NSInvite, Local: "register"}
-	preauthName       = xml.Name{Space: NSPreauth, Local: "preauth"}
+	preauthName         = xml.Name{Space: NSPreauth, Local: "preauth"}
 )
 
 // TokenChecker is implemented by Invites that can check a token without
