@@ -29,7 +29,9 @@ type mucConfig struct {
 	MessageRate     rate     `toml:"message_rate"`
 	MessageBurst    count    `toml:"message_burst"`
 	MaxAvatarSize   byteSize `toml:"max_avatar_size"`
-	// ArchiveRetention bounds the retention of every room's archive.
+	// ArchiveByDefault makes new rooms archive; ArchiveRetention bounds
+	// the retention of every room's archive.
+	ArchiveByDefault bool     `toml:"archive_by_default"`
 	ArchiveRetention duration `toml:"archive_retention"`
 }
 
@@ -52,7 +54,7 @@ func defaultMUC() mucConfig {
 		MaxNickLength: muc.DefaultMaxNickLength, MaxHistory: muc.DefaultMaxHistory,
 		DefaultHistory: muc.DefaultHistory, MessageRate: rate(muc.DefaultMessageRate),
 		MessageBurst: muc.DefaultMessageBurst, MaxAvatarSize: muc.DefaultMaxAvatarSize,
-		ArchiveRetention: duration(muc.DefaultArchiveRetention),
+		ArchiveByDefault: true, ArchiveRetention: duration(muc.DefaultArchiveRetention),
 	}
 }
 
@@ -69,7 +71,7 @@ func (c *config) mucOptions(bad func(format string, args ...any)) muc.Options {
 		MaxNickLength: int(m.MaxNickLength), MaxHistory: int(m.MaxHistory),
 		DefaultHistory: m.DefaultHistory, MessageRate: float64(m.MessageRate),
 		MessageBurst: int(m.MessageBurst), MaxAvatarSize: int(m.MaxAvatarSize),
-		ArchiveRetention: time.Duration(m.ArchiveRetention),
+		ArchiveRetention: time.Duration(m.ArchiveRetention), ArchiveByDefault: &m.ArchiveByDefault,
 	}
 	switch r := time.Duration(m.ArchiveRetention); {
 	case r < 24*time.Hour:

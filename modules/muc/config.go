@@ -71,6 +71,7 @@ func (m *Module) defaultConfig() roomConfig {
 		AllowPM:   "anyone",
 		History:   m.opts.DefaultHistory,
 		Broadcast: []string{roleModerator, roleParticipant, roleVisitor},
+		Archiving: m.archive != nil && (m.opts.ArchiveByDefault == nil || *m.opts.ArchiveByDefault),
 	}
 }
 

@@ -139,6 +139,11 @@ type Options struct {
 	// applies it (Module.Expire). Zero means DefaultArchiveRetention; it
 	// is at least a day.
 	ArchiveRetention time.Duration
+	// ArchiveByDefault says whether new rooms archive their messages
+	// (muc#roomconfig_enablearchiving) until an owner switches it off, as
+	// Prosody's muc_log_by_default does: clients catch up on a room from
+	// its archive on every device. It needs Deps.Archive. Nil means true.
+	ArchiveByDefault *bool
 	// OccupantIDSecret keys XEP-0421 occupant ids. Empty means the secret
 	// "muc-occupant-id" of Deps.Secrets, or a random one per process
 	// (occupant ids then change at restart) without it.

@@ -790,13 +790,19 @@ func (a *archive) DeleteRoom(_ context.Context, room jid.JID) error {
 
 // A room that enables archiving hands each message to the Archive with
 // the stanza-id its occupants see, says so on join (170) and in disco.
+// New rooms archive unless Options.ArchiveByDefault is false.
 func TestArchiveSeam(t *testing.T) {
 	arch := &archive{}
-	e := startWith(t, muc.Options{}, arch)
+	e := startWith(t, muc.Options{ArchiveByDefault: new(false)}, arch)
 	room := roomJID("logged")
 	e.create(t, e.a, room, "Alice")
 	if modtest.HasFeature(modtest.DiscoInfo(t, e.a, room), muc.NSMAM) {
 		t.Fatal("mam before archiving is enabled")
+	}
+	byDefault := startWith(t, muc.Options{}, &archive{})
+	byDefault.create(t, byDefault.a, room, "Alice")
+	if !modtest.HasFeature(modtest.DiscoInfo(t, byDefault.a, room), muc.NSMAM) {
+		t.Fatal("a new room does not archive by default")
 	}
 	e.configure(t, e.a, room, map[string][]string{"muc#roomconfig_enablearchiving": {"1"}})
 	if !modtest.HasFeature(modtest.DiscoInfo(t, e.a, room), muc.NSMAM) {
