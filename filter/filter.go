@@ -72,6 +72,10 @@ const (
 	Service
 	// Remote: another server (federation).
 	Remote
+	// Component: an external component (XEP-0114) attached to the
+	// server, such as a gateway to another network; as for another
+	// server, only the recipient's side runs.
+	Component
 )
 
 func (o Origin) String() string {
@@ -84,6 +88,8 @@ func (o Origin) String() string {
 		return "service"
 	case Remote:
 		return "remote"
+	case Component:
+		return "component"
 	}
 	return "unknown"
 }

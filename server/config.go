@@ -45,6 +45,11 @@ type Config struct {
 	// runs. To discard them, pass a logger with a handler that writes to
 	// io.Discard.
 	Logger *slog.Logger
+	// Components are the external components (XEP-0114) that may attach
+	// to the listeners served with ServeComponents, each with its domain
+	// and secret. A domain that is a virtual host, or a module's service,
+	// makes New fail.
+	Components []Component
 	// Remote routes stanzas to other servers; nil answers them with
 	// remote-server-not-found.
 	Remote RemoteRouter

@@ -50,6 +50,9 @@ func (s *Server) addBuiltinRoutes() {
 			}
 			items = append(items, stanza.Elem(xml.Name{Local: "item"}, attrs))
 		}
+		for _, it := range s.componentItems(iq.To.Domainpart()) {
+			items = append(items, itemElem(it))
+		}
 		return w.Result(stanza.Elem(xml.Name{Space: NSDiscoItems, Local: "query"}, nil, items...))
 	})
 	add(NSDiscoItems, TargetBare, func(ctx context.Context, iq stanza.IQ, w ResponseWriter) error {

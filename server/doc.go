@@ -45,10 +45,13 @@
 //	module: SendTo  filters                straight to one session     filters
 //	service         filters                routed by 'to'              filters, Receive routes, delivery
 //	other server    (its own)              routed by 'to'              filters, Receive routes, delivery
+//	component       (its own)              routed by 'to'              filters, Receive routes, delivery
 //
 // Routed by 'to': a local account goes to the recipient's side; the
 // server's domain to the iq routes (TargetHost); a service's domain to
-// its iq routes or handler; any other domain to Config.Remote. Delivery
+// its iq routes or handler; an external component's domain (XEP-0114,
+// Config.Components, ServeComponents) to its stream; any other domain to
+// Config.Remote. Delivery
 // follows RFC 6121 §8: the account's sessions, else the
 // UndeliveredHandlers (offline storage). Receive routes take messages;
 // presence and iqs to an account pass its filters, then the presence

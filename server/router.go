@@ -97,6 +97,8 @@ func (r *router) deliver(ctx context.Context, origin filter.Origin, st *stanza.S
 		}
 	case s.services[domain] != nil:
 		r.toService(ctx, st, s.services[domain])
+	case s.components[domain] != nil:
+		r.toComponent(ctx, st, s.components[domain])
 	case s.cfg.Remote != nil:
 		if err := s.cfg.Remote.RouteRemote(ctx, st); err != nil {
 			r.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: mstanza.RemoteServerNotFound})

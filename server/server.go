@@ -58,7 +58,8 @@ type Server struct {
 	features     []FeatureProvider
 	identities   []IdentityProvider
 	forms        []FormProvider
-	services     map[string]*service // full service domain → service; see service.go
+	services     map[string]*service   // full service domain → service; see service.go
+	components   map[string]*component // external components by domain; see component.go
 	serviceList  []Service
 	streamFeats  []StreamFeature
 	steps        []step          // stream negotiation; see negotiate.go
@@ -189,6 +190,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err := s.addModule(m); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.addComponents(); err != nil {
+		s.cancel()
+		return nil, err
 	}
 	s.buildFilters()
 	s.sortRoutes()
