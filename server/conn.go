@@ -32,6 +32,7 @@ type conn struct {
 	rc        *rateConn // the read rate limit, if any
 	nc        net.Conn  // raw, or the TLS connection over it
 	directTLS bool
+	websocket bool              // RFC 7395, c.t set from the start
 	leaf      *x509.Certificate // the certificate we presented
 
 	cbUnusable bool // the client tried a channel binding type we lack
@@ -165,7 +166,9 @@ func (c *conn) serve() {
 	}()
 	// The deadline bounds all of negotiation, the TLS handshake included.
 	c.raw.SetDeadline(time.Now().Add(s.limits.PreAuthTimeout))
-	c.br = bufio.NewReaderSize(c.raw, 512)
+	if c.br == nil { // a WebSocket's is there, its transport's
+		c.br = bufio.NewReaderSize(c.raw, 512)
+	}
 	// Negotiation borrows a write buffer; the session's writer borrows its
 	// own.
 	bw := getWriter(c.raw)

@@ -34,12 +34,15 @@ func StorageLatency(r *metrics.Registry, op string) *metrics.Histogram {
 // Transport names, the label of sessions and connections by transport.
 // A new transport (WebSocket, server-to-server) adds its name here and in
 // conn.transportName.
-var transportNames = [...]string{"tcp", "directtls"}
+var transportNames = [...]string{"tcp", "directtls", "websocket"}
 
 // transportName returns the name of the connection's transport: "tcp"
 // for a stream that starts in plain text (and upgrades with STARTTLS),
-// "directtls" for XEP-0368 direct TLS.
+// "directtls" for XEP-0368 direct TLS, "websocket" for RFC 7395.
 func (c *conn) transportName() string {
+	if c.websocket {
+		return "websocket"
+	}
 	if c.directTLS {
 		return "directtls"
 	}
