@@ -25,5 +25,5 @@ func ExampleModules() {
 	}
 	_, err = server.New(context.Background(), server.Config{Domains: []string{"example.org"}, Accounts: store, Modules: mods})
 	fmt.Println(len(mods), err)
-	// Output: 15 <nil>
+	// Output: 16 <nil>
 }

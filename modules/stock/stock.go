@@ -2,8 +2,9 @@
 // rosters and presence, blocking, vCards, private storage, offline
 // messages, the message archive and its ad-hoc command, carbons, ping,
 // time, version, contact addresses, entity capabilities, personal
-// eventing (PEP), HTTP file upload, group chat (MUC) and the refusal of
-// strangers' messages. Embedders call Modules instead of repeating kiezd's wiring: it
+// eventing (PEP), HTTP file upload, group chat (MUC), the refusal of
+// strangers' messages, push notifications, and, when configured, external
+// services (STUN/TURN) and a SOCKS5 file transfer proxy. Embedders call Modules instead of repeating kiezd's wiring: it
 // builds every module on one store, hands each the modules it builds on in
 // its Deps (presence and strangers the roster, presence blocking too, the
 // archive the roster, ad-hoc the archive's and strangers' commands, PEP the roster and caps, vCards
@@ -28,6 +29,7 @@ import (
 	"github.com/kiez-im/kiez/modules/caps"
 	"github.com/kiez-im/kiez/modules/carbons"
 	"github.com/kiez-im/kiez/modules/contact"
+	"github.com/kiez-im/kiez/modules/extdisco"
 	"github.com/kiez-im/kiez/modules/invite"
 	"github.com/kiez-im/kiez/modules/mam"
 	"github.com/kiez-im/kiez/modules/muc"
@@ -36,6 +38,8 @@ import (
 	"github.com/kiez-im/kiez/modules/ping"
 	"github.com/kiez-im/kiez/modules/presence"
 	"github.com/kiez-im/kiez/modules/private"
+	"github.com/kiez-im/kiez/modules/proxy65"
+	"github.com/kiez-im/kiez/modules/push"
 	"github.com/kiez-im/kiez/modules/register"
 	"github.com/kiez-im/kiez/modules/roster"
 	"github.com/kiez-im/kiez/modules/strangers"
@@ -69,10 +73,15 @@ const (
 	Register  = "register"
 	Strangers = "strangers"
 	MUC       = "muc"
+	Push      = "push"
+	// ExternalServices runs when Options.ExternalServices lists servers.
+	ExternalServices = "extdisco"
+	// Proxy65 runs when Options.Proxy65.Listen is set.
+	Proxy65 = "proxy65"
 )
 
 // Names lists every name Options.Without takes.
-var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP, Upload, Register, Strangers, MUC}
+var Names = []string{Roster, Blocking, VCard, Private, Offline, Archive, Carbons, Ping, Time, Version, Contact, Caps, PEP, Upload, Register, Strangers, MUC, Push, ExternalServices, Proxy65}
 
 // Store is what the stock modules keep their data in: storage/bbolt's and
 // storage/memory's Store implement it.
@@ -139,6 +148,15 @@ type Options struct {
 	// enable archiving. The users' archive retention (Archive.Retention)
 	// then applies to the rooms' archives too.
 	MUC muc.Options
+	// Push configures XEP-0357 push notifications; Modules gives it the
+	// store for the registrations.
+	Push push.Options
+	// ExternalServices (XEP-0215 STUN and TURN servers) runs when it
+	// lists servers.
+	ExternalServices extdisco.Options
+	// Proxy65 (the XEP-0065 SOCKS5 proxy at proxy.<domain>) runs when
+	// its Listen address is set.
+	Proxy65 proxy65.Options
 }
 
 // Modules builds the stock modules on store. An option a module refuses
@@ -303,6 +321,15 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 			deps.Archive = ra
 		}
 		add(muc.New(opts.MUC, deps))
+	}
+	if on(Push) {
+		add(push.New(opts.Push, push.Deps{Store: store}))
+	}
+	if on(ExternalServices) && len(opts.ExternalServices.Services) > 0 {
+		add(extdisco.New(opts.ExternalServices, extdisco.Deps{}))
+	}
+	if on(Proxy65) && opts.Proxy65.Listen != "" {
+		add(proxy65.New(opts.Proxy65, proxy65.Deps{}))
 	}
 	if on(Contact) && len(opts.Contact.Addresses) > 0 {
 		add(contact.New(opts.Contact, contact.Deps{}))

@@ -10,9 +10,11 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/modules/contact"
+	"github.com/kiez-im/kiez/modules/extdisco"
 	"github.com/kiez-im/kiez/modules/internal/modtest"
 	"github.com/kiez-im/kiez/modules/muc"
 	"github.com/kiez-im/kiez/modules/offline"
+	"github.com/kiez-im/kiez/modules/proxy65"
 	"github.com/kiez-im/kiez/modules/stock"
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
@@ -34,9 +36,21 @@ func TestModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"blocking", "presence", "roster", "strangers", "mam", "carbons", "offline", "adhoc", "vcard", "private", "ping", "time", "version", "caps", "pep", "muc", "contact"}
+	want := []string{"blocking", "presence", "roster", "strangers", "mam", "carbons", "offline", "adhoc", "vcard", "private", "ping", "time", "version", "caps", "pep", "muc", "push", "contact"}
 	if got := names(all); !slices.Equal(got, want) {
 		t.Errorf("modules %v, want %v", got, want)
+	}
+	// External services and the SOCKS5 proxy run once configured.
+	configured, err := stock.Modules(memory.New(), stock.Options{
+		ExternalServices: extdisco.Options{Services: []extdisco.Service{{Type: "stun", Host: "stun.example.org"}}},
+		Proxy65:          proxy65.Options{Listen: "127.0.0.1:0"},
+		Without:          []string{stock.Push},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(configured); !slices.Contains(got, "extdisco") || !slices.Contains(got, "proxy65") || slices.Contains(got, "push") {
+		t.Errorf("configured: %v, want extdisco and proxy65 without push", got)
 	}
 	some, err := stock.Modules(memory.New(), stock.Options{Without: []string{stock.Roster, stock.Archive, stock.Ping}})
 	if err != nil {
