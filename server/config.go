@@ -51,8 +51,12 @@ type Config struct {
 	// makes New fail.
 	Components []Component
 	// Remote routes stanzas to other servers; nil answers them with
-	// remote-server-not-found.
+	// remote-server-not-found, unless S2S is set.
 	Remote RemoteRouter
+	// S2S, if not nil, turns federation on: stanzas to other domains go
+	// over server-to-server streams (Remote must be nil), and ServeS2S
+	// accepts other servers' streams.
+	S2S *S2SConfig
 	// Limits bound what one client may cost.
 	Limits Limits
 	// Retention configures the janitor that removes expired data: that

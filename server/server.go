@@ -84,7 +84,8 @@ type Server struct {
 	metrics      serverMetrics  // nil metrics when Config.Metrics is; see metrics.go
 
 	sessions *registry
-	deleting sync.Map // bare JIDs of accounts DeleteUser is deleting
+	s2s      *federation // nil without Config.S2S; see s2s.go
+	deleting sync.Map    // bare JIDs of accounts DeleteUser is deleting
 	router   *router
 
 	requests requests // iqs sent by Host.Request, waiting for answers
@@ -173,6 +174,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.sessions = newRegistry()
 	s.router = &router{srv: s}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.S2S != nil {
+		if cfg.Remote != nil {
+			s.cancel()
+			return nil, errors.New("server: both Remote and S2S are set")
+		}
+		if s.s2s, err = newFederation(s, *cfg.S2S); err != nil {
+			s.cancel()
+			return nil, err
+		}
+		s.cfg.Remote = s.s2s
+		s.s2s.registerMetrics(cfg.Metrics)
+	}
 
 	names := make(map[string]bool)
 	for _, m := range cfg.Modules {
@@ -415,6 +428,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	if s.s2s != nil {
+		s.s2s.shutdown()
+	}
 
 	for _, c := range conns {
 		c.shutdown(streamErr(condSystemShutdown, ""))

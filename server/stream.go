@@ -59,6 +59,8 @@ func (x *xmlIn) restart(limit int) {
 // streamHeader is what a client's stream header says.
 type streamHeader struct {
 	to      string
+	from    string // server-to-server streams
+	id      string // the receiving server's, read by the initiating one
 	version string
 	lang    string
 }
@@ -92,6 +94,10 @@ func (x *xmlIn) readHeader() (streamHeader, error) {
 				switch {
 				case a.Name.Space == "" && a.Name.Local == "to":
 					h.to = a.Value
+				case a.Name.Space == "" && a.Name.Local == "from":
+					h.from = a.Value
+				case a.Name.Space == "" && a.Name.Local == "id":
+					h.id = a.Value
 				case a.Name.Space == "" && a.Name.Local == "version":
 					h.version = a.Value
 				case a.Name.Space == "" && a.Name.Local == "xmlns":

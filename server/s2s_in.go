@@ -1,0 +1,547 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/kiez-im/kiez/filter"
+	"github.com/kiez-im/kiez/stanza"
+)
+
+// Stream error conditions of server-to-server streams.
+const (
+	condS2SInvalidFrom     = "invalid-from"
+	condImproperAddressing = "improper-addressing"
+)
+
+// ServeS2S accepts connections from other servers on ln, which start in
+// plain text and must upgrade with STARTTLS (RFC 6120 §5), usually on
+// port 5269. Config.S2S must be set. Config.ConnFilter admits them as it
+// admits clients. It returns ErrServerClosed after Shutdown.
+func (s *Server) ServeS2S(ln net.Listener) error { return s.serveS2S(ln, false) }
+
+// ServeS2SDirectTLS accepts connections from other servers on ln that
+// start with a TLS handshake (XEP-0368), negotiating ALPN
+// "xmpp-server".
+func (s *Server) ServeS2SDirectTLS(ln net.Listener) error { return s.serveS2S(ln, true) }
+
+func (s *Server) serveS2S(ln net.Listener, direct bool) error {
+	if s.cfg.TLS == nil {
+		return errors.New("server: no TLS configuration: other servers cannot be served")
+	}
+	f := s.s2s
+	if f == nil {
+		return errors.New("server: no S2S configuration")
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("server: accept: %w", err)
+		}
+		delay = 0
+		addr, filtered, ok := s.admit(nc)
+		if !ok {
+			nc.Close()
+			continue
+		}
+		c := &s2sIn{f: f, raw: nc, nc: nc, direct: direct, addr: addr, filtered: filtered, authed: make(map[string]bool)}
+		if l := s.limits; l.ReadRate > 0 || f.cfg.ReadRate > 0 {
+			rate := int64(max(l.ReadRate, 0))
+			c.rc = newRateConn(nc, rate, readBurst(rate, l.MaxPreAuthSize), s.rateClock)
+			c.raw, c.nc = c.rc, c.rc
+		}
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			c.filterDone(false)
+			nc.Close()
+			return ErrServerClosed
+		}
+		f.in[c] = struct{}{}
+		f.mu.Unlock()
+		if !s.goConn(c.serve) {
+			c.cleanup()
+			return ErrServerClosed
+		}
+	}
+}
+
+// s2sIn is an incoming stream from another server: one goroutine reads
+// it and writes the answers of negotiation and dialback; the stanzas it
+// carries go to the router, and the answers to them leave on our own
+// outgoing stream to that server.
+type s2sIn struct {
+	f        *federation
+	raw      net.Conn  // the TCP connection, or rc over it
+	rc       *rateConn // the read rate limit, if any
+	nc       net.Conn  // raw, or the TLS connection over it
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	t        *tcpStream
+	direct   bool
+	addr     netip.Addr
+	filtered bool
+
+	tlsState *tls.ConnectionState
+	sasl     bool   // authenticated by SASL EXTERNAL: no more negotiation
+	local    string // the stream's to
+	peer     string // the stream's from
+	id       string
+	// authed are the remote domains authenticated on the stream, whose
+	// stanzas it may carry.
+	authed map[string]bool
+
+	stopping atomic.Bool
+}
+
+// stop asks the stream to end with system-shutdown.
+func (c *s2sIn) stop() {
+	c.stopping.Store(true)
+	c.raw.SetReadDeadline(time.Now())
+}
+
+func (c *s2sIn) cleanup() {
+	c.raw.Close()
+	c.filterDone(false)
+	c.f.mu.Lock()
+	delete(c.f.in, c)
+	c.f.mu.Unlock()
+}
+
+// filterDone tells the connection filter that the connection
+// authenticated or ended, as conn.filterDone does.
+func (c *s2sIn) filterDone(authenticated bool) {
+	if !c.filtered {
+		return
+	}
+	c.filtered = false
+	if authenticated {
+		c.f.srv.cfg.ConnFilter.Authenticated(c.addr)
+	} else {
+		c.f.srv.cfg.ConnFilter.Closed(c.addr)
+	}
+}
+
+func (c *s2sIn) serve() {
+	defer c.cleanup()
+	s := c.f.srv
+	c.raw.SetDeadline(time.Now().Add(s.limits.PreAuthTimeout))
+	c.br = bufio.NewReaderSize(c.raw, 4096)
+	c.bw = bufio.NewWriterSize(c.raw, 4096)
+	if c.direct {
+		if err := c.startTLS(); err != nil {
+			s.log.Debug("s2s: incoming stream failed", "cause", errKind(err))
+			return
+		}
+	}
+	err := c.run()
+	var se *StreamError
+	switch {
+	case c.stopping.Load():
+		se = streamErr(condSystemShutdown, "")
+	case errors.As(err, &se):
+	case errors.Is(err, io.EOF), isTimeout(err) && len(c.authed) > 0:
+		// The peer closed its stream, or it idled: close ours.
+	default:
+		s.log.Debug("s2s: incoming stream failed", "cause", errKind(err))
+		return
+	}
+	if se != nil {
+		s.log.Debug("s2s: incoming stream ended", "cause", errKind(se))
+	}
+	if c.t == nil {
+		return
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	if c.id == "" {
+		writeS2SOpen(c.bw, newID(), c.local, "")
+	}
+	c.t.writeClose(c.bw, se)
+	c.bw.Flush()
+	if se == nil && !errors.Is(err, io.EOF) {
+		// Wait a moment for the peer's closing tag.
+		c.raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+		c.t.next()
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (c *s2sIn) startTLS() error {
+	s := c.f.srv
+	if c.br.Buffered() > 0 {
+		return streamErr(condPolicyViolation, "data after <starttls/>")
+	}
+	cfg := s.cfg.TLS.Clone()
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+	cfg.Certificates = nil
+	cfg.GetCertificate = s.getCert
+	cfg.ClientAuth = tls.RequestClientCert // verified by verifyPeer: SASL EXTERNAL or dialback
+	cfg.NextProtos = nil
+	if c.direct {
+		cfg.NextProtos = []string{"xmpp-server"}
+	}
+	tc := tls.Server(c.raw, cfg)
+	growStack()
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	cs := tc.ConnectionState()
+	c.tlsState = &cs
+	c.nc = tc
+	c.br.Reset(tc)
+	c.bw.Reset(tc)
+	return nil
+}
+
+// run negotiates the stream and reads it until it ends.
+func (c *s2sIn) run() error {
+	s := c.f.srv
+	for {
+		limit := s.limits.MaxPreAuthSize
+		if len(c.authed) > 0 {
+			limit = s.limits.MaxStanzaSize
+		}
+		if c.t == nil {
+			c.t = newTCPStream(c.br, nsServer, limit, s.limits.MaxDepth)
+		} else {
+			c.t.restart(limit)
+		}
+		h, err := c.t.readOpen()
+		if err != nil {
+			return err
+		}
+		c.id = newID()
+		to := strings.ToLower(h.to)
+		if !s.serves(to) {
+			writeS2SOpen(c.bw, c.id, "", h.from)
+			return streamErr(condHostUnknown, "")
+		}
+		if c.local != "" && to != c.local {
+			writeS2SOpen(c.bw, c.id, c.local, h.from)
+			return streamErr(condHostUnknown, "the domain changed during negotiation")
+		}
+		c.local = to
+		writeS2SOpen(c.bw, c.id, c.local, h.from)
+		if major, _, _ := strings.Cut(h.version, "."); major != "1" {
+			return streamErr(condUnsupportedVersion, "")
+		}
+		c.peer = strings.ToLower(h.from)
+		if c.peer != "" && !c.f.allowed(c.peer) {
+			return streamErr(condPolicyViolation, "not federating with that domain")
+		}
+		c.t.writeFeatures(c.bw, c.features())
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+		restart, err := c.elements()
+		if err != nil || !restart {
+			return err
+		}
+	}
+}
+
+// features returns the stream features for the stream's state.
+func (c *s2sIn) features() []byte {
+	if c.tlsState == nil {
+		return []byte(featureStartTLS)
+	}
+	if c.sasl {
+		return nil
+	}
+	var b []byte
+	b = append(b, `<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`...)
+	if c.peer != "" && c.f.verifyPeer(c.tlsState, c.peer) == nil {
+		b = append(b, `<mechanism>EXTERNAL</mechanism>`...)
+	}
+	b = append(b, `</mechanisms>`...)
+	if !c.f.cfg.NoDialback {
+		b = append(b, `<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>`...)
+	}
+	return b
+}
+
+// elements reads the stream's elements until it must restart (true) or
+// ends.
+func (c *s2sIn) elements() (restart bool, err error) {
+	s := c.f.srv
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	for {
+		if len(c.authed) > 0 {
+			c.raw.SetReadDeadline(time.Now().Add(c.f.cfg.IdleTimeout))
+			if c.stopping.Load() {
+				return false, errS2SClosed
+			}
+			c.t.wait()
+		}
+		start, err := c.t.next()
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case c.tlsState == nil:
+			if start.Name.Space != nsTLS || start.Name.Local != "starttls" {
+				return false, streamErr(condPolicyViolation, "STARTTLS is required")
+			}
+			if _, err := c.t.readElement(); err != nil {
+				return false, err
+			}
+			c.bw.WriteString(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+			if err := c.bw.Flush(); err != nil {
+				return false, err
+			}
+			return true, c.startTLS()
+		case start.Name.Space == nsSASL && start.Name.Local == "auth" && !c.sasl && len(c.authed) == 0:
+			ok, err := c.external(start)
+			if err != nil || ok {
+				return ok, err
+			}
+		case start.Name.Space == nsDialback && start.Name.Local == "result":
+			if err := c.dialbackResult(ctx, start); err != nil {
+				return false, err
+			}
+		case start.Name.Space == nsDialback && start.Name.Local == "verify":
+			if err := c.dialbackVerify(start); err != nil {
+				return false, err
+			}
+		case stanza.KindOf(start.Name) != 0 && start.Name.Space == nsClient:
+			if len(c.authed) == 0 {
+				return false, streamErr(condNotAuthorized, "")
+			}
+			if err := c.stanza(ctx, start); err != nil {
+				return false, err
+			}
+		default:
+			return false, streamErr(condUnsupportedStanza, "")
+		}
+	}
+}
+
+// authenticated records that domain was authenticated on the stream.
+func (c *s2sIn) authenticated(domain string) {
+	s := c.f.srv
+	if len(c.authed) == 0 {
+		c.raw.SetDeadline(time.Time{})
+		c.t.setLimit(s.limits.MaxStanzaSize)
+		if c.rc != nil {
+			rate := int64(max(c.f.cfg.ReadRate, 0))
+			c.rc.setRate(rate, readBurst(rate, s.limits.MaxStanzaSize))
+		}
+		c.filterDone(true)
+	}
+	c.authed[domain] = true
+	s.log.Debug("s2s: incoming stream authenticated", "remote", domain)
+}
+
+// external runs SASL EXTERNAL (XEP-0178): the peer's certificate must be
+// valid for the authorization identity, or for the stream's from.
+func (c *s2sIn) external(start xml.StartElement) (bool, error) {
+	toks, err := c.t.readElement()
+	if err != nil {
+		return false, err
+	}
+	var text string
+	for _, t := range toks {
+		if cd, ok := t.(xml.CharData); ok {
+			text += string(cd)
+		}
+	}
+	domain := c.peer
+	text = strings.TrimSpace(text)
+	if text != "" && text != "=" {
+		b, err := base64.StdEncoding.DecodeString(text)
+		if err != nil {
+			return false, c.saslFailure("incorrect-encoding")
+		}
+		domain = strings.ToLower(string(b))
+	}
+	if attr(start, "mechanism") != "EXTERNAL" {
+		return false, c.saslFailure("invalid-mechanism")
+	}
+	if domain == "" || domain != c.peer || !c.f.allowed(domain) || c.f.verifyPeer(c.tlsState, domain) != nil {
+		return false, c.saslFailure("not-authorized")
+	}
+	c.bw.WriteString(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
+	if err := c.bw.Flush(); err != nil {
+		return false, err
+	}
+	c.sasl = true
+	c.authenticated(domain)
+	return true, nil
+}
+
+func (c *s2sIn) saslFailure(cond string) error {
+	c.bw.WriteString(`<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><` + cond + `/></failure>`)
+	return c.bw.Flush()
+}
+
+// dialbackResult verifies an initiating server's dialback key with its
+// authoritative server (XEP-0220 §2.2) and answers it.
+func (c *s2sIn) dialbackResult(ctx context.Context, start xml.StartElement) error {
+	toks, err := c.t.readElement()
+	if err != nil {
+		return err
+	}
+	from, to := strings.ToLower(attr(start, "from")), strings.ToLower(attr(start, "to"))
+	key := charData(toks)
+	s := c.f.srv
+	valid := false
+	switch {
+	case c.f.cfg.NoDialback, from == "", !c.f.allowed(from), !s.serves(to):
+	case c.authed[from]:
+		valid = true
+	default:
+		vctx, cancel := context.WithTimeout(ctx, c.f.cfg.ConnectTimeout)
+		valid, err = c.f.verifyKey(vctx, to, from, c.id, key)
+		cancel()
+		if err != nil {
+			s.log.Debug("s2s: dialback verification failed", "remote", from, "cause", s2sErrKind(err))
+		}
+	}
+	typ := "invalid"
+	if valid {
+		typ = "valid"
+	}
+	c.bw.WriteString(`<db:result from='` + escapeString(to) + `' to='` + escapeString(from) + `' type='` + typ + `'/>`)
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	if valid {
+		c.authenticated(from)
+	}
+	return nil
+}
+
+// dialbackVerify answers a receiving server that checks a key we gave it
+// (XEP-0220 §2.3: we are the authoritative server).
+func (c *s2sIn) dialbackVerify(start xml.StartElement) error {
+	toks, err := c.t.readElement()
+	if err != nil {
+		return err
+	}
+	from, to, id := attr(start, "from"), attr(start, "to"), attr(start, "id")
+	key := charData(toks)
+	typ := "invalid"
+	if c.f.srv.serves(to) {
+		if hmac.Equal([]byte(key), []byte(c.f.dialbackKey(from, to, id))) {
+			typ = "valid"
+		}
+	}
+	c.bw.WriteString(`<db:verify from='` + escapeString(to) + `' to='` + escapeString(from) + `' id='` + escapeString(id) + `' type='` + typ + `'/>`)
+	return c.bw.Flush()
+}
+
+// stanza reads a stanza from an authenticated stream and routes it.
+func (c *s2sIn) stanza(ctx context.Context, start xml.StartElement) error {
+	s := c.f.srv
+	st, err := c.t.readStanza(start)
+	if err != nil {
+		var ae *stanza.AddressError
+		if errors.As(err, &ae) {
+			return streamErr(condImproperAddressing, "")
+		}
+		return err
+	}
+	if !c.authed[st.From.Domainpart()] {
+		return streamErr(condS2SInvalidFrom, "")
+	}
+	to := st.To.Domainpart()
+	switch {
+	case to == "":
+		return streamErr(condImproperAddressing, "")
+	case !s.serves(to):
+		return streamErr(condHostUnknown, "")
+	}
+	s.router.deliver(ctx, filter.Remote, st)
+	return nil
+}
+
+func charData(toks []xml.Token) string {
+	var b strings.Builder
+	for _, t := range toks {
+		if cd, ok := t.(xml.CharData); ok {
+			b.Write(cd)
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// dialbackKey is the dialback key of XEP-0185 for a stream from
+// originating to receiving with the receiving server's stream id.
+func (f *federation) dialbackKey(receiving, originating, id string) string {
+	k := sha256.Sum256(f.secret)
+	m := hmac.New(sha256.New, []byte(hex.EncodeToString(k[:])))
+	m.Write([]byte(receiving + " " + originating + " " + id))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// verifyKey asks the authoritative server of remote whether key is the
+// one it gave for the stream id (XEP-0220 §2.2), on a new stream from
+// local over TLS.
+func (f *federation) verifyKey(ctx context.Context, local, remote, id, key string) (bool, error) {
+	o, err := f.connect(ctx, local, remote, true)
+	if err != nil {
+		return false, err
+	}
+	defer o.nc.Close()
+	stop := context.AfterFunc(ctx, func() { o.nc.SetDeadline(time.Now()) })
+	defer stop()
+	o.bw.WriteString(`<db:verify from='` + escapeString(local) + `' to='` + escapeString(remote) + `' id='` + escapeString(id) + `'>` + escapeString(key) + `</db:verify>`)
+	if err := o.bw.Flush(); err != nil {
+		return false, err
+	}
+	for {
+		start, err := o.nonza()
+		if err != nil {
+			return false, err
+		}
+		if start.Name.Space == nsDialback && start.Name.Local == "verify" && attr(start, "id") == id {
+			o.t.writeClose(o.bw, nil)
+			o.bw.Flush()
+			return attr(start, "type") == "valid", nil
+		}
+	}
+}

@@ -1,0 +1,566 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	mstanza "mellium.im/xmpp/stanza"
+
+	"github.com/kiez-im/kiez/stanza"
+)
+
+// remote is the outgoing stream of one domain pair and the stanzas
+// waiting for it. One goroutine (run) connects, then writes what is
+// queued; another reads the peer's side of the stream.
+type remote struct {
+	f    *federation
+	key  pairKey
+	wake chan struct{} // something was queued, or stop was called
+
+	mu      sync.Mutex
+	queue   []*stanza.Stanza
+	done    bool // the stream ended: enqueue refuses
+	stopped bool // the server is shutting down
+	nc      net.Conn
+}
+
+type enqueueResult uint8
+
+const (
+	enqueued enqueueResult = iota
+	queueFull
+	remoteGone
+)
+
+func newRemote(f *federation, k pairKey) *remote {
+	return &remote{f: f, key: k, wake: make(chan struct{}, 1)}
+}
+
+func (r *remote) enqueue(st *stanza.Stanza) enqueueResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.done:
+		return remoteGone
+	case len(r.queue) >= r.f.cfg.QueueSize:
+		return queueFull
+	}
+	r.queue = append(r.queue, st)
+	r.signal()
+	return enqueued
+}
+
+func (r *remote) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the stream for shutdown.
+func (r *remote) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.signal()
+}
+
+// finish takes the stream out of the table and returns what was still
+// queued.
+func (r *remote) finish() []*stanza.Stanza {
+	f := r.f
+	f.mu.Lock()
+	if f.out[r.key] == r {
+		delete(f.out, r.key)
+	}
+	f.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done = true
+	q := r.queue
+	r.queue = nil
+	return q
+}
+
+// bounceAll answers the stanzas with cond.
+func (r *remote) bounceAll(sts []*stanza.Stanza, cond mstanza.Condition) {
+	s := r.f.srv
+	ctx, cancel := endContext(s.ctx)
+	defer cancel()
+	for _, st := range sts {
+		s.router.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: cond})
+	}
+}
+
+// run connects, then writes the queue until the stream fails, idles or
+// the server shuts down.
+func (r *remote) run() {
+	f := r.f
+	s := f.srv
+	log := s.log.With("remote", r.key.remote)
+	ctx, cancel := context.WithTimeout(s.ctx, f.cfg.ConnectTimeout)
+	o, err := f.connect(ctx, r.key.local, r.key.remote, false)
+	cancel()
+	if err != nil {
+		log.Debug("s2s: outgoing stream failed", "cause", s2sErrKind(err))
+		r.bounceAll(r.finish(), bounceCondition(err))
+		return
+	}
+	log.Debug("s2s: outgoing stream established", "auth", o.auth)
+	r.mu.Lock()
+	r.nc = o.nc
+	r.mu.Unlock()
+	readDone := make(chan error, 1)
+	go func() { readDone <- o.readLoop() }()
+
+	idle := time.NewTimer(f.cfg.IdleTimeout)
+	defer idle.Stop()
+	var endErr error
+	var se *StreamError
+loop:
+	for {
+		select {
+		case <-r.wake:
+		case <-idle.C:
+			break loop
+		case endErr = <-readDone:
+			readDone = nil
+			break loop
+		}
+		r.mu.Lock()
+		batch, stopped := r.queue, r.stopped
+		r.queue = nil
+		r.mu.Unlock()
+		if stopped {
+			se = streamErr(condSystemShutdown, "")
+			r.requeueOrBounce(batch, errS2SClosed)
+			break
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if err := o.writeStanzas(batch, s.limits.WriteTimeout); err != nil {
+			endErr = err
+			r.bounceAll(batch, mstanza.RemoteServerTimeout)
+			break
+		}
+		idle.Reset(f.cfg.IdleTimeout)
+	}
+	left := r.finish()
+	// Close our side: the stream error, if any, and the closing tag; the
+	// peer answers with its own closing tag, which the reader waits for.
+	o.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	o.t.writeClose(o.bw, se)
+	o.bw.Flush()
+	if readDone != nil {
+		o.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		<-readDone
+	}
+	o.nc.Close()
+	if endErr != nil && !errors.Is(endErr, io.EOF) {
+		log.Debug("s2s: outgoing stream ended", "cause", s2sErrKind(endErr))
+	}
+	// What came in while the stream closed goes on a new stream.
+	r.requeueOrBounce(left, endErr)
+}
+
+// requeueOrBounce routes stanzas again on a new stream, or, when the
+// server is shutting down, bounces them.
+func (r *remote) requeueOrBounce(sts []*stanza.Stanza, cause error) {
+	if len(sts) == 0 {
+		return
+	}
+	s := r.f.srv
+	ctx, cancel := endContext(s.ctx)
+	defer cancel()
+	for _, st := range sts {
+		if err := r.f.RouteRemote(ctx, st); err != nil {
+			s.router.bounce(ctx, st, mstanza.Error{Type: mstanza.Cancel, Condition: bounceCondition(cause)})
+		}
+	}
+}
+
+// s2sOut is an outgoing stream being negotiated or established.
+type s2sOut struct {
+	f        *federation
+	nc       net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	t        *tcpStream
+	from, to string
+	id       string // the receiving server's stream id
+	auth     string // "sasl" or "dialback"
+	// lastInner are the inner tokens of the element nonza read last.
+	lastInner []xml.Token
+}
+
+// s2sTarget is a place to dial for a domain.
+type s2sTarget struct {
+	addr   string
+	direct bool // XEP-0368 direct TLS
+}
+
+// resolve returns where to dial domain: the Hosts override, else the
+// _xmpps-server._tcp SRV records (direct TLS), then _xmpp-server._tcp,
+// else the domain on port 5269 (RFC 6120 §3.2).
+func (f *federation) resolve(ctx context.Context, domain string) []s2sTarget {
+	if hp, ok := f.cfg.Hosts[domain]; ok {
+		return []s2sTarget{{addr: hp}}
+	}
+	var out []s2sTarget
+	for _, svc := range []struct {
+		name   string
+		direct bool
+	}{{"xmpps-server", true}, {"xmpp-server", false}} {
+		_, srvs, err := f.cfg.Resolver.LookupSRV(ctx, svc.name, "tcp", domain)
+		if err != nil {
+			continue
+		}
+		sort.SliceStable(srvs, func(i, j int) bool { return srvs[i].Priority < srvs[j].Priority })
+		for _, srv := range srvs {
+			if srv.Target == "." {
+				continue // the service is decidedly not available
+			}
+			out = append(out, s2sTarget{addr: net.JoinHostPort(srv.Target, strconv.Itoa(int(srv.Port))), direct: svc.direct})
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, s2sTarget{addr: net.JoinHostPort(domain, "5269")})
+	}
+	return out
+}
+
+// connect opens a stream from the local domain from to the remote domain
+// to, with TLS. Unless verifyOnly, it also authenticates: SASL EXTERNAL
+// when the peer offers it, else dialback.
+func (f *federation) connect(ctx context.Context, from, to string, verifyOnly bool) (*s2sOut, error) {
+	var errs []error
+	for _, tg := range f.resolve(ctx, to) {
+		nc, err := f.cfg.Dial(ctx, "tcp", tg.addr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		o, err := f.negotiateOut(ctx, nc, tg.direct, from, to, verifyOnly)
+		if err != nil {
+			nc.Close()
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		return o, nil
+	}
+	return nil, fmt.Errorf("s2s: connecting to %s: %w", to, errors.Join(errs...))
+}
+
+// clientTLS is the TLS configuration of an outgoing stream: our
+// certificate for from, the peer's verified afterwards (verifyPeer).
+func (f *federation) clientTLS(from, to string, direct bool) *tls.Config {
+	cfg := &tls.Config{
+		ServerName:         to,
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // verified by verifyPeer, which decides between SASL and dialback
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if f.srv.getCert == nil {
+				return &tls.Certificate{}, nil
+			}
+			c, err := f.srv.getCert(&tls.ClientHelloInfo{ServerName: from})
+			if err != nil || c == nil {
+				return &tls.Certificate{}, nil
+			}
+			return c, nil
+		},
+	}
+	if direct {
+		cfg.NextProtos = []string{"xmpp-server"}
+	}
+	return cfg
+}
+
+// verifyPeer checks the peer's certificate chain against domain (RFC
+// 6125 DNS-ID, RFC 7590).
+func (f *federation) verifyPeer(cs *tls.ConnectionState, domain string) error {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return errors.New("no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+		Roots:         f.cfg.RootCAs,
+		Intermediates: inter,
+		DNSName:       domain,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	return err
+}
+
+// s2sFeatures is what a receiving server's stream features offer.
+type s2sFeatures struct {
+	startTLS, external, dialback bool
+}
+
+func parseS2SFeatures(toks []xml.Token) s2sFeatures {
+	var ft s2sFeatures
+	var inMech bool
+	for _, t := range toks {
+		switch tt := t.(type) {
+		case xml.StartElement:
+			switch {
+			case tt.Name.Space == nsTLS && tt.Name.Local == "starttls":
+				ft.startTLS = true
+			case tt.Name.Space == nsDialbackFt && tt.Name.Local == "dialback":
+				ft.dialback = true
+			case tt.Name.Space == nsSASL && tt.Name.Local == "mechanism":
+				inMech = true
+			}
+		case xml.EndElement:
+			inMech = false
+		case xml.CharData:
+			if inMech && string(tt) == "EXTERNAL" {
+				ft.external = true
+			}
+		}
+	}
+	return ft
+}
+
+// writeS2SOpen writes the opening of a server-to-server stream.
+func writeS2SOpen(w *bufio.Writer, id, from, to string) {
+	w.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'`)
+	if id != "" {
+		w.WriteString(` id='` + escapeString(id) + `'`)
+	}
+	if from != "" {
+		w.WriteString(` from='` + escapeString(from) + `'`)
+	}
+	if to != "" {
+		w.WriteString(` to='` + escapeString(to) + `'`)
+	}
+	w.WriteString(` version='1.0'>`)
+}
+
+// negotiateOut runs the initiating server's side of stream negotiation
+// (RFC 6120 §4.3) on nc.
+func (f *federation) negotiateOut(ctx context.Context, nc net.Conn, direct bool, from, to string, verifyOnly bool) (*s2sOut, error) {
+	s := f.srv
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	o := &s2sOut{f: f, nc: nc, from: from, to: to}
+	o.br = bufio.NewReaderSize(nc, 4096)
+	o.bw = bufio.NewWriterSize(nc, 4096)
+	var tlsState *tls.ConnectionState
+	startTLS := func() error {
+		tc := tls.Client(nc, f.clientTLS(from, to, direct))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("tls handshake: %w", err)
+		}
+		cs := tc.ConnectionState()
+		tlsState = &cs
+		o.nc = tc
+		o.br.Reset(tc)
+		o.bw.Reset(tc)
+		return nil
+	}
+	if direct {
+		if err := startTLS(); err != nil {
+			return nil, err
+		}
+	}
+	limit := s.limits.MaxStanzaSize
+	o.t = newTCPStream(o.br, nsServer, limit, s.limits.MaxDepth)
+	first := true
+	for {
+		if !first {
+			o.t.restart(limit)
+		}
+		first = false
+		writeS2SOpen(o.bw, "", from, to)
+		if err := o.bw.Flush(); err != nil {
+			return nil, err
+		}
+		h, err := o.t.readOpen()
+		if err != nil {
+			return nil, err
+		}
+		o.id = h.id
+		ft, err := o.readFeatures()
+		if err != nil {
+			return nil, err
+		}
+		if tlsState == nil {
+			if !ft.startTLS {
+				return nil, errors.New("the peer does not offer STARTTLS")
+			}
+			o.bw.WriteString(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+			if err := o.bw.Flush(); err != nil {
+				return nil, err
+			}
+			start, err := o.nonza()
+			if err != nil {
+				return nil, err
+			}
+			if start.Name.Space != nsTLS || start.Name.Local != "proceed" {
+				return nil, errors.New("STARTTLS refused")
+			}
+			if err := startTLS(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if o.auth != "" || verifyOnly {
+			return o, nil // after SASL, the new stream's features; or dialback verification only
+		}
+		certErr := f.verifyPeer(tlsState, to)
+		if certErr != nil && f.cfg.NoDialback {
+			return nil, fmt.Errorf("certificate of %s: %w", to, certErr)
+		}
+		switch {
+		case ft.external:
+			o.bw.WriteString(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>` +
+				base64.StdEncoding.EncodeToString([]byte(from)) + `</auth>`)
+			if err := o.bw.Flush(); err != nil {
+				return nil, err
+			}
+			start, err := o.nonza()
+			if err != nil {
+				return nil, err
+			}
+			if start.Name.Space != nsSASL || start.Name.Local != "success" {
+				return nil, errors.New("SASL EXTERNAL refused")
+			}
+			o.auth = "sasl"
+			continue
+		case ft.dialback && !f.cfg.NoDialback:
+			if err := o.dialback(); err != nil {
+				return nil, err
+			}
+			o.auth = "dialback"
+			return o, nil
+		}
+		return nil, errors.New("no authentication method in common")
+	}
+}
+
+// readFeatures reads the stream features.
+func (o *s2sOut) readFeatures() (s2sFeatures, error) {
+	start, err := o.nonza()
+	if err != nil {
+		return s2sFeatures{}, err
+	}
+	if start.Name.Space != nsStream || start.Name.Local != "features" {
+		return s2sFeatures{}, errors.New("expected stream features")
+	}
+	return parseS2SFeatures(o.lastInner), nil
+}
+
+// nonza reads the next stream-level element; a stream error from the
+// peer becomes an error.
+func (o *s2sOut) nonza() (xml.StartElement, error) {
+	start, err := o.t.next()
+	if err != nil {
+		return start, err
+	}
+	toks, err := o.t.readElement()
+	if err != nil {
+		return start, err
+	}
+	o.lastInner = toks
+	if start.Name.Space == nsStream && start.Name.Local == "error" {
+		return start, fmt.Errorf("the peer sent a stream error: %s", streamErrorCondition(toks))
+	}
+	return start, nil
+}
+
+// streamErrorCondition returns the condition of a stream error's inner
+// tokens.
+func streamErrorCondition(toks []xml.Token) string {
+	for _, t := range toks {
+		if se, ok := t.(xml.StartElement); ok && se.Name.Space == nsStreams && se.Name.Local != "text" {
+			return se.Name.Local
+		}
+	}
+	return condUndefined
+}
+
+// dialback asks the receiving server to verify our key (XEP-0220 §2.1).
+func (o *s2sOut) dialback() error {
+	key := o.f.dialbackKey(o.to, o.from, o.id)
+	o.bw.WriteString(`<db:result from='` + escapeString(o.from) + `' to='` + escapeString(o.to) + `'>` + key + `</db:result>`)
+	if err := o.bw.Flush(); err != nil {
+		return err
+	}
+	for {
+		start, err := o.nonza()
+		if err != nil {
+			return err
+		}
+		if start.Name.Space != nsDialback || start.Name.Local != "result" {
+			continue
+		}
+		if attr(start, "type") != "valid" {
+			return errors.New("dialback refused")
+		}
+		return nil
+	}
+}
+
+// writeStanzas writes a batch and flushes it.
+func (o *s2sOut) writeStanzas(batch []*stanza.Stanza, timeout time.Duration) error {
+	o.nc.SetWriteDeadline(time.Now().Add(timeout))
+	for _, st := range batch {
+		if err := o.t.writeStanza(o.bw, st); err != nil {
+			return err
+		}
+	}
+	return o.bw.Flush()
+}
+
+// readLoop reads the peer's side of an established outgoing stream until
+// it ends: nothing is expected on it but whitespace, a stream error and
+// the closing tag.
+func (o *s2sOut) readLoop() error {
+	o.nc.SetReadDeadline(time.Time{})
+	for {
+		o.t.wait()
+		if _, err := o.nonza(); err != nil {
+			return err
+		}
+	}
+}
+
+func attr(start xml.StartElement, name string) string {
+	for _, a := range start.Attr {
+		if a.Name.Space == "" && a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// s2sErrKind is errKind for s2s streams, whose errors name no user.
+func s2sErrKind(err error) string {
+	var se *StreamError
+	if errors.As(err, &se) || err == nil {
+		return errKind(err)
+	}
+	return redactNetError(err)
+}

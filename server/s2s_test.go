@@ -1,0 +1,354 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/xml"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/server/servertest"
+	"github.com/kiez-im/kiez/stanza"
+)
+
+// testCA is a certificate authority made for one test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "kiez test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, pool: pool}
+}
+
+// issue returns a certificate for the names, for servers and clients.
+func (ca *testCA) issue(t *testing.T, names ...string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// fedServer is one of two federating test servers.
+type fedServer struct {
+	*servertest.Server
+	S2SAddr string
+}
+
+// fedOptions change one side of a federation test.
+type fedOptions struct {
+	certNames []string // the names of the server's certificate; nil: its domain
+	s2s       server.S2SConfig
+}
+
+// federate starts servers for a.test and b.test on 127.0.0.1, with
+// certificates from a test CA, each reaching the other through
+// S2SConfig.Hosts.
+func federate(t *testing.T, optA, optB fedOptions) (a, b *fedServer) {
+	t.Helper()
+	ca := newTestCA(t)
+	lnA, err := server.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lnB, err := server.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(domain string, ln net.Listener, peer string, peerAddr string, opt fedOptions) *fedServer {
+		names := opt.certNames
+		if names == nil {
+			names = []string{domain}
+		}
+		cfg := opt.s2s
+		if cfg.Hosts == nil {
+			cfg.Hosts = map[string]string{peer: peerAddr}
+		}
+		cfg.RootCAs = ca.pool
+		srv := servertest.Start(t, server.Config{
+			Domains: []string{domain},
+			TLS:     &tls.Config{Certificates: []tls.Certificate{ca.issue(t, names...)}},
+			S2S:     &cfg,
+		})
+		go srv.ServeS2S(ln)
+		return &fedServer{Server: srv, S2SAddr: ln.Addr().String()}
+	}
+	a = start("a.test", lnA, "b.test", lnB.Addr().String(), optA)
+	b = start("b.test", lnB, "a.test", lnA.Addr().String(), optB)
+	return a, b
+}
+
+func TestS2SMessagesAndIQ(t *testing.T) {
+	a, b := federate(t, fedOptions{}, fedOptions{})
+	alice := a.AddUser(t, "alice", "pw")
+	bob := b.AddUser(t, "bob", "pw")
+	ca := a.Connect(t, alice, "pw")
+	cb := b.Connect(t, bob, "pw")
+	ca.Send(presence())
+	cb.Send(presence())
+	cb.Sync()
+
+	ca.Send(message(bob, "m1", "hello bob"))
+	got := cb.Expect(servertest.Body("hello bob"))
+	if !got.From.Equal(ca.LocalAddr()) {
+		t.Fatalf("from = %s, want %s", got.From, ca.LocalAddr())
+	}
+	cb.Send(message(got.From, "m2", "hello alice"))
+	got = ca.Expect(servertest.Body("hello alice"))
+	if !got.From.Equal(cb.LocalAddr()) {
+		t.Fatalf("from = %s, want %s", got.From, cb.LocalAddr())
+	}
+
+	// disco#info of the remote domain: the iq goes over a.test → b.test,
+	// the answer over b.test → a.test.
+	iq := &stanza.Stanza{Kind: stanza.IQKind, ID: "disco1", Type: stanza.Get, To: jid.MustParse("b.test"),
+		Inner: []xml.Token{
+			xml.StartElement{Name: xml.Name{Space: "http://jabber.org/protocol/disco#info", Local: "query"}},
+			xml.EndElement{Name: xml.Name{Space: "http://jabber.org/protocol/disco#info", Local: "query"}},
+		}}
+	ca.Send(iq)
+	res := ca.Expect(servertest.ByID("disco1"))
+	if res.Type != stanza.Result || res.From.String() != "b.test" {
+		t.Fatalf("disco answer: type %s from %s (%s)", res.Type, res.From, errorCondition(res))
+	}
+	// To an account of b.test that does not exist: b.test's answer.
+	ca.Send(message(jid.MustParse("nobody@b.test"), "m3", "anyone?"))
+	if e := ca.Expect(servertest.ByID("m3")); errorCondition(e) != "service-unavailable" {
+		t.Fatalf("to a missing remote account: %q, want service-unavailable", errorCondition(e))
+	}
+}
+
+func TestS2SDialback(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		noDialback bool
+		want       string // "" delivered, else the bounce's condition
+	}{
+		{"dialback on", false, ""},
+		{"dialback off", true, "remote-server-not-found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// a.test presents a certificate for another name: b.test offers
+			// no SASL EXTERNAL, only dialback (if on), which it verifies
+			// with a.test over a stream of its own.
+			a, b := federate(t, fedOptions{certNames: []string{"other.test"}},
+				fedOptions{s2s: server.S2SConfig{NoDialback: tc.noDialback}})
+			alice := a.AddUser(t, "alice", "pw")
+			bob := b.AddUser(t, "bob", "pw")
+			ca := a.Connect(t, alice, "pw")
+			cb := b.Connect(t, bob, "pw")
+			ca.Send(presence())
+			cb.Send(presence())
+			cb.Sync()
+			ca.Send(message(bob, "d1", "via dialback"))
+			if tc.want == "" {
+				cb.Expect(servertest.Body("via dialback"))
+				// b.test's own stream to a.test uses SASL EXTERNAL.
+				cb.Send(message(alice, "d2", "back"))
+				ca.Expect(servertest.Body("back"))
+				return
+			}
+			if got := errorCondition(ca.Expect(servertest.ByID("d1"))); got != tc.want {
+				t.Fatalf("bounce %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestS2SPeerDown(t *testing.T) {
+	ln, err := server.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	srv := servertest.Start(t, server.Config{Domains: []string{"a.test"},
+		S2S: &server.S2SConfig{Hosts: map[string]string{"b.test": closed}}})
+	alice := srv.AddUser(t, "alice", "pw")
+	c := srv.Connect(t, alice, "pw")
+	c.Send(message(jid.MustParse("bob@b.test"), "x1", "anyone?"))
+	if got := errorCondition(c.Expect(servertest.ByID("x1"))); got != "remote-server-not-found" {
+		t.Fatalf("message bounce %q", got)
+	}
+	c.Send(&stanza.Stanza{Kind: stanza.IQKind, ID: "x2", Type: stanza.Get, To: jid.MustParse("b.test"),
+		Inner: []xml.Token{
+			xml.StartElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}},
+			xml.EndElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}},
+		}})
+	if got := errorCondition(c.Expect(servertest.ByID("x2"))); got != "remote-server-not-found" {
+		t.Fatalf("iq bounce %q", got)
+	}
+	// The next stanza tries again, and fails again.
+	c.Send(message(jid.MustParse("bob@b.test"), "x3", "again"))
+	c.Expect(servertest.ByID("x3"))
+}
+
+func TestS2SQueueBound(t *testing.T) {
+	// A peer that accepts connections and never says a word: the
+	// stanzas wait for the stream, up to QueueSize.
+	ln, err := server.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	srv := servertest.Start(t, server.Config{Domains: []string{"a.test"},
+		S2S: &server.S2SConfig{Hosts: map[string]string{"b.test": ln.Addr().String()}, QueueSize: 2}})
+	alice := srv.AddUser(t, "alice", "pw")
+	c := srv.Connect(t, alice, "pw")
+	bob := jid.MustParse("bob@b.test")
+	c.Send(message(bob, "q1", "1"))
+	c.Send(message(bob, "q2", "2"))
+	c.Send(message(bob, "q3", "3"))
+	if got := errorCondition(c.Expect(servertest.ByID("q3"))); got != "resource-constraint" {
+		t.Fatalf("third message: %q, want resource-constraint", got)
+	}
+}
+
+// rawS2S opens a stream to addr as from, with STARTTLS and the
+// certificate cert, and authenticates with SASL EXTERNAL.
+func rawS2S(t *testing.T, addr, from, to string, cert tls.Certificate, roots *x509.CertPool) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	open := `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='` + from + `' to='` + to + `' version='1.0'>`
+	br := bufio.NewReader(nc)
+	expect := func(r *bufio.Reader, want string) {
+		t.Helper()
+		var got strings.Builder
+		for !strings.Contains(got.String(), want) {
+			b, err := r.ReadByte()
+			if err != nil {
+				t.Fatalf("waiting for %q, got %q: %v", want, got.String(), err)
+			}
+			got.WriteByte(b)
+		}
+	}
+	nc.Write([]byte(open))
+	expect(br, "</stream:features>")
+	nc.Write([]byte(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`))
+	expect(br, "<proceed")
+	expect(br, "/>")
+	tc := tls.Client(nc, &tls.Config{ServerName: to, RootCAs: roots, Certificates: []tls.Certificate{cert}})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	br = bufio.NewReader(tc)
+	tc.Write([]byte(open))
+	expect(br, "EXTERNAL")
+	expect(br, "</stream:features>")
+	tc.Write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>` + base64.StdEncoding.EncodeToString([]byte(from)) + `</auth>`))
+	expect(br, "<success")
+	tc.Write([]byte(open))
+	expect(br, "features")
+	return tc, br
+}
+
+func TestS2SForgedFrom(t *testing.T) {
+	ca := newTestCA(t)
+	ln, err := server.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := servertest.Start(t, server.Config{Domains: []string{"b.test"},
+		TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "b.test")}},
+		S2S: &server.S2SConfig{RootCAs: ca.pool}})
+	go b.ServeS2S(ln)
+	bob := b.AddUser(t, "bob", "pw")
+	cb := b.Connect(t, bob, "pw")
+	cb.Send(presence())
+	cb.Sync()
+
+	nc, br := rawS2S(t, ln.Addr().String(), "a.test", "b.test", ca.issue(t, "a.test"), ca.pool)
+	// From the authenticated domain: delivered.
+	nc.Write([]byte(`<message from='alice@a.test/x' to='bob@b.test' id='ok'><body>genuine</body></message>`))
+	got := cb.Expect(servertest.Body("genuine"))
+	if got.From.String() != "alice@a.test/x" {
+		t.Fatalf("from = %s", got.From)
+	}
+	// From another domain: the stream ends with invalid-from.
+	nc.Write([]byte(`<message from='mallory@c.test' to='bob@b.test' id='forged'><body>forged</body></message>`))
+	var rest strings.Builder
+	buf := make([]byte, 512)
+	for !strings.Contains(rest.String(), "</stream:stream>") {
+		n, err := br.Read(buf)
+		rest.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(rest.String(), "<invalid-from") {
+		t.Fatalf("after a forged from: %q", rest.String())
+	}
+	cb.SyncNone(servertest.Body("forged"))
+}
