@@ -61,7 +61,7 @@ func TestParseValidConfig(t *testing.T) {
 	for _, m := range mods {
 		names = append(names, m.Name())
 	}
-	const wantMods = "blocking,presence,roster,strangers,mam,offline,adhoc,vcard,private,ping,version,caps,pep,muc,contact"
+	const wantMods = "blocking,presence,roster,strangers,mam,offline,adhoc,vcard,private,ping,version,caps,pep,muc,push,contact"
 	if got := strings.Join(names, ","); got != wantMods {
 		t.Errorf("modules = %s, want %s", got, wantMods)
 	}
