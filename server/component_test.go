@@ -1,11 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/xml"
 	"net"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -313,4 +316,47 @@ func TestComponentMellium(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Expect(servertest.Body("from mellium"))
+}
+
+// TestSlixmppComponent: Debian's slixmpp attaches as a component
+// (ComponentXMPP), writes to a local user, answers the user's disco#info
+// query and replies to the user's message.
+func TestSlixmppComponent(t *testing.T) {
+	py := requireSlixmpp(t)
+	srv, addr := startWithComponents(t, server.Config{})
+	alice := srv.AddUser(t, "alice", "pw")
+	a := srv.Connect(t, alice, "pw")
+	a.Send(presence())
+	a.Sync()
+
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, "../testdata/interop/slixmpp_component.py", bridgeDomain, host, port, a.LocalAddr().String())
+	cmd.Env = append(os.Environ(), "KIEZ_TEST_SECRET="+bridgeSecret)
+	cmd.WaitDelay = 5 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	hello := a.Expect(servertest.Body("hello from a slixmpp component"))
+	if hello.From.String() != "bot@"+bridgeDomain {
+		t.Fatalf("message from %s", hello.From)
+	}
+	a.Send(iq("get", jid.MustParse(bridgeDomain), "info", xml.Name{Space: server.NSDiscoInfo, Local: "query"}))
+	if res := a.Expect(servertest.ByID("info")); res.Type != stanza.Result || res.From.String() != bridgeDomain {
+		t.Fatalf("disco#info answer %s from %s", res.Type, res.From)
+	}
+	a.Send(message(hello.From, "m1", "hello component"))
+	bye := a.Expect(servertest.Body("bye from the component"))
+	if !bye.From.Equal(hello.From) {
+		t.Fatalf("bye from %s", bye.From)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("slixmpp component: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "GOT "+a.LocalAddr().String()+" TO bot@"+bridgeDomain) {
+		t.Fatalf("slixmpp did not see our message:\n%s", out.String())
+	}
 }

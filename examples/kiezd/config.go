@@ -61,6 +61,9 @@ type config struct {
 	Registration    regConfig      `toml:"registration"`
 	Metrics         metricsConfig  `toml:"metrics"`
 
+	// Components is the [components] table; see components.go.
+	Components componentsConfig `toml:"components"`
+
 	// file is the path the configuration was read from, "" for the
 	// built-in defaults.
 	file string
@@ -275,7 +278,8 @@ func defaultConfig() *config {
 			Upload: true, UploadMaxFileSize: upload.DefaultMaxFileSize, UploadQuota: upload.DefaultQuota,
 			UploadDailyQuota: upload.DefaultDailyQuota, UploadRetention: duration(upload.DefaultRetention),
 		},
-		MUC: defaultMUC(),
+		MUC:        defaultMUC(),
+		Components: defaultComponents(),
 	}
 }
 
@@ -350,6 +354,9 @@ func parseConfig(file string, data []byte) (*config, error) {
 		cfg.TLS.Certificates[i].Key = rel(cfg.TLS.Certificates[i].Key)
 	}
 	cfg.TLS.ACME.CacheDir = rel(cfg.TLS.ACME.CacheDir)
+	for i := range cfg.Components.Component {
+		cfg.Components.Component[i].SecretFile = rel(cfg.Components.Component[i].SecretFile)
+	}
 	// The keys that did not decode kept their defaults: validating the
 	// rest finds the other mistakes. Those of the failed keys' lines
 	// would only repeat them.
@@ -383,7 +390,7 @@ func parseConfig(file string, data []byte) (*config, error) {
 func (e *configError) line(data []byte) int {
 	for _, k := range e.at {
 		var n int
-		if e.entry > 0 && len(k) >= 2 && k[0] == "tls" && k[1] == "certificates" {
+		if e.entry > 0 && len(k) >= 2 {
 			n = entryLine(data, k[:2], e.entry-1, k[2:])
 		} else {
 			n = keyLine(data, k)
@@ -559,6 +566,13 @@ func (c *config) validate() error {
 	default:
 		bad("log.format: %q is neither \"text\" nor \"json\"", c.Log.Format)
 	}
+	c.componentErrors(bad, func(entry int, key, format string, args ...any) {
+		badAt(nil, format, args...)
+		for _, k := range componentKey(key) {
+			errs[len(errs)-1].at = append(errs[len(errs)-1].at, k)
+		}
+		errs[len(errs)-1].entry = entry
+	})
 	// Build the modules once on a throw-away store to validate their
 	// options.
 	if _, err := c.modules(memory.New(), nil, nil, nil); err != nil {

@@ -75,6 +75,9 @@ func (c *config) checkDuplicateAddrs() error {
 	add("listen.https", c.Listen.HTTPS...)
 	add("listen.http", c.Listen.HTTP...)
 	add("metrics.listen", c.Metrics.Listen...)
+	if c.componentsOn() {
+		add("components.listen", c.Components.Listen...)
+	}
 	if a := c.TLS.ACME; a.Enabled {
 		add("tls.acme.listen", a.Listen)
 		add("tls.acme.http_listen", a.HTTPListen)
@@ -108,6 +111,7 @@ func (c *config) warnings() []string {
 			w = append(w, fmt.Sprintf("listen.http %q is reachable from other machines, unencrypted; unless only your reverse proxy can reach it, use a loopback address such as \"127.0.0.1:5280\"", a))
 		}
 	}
+	w = append(w, c.componentWarnings()...)
 	return append(w, c.metricsWarnings()...)
 }
 

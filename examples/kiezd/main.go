@@ -69,6 +69,9 @@ type bound struct {
 	ACMETLS, ACMEHTTP net.Addr
 	// Metrics serve the metrics endpoint, if enabled.
 	Metrics []net.Addr
+	// Components accept external components (XEP-0114), if any are
+	// configured.
+	Components []net.Addr
 }
 
 func osSignals() (<-chan os.Signal, func()) {

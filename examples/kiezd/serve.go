@@ -171,6 +171,9 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 	for _, o := range opts {
 		o(&sc)
 	}
+	if sc.Components, err = cfg.components(); err != nil {
+		return adminTarget{}, err
+	}
 	srv, err = server.New(ctx, sc)
 	if err != nil {
 		return adminTarget{}, errors.New(strings.TrimPrefix(err.Error(), "server: "))
@@ -220,11 +223,12 @@ type listeners struct {
 	https, plainHTTP []net.Listener
 	alpn, http       net.Listener // ACME challenges, or nil
 	metrics          []net.Listener
+	components       []net.Listener // external components (XEP-0114)
 }
 
 func (l *listeners) all() []net.Listener {
 	var all []net.Listener
-	for _, lns := range [][]net.Listener{l.c2s, l.direct, l.https, l.plainHTTP, l.metrics} {
+	for _, lns := range [][]net.Listener{l.c2s, l.direct, l.https, l.plainHTTP, l.metrics, l.components} {
 		all = append(all, lns...)
 	}
 	for _, ln := range []net.Listener{l.alpn, l.http} {
@@ -340,6 +344,15 @@ func listenAll(cfg *config) (*listeners, error) {
 		}
 		l.metrics = append(l.metrics, ln)
 	}
+	if cfg.componentsOn() {
+		for _, a := range cfg.Components.Listen {
+			ln, err := add(a)
+			if err != nil {
+				return nil, err
+			}
+			l.components = append(l.components, ln)
+		}
+	}
 	if a := cfg.TLS.ACME; a.Enabled {
 		var err error
 		if a.Listen != "" {
@@ -446,6 +459,11 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		log.Info("listening", "for", "HTTP behind a reverse proxy", "addr", ln.Addr().String())
 		b.HTTP = append(b.HTTP, ln.Addr())
 		go func() { errc <- web.Serve(ln) }()
+	}
+	for _, ln := range lns.components {
+		log.Info("listening", "for", "external components (XEP-0114)", "addr", ln.Addr().String())
+		b.Components = append(b.Components, ln.Addr())
+		go func() { errc <- srv.ServeComponents(ln) }()
 	}
 	var metricsSrv *http.Server
 	if len(lns.metrics) > 0 {
