@@ -136,6 +136,13 @@ type httpConfig struct {
 	RequestTimeout        duration `toml:"request_timeout"`
 	IdleTimeout           duration `toml:"idle_timeout"`
 	MaxConcurrentRequests count    `toml:"max_concurrent_requests"`
+	// WebSocket serves XMPP over WebSocket (RFC 7395) at /xmpp-websocket
+	// on the https listeners, and its XEP-0156 discovery at
+	// /.well-known/host-meta and host-meta.json.
+	WebSocket bool `toml:"websocket"`
+	// WebSocketOrigins are the origins of web clients on other sites
+	// allowed to open WebSocket streams ("*" for any).
+	WebSocketOrigins []string `toml:"websocket_origins"`
 }
 
 type tlsConfig struct {
@@ -235,6 +242,8 @@ func defaultConfig() *config {
 			RequestTimeout:        duration(time.Hour),
 			IdleTimeout:           duration(120 * time.Second),
 			MaxConcurrentRequests: 256,
+			WebSocket:             true,
+			WebSocketOrigins:      []string{},
 		},
 		TLS: tlsConfig{ACME: acmeConfig{
 			DirectoryURL: "https://acme-v02.api.letsencrypt.org/directory",

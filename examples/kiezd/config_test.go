@@ -26,7 +26,8 @@ func TestParseValidConfig(t *testing.T) {
 	want.Listen = listenConfig{C2S: []string{"127.0.0.1:5222", "[::1]:5222"}, DirectTLS: []string{},
 		HTTPS: []string{"[::]:5281"}, HTTP: []string{"127.0.0.1:5280"}}
 	want.HTTP = httpConfig{ExternalURL: "https://upload.example.org/", ReadHeaderTimeout: duration(5 * time.Second),
-		RequestTimeout: duration(30 * time.Minute), IdleTimeout: duration(time.Minute), MaxConcurrentRequests: 64}
+		RequestTimeout: duration(30 * time.Minute), IdleTimeout: duration(time.Minute), MaxConcurrentRequests: 64,
+		WebSocket: true, WebSocketOrigins: []string{"https://chat.example.org", "*"}}
 	want.TLS.Certificates = []certConfig{
 		{Cert: filepath.Join("testdata", "certs", "example.org.crt"), Key: "/etc/kiezd/example.org.key"},
 		{Cert: filepath.Join("testdata", "certs", "example.net.crt"), Key: filepath.Join("testdata", "certs", "example.net.key")},
@@ -150,6 +151,8 @@ func TestConfigErrors(t *testing.T) {
 		{name: "external url host", text: "[http]\nexternal_url = \"upload.example.org\"\n", line: 2, msg: `http.external_url: "upload.example.org" is not an https URL`},
 		{name: "external url query", text: "[http]\n\nexternal_url = \"https://upload.example.org/?key=1\"\n", line: 3, msg: "is not an https URL"},
 		{name: "external url scheme", text: "[http]\nexternal_url = \"http://example.org/\"\n", line: 2, msg: "is not an https URL"},
+		{name: "websocket origin path", text: "[http]\nwebsocket_origins = [\"https://chat.example.org/app\"]\n", line: 2, msg: `http.websocket_origins: "https://chat.example.org/app" is not an origin`},
+		{name: "websocket origin bare host", text: "[http]\n\nwebsocket_origins = [\"chat.example.org\"]\n", line: 3, msg: "is not an origin"},
 		{name: "http timeout", text: "[http]\nidle_timeout = 120\n", line: 2, msg: "durations are strings"},
 		{name: "http cap", text: "[http]\nread_header_timeout = \"5s\"\nmax_concurrent_requests = 0\n", line: 3, msg: "must be a positive integer"},
 		{name: "http unknown", text: "[http]\nbody_timeout = \"1m\"\n", line: 2, msg: `unknown key "http.body_timeout"`},

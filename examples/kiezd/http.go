@@ -36,6 +36,9 @@ func (c *config) checkHTTP() error {
 			return fmt.Errorf("http.external_url: %v", err)
 		}
 	}
+	if err := checkOrigins(c.HTTP.WebSocketOrigins); err != nil {
+		return fmt.Errorf("http.websocket_origins: %v", err)
+	}
 	if len(c.Listen.HTTP) > 0 && len(c.Listen.HTTPS) == 0 && c.HTTP.ExternalURL == "" {
 		return errors.New("listen.http: set http.external_url too, to the URL clients reach your reverse proxy at: with no https listener kiezd has no URL of its own to give them")
 	}

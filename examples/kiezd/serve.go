@@ -448,7 +448,7 @@ func serve(ctx context.Context, cfg *config, e env) error {
 	}
 	var web *http.Server // the modules' HTTP routes
 	if len(lns.https)+len(lns.plainHTTP) > 0 {
-		web = newHTTPServer(cfg.HTTP, srv.HTTPHandler(), tlsCfg, log)
+		web = newHTTPServer(cfg.HTTP, httpHandler(cfg.HTTP, srv), tlsCfg, log)
 	}
 	for _, ln := range lns.https {
 		log.Info("listening", "for", "HTTPS (file upload and other HTTP services)", "addr", ln.Addr().String())
