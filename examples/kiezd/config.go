@@ -64,6 +64,12 @@ type config struct {
 	// Components is the [components] table; see components.go.
 	Components componentsConfig `toml:"components"`
 
+	// Push notifications, calls' external services and the file
+	// transfer proxy; see mobile.go.
+	Push             pushConfig        `toml:"push"`
+	ExternalServices extServicesConfig `toml:"external_services"`
+	Proxy65          proxy65Config     `toml:"proxy65"`
+
 	// file is the path the configuration was read from, "" for the
 	// built-in defaults.
 	file string
@@ -289,6 +295,9 @@ func defaultConfig() *config {
 		},
 		MUC:        defaultMUC(),
 		Components: defaultComponents(),
+
+		// See mobile.go.
+		Push: defaultPush(), ExternalServices: defaultExtServices(), Proxy65: defaultProxy65(),
 	}
 }
 
@@ -363,6 +372,7 @@ func parseConfig(file string, data []byte) (*config, error) {
 		cfg.TLS.Certificates[i].Key = rel(cfg.TLS.Certificates[i].Key)
 	}
 	cfg.TLS.ACME.CacheDir = rel(cfg.TLS.ACME.CacheDir)
+	cfg.ExternalServices.TURNSecretFile = rel(cfg.ExternalServices.TURNSecretFile)
 	for i := range cfg.Components.Component {
 		cfg.Components.Component[i].SecretFile = rel(cfg.Components.Component[i].SecretFile)
 	}
@@ -710,6 +720,7 @@ func (c *config) modules(store moduleStore, files blob.Store, accounts func() re
 		}
 	}
 	mucOpts := c.mucOptions(bad)
+	pushOpts, extOpts, proxyOpts := c.pushOptions(bad), c.extServicesOptions(bad), c.proxy65Options(bad)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
@@ -720,6 +731,8 @@ func (c *config) modules(store moduleStore, files blob.Store, accounts func() re
 		stock.PEP: m.PEP, stock.Caps: m.PEP, stock.Upload: m.Upload,
 		stock.Ping: m.Ping, stock.Time: m.Time, stock.Version: m.Version,
 		stock.MUC: c.MUC.Enabled,
+
+		stock.Push: c.Push.Enabled, // see mobile.go
 	} {
 		if !on {
 			without = append(without, name)
@@ -743,6 +756,8 @@ func (c *config) modules(store moduleStore, files blob.Store, accounts func() re
 		Accounts:  accounts,
 		RateLimit: rateLimit,
 		MUC:       mucOpts,
+
+		Push: pushOpts, ExternalServices: extOpts, Proxy65: proxyOpts, // see mobile.go
 	})
 	if err != nil {
 		return nil, &configError{File: c.file, Msg: fmt.Sprintf("modules: %s", err)}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kiez-im/kiez/storage/memory"
+)
+
+// moduleNames builds cfg's modules on a memory store and names them.
+func moduleNames(t *testing.T, cfg *config) []string {
+	t.Helper()
+	mods, err := cfg.modules(memory.New(), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range mods {
+		names = append(names, m.Name())
+	}
+	return names
+}
+
+// Push is on by default; external services and the SOCKS5 proxy are off
+// until configured, and then built with the table's options (the TURN
+// secret read from its file, relative to the configuration file).
+func TestMobileConfig(t *testing.T) {
+	cfg, err := parseConfig("kiezd.toml", []byte(`domains = ["example.org"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := moduleNames(t, cfg); !slices.Contains(got, "push") || slices.Contains(got, "extdisco") || slices.Contains(got, "proxy65") {
+		t.Errorf("default modules %v: want push without extdisco and proxy65", got)
+	}
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "turn.secret"), []byte("north-wind\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "kiezd.toml")
+	cfg, err = parseConfig(file, []byte(`domains = ["example.org"]
+[push]
+enabled = false
+[external_services]
+turn_secret_file = "turn.secret"
+credential_ttl = "12h"
+[[external_services.server]]
+type = "turn"
+host = "turn.example.org"
+port = 3478
+transport = "udp"
+[proxy65]
+listen = "127.0.0.1:0"
+public_host = "proxy.example.org"
+max_streams = 4
+rate = "1MiB"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := moduleNames(t, cfg)
+	if slices.Contains(got, "push") || !slices.Contains(got, "extdisco") || !slices.Contains(got, "proxy65") {
+		t.Errorf("configured modules %v: want extdisco and proxy65 without push", got)
+	}
+	if o := cfg.extServicesOptions(func(string, ...any) { t.Error("unexpected error") }); o.Secret != "north-wind" || len(o.Services) != 1 || o.Services[0].Port != 3478 {
+		t.Errorf("external services options %+v", o)
+	}
+	if o := cfg.proxy65Options(func(string, ...any) {}); o.Listen != "127.0.0.1:0" || o.PublicHost != "proxy.example.org" || o.MaxStreams != 4 || o.Rate != 1<<20 {
+		t.Errorf("proxy65 options %+v", o)
+	}
+}
+
+func TestMobileConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ text, msg string }{
+		{"[external_services]\nturn_secret = \"a\"\nturn_secret_file = \"b\"\n", "set turn_secret or turn_secret_file, not both"},
+		{"[external_services]\nturn_secret_file = \"missing.secret\"\n", "external_services.turn_secret_file"},
+		{"[[external_services.server]]\ntype = \"relay\"\nhost = \"h\"\n", `entry 1: type "relay"`},
+		{"[[external_services.server]]\ntype = \"turn\"\n", "entry 1: no host"},
+		{"[external_services]\ncredential_ttl = \"31d\"\n", "external_services.credential_ttl"},
+		{"[proxy65]\nlisten = \"5000\"\n", "proxy65.listen"},
+		{"[push]\nmax_registrations = 1000\n", "push.max_registrations"},
+		{"[push]\nbogus = 1\n", "bogus"},
+	} {
+		cfg, err := parseConfig(filepath.Join(t.TempDir(), "kiezd.toml"), []byte("domains = [\"example.org\"]\n"+tc.text))
+		if err == nil {
+			_, err = cfg.modules(memory.New(), nil, nil, nil)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%q: error %v, want %q", tc.text, err, tc.msg)
+		}
+	}
+}
