@@ -50,6 +50,7 @@ type config struct {
 	SCRAMIterations int            `toml:"scram_iterations"`
 	SCRAMHashes     []string       `toml:"scram_hashes"`
 	Listen          listenConfig   `toml:"listen"`
+	S2S             s2sConfig      `toml:"s2s"` // see s2s.go
 	HTTP            httpConfig     `toml:"http"`
 	TLS             tlsConfig      `toml:"tls"`
 	Log             logConfig      `toml:"log"`
@@ -243,6 +244,7 @@ func defaultConfig() *config {
 			HTTPS:     []string{":5281"},
 			HTTP:      []string{},
 		},
+		S2S: defaultS2S(),
 		HTTP: httpConfig{
 			ReadHeaderTimeout:     duration(10 * time.Second),
 			RequestTimeout:        duration(time.Hour),
@@ -538,6 +540,7 @@ func (c *config) validate() error {
 	if err := c.checkHTTP(); err != nil {
 		bad("%s", err)
 	}
+	c.s2sErrors(bad)
 	for i, cc := range c.TLS.Certificates {
 		if cc.Cert == "" || cc.Key == "" {
 			bad("tls.certificates: each entry needs both cert and key")

@@ -77,7 +77,7 @@ func TestKillDuringArchivedLoad(t *testing.T) {
 	dir := t.TempDir()
 	addr := freePort(t)
 	file := filepath.Join(dir, "kiezd.toml")
-	conf := fmt.Sprintf("domains = [\"localhost\"]\ndata_dir = %q\nscram_iterations = 4096\n\n[listen]\nc2s = [%q]\ndirect_tls = []\nhttps = []\n", filepath.Join(dir, "data"), addr)
+	conf := fmt.Sprintf("domains = [\"localhost\"]\ndata_dir = %q\nscram_iterations = 4096\n\n[listen]\nc2s = [%q]\ndirect_tls = []\nhttps = []\n\n[s2s]\nlisten = []\n", filepath.Join(dir, "data"), addr)
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -41,8 +41,8 @@ func (b *syncBuffer) String() string {
 }
 
 // testConfig writes a kiezd.toml into a new directory: domain localhost,
-// data in ./data beside it with an empty database, the c2s, direct TLS
-// and HTTPS listeners on loopback ports the system picks, and the fewest
+// data in ./data beside it with an empty database, the c2s, direct TLS,
+// HTTPS and s2s listeners on loopback ports the system picks, and the fewest
 // SCRAM iterations. extra is appended.
 func testConfig(t *testing.T, extra string) (file, dir string) {
 	t.Helper()
@@ -57,6 +57,10 @@ c2s = ["127.0.0.1:0"]
 direct_tls = ["127.0.0.1:0"]
 https = ["127.0.0.1:0"]
 ` + extra
+	if !strings.Contains(extra, "[s2s]") {
+		// Last, so that the line numbers of the rest stay as they are.
+		text += "\n[s2s]\nlisten = [\"127.0.0.1:0\"]\n"
+	}
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -312,7 +312,7 @@ func TestHTTPLogPrivacy(t *testing.T) {
 	d.stop(t)
 
 	out := d.stderr.String()
-	for _, a := range slices.Concat(d.bound.C2S, d.bound.DirectTLS, d.bound.HTTPS, d.bound.HTTP) {
+	for _, a := range slices.Concat(d.bound.C2S, d.bound.DirectTLS, d.bound.HTTPS, d.bound.HTTP, d.bound.S2S) {
 		out = strings.ReplaceAll(out, a.String(), "LISTENER")
 	}
 	for _, forbidden := range []string{"127.0.0.1", "s3cret"} {

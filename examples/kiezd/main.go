@@ -63,6 +63,8 @@ type env struct {
 // bound lists the addresses serve listens on.
 type bound struct {
 	C2S, DirectTLS []net.Addr
+	// S2S accept other servers' streams (federation).
+	S2S []net.Addr
 	// HTTPS and HTTP serve the modules' HTTP routes.
 	HTTPS, HTTP []net.Addr
 	// ACMETLS and ACMEHTTP answer ACME challenges, if enabled.

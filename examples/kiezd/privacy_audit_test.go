@@ -137,7 +137,7 @@ func privacyAudit(t *testing.T, viaSocket bool) {
 	if d.ended {
 		t.Fatalf("serve exited:\n%s", logs)
 	}
-	listeners := [][]net.Addr{d.bound.C2S, d.bound.DirectTLS, d.bound.HTTPS, d.bound.HTTP}
+	listeners := [][]net.Addr{d.bound.C2S, d.bound.DirectTLS, d.bound.HTTPS, d.bound.HTTP, d.bound.S2S}
 	fileBytes := auditSession(t, d)
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("serve exited with %d:\n%s", code, logs)
@@ -179,7 +179,7 @@ func privacyAudit(t *testing.T, viaSocket bool) {
 		if d2.ended {
 			t.Fatalf("serve exited:\n%s", logs)
 		}
-		listeners = append(listeners, d2.bound.C2S, d2.bound.DirectTLS, d2.bound.HTTPS, d2.bound.HTTP)
+		listeners = append(listeners, d2.bound.C2S, d2.bound.DirectTLS, d2.bound.HTTPS, d2.bound.HTTP, d2.bound.S2S)
 		code, stdout, stderr := kiezd(t, "", "-config", file, "deluser", auditUser)
 		logs.Write([]byte(stderr))
 		if code != 0 || stdout != "deleted "+auditUser+" and all its data\n" {

@@ -98,7 +98,7 @@ func TestLogPrivacy(t *testing.T) {
 			// The listeners' own addresses are logged at start; nothing
 			// else may name a loopback address (the clients').
 			scrubbed := out
-			for _, a := range slices.Concat(d.bound.C2S, d.bound.DirectTLS, d.bound.HTTPS, d.bound.HTTP) {
+			for _, a := range slices.Concat(d.bound.C2S, d.bound.DirectTLS, d.bound.HTTPS, d.bound.HTTP, d.bound.S2S) {
 				scrubbed = strings.ReplaceAll(scrubbed, a.String(), "LISTENER")
 			}
 			for _, forbidden := range []string{"127.0.0.1", "::1", alicePW, bobPW, newPW, body, "oak", "alice", "bob"} {

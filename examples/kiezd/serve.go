@@ -167,6 +167,7 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 		SCRAMIterations: cfg.SCRAMIterations,
 		SCRAMHashes:     cfg.scramHashes(),
 		RemovalGrace:    time.Duration(cfg.Registration.RemovalGrace),
+		S2S:             cfg.s2sOptions(),
 	}
 	for _, o := range opts {
 		o(&sc)
@@ -219,6 +220,7 @@ func listenWith(open func(context.Context, string) (net.Listener, error), addr s
 // listeners are everything serve accepts connections on.
 type listeners struct {
 	c2s, direct []net.Listener
+	s2s         []net.Listener // federation
 	// https and plainHTTP serve the modules' HTTP routes.
 	https, plainHTTP []net.Listener
 	alpn, http       net.Listener // ACME challenges, or nil
@@ -236,6 +238,7 @@ func (l *listeners) all() []net.Listener {
 			all = append(all, ln)
 		}
 	}
+	all = append(all, l.s2s...)
 	return all
 }
 
@@ -322,6 +325,13 @@ func listenAll(cfg *config) (*listeners, error) {
 			return nil, err
 		}
 		l.direct = append(l.direct, ln)
+	}
+	for _, a := range cfg.S2S.Listen {
+		ln, err := add(a)
+		if err != nil {
+			return nil, err
+		}
+		l.s2s = append(l.s2s, ln)
 	}
 	for _, a := range cfg.Listen.HTTPS {
 		ln, err := addWith(listenHTTP, a)
@@ -445,6 +455,11 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		log.Info("listening", "for", "c2s (direct TLS, XEP-0368)", "addr", ln.Addr().String())
 		b.DirectTLS = append(b.DirectTLS, ln.Addr())
 		go func() { errc <- srv.ServeDirectTLS(ln) }()
+	}
+	for _, ln := range lns.s2s {
+		log.Info("listening", "for", "s2s (federation, STARTTLS)", "addr", ln.Addr().String())
+		b.S2S = append(b.S2S, ln.Addr())
+		go func() { errc <- srv.ServeS2S(ln) }()
 	}
 	var web *http.Server // the modules' HTTP routes
 	if len(lns.https)+len(lns.plainHTTP) > 0 {

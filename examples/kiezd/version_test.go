@@ -74,7 +74,7 @@ func TestVersionOfBuiltBinary(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "kiezd.toml")
 	conf := "domains = [\"localhost\"]\ndata_dir = \"data\"\nscram_iterations = 4096\n" +
-		"[listen]\nc2s = [\"" + addr + "\"]\ndirect_tls = []\nhttps = []\n"
+		"[listen]\nc2s = [\"" + addr + "\"]\ndirect_tls = []\nhttps = []\n\n[s2s]\nlisten = []\n"
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
