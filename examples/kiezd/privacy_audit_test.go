@@ -98,6 +98,7 @@ var (
 		"urn:example:auditpep", "AuditPepMarker",
 		"auditblocked@example.net",
 		"auditupload-marker.bin", "AuditFileMarker",
+		"AuditPushNode", "AuditPushSecret",
 	}
 	auditShared = []string{"auditee", auditUser, "AuditOfflineMarker", "AuditOnlineMarker", "AuditReplyMarker"}
 )
@@ -322,6 +323,13 @@ func auditSession(t *testing.T, d *daemon) []byte {
 	iq("block", "", stanza.Elem(n("urn:xmpp:blocking", "block"), nil,
 		stanza.Elem(n("urn:xmpp:blocking", "item"), []xml.Attr{stanza.Attr("jid", "auditblocked@example.net")})))
 	iq("carbons", "", stanza.Elem(n("urn:xmpp:carbons:2", "enable"), nil))
+	// A push registration (XEP-0357), its app server the contact.
+	iq("push", "", stanza.Elem(n("urn:xmpp:push:0", "enable"), []xml.Attr{stanza.Attr("jid", auditContact), stanza.Attr("node", "AuditPushNode")},
+		stanza.Elem(n("jabber:x:data", "x"), []xml.Attr{stanza.Attr("type", "submit")},
+			stanza.Elem(n("jabber:x:data", "field"), []xml.Attr{stanza.Attr("var", "FORM_TYPE")},
+				stanza.TextElem(n("jabber:x:data", "value"), "http://jabber.org/protocol/pubsub#publish-options")),
+			stanza.Elem(n("jabber:x:data", "field"), []xml.Attr{stanza.Attr("var", "secret")},
+				stanza.TextElem(n("jabber:x:data", "value"), "AuditPushSecret")))))
 	a.Send(&stanza.Stanza{Kind: stanza.Presence})
 	// To the contact while it is offline: offline storage and both
 	// archives.
