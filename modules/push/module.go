@@ -330,6 +330,35 @@ func (m *Module) loadLocked(ctx context.Context, user string) ([]Registration, e
 	return regs, nil
 }
 
+// cached returns user's registrations from the cache, or reads them
+// from the store without holding the module's lock, so that a slow store
+// holds up only the messages to this user.
+func (m *Module) cached(ctx context.Context, user string) ([]Registration, error) {
+	m.mu.Lock()
+	regs, ok := m.regs[user]
+	m.mu.Unlock()
+	if ok {
+		return regs, nil
+	}
+	b, err := m.store.Get(ctx, user, storeKey)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("push: loading registrations: %w", err)
+	default:
+		if err := json.Unmarshal(b, &regs); err != nil {
+			return nil, fmt.Errorf("push: stored registrations: %w", err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.regs[user]; ok {
+		return cur, nil // changed meanwhile: the change wins
+	}
+	m.regs[user] = regs
+	return regs, nil
+}
+
 // Registrations returns the account's registrations.
 func (m *Module) Registrations(ctx context.Context, user jid.JID) ([]Registration, error) {
 	m.mu.Lock()
@@ -365,17 +394,15 @@ func (m *Module) received(ctx context.Context, account jid.JID, s *stanza.Stanza
 			return
 		}
 	}
-	m.mu.Lock()
-	regs, err := m.loadLocked(ctx, user)
+	regs, err := m.cached(ctx, user)
 	if err != nil {
-		m.mu.Unlock()
 		m.log.Warn("push: no registrations", "err", err)
 		return
 	}
 	if len(regs) == 0 {
-		m.mu.Unlock()
 		return
 	}
+	m.mu.Lock()
 	m.counts[user]++
 	count := m.counts[user]
 	now := time.Now()
