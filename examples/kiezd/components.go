@@ -91,7 +91,7 @@ func (c *config) componentErrors(bad func(format string, args ...any), badEntry 
 	}
 	// The services of the modules as configured, for clashes.
 	services := make(map[string]string)
-	if mods, err := c.modules(memory.New(), nil, nil, nil); err == nil {
+	if mods, err := c.modules(memory.New(), noFiles{}, nil, nil); err == nil {
 		for _, m := range mods {
 			if p, ok := m.(server.ServiceProvider); ok {
 				for _, svc := range p.Services() {

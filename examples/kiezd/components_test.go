@@ -47,6 +47,10 @@ domain = "bot.localhost"
 domain = "bridge.localhost"
 secret = "third secret"
 secret_file = "missing.secret"
+
+[[components.component]]
+domain = "upload.localhost"
+secret = "fourth secret"
 `
 	dir := t.TempDir()
 	file := filepath.Join(dir, "kiezd.toml")
@@ -58,7 +62,7 @@ secret_file = "missing.secret"
 	var got []string
 	for _, e := range errs {
 		got = append(got, e.Error())
-		for _, s := range []string{"first secret", "second secret", "third secret"} {
+		for _, s := range []string{"first secret", "second secret", "third secret", "fourth secret"} {
 			if strings.Contains(e.Error(), s) {
 				t.Errorf("error shows a secret: %v", e)
 			}
@@ -71,6 +75,7 @@ secret_file = "missing.secret"
 		`config ` + file + `:18: components.component: give the secret in exactly one of secret, secret_file and secret_env`,
 		`config ` + file + `:22: components.component.domain: "bridge.localhost" is listed twice`,
 		`config ` + file + `:24: components.component: give the secret in exactly one of secret, secret_file and secret_env`,
+		`config ` + file + `:27: components.component.domain: "upload.localhost" is the address of the upload service`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
