@@ -75,6 +75,13 @@ const enableXML = `<iq type='set' id='en1'><enable xmlns='urn:xmpp:push:0' jid='
 // connection (closing it drops the stream as a dead network would).
 func (e *env) rawAlice(t *testing.T) (*servertest.Raw, net.Conn) {
 	t.Helper()
+	return e.rawLogin(t, enableXML)
+}
+
+// rawLogin is rawAlice with the iqs of enable (each answered with a
+// result) instead of the usual registration.
+func (e *env) rawLogin(t *testing.T, enable ...string) (*servertest.Raw, net.Conn) {
+	t.Helper()
 	c, err := net.Dial("tcp", e.srv.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +97,10 @@ func (e *env) rawAlice(t *testing.T) (*servertest.Raw, net.Conn) {
 	}
 	r.Send(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
 	r.Expect("<enabled")
-	if got := r.IQ(enableXML); !strings.Contains(got, `type="result"`) && !strings.Contains(got, `type='result'`) {
-		t.Fatalf("push enable: %s", got)
+	for _, iq := range enable {
+		if got := r.IQ(iq); !strings.Contains(got, `type="result"`) && !strings.Contains(got, `type='result'`) {
+			t.Fatalf("push enable: %s", got)
+		}
 	}
 	r.Send(`<presence/>`)
 	// The stream is read in order: once this is answered, the presence
