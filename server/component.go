@@ -251,7 +251,7 @@ func (cc *compConn) serve() {
 	}()
 	stop := context.AfterFunc(s.ctx, func() { cc.close(streamErr(condSystemShutdown, "")) })
 	defer stop()
-	cc.raw.SetDeadline(time.Now().Add(s.limits.PreAuthTimeout))
+	cc.nc.SetDeadline(time.Now().Add(s.limits.PreAuthTimeout))
 	br := bufio.NewReaderSize(cc.nc, 512)
 	bw := bufio.NewWriterSize(cc.raw, 512)
 	comp, err := cc.handshake(br, bw)
@@ -259,7 +259,7 @@ func (cc *compConn) serve() {
 		cc.failHandshake(bw, err)
 		return
 	}
-	cc.raw.SetDeadline(time.Time{})
+	cc.nc.SetDeadline(time.Time{})
 	if cc.rc != nil {
 		cc.rc.setRate(0, 0) // a component carries many users' traffic
 	}
@@ -468,7 +468,7 @@ func (cc *compConn) close(final *StreamError) {
 	if writing {
 		close(cc.quit)
 	} else {
-		cc.raw.SetReadDeadline(time.Now())
+		cc.nc.SetReadDeadline(time.Now()) // wakes a throttled read too
 	}
 }
 
@@ -501,7 +501,7 @@ func (cc *compConn) writeLoop() {
 			if bw.Flush() == nil {
 				// Give the component a moment to close its stream, then
 				// let the reader end.
-				cc.raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+				cc.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
 			} else {
 				cc.raw.Close()
 			}

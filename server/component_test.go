@@ -360,3 +360,20 @@ func TestSlixmppComponent(t *testing.T) {
 		t.Fatalf("slixmpp did not see our message:\n%s", out.String())
 	}
 }
+
+// TestComponentShutdown: at shutdown, a component's stream ends with
+// system-shutdown, and one still in its handshake too.
+func TestComponentShutdown(t *testing.T) {
+	srv, addr := startWithComponents(t, server.Config{})
+	comp := connectComponent(t, addr)
+	pending, _ := componentHeader(t, addr, bridgeDomain)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	comp.streamError("system-shutdown")
+	pending.streamError("system-shutdown")
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
