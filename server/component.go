@@ -125,6 +125,18 @@ func (s *Server) addComponents() error {
 		c.Domain = d
 		s.components[d] = &component{Component: c}
 	}
+	if r := s.cfg.Metrics; r != nil && len(s.components) > 0 {
+		r.GaugeFunc("kiez_components_connected", "External components (XEP-0114) attached now, of those configured.",
+			func() float64 {
+				n := 0
+				for _, c := range s.components {
+					if c.current() != nil {
+						n++
+					}
+				}
+				return float64(n)
+			})
+	}
 	return nil
 }
 
@@ -159,6 +171,9 @@ func (s *Server) componentItems(vhost string) []DiscoItem {
 // WriteTimeout and QueueSize (a component that does not keep up with
 // its queue is disconnected); the read rate is not limited after the
 // handshake, as a component carries the traffic of many users.
+//
+// With Config.Metrics set, kiez_components_connected counts the
+// components attached.
 func (s *Server) ServeComponents(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {

@@ -21,6 +21,7 @@ import (
 	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/filter/ipfilter"
 	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/server/metrics"
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage/memory"
@@ -375,5 +376,32 @@ func TestComponentShutdown(t *testing.T) {
 	pending.streamError("system-shutdown")
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestComponentMetrics: kiez_components_connected counts the attached
+// components.
+func TestComponentMetrics(t *testing.T) {
+	reg := metrics.NewRegistry()
+	_, addr := startWithComponents(t, server.Config{Metrics: reg})
+	gauge := func() string {
+		var b strings.Builder
+		if err := reg.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(b.String(), "\n") {
+			if strings.HasPrefix(line, "kiez_components_connected ") {
+				return line
+			}
+		}
+		t.Fatalf("no kiez_components_connected in\n%s", b.String())
+		return ""
+	}
+	if g := gauge(); g != "kiez_components_connected 0" {
+		t.Fatalf("before: %s", g)
+	}
+	connectComponent(t, addr)
+	if g := gauge(); g != "kiez_components_connected 1" {
+		t.Fatalf("attached: %s", g)
 	}
 }
