@@ -180,12 +180,17 @@ func TestPushOffline(t *testing.T) {
 	checkNotification(t, e.app.Expect(isPublish), "1")
 }
 
-// A connected client gets its messages; nothing is pushed.
+// A connected client gets its messages, also when it told the server it
+// is inactive (XEP-0352): nothing is pushed.
 func TestNoPushWhileConnected(t *testing.T) {
 	e := start(t, push.Options{}, ok)
 	r, _ := e.rawAlice(t)
 	e.bob.Send(message(e.alice, "hello"))
 	r.Expect("hello")
+	r.Send(`<inactive xmlns='urn:xmpp:csi:0'/>`)
+	r.IQ(`<iq type='get' id='s2'><query xmlns='urn:kiez:test:nothing'/></iq>`)
+	e.bob.Send(message(e.alice, "still there"))
+	r.Expect("still there")
 	e.app.SyncNone(isPublish)
 }
 
