@@ -1,6 +1,6 @@
 // Package filter defines the filters every stanza passes on its way
 // through a Kiez server, whatever its origin: a client, a module, a
-// sub-domain service, and later another server or a WebSocket client.
+// sub-domain service, an external component, another server.
 //
 // A stanza's path has two sides. On the sender's side (Send) the server
 // acts for the local account, domain or service the stanza is from, before
