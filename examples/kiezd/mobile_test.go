@@ -1,12 +1,17 @@
 package main
 
 import (
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kiez-im/kiez/server/servertest"
+	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
@@ -91,5 +96,70 @@ func TestMobileConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%q: error %v, want %q", tc.text, err, tc.msg)
 		}
+	}
+}
+
+// kiezd serves the three: a client registers for push, gets the TURN
+// server with credentials, and finds the SOCKS5 proxy, which listens
+// where it says.
+func TestMobileServe(t *testing.T) {
+	file, _ := testConfig(t, `
+[external_services]
+turn_secret = "north-wind"
+
+[[external_services.server]]
+type = "turn"
+host = "turn.example.org"
+port = 3478
+transport = "udp"
+
+[proxy65]
+listen = "127.0.0.1:0"
+`)
+	if code, _, stderr := kiezd(t, auditPassword+"\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
+		t.Fatal(stderr)
+	}
+	d := startServe(t, nil, "-config", file)
+	if d.ended {
+		t.Fatalf("serve exited:\n%s", d.stderr)
+	}
+	sess, err := login(t, d.bound.C2S[0], false, "alice@localhost/phone", auditPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logout(sess) })
+	c := servertest.NewClient(t, sess)
+	ask := func(id, typ, to, payload string) string {
+		t.Helper()
+		if err := c.SendRaw(`<iq type='` + typ + `' to='` + to + `' id='` + id + `'>` + payload + `</iq>`); err != nil {
+			t.Fatal(err)
+		}
+		return string(stanza.Marshal(c.Expect(servertest.ByID(id))))
+	}
+	if got := ask("p1", "set", "alice@localhost", `<enable xmlns='urn:xmpp:push:0' jid='push.example.net' node='n1'/>`); !strings.Contains(got, `type="result"`) {
+		t.Errorf("push enable: %s", got)
+	}
+	if got := ask("x1", "get", "localhost", `<services xmlns='urn:xmpp:extdisco:2'/>`); !strings.Contains(got, `host="turn.example.org"`) || !strings.Contains(got, `password="`) {
+		t.Errorf("external services: %s", got)
+	}
+	if got := ask("d1", "get", "localhost", `<query xmlns='http://jabber.org/protocol/disco#items'/>`); !strings.Contains(got, `jid="proxy.localhost"`) {
+		t.Errorf("disco#items lack the proxy: %s", got)
+	}
+	got := ask("s1", "get", "proxy.localhost", `<query xmlns='http://jabber.org/protocol/bytestreams'/>`)
+	_, rest, _ := strings.Cut(got, `port="`)
+	port, _, _ := strings.Cut(rest, `"`)
+	if !strings.Contains(got, `host="127.0.0.1"`) || port == "" || port == "0" {
+		t.Fatalf("streamhost: %s", got)
+	}
+	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		t.Fatalf("the proxy does not listen where it says: %v", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second)) // a guard against a hang only
+	conn.Write([]byte{5, 1, 0})
+	var b [2]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil || b != [2]byte{5, 0} {
+		t.Errorf("SOCKS5 greeting answered %v, %v", b, err)
 	}
 }
