@@ -500,6 +500,9 @@ func (c *checker) allListenAddrs() []namedAddr {
 			}
 		}
 	}
+	if l := c.cfg.Proxy65.Listen; l != "" {
+		all = append(all, namedAddr{"proxy65.listen", l}) // the SOCKS5 proxy: a port to open too
+	}
 	return all
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net"
 	"os"
@@ -161,5 +162,29 @@ listen = "127.0.0.1:0"
 	var b [2]byte
 	if _, err := io.ReadFull(conn, b[:]); err != nil || b != [2]byte{5, 0} {
 		t.Errorf("SOCKS5 greeting answered %v, %v", b, err)
+	}
+}
+
+// kiezd check probes the SOCKS5 proxy's listener with the others and
+// counts its port among those to open.
+func TestCheckProxy65(t *testing.T) {
+	file, _ := testConfig(t, "")
+	cfg, err := loadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // stands in for the proxy
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg.Proxy65.Listen = ln.Addr().String()
+	r := runChecks(context.Background(), cfg, checkDeps{Resolver: fakeResolver{}}.withDefaults())
+	if !r.has("Listeners", levelOK, "proxy65.listen "+cfg.Proxy65.Listen+" answers") {
+		t.Errorf("no proxy65 listener check:\n%s", r)
+	}
+	_, port, _ := net.SplitHostPort(cfg.Proxy65.Listen)
+	if !r.has("Listeners", levelNote, "reachability") || !strings.Contains(r.String(), port) {
+		t.Errorf("the proxy's port is not among those to open:\n%s", r)
 	}
 }
