@@ -5,9 +5,11 @@
 // the presence of the contacts it is subscribed to, and directed presence
 // is followed by unavailable presence when the resource goes away.
 //
-// There is no federation yet: subscription stanzas to remote contacts
-// update the user's roster and are then routed (and bounced by the core),
-// and presence is broadcast to local contacts only.
+// Contacts on other servers (federation) are served the same way: their
+// subscription stanzas and the user's presence are routed to their
+// servers, the user's initial presence probes them (RFC 6121 §4.3), their
+// servers' probes are answered, and a user who approves a remote
+// contact's request sends the contact their current presence (§3.1.5).
 package presence
 
 import (
@@ -144,7 +146,28 @@ func (m *Module) StanzaRoutes() []server.StanzaRoute {
 		{Side: filter.Send, Kind: stanza.Presence, Handler: server.RouteHandlerFunc(
 			func(ctx context.Context, d *server.Delivery) error { return m.sent(ctx, d.Session, d.Stanza) })},
 		{Side: filter.Receive, Kind: stanza.Presence, To: server.TargetBare, Types: subscriptionTypes, Handler: server.RouteHandlerFunc(m.received)},
+		{Side: filter.Receive, Kind: stanza.Presence, To: server.TargetBare, Types: []string{typeProbe}, Handler: server.RouteHandlerFunc(m.probed)},
 	}
+}
+
+// probed answers a probe another server sends for a contact of one of
+// its users (RFC 6121 §4.3.2): with the account's current presence if the
+// prober is subscribed to it, else nothing.
+func (m *Module) probed(ctx context.Context, d *server.Delivery) error {
+	s := d.Stanza
+	if m.host == nil || s.From.String() == "" || m.host.IsLocal(s.From.Domainpart()) {
+		return server.ErrHandled
+	}
+	prober := s.From.Bare()
+	it, ok, err := m.roster.Item(ctx, d.Account, prober)
+	if err != nil || !ok || !hasFrom(it.Subscription) || m.blocked(ctx, d.Account, prober) {
+		return server.ErrHandled
+	}
+	m.presencesOf(ctx, d.Account, func(p *stanza.Stanza) {
+		p.To = prober
+		m.route(ctx, p)
+	})
+	return server.ErrHandled
 }
 
 // subscriptionTypes are the presence types of RFC 6121 §3.
@@ -221,6 +244,22 @@ func (m *Module) subscription(ctx context.Context, s *stanza.Stanza) {
 	// A local contact's side is done by received, once the stanza has
 	// passed the contact's filters.
 	m.route(ctx, out)
+	if m.host.IsLocal(contact.Domainpart()) {
+		return
+	}
+	// A remote contact's server cannot see the user's presence: send it
+	// (RFC 6121 §3.1.5), or take it back.
+	switch s.Type {
+	case typeSubscribed:
+		m.presencesOf(ctx, user, func(p *stanza.Stanza) {
+			p.To = contact
+			m.route(ctx, p)
+		})
+	case typeUnsubscribed:
+		m.presencesOf(ctx, user, func(p *stanza.Stanza) {
+			m.route(ctx, &stanza.Stanza{Kind: stanza.Presence, Type: typeUnavailable, From: p.From, To: contact})
+		})
+	}
 }
 
 // outbound applies a subscription stanza the user sends to the user's
@@ -441,10 +480,24 @@ func (m *Module) broadcast(ctx context.Context, from *server.Session, s *stanza.
 	sent := make(map[string]bool)
 	for _, it := range items {
 		c, err := jid.Parse(it.JID)
-		if err != nil || !m.host.IsLocal(c.Domainpart()) {
-			continue // no federation yet
+		if err != nil || m.blocked(ctx, user, c) {
+			continue
 		}
-		if m.blocked(ctx, user, c) {
+		if !m.host.IsLocal(c.Domainpart()) {
+			// A remote contact: its server delivers the presence, and
+			// answers the probe with the contact's.
+			if hasFrom(it.Subscription) && (wasAvailable || s.Type == typeAvailable) {
+				p := s.Clone()
+				p.From, p.To = from.JID(), c
+				m.route(ctx, p)
+				sent[c.String()] = true
+			}
+			if initial && hasTo(it.Subscription) {
+				m.route(ctx, &stanza.Stanza{Kind: stanza.Presence, Type: typeProbe, From: user, To: c})
+			}
+			if initial && it.PendingIn {
+				m.host.SendTo(ctx, from, &stanza.Stanza{Kind: stanza.Presence, Type: typeSubscribe, From: c, To: user})
+			}
 			continue
 		}
 		if hasFrom(it.Subscription) && (wasAvailable || s.Type == typeAvailable) {

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/xml"
+	"os"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/server/servertest"
+	"github.com/kiez-im/kiez/stanza"
+)
+
+// federatedConfig writes a configuration for domain, listening for s2s
+// on addr and reaching peer at peerAddr, with an account user.
+func federatedConfig(t *testing.T, domain, addr, peer, peerAddr, user string) string {
+	t.Helper()
+	file, _ := testConfig(t, "\n[log]\nlevel = \"debug\"\n\n[s2s]\nlisten = [\""+addr+"\"]\n\n[s2s.hosts]\n\""+peer+"\" = \""+peerAddr+"\"\n")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(data), `domains = ["localhost"]`, `domains = ["`+domain+`"]`, 1)
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", user); code != 0 {
+		t.Fatal(stderr)
+	}
+	return file
+}
+
+// TestFederation runs two kiezd, a.test and b.test, on loopback with
+// their self-signed certificates (so they authenticate each other with
+// dialback, over TLS): a subscription handshake both ways with presence,
+// messages both ways, both archives, and offline delivery of a remote
+// sender's message.
+func TestFederation(t *testing.T) {
+	addrA, addrB := freePort(t), freePort(t)
+	fileA := federatedConfig(t, "a.test", addrA, "b.test", addrB, "alice@a.test")
+	fileB := federatedConfig(t, "b.test", addrB, "a.test", addrA, "bob@b.test")
+	da := startServe(t, nil, "-config", fileA)
+	db := startServe(t, nil, "-config", fileB)
+	if da.ended || db.ended {
+		t.Fatalf("kiezd did not start:\n%s\n%s", da.stderr, db.stderr)
+	}
+	aliceJID, bobJID := jid.MustParse("alice@a.test"), jid.MustParse("bob@b.test")
+	as, err := login(t, da.bound.C2S[0], false, "alice@a.test", "password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := login(t, db.bound.C2S[0], false, "bob@b.test", "password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := servertest.NewClient(t, as), servertest.NewClient(t, bs)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("a.test:\n%s\nb.test:\n%s", da.stderr, db.stderr)
+		}
+	})
+	alice.Send(&stanza.Stanza{Kind: stanza.Presence})
+	bob.Send(&stanza.Stanza{Kind: stanza.Presence})
+	alice.Sync()
+	bob.Sync()
+
+	presence := func(typ string, from jid.JID) func(*stanza.Stanza) bool {
+		return func(st *stanza.Stanza) bool {
+			return st.Kind == stanza.Presence && st.Type == typ && st.From.Bare().Equal(from)
+		}
+	}
+	// Subscription handshake both ways; each approval brings the
+	// approver's presence.
+	for _, h := range []struct {
+		from, to       *servertest.Client
+		fromJID, toJID jid.JID
+	}{{alice, bob, aliceJID, bobJID}, {bob, alice, bobJID, aliceJID}} {
+		h.from.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribe", To: h.toJID})
+		h.to.Expect(presence("subscribe", h.fromJID))
+		h.to.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribed", To: h.fromJID})
+		h.from.Expect(presence("subscribed", h.toJID))
+		h.from.Expect(presence("", h.toJID))
+	}
+
+	send := func(c *servertest.Client, to jid.JID, id, body string) {
+		msg := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: to, ID: id}
+		msg.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, body))
+		c.Send(msg)
+	}
+	send(alice, bobJID, "m1", "hello from a.test")
+	bob.Expect(servertest.Body("hello from a.test"))
+	send(bob, aliceJID, "m2", "hello from b.test")
+	alice.Expect(servertest.Body("hello from b.test"))
+
+	// Both archives hold both messages.
+	for _, c := range []*servertest.Client{alice, bob} {
+		q := &stanza.Stanza{Kind: stanza.IQKind, Type: stanza.Set, ID: "mam"}
+		q.AppendChild(stanza.Elem(xml.Name{Space: "urn:xmpp:mam:2", Local: "query"}, []xml.Attr{stanza.Attr("queryid", "q")}))
+		c.Send(q)
+		var bodies []string
+		for range 2 {
+			res := c.Expect(func(st *stanza.Stanza) bool {
+				return st.Kind == stanza.Message && st.HasChild(xml.Name{Space: "urn:xmpp:mam:2", Local: "result"})
+			})
+			for _, tok := range res.Inner {
+				if cd, ok := tok.(xml.CharData); ok && strings.HasPrefix(string(cd), "hello from") {
+					bodies = append(bodies, string(cd))
+				}
+			}
+		}
+		if fin := c.Expect(servertest.ByID("mam")); fin.Type != stanza.Result {
+			t.Fatalf("archive query: %s", fin.Type)
+		}
+		if strings.Join(bodies, ",") != "hello from a.test,hello from b.test" {
+			t.Errorf("archive holds %q", bodies)
+		}
+	}
+
+	// Bob goes offline (alice sees him leave: his session has ended);
+	// alice's message waits in his offline storage.
+	logout(bs)
+	alice.Expect(presence("unavailable", bobJID))
+	send(alice, bobJID, "m3", "while you were away")
+	alice.Sync()
+	bs, err = login(t, db.bound.C2S[0], false, "bob@b.test", "password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob = servertest.NewClient(t, bs)
+	bob.Send(&stanza.Stanza{Kind: stanza.Presence})
+	got := bob.Expect(servertest.Body("while you were away"))
+	if !got.From.Bare().Equal(aliceJID) || !got.HasChild(xml.Name{Space: "urn:xmpp:delay", Local: "delay"}) {
+		t.Errorf("offline message from %s, delay stamp %v", got.From, got.HasChild(xml.Name{Space: "urn:xmpp:delay", Local: "delay"}))
+	}
+}
