@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/xml"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -404,4 +406,65 @@ func TestComponentMetrics(t *testing.T) {
 	if g := gauge(); g != "kiez_components_connected 1" {
 		t.Fatalf("attached: %s", g)
 	}
+}
+
+// BenchmarkComponentDelivery: chat messages from a local user's session
+// to an attached component, over loopback, from the client's write to
+// the component's read (the client library's encoding included).
+func BenchmarkComponentDelivery(b *testing.B) {
+	// The client's read rate limit off: it would measure itself.
+	srv := servertest.Start(b, server.Config{Components: []server.Component{{Domain: bridgeDomain, Secret: bridgeSecret}},
+		Limits: server.Limits{ReadRateAuthenticated: -1}})
+	ln, err := server.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.ServeComponents(ln)
+	alice := srv.AddUser(b, "alice", "pw")
+	a := srv.Connect(b, alice, "pw")
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	fmt.Fprint(c, `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='`+bridgeDomain+`'>`)
+	r.ReadString('>')
+	header, _ := r.ReadString('>')
+	m := streamID.FindStringSubmatch(header)
+	if m == nil {
+		b.Fatalf("header %q", header)
+	}
+	fmt.Fprint(c, handshake(m[1], bridgeSecret))
+	if s, err := r.ReadString('>'); err != nil || s != "<handshake/>" {
+		b.Fatalf("handshake: %q %v", s, err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		// Count the messages' end tags.
+		n := 0
+		for n < b.N {
+			s, err := r.ReadString('>')
+			if err != nil {
+				got <- err
+				return
+			}
+			if strings.HasSuffix(s, "</message>") {
+				n++
+			}
+		}
+		got <- nil
+	}()
+	msg := message(jid.MustParse("tom@"+bridgeDomain), "m", "a message of a typical length for a chat, some forty to sixty characters")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		a.Send(msg)
+	}
+	if err := <-got; err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
