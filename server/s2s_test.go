@@ -31,7 +31,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -57,7 +57,7 @@ func newTestCA(t *testing.T) *testCA {
 }
 
 // issue returns a certificate for the names, for servers and clients.
-func (ca *testCA) issue(t *testing.T, names ...string) tls.Certificate {
+func (ca *testCA) issue(t testing.TB, names ...string) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -96,7 +96,7 @@ type fedOptions struct {
 // federate starts servers for a.test and b.test on 127.0.0.1, with
 // certificates from a test CA, each reaching the other through
 // S2SConfig.Hosts.
-func federate(t *testing.T, optA, optB fedOptions) (a, b *fedServer) {
+func federate(t testing.TB, optA, optB fedOptions) (a, b *fedServer) {
 	t.Helper()
 	ca := newTestCA(t)
 	lnA, err := server.Listen(context.Background(), "127.0.0.1:0")
@@ -351,4 +351,78 @@ func TestS2SForgedFrom(t *testing.T) {
 		t.Fatalf("after a forged from: %q", rest.String())
 	}
 	cb.SyncNone(servertest.Body("forged"))
+}
+
+// srvResolver answers SRV lookups from a table, without DNS.
+type srvResolver map[string][]*net.SRV
+
+func (r srvResolver) LookupSRV(_ context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	if srvs, ok := r["_"+service+"._"+proto+"."+name]; ok {
+		return "", srvs, nil
+	}
+	return "", nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+func TestS2SDirectTLSBySRV(t *testing.T) {
+	// a.test finds b.test by its _xmpps-server._tcp record (XEP-0368),
+	// which points at b.test's direct TLS listener; b.test finds a.test
+	// by _xmpp-server._tcp (STARTTLS).
+	ca := newTestCA(t)
+	lnA, err := server.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lnB, err := server.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := func(ln net.Listener) []*net.SRV {
+		return []*net.SRV{{Target: "127.0.0.1", Port: uint16(ln.Addr().(*net.TCPAddr).Port)}}
+	}
+	res := srvResolver{"_xmpps-server._tcp.b.test": srv(lnB), "_xmpp-server._tcp.a.test": srv(lnA)}
+	a := servertest.Start(t, server.Config{Domains: []string{"a.test"},
+		TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "a.test")}},
+		S2S: &server.S2SConfig{Resolver: res, RootCAs: ca.pool}})
+	b := servertest.Start(t, server.Config{Domains: []string{"b.test"},
+		TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "b.test")}},
+		S2S: &server.S2SConfig{Resolver: res, RootCAs: ca.pool}})
+	go a.ServeS2S(lnA)
+	go b.ServeS2SDirectTLS(lnB)
+	alice := a.AddUser(t, "alice", "pw")
+	bob := b.AddUser(t, "bob", "pw")
+	ca1, cb := a.Connect(t, alice, "pw"), b.Connect(t, bob, "pw")
+	ca1.Send(presence())
+	cb.Send(presence())
+	cb.Sync()
+	ca1.Send(message(bob, "t1", "over direct TLS"))
+	got := cb.Expect(servertest.Body("over direct TLS"))
+	cb.Send(message(got.From, "t2", "over STARTTLS"))
+	ca1.Expect(servertest.Body("over STARTTLS"))
+}
+
+func TestS2SAllowDeny(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  server.S2SConfig
+	}{
+		{"deny", server.S2SConfig{Deny: []string{"b.test"}}},
+		{"allow", server.S2SConfig{Allow: []string{"c.test"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// a.test refuses b.test both ways: its users' stanzas bounce,
+			// and b.test's stream is refused, so b.test bounces too.
+			a, b := federate(t, fedOptions{s2s: tc.cfg}, fedOptions{})
+			alice := a.AddUser(t, "alice", "pw")
+			bob := b.AddUser(t, "bob", "pw")
+			ca, cb := a.Connect(t, alice, "pw"), b.Connect(t, bob, "pw")
+			ca.Send(message(bob, "n1", "no"))
+			if got := errorCondition(ca.Expect(servertest.ByID("n1"))); got != "remote-server-not-found" {
+				t.Errorf("to a refused domain: %q", got)
+			}
+			cb.Send(message(alice, "n2", "no"))
+			if got := errorCondition(cb.Expect(servertest.ByID("n2"))); got != "remote-server-not-found" {
+				t.Errorf("from a refused domain: %q", got)
+			}
+		})
+	}
 }
