@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	mstanza "mellium.im/xmpp/stanza"
@@ -556,11 +557,40 @@ func attr(start xml.StartElement, name string) string {
 	return ""
 }
 
-// s2sErrKind is errKind for s2s streams, whose errors name no user.
+// s2sErrKind describes why an s2s stream failed for the log: a kind,
+// with domains and certificate problems but never an IP address (a DNS
+// error's text names the resolver, a network error's the peer).
 func s2sErrKind(err error) string {
-	var se *StreamError
-	if errors.As(err, &se) || err == nil {
+	var (
+		se   *StreamError
+		dns  *net.DNSError
+		cert x509.HostnameError
+		ua   x509.UnknownAuthorityError
+		inv  x509.CertificateInvalidError
+		ne   net.Error
+	)
+	switch {
+	case err == nil, errors.As(err, &se):
 		return errKind(err)
+	case errors.As(err, &dns):
+		if dns.IsNotFound {
+			return "dns: " + dns.Name + " not found"
+		}
+		return "dns: lookup of " + dns.Name + " failed"
+	case errors.As(err, &cert):
+		return "certificate: " + cert.Error()
+	case errors.As(err, &ua):
+		return "certificate: " + ua.Error()
+	case errors.As(err, &inv):
+		return "certificate: " + inv.Error()
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &ne):
+		return "network error"
 	}
-	return redactNetError(err)
+	// Our own errors (authentication refused, no STARTTLS) name domains
+	// at most.
+	return RedactAddresses(redactNetError(err))
 }
