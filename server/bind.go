@@ -77,6 +77,18 @@ func (c *conn) legacySession(st *stanza.Stanza) (stepResult, error) {
 	return stepResult{}, c.reply(st.ResultReply(nil))
 }
 
+// lateSession reports whether st is an RFC 3921 session request sent
+// after binding, where RFC 3921 §3 puts it and clients built on Strophe.js
+// (Converse.js) send it even when it is optional: answered with a result,
+// as the step is before binding.
+func lateSession(st *stanza.Stanza, sess *Session) bool {
+	if st.Kind != stanza.IQKind || st.Type != stanza.Set || !(st.To.String() == "" || st.To.Equal(sess.jid.Domain())) {
+		return false
+	}
+	payload, _, ok := st.Payload()
+	return ok && payload.Name == xml.Name{Space: nsSession, Local: "session"}
+}
+
 // resourceOf returns the text of <resource/> inside <bind/>.
 func resourceOf(r xml.TokenReader) string {
 	depth := 0

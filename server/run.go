@@ -65,6 +65,14 @@ func (c *conn) run(sess *Session) {
 			endErr = err
 			break
 		}
+		if lateSession(st, sess) {
+			st.From = sess.jid
+			reply := st.ResultReply(nil)
+			reply.From = sess.jid.Domain()
+			sess.Send(reply)
+			c.handled(sess)
+			continue
+		}
 		s.router.inbound(ctx, sess, st)
 		c.handled(sess)
 	}

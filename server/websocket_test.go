@@ -283,6 +283,12 @@ func TestWebSocket(t *testing.T) {
 		t.Fatalf("features after authentication: %q", feats)
 	}
 	a.bind("web")
+	// Strophe.js (Converse.js) establishes an RFC 3921 session after
+	// binding, even when it is optional.
+	a.send(`<iq xmlns='jabber:client' type='set' id='sess'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>`)
+	if m := a.expect(`^<iq [^>]*id=['"]sess['"].*$`)[0]; !regexp.MustCompile(`type=['"]result['"]`).MatchString(m) {
+		t.Fatalf("session after binding: %q", m)
+	}
 	a.send(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
 	id := a.expect(`<enabled xmlns='urn:xmpp:sm:3' id='([^']+)' resume='true'`)[1]
 	a.send(`<presence xmlns='jabber:client'/>`)
