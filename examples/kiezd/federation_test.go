@@ -13,10 +13,11 @@ import (
 )
 
 // federatedConfig writes a configuration for domain, listening for s2s
-// on addr and reaching peer at peerAddr, with an account user.
+// on addr and reaching peer (and its group chat service) at peerAddr,
+// with an account user.
 func federatedConfig(t *testing.T, domain, addr, peer, peerAddr, user string) string {
 	t.Helper()
-	file, _ := testConfig(t, "\n[log]\nlevel = \"debug\"\n\n[s2s]\nlisten = [\""+addr+"\"]\n\n[s2s.hosts]\n\""+peer+"\" = \""+peerAddr+"\"\n")
+	file, _ := testConfig(t, "\n[log]\nlevel = \"debug\"\n\n[s2s]\nlisten = [\""+addr+"\"]\n\n[s2s.hosts]\n\""+peer+"\" = \""+peerAddr+"\"\n\"conference."+peer+"\" = \""+peerAddr+"\"\n")
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +36,8 @@ func federatedConfig(t *testing.T, domain, addr, peer, peerAddr, user string) st
 // their self-signed certificates (so they authenticate each other with
 // dialback, over TLS): a subscription handshake both ways with presence,
 // messages both ways, both archives, and offline delivery of a remote
-// sender's message.
+// sender's message, a remote user in a room, and a blocked remote
+// contact stopped.
 func TestFederation(t *testing.T) {
 	addrA, addrB := freePort(t), freePort(t)
 	fileA := federatedConfig(t, "a.test", addrA, "b.test", addrB, "alice@a.test")
@@ -117,12 +119,30 @@ func TestFederation(t *testing.T) {
 		}
 	}
 
-	// Bob goes offline (alice sees him leave: his session has ended);
-	// alice's message waits in his offline storage.
+	// Bob joins alice's room at conference.a.test (its own streams,
+	// from and to the service's domain) and talks there.
+	const room = "lounge@conference.a.test"
+	mucCreate(t, alice, room, "alice")
+	if self := mucJoin(t, bob, room, "bob"); self.Type == stanza.Error {
+		t.Fatalf("bob's join: %s", stanzaText(self))
+	}
+	alice.Expect(mucFrom(stanza.Presence, room+"/bob"))
+	mucSay(t, bob, room, "hi room")
+	alice.Expect(mucFrom(stanza.Message, room+"/bob", "hi room"))
+	bob.Expect(mucFrom(stanza.Message, room+"/bob", "hi room"))
+
+	// Bob goes offline; alice's message waits in his offline storage.
+	// Alice sees him leave the room: b.test sends that unavailable
+	// presence (to where bob sent directed presence) once his session
+	// has left, so the message cannot reach it.
 	logout(bs)
-	alice.Expect(presence("unavailable", bobJID))
+	alice.Expect(func(st *stanza.Stanza) bool {
+		return st.Type == "unavailable" && mucFrom(stanza.Presence, room+"/bob")(st)
+	})
 	send(alice, bobJID, "m3", "while you were away")
-	alice.Sync()
+	// b.test reads its stream from a.test in order: once it answers this
+	// iq, the message is stored.
+	wantResultIQ(t, textIQ(t, alice, "after-m3", `<iq type='get' id='after-m3' to='b.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`))
 	bs, err = login(t, db.bound.C2S[0], false, "bob@b.test", "password")
 	if err != nil {
 		t.Fatal(err)
@@ -133,4 +153,12 @@ func TestFederation(t *testing.T) {
 	if !got.From.Bare().Equal(aliceJID) || !got.HasChild(xml.Name{Space: "urn:xmpp:delay", Local: "delay"}) {
 		t.Errorf("offline message from %s, delay stamp %v", got.From, got.HasChild(xml.Name{Space: "urn:xmpp:delay", Local: "delay"}))
 	}
+
+	// Alice blocks bob (XEP-0191): his messages are refused.
+	wantResultIQ(t, textIQ(t, alice, "block", `<iq type='set' id='block'><block xmlns='urn:xmpp:blocking'><item jid='bob@b.test'/></block></iq>`))
+	send(bob, aliceJID, "m4", "are you there?")
+	if e := bob.Expect(servertest.ByID("m4")); e.Type != "error" {
+		t.Fatalf("to a user who blocks him: %s", stanzaText(e))
+	}
+	alice.SyncNone(servertest.Body("are you there?"))
 }
