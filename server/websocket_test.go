@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/server/metrics"
 	"github.com/kiez-im/kiez/server/scram"
 	"github.com/kiez-im/kiez/server/servertest"
 )
@@ -25,7 +27,8 @@ import (
 // one element, frames masked.
 type wsClient struct {
 	t  *testing.T
-	c  *tls.Conn
+	c  *tls.Conn // nil on plain HTTP
+	w  io.Writer
 	br *bufio.Reader
 }
 
@@ -98,7 +101,7 @@ func dialWS(t *testing.T, addr string) *wsClient {
 	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "xmpp" {
 		t.Fatalf("Sec-WebSocket-Protocol = %q", got)
 	}
-	return &wsClient{t: t, c: c, br: br}
+	return &wsClient{t: t, c: c, w: c, br: br}
 }
 
 // frame sends one frame, masked if mask.
@@ -128,7 +131,7 @@ func (w *wsClient) frame(fin bool, op byte, payload []byte, mask bool) {
 			p[i] ^= key[i&3]
 		}
 	}
-	if _, err := w.c.Write(append(b, p...)); err != nil {
+	if _, err := w.w.Write(append(b, p...)); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -483,5 +486,68 @@ func TestHostMeta(t *testing.T) {
 	}
 	if len(js.Links) != 1 || js.Links[0].Rel != "urn:xmpp:alt-connections:websocket" || js.Links[0].Href != want {
 		t.Fatalf("host-meta.json links: %+v", js.Links)
+	}
+}
+
+// TestWebSocketMetrics: a WebSocket session and its connection are
+// counted as transport "websocket".
+func TestWebSocketMetrics(t *testing.T) {
+	reg := metrics.NewRegistry()
+	srv := servertest.Start(t, server.Config{Metrics: reg})
+	srv.AddUser(t, "alice", "pw")
+	addr := startWS(t, srv, server.WebSocketOptions{})
+	a := dialWS(t, addr)
+	a.login("alice", "pw")
+	a.bind("web")
+	text, got := scrape(t, reg)
+	wantSamples(t, text, got, map[string]float64{
+		`kiez_sessions{transport="websocket"}`:    1,
+		`kiez_connections{transport="websocket"}`: 1,
+		`kiez_sessions{transport="tcp"}`:          0,
+		`kiez_connections{transport="tcp"}`:       0,
+	})
+}
+
+// TestWebSocketPlainHTTP: without TLS the upgrade is refused, unless the
+// options allow plain HTTP (behind a TLS-terminating proxy); the stream
+// then offers no channel binding.
+func TestWebSocketPlainHTTP(t *testing.T) {
+	srv := servertest.Start(t, serverConfig())
+	srv.AddUser(t, "alice", "pw")
+	for _, allow := range []bool{false, true} {
+		mux := http.NewServeMux()
+		for _, r := range srv.WebSocketRoutes(server.WebSocketOptions{AllowPlainHTTP: allow}) {
+			mux.Handle(r.Pattern, r.Handler)
+		}
+		ts := httptest.NewServer(mux)
+		t.Cleanup(ts.Close)
+		c, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(patience))
+		io.WriteString(c, "GET /xmpp-websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !allow {
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("plain HTTP: status %d, want 403", resp.StatusCode)
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("plain HTTP allowed: status %d", resp.StatusCode)
+		}
+		w := &wsClient{t: t, br: br, w: c}
+		w.send(wsOpen)
+		feats := w.expect(`^<stream:features.*$`)[0]
+		if strings.Contains(feats, "PLUS") || strings.Contains(feats, "starttls") || !strings.Contains(feats, "SCRAM-SHA-256") {
+			t.Fatalf("features: %q", feats)
+		}
 	}
 }
