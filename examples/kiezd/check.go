@@ -334,7 +334,7 @@ func (c *checker) checkCerts(g *checkGroup) {
 		for _, s := range c.services {
 			if !coveredBy(certs, s) {
 				g.add(levelWarn, "ACME certificates are for the domains only: none covers "+s,
-					"clients reach "+s+" through their domain's connection, so this matters only for federation (not built yet); or use [[tls.certificates]] with a certificate naming it")
+					"clients reach "+s+" through their domain's connection, so this matters only for federation (other servers check it); or use [[tls.certificates]] with a certificate naming it")
 			}
 		}
 		names = c.cfg.Domains

@@ -93,7 +93,7 @@ func (c *checker) checkDNS(ctx context.Context, g *checkGroup) {
 		}
 		clientSRV := c.checkSRV(ctx, g, h, d, "xmpp-client", c2s, "listen.c2s", 5222)
 		c.checkSRV(ctx, g, h, d, "xmpps-client", direct, "listen.direct_tls", 0)
-		c.checkServerSRV(ctx, g, d)
+		c.checkSRV(ctx, g, h, d, "xmpp-server", ports(c.cfg.S2S.Listen), "s2s.listen", 5269)
 		// The domain's own address matters when clients fall back to
 		// it (no SRV record) or fetch files from it.
 		lvl := levelWarn
@@ -106,7 +106,7 @@ func (c *checker) checkDNS(ctx context.Context, g *checkGroup) {
 		if isLocalName(s) {
 			continue
 		}
-		c.checkHost(ctx, g, h, s, "a service sub-domain; only federation (not built yet) and ACME look it up", levelWarn)
+		c.checkHost(ctx, g, h, s, "a service sub-domain; only federation and ACME look it up", levelWarn)
 	}
 	for _, host := range https {
 		if slices.Contains(c.cfg.Domains, host) || isLocalName(host) {
@@ -169,21 +169,26 @@ func (c *checker) pointsHere(g *checkGroup, h here, name, what string, addrs []s
 	}
 }
 
-// checkSRV checks the SRV records of service (xmpp-client or
-// xmpps-client) for domain: their targets must resolve to this machine,
-// on one of the ports listening (of key); without records, clients try
-// fallback (5222; 0: none). It reports whether there were records.
+// checkSRV checks the SRV records of service (xmpp-client,
+// xmpps-client or, for federation, xmpp-server) for domain: their targets
+// must resolve to this machine, on one of the ports listening (of key);
+// without records, clients (or other servers) try fallback (5222, 5269;
+// 0: none). It reports whether there were records.
 func (c *checker) checkSRV(ctx context.Context, g *checkGroup, h here, domain, service string, listening []uint16, key string, fallback uint16) bool {
 	rr := "_" + service + "._tcp." + domain
+	who := "clients"
+	if service == "xmpp-server" {
+		who = "other servers"
+	}
 	_, srvs, err := c.deps.Resolver.LookupSRV(ctx, service, "tcp", domain)
 	if err != nil || len(srvs) == 0 {
 		switch {
 		case len(listening) == 0:
 			g.add(levelOK, "no "+rr+" record, and "+key+" is off", "")
 		case fallback != 0 && slices.Contains(listening, fallback):
-			g.add(levelOK, fmt.Sprintf("no %s SRV record: clients connect to %s port %d, where kiezd listens", rr, domain, fallback), "")
+			g.add(levelOK, fmt.Sprintf("no %s SRV record: %s connect to %s port %d, where kiezd listens", rr, who, domain, fallback), "")
 		case fallback != 0:
-			g.add(levelError, fmt.Sprintf("no %s SRV record: clients try port %d, but kiezd listens on %s (%s)", rr, fallback, portList(listening), key),
+			g.add(levelError, fmt.Sprintf("no %s SRV record: %s try port %d, but kiezd listens on %s (%s)", rr, who, fallback, portList(listening), key),
 				fmt.Sprintf("add the record %s. 3600 IN SRV 0 5 %d %s.", rr, listening[0], domain))
 		default:
 			g.add(levelNote, fmt.Sprintf("no %s SRV record: clients do not find direct TLS (XEP-0368) on port %s", rr, portList(listening)),
@@ -215,19 +220,6 @@ func (c *checker) checkSRV(ctx context.Context, g *checkGroup, h here, domain, s
 		c.pointsHere(g, h, fmt.Sprintf("%s (%s port %d)", rr, target, s.Port), "an SRV target", addrs, levelError)
 	}
 	return true
-}
-
-// checkServerSRV looks at federation's record: kiezd does not federate
-// yet, so a record promises what it cannot do.
-func (c *checker) checkServerSRV(ctx context.Context, g *checkGroup, domain string) {
-	rr := "_xmpp-server._tcp." + domain
-	_, srvs, err := c.deps.Resolver.LookupSRV(ctx, "xmpp-server", "tcp", domain)
-	if err != nil || len(srvs) == 0 {
-		g.add(levelNote, "no "+rr+" SRV record: fine while kiezd does not federate (s2s is not built yet)", "")
-		return
-	}
-	g.add(levelWarn, fmt.Sprintf("%s points at %s port %d, but kiezd does not federate yet (no s2s listener): other servers will try and fail", rr, strings.TrimSuffix(srvs[0].Target, "."), srvs[0].Port),
-		"keep it if you are moving to a version with federation; otherwise remove it so other servers give up at once")
 }
 
 // dnsErr describes a failed lookup.

@@ -320,9 +320,11 @@ func TestCheckDNS(t *testing.T) {
 			levelNote, "clients do not find direct TLS (XEP-0368) on port 5223"},
 		{"server srv", "", func(r *fakeResolver, _ *checkDeps) {
 			r.srv["_xmpp-server._tcp.example.org"] = []*net.SRV{{Target: "example.org.", Port: 5269}}
-		}, levelWarn, "kiezd does not federate yet"},
+		}, levelOK, "_xmpp-server._tcp.example.org (example.org port 5269)"},
+		{"no server srv", "", func(r *fakeResolver, _ *checkDeps) {},
+			levelOK, "other servers connect to example.org port 5269, where kiezd listens"},
 		{"no service record", "", func(r *fakeResolver, _ *checkDeps) { delete(r.hosts, "upload.example.org") },
-			levelWarn, "upload.example.org (a service sub-domain; only federation (not built yet) and ACME look it up) has no A or AAAA record"},
+			levelWarn, "upload.example.org (a service sub-domain; only federation and ACME look it up) has no A or AAAA record"},
 		{"https host", "", func(r *fakeResolver, _ *checkDeps) {}, levelOK, "files.example.org → 203.0.113.5"},
 		{"https host missing", "", func(r *fakeResolver, _ *checkDeps) { delete(r.hosts, "files.example.org") },
 			levelError, "files.example.org (the HTTPS host of file upload (http.external_url)) has no A or AAAA record"},
