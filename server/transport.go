@@ -11,9 +11,9 @@ import (
 // stream openings and top-level elements, and writes the server's. The
 // negotiation, the session's reader and its writer talk XML only through
 // it, so a new framing is a new transport, not a new server: TCP and TLS
-// streams (RFC 6120 §4, tcpStream) implement it, and WebSocket (RFC 7395:
-// <open/> and <close/>, one element per message) and server-to-server
-// streams (content namespace jabber:server) are the next.
+// streams (RFC 6120 §4, tcpStream) implement it, and so does WebSocket
+// (RFC 7395, websocketStream: <open/> and <close/>, one element per
+// message); server-to-server streams use content namespace jabber:server.
 //
 // Inside the server stanzas are in jabber:client; a transport maps its
 // content namespace onto it when reading and back when writing.
