@@ -63,6 +63,24 @@
 // refuses a stanza has the server answer the sender with its error;
 // bounces are the server's and pass only the recipient's side.
 //
+// # Federation
+//
+// With Config.S2S, stanzas to other domains leave on server-to-server
+// streams (RFC 6120, jabber:server; s2s.go): one outgoing stream per pair
+// of local and remote domain, found through S2SConfig.Hosts, else the
+// _xmpps-server._tcp (direct TLS, XEP-0368) and _xmpp-server._tcp SRV
+// records, else the domain on port 5269, with a bounded queue while it
+// connects; what cannot be sent is bounced (remote-server-not-found,
+// remote-server-timeout). ServeS2S and ServeS2SDirectTLS accept other
+// servers' streams. TLS is required both ways; a peer whose certificate
+// is valid for its domain authenticates with SASL EXTERNAL (XEP-0178),
+// another with Server Dialback (XEP-0220) over TLS unless
+// S2SConfig.NoDialback. A stanza on an incoming stream must be from a
+// domain authenticated on it (else invalid-from) and to one of ours
+// (else host-unknown); it then takes the "other server" path above.
+// Stream limits and the ConnFilter apply as for clients, and idle
+// streams close after S2SConfig.IdleTimeout.
+//
 // # Module lifecycle
 //
 //	New        optional interfaces asserted once: iq routes (clashes fail New, naming both modules),
