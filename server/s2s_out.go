@@ -445,11 +445,20 @@ func (f *federation) negotiateOut(ctx context.Context, nc net.Conn, direct bool,
 			if err != nil {
 				return nil, err
 			}
-			if start.Name.Space != nsSASL || start.Name.Local != "success" {
+			if start.Name.Space == nsSASL && start.Name.Local == "success" {
+				o.auth = "sasl"
+				continue
+			}
+			if !ft.dialback || f.cfg.NoDialback {
 				return nil, errors.New("SASL EXTERNAL refused")
 			}
-			o.auth = "sasl"
-			continue
+			// Refused (the peer may not trust our CA): dialback on the
+			// same stream.
+			if err := o.dialback(); err != nil {
+				return nil, err
+			}
+			o.auth = "dialback"
+			return o, nil
 		case ft.dialback && !f.cfg.NoDialback:
 			if err := o.dialback(); err != nil {
 				return nil, err
