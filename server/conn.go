@@ -218,6 +218,12 @@ func (c *conn) fail(err error) {
 			// Network errors name the client's address: log the kind only.
 			c.srv.log.Debug("stream ended during negotiation", "cause", errKind(err))
 		}
+		if c.websocket && errors.Is(err, io.EOF) && c.id != "" {
+			// The client sent <close/>: answer it (RFC 7395 §3.6.1).
+			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			c.t.writeClose(c.bw, nil)
+			c.bw.Flush()
+		}
 		return
 	}
 	if c.t == nil {

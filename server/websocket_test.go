@@ -551,3 +551,16 @@ func TestWebSocketPlainHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSocketCloseDuringNegotiation: <close/> before authentication is
+// answered with <close/> and the close frame.
+func TestWebSocketCloseDuringNegotiation(t *testing.T) {
+	srv := servertest.Start(t, serverConfig())
+	w := dialWS(t, startWS(t, srv, server.WebSocketOptions{}))
+	w.send(wsOpen)
+	w.expect(`^<stream:features`)
+	w.send(`<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>`)
+	if code, before := w.expectClose(); code != 1000 || before != `<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>` {
+		t.Fatalf("close code %d after %q", code, before)
+	}
+}
