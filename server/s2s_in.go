@@ -198,9 +198,31 @@ func (c *s2sIn) serve() {
 	c.t.writeClose(c.bw, se)
 	c.bw.Flush()
 	if se == nil && !errors.Is(err, io.EOF) {
-		// Wait a moment for the peer's closing tag.
-		c.raw.SetReadDeadline(time.Now().Add(2 * time.Second))
-		c.t.next()
+		c.drain()
+	}
+}
+
+// drain reads the peer's side of a stream we closed for idleness until
+// its closing tag, for a few seconds at most: what the peer sent before it
+// saw ours still goes to the router (RFC 6120 §4.4).
+func (c *s2sIn) drain() {
+	c.raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ctx, cancel := context.WithCancel(c.f.srv.ctx)
+	defer cancel()
+	for !c.stopping.Load() {
+		start, err := c.t.next()
+		if err != nil {
+			return
+		}
+		if stanza.KindOf(start.Name) != 0 && start.Name.Space == nsClient {
+			if err := c.stanza(ctx, start); err != nil {
+				return
+			}
+			continue
+		}
+		if _, err := c.t.readElement(); err != nil {
+			return
+		}
 	}
 }
 

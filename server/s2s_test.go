@@ -426,3 +426,22 @@ func TestS2SAllowDeny(t *testing.T) {
 		})
 	}
 }
+
+func TestS2SIdleStreamsReopen(t *testing.T) {
+	// Streams idle for a millisecond close (both ways); whatever comes
+	// after, or while one closes, goes on a new stream.
+	idle := server.S2SConfig{IdleTimeout: time.Millisecond}
+	a, b := federate(t, fedOptions{s2s: idle}, fedOptions{s2s: idle})
+	alice := a.AddUser(t, "alice", "pw")
+	bob := b.AddUser(t, "bob", "pw")
+	ca, cb := a.Connect(t, alice, "pw"), b.Connect(t, bob, "pw")
+	ca.Send(presence())
+	cb.Send(presence())
+	cb.Sync()
+	for _, body := range []string{"one", "two", "three", "four", "five"} {
+		ca.Send(message(bob, body, body))
+		got := cb.Expect(servertest.Body(body))
+		cb.Send(message(got.From, body+"-back", body+" back"))
+		ca.Expect(servertest.Body(body + " back"))
+	}
+}
