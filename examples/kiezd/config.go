@@ -540,7 +540,10 @@ func (c *config) validate() error {
 	if err := c.checkHTTP(); err != nil {
 		bad("%s", err)
 	}
-	c.s2sErrors(bad)
+	c.s2sErrors(bad, func(k toml.Key, format string, args ...any) {
+		bad(format, args...)
+		errs[len(errs)-1].at = []toml.Key{k}
+	})
 	for i, cc := range c.TLS.Certificates {
 		if cc.Cert == "" || cc.Key == "" {
 			bad("tls.certificates: each entry needs both cert and key")

@@ -157,6 +157,10 @@ func TestConfigErrors(t *testing.T) {
 		{name: "http cap", text: "[http]\nread_header_timeout = \"5s\"\nmax_concurrent_requests = 0\n", line: 3, msg: "must be a positive integer"},
 		{name: "http unknown", text: "[http]\nbody_timeout = \"1m\"\n", line: 2, msg: `unknown key "http.body_timeout"`},
 		{name: "contact inline", text: "[modules]\ncontact = { admin-addresses = [\"not a uri\"] }\n", line: 2, msg: "malformed URI"},
+		{name: "s2s address", text: "[s2s]\nlisten = [\"5269\"]\n", line: 2, msg: `s2s.listen: "5269" is not an address`},
+		{name: "s2s deny", text: "[s2s]\n\ndeny = [\"bad domain\"]\n", line: 3, msg: `s2s.deny: "bad domain" is not a valid domain`},
+		{name: "s2s dialback", text: "[s2s]\ndialback = \"no\"\n", line: 2, msg: `s2s.dialback: must be true or false`},
+		{name: "s2s host", text: "[s2s.hosts]\n\"a.example\" = \"10.0.0.1:5269\"\n\"b.example\" = \"b.example\"\n", line: 3, msg: `s2s.hosts: "b.example" for b.example is not a "host:port"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := tc.file

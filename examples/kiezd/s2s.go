@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/kiez-im/kiez/server"
 )
 
@@ -38,8 +40,9 @@ func defaultS2S() s2sConfig {
 }
 
 // s2sErrors checks the [s2s] table; bad reports a mistake at the key
-// its message starts with.
-func (c *config) s2sErrors(bad func(format string, args ...any)) {
+// its message starts with, badKey at the key k (an entry of [s2s.hosts],
+// whose domain has dots).
+func (c *config) s2sErrors(bad func(format string, args ...any), badKey func(k toml.Key, format string, args ...any)) {
 	for _, a := range c.S2S.Listen {
 		if err := checkAddr(a); err != nil {
 			bad("s2s.listen: %v", err)
@@ -61,12 +64,14 @@ func (c *config) s2sErrors(bad func(format string, args ...any)) {
 	}
 	sort.Strings(domains)
 	for _, d := range domains {
+		// keyLine splits quoted keys at their dots too.
+		k := append(toml.Key{"s2s", "hosts"}, strings.Split(d, ".")...)
 		if _, err := checkDomain(d); err != nil {
-			bad("s2s.hosts: %v", err)
+			badKey(k, "s2s.hosts: %v", err)
 			continue
 		}
 		if _, _, err := net.SplitHostPort(c.S2S.Hosts[d]); err != nil {
-			bad("s2s.hosts: %q for %s is not a \"host:port\" such as \"xmpp.example.org:5269\"", c.S2S.Hosts[d], d)
+			badKey(k, "s2s.hosts: %q for %s is not a \"host:port\" such as \"xmpp.example.org:5269\"", c.S2S.Hosts[d], d)
 		}
 	}
 }
