@@ -175,42 +175,7 @@ func (s *Server) componentItems(vhost string) []DiscoItem {
 // With Config.Metrics set, kiez_components_connected counts the
 // components attached.
 func (s *Server) ServeComponents(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrServerClosed
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-	}()
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("server: accept: %w", err)
-		}
-		delay = 0
-		addr, filtered, ok := s.admit(nc)
-		if !ok {
-			nc.Close()
-			continue
-		}
+	return s.acceptLoop(ln, func(nc net.Conn, addr netip.Addr, filtered bool) error {
 		cc := &compConn{srv: s, raw: nc, nc: nc, addr: addr, filtered: filtered,
 			quit: make(chan struct{}), writerDone: make(chan struct{})}
 		s.mu.Lock()
@@ -227,7 +192,8 @@ func (s *Server) ServeComponents(ln net.Listener) error {
 		s.connWG.Add(1)
 		s.mu.Unlock()
 		go cc.serve()
-	}
+		return nil
+	})
 }
 
 // compConn is one component connection, from accept to close. Its

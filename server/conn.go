@@ -93,6 +93,38 @@ func (s *Server) serve(ln net.Listener, direct bool) error {
 	if s.cfg.TLS == nil {
 		return errors.New("server: no TLS configuration: clients cannot be served")
 	}
+	return s.acceptLoop(ln, func(nc net.Conn, addr netip.Addr, filtered bool) error {
+		// No SetNoDelay: net sets TCP_NODELAY on every TCP connection.
+		c := &conn{srv: s, ctx: s.ctx, raw: nc, nc: nc, directTLS: direct, addr: addr, filtered: filtered}
+		s.mu.Lock()
+		if l := s.limits; l.ReadRate > 0 || l.ReadRateAuthenticated > 0 {
+			// Rate 0 here (ReadRate off) waits for authentication.
+			rate := int64(max(l.ReadRate, 0))
+			c.rc = newRateConn(nc, rate, readBurst(rate, l.MaxPreAuthSize), s.rateClock)
+			c.raw, c.nc = c.rc, c.rc
+		}
+		if s.closed {
+			s.mu.Unlock()
+			c.filterDone(false)
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.connWG.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+		return nil
+	})
+}
+
+// acceptLoop accepts connections on ln until it fails or the server
+// closes, backing off on temporary errors (timeouts, too many open
+// files); it runs the connection filter on each (a refused connection is
+// closed before anything is read or written, the TLS handshake
+// included, so it costs no more than its accept) and hands the admitted
+// ones to start, whose error (ErrServerClosed) ends the loop. ln is
+// closed by Shutdown.
+func (s *Server) acceptLoop(ln net.Listener, start func(nc net.Conn, addr netip.Addr, filtered bool) error) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -124,33 +156,14 @@ func (s *Server) serve(ln net.Listener, direct bool) error {
 			return fmt.Errorf("server: accept: %w", err)
 		}
 		delay = 0
-		// The connection filter runs before anything is read or written,
-		// the TLS handshake included: a refused connection costs no more
-		// than its accept.
 		addr, filtered, ok := s.admit(nc)
 		if !ok {
 			nc.Close()
 			continue
 		}
-		// No SetNoDelay: net sets TCP_NODELAY on every TCP connection.
-		c := &conn{srv: s, ctx: s.ctx, raw: nc, nc: nc, directTLS: direct, addr: addr, filtered: filtered}
-		s.mu.Lock()
-		if l := s.limits; l.ReadRate > 0 || l.ReadRateAuthenticated > 0 {
-			// Rate 0 here (ReadRate off) waits for authentication.
-			rate := int64(max(l.ReadRate, 0))
-			c.rc = newRateConn(nc, rate, readBurst(rate, l.MaxPreAuthSize), s.rateClock)
-			c.raw, c.nc = c.rc, c.rc
+		if err := start(nc, addr, filtered); err != nil {
+			return err
 		}
-		if s.closed {
-			s.mu.Unlock()
-			c.filterDone(false)
-			nc.Close()
-			return ErrServerClosed
-		}
-		s.conns[c] = struct{}{}
-		s.connWG.Add(1)
-		s.mu.Unlock()
-		go c.serve()
 	}
 }
 

@@ -47,42 +47,7 @@ func (s *Server) serveS2S(ln net.Listener, direct bool) error {
 	if f == nil {
 		return errors.New("server: no S2S configuration")
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrServerClosed
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-	}()
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("server: accept: %w", err)
-		}
-		delay = 0
-		addr, filtered, ok := s.admit(nc)
-		if !ok {
-			nc.Close()
-			continue
-		}
+	return s.acceptLoop(ln, func(nc net.Conn, addr netip.Addr, filtered bool) error {
 		c := &s2sIn{f: f, raw: nc, nc: nc, direct: direct, addr: addr, filtered: filtered, authed: make(map[string]bool)}
 		if l := s.limits; l.ReadRate > 0 || f.cfg.ReadRate > 0 {
 			rate := int64(max(l.ReadRate, 0))
@@ -102,7 +67,8 @@ func (s *Server) serveS2S(ln net.Listener, direct bool) error {
 			c.cleanup()
 			return ErrServerClosed
 		}
-	}
+		return nil
+	})
 }
 
 // s2sIn is an incoming stream from another server: one goroutine reads
