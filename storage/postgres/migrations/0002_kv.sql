@@ -1,0 +1,6 @@
+CREATE TABLE kv (
+	jid   text NOT NULL,
+	key   text NOT NULL,
+	value bytea NOT NULL,
+	PRIMARY KEY (jid, key)
+);

@@ -1,0 +1,162 @@
+// Package postgres stores Kiez data in PostgreSQL through
+// github.com/jackc/pgx/v5: one table (or a few) per store, every method one
+// statement or one short transaction.
+//
+// Open applies the embedded schema migrations (versioned, forward-only, each
+// in a transaction, recorded in the schema_migrations table) before it
+// returns. Point the DSN's search_path at a schema to keep Kiez's tables
+// apart from others in the same database.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Options tune a Store.
+type Options struct {
+	// MaxConns caps the pool's connections; zero keeps pgxpool's default
+	// (the larger of 4 and the number of CPUs).
+	MaxConns int32
+}
+
+// Store is a PostgreSQL-backed implementation of the storage interfaces.
+// It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database named by dsn (a URL or key=value string
+// as libpq takes), applies pending schema migrations and returns the
+// store. Close releases the pool.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	return open(ctx, dsn, opts, 0)
+}
+
+// open is Open migrating only up to version upTo (0: all).
+func open(ctx context.Context, dsn string, opts Options, upTo int) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	if err := migrate(ctx, pool, upTo); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes every connection of the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// A migration is one embedded SQL file, NNNN_name.sql.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations sorted by version.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("postgres: bad migration name %q", e.Name())
+		}
+		b, err := migrationFS.ReadFile(path.Join("migrations", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("postgres: migration %s out of sequence", m.name)
+		}
+	}
+	return ms, nil
+}
+
+// migrationLock is the advisory lock key that serialises migrations of
+// concurrent Opens.
+const migrationLock = 0x6b69657a // "kiez"
+
+// migrate applies, in one transaction, every migration above the recorded
+// version and up to upTo (0: all of them).
+func migrate(ctx context.Context, pool *pgxpool.Pool, upTo int) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version integer PRIMARY KEY,
+			name text NOT NULL,
+			applied timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		var cur int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
+			return err
+		}
+		if cur > len(ms) {
+			return fmt.Errorf("postgres: database schema version %d is newer than this Kiez knows (%d)", cur, len(ms))
+		}
+		for _, m := range ms[cur:] {
+			if upTo > 0 && m.version > upTo {
+				break
+			}
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
