@@ -1,5 +1,5 @@
 // Package caps follows the XEP-0115 entity capabilities of local
-// clients: the <c xmlns='http://jabber.org/protocol/caps'/> a client
+// clients, and of remote contacts from their presence (remote.go): the <c xmlns='http://jabber.org/protocol/caps'/> a client
 // puts in the presence it broadcasts names, by a hash, the features of
 // its software. The module asks the client for the disco#info behind an
 // unknown hash once, checks that it hashes to what the client claimed
@@ -129,6 +129,7 @@ type Module struct {
 	unknown map[key]map[*server.Session]*sessionCaps
 	running map[key]bool
 	failed  map[failKey]time.Time
+	remote  map[string]*remoteCaps // by remote full JID (remote.go)
 
 	hooks hooks // for tests
 }
@@ -222,6 +223,9 @@ func (m *Module) Features(full jid.JID) (Features, bool) {
 	if m.host == nil || full.Resourcepart() == "" {
 		return Features{}, false
 	}
+	if !m.host.IsLocal(full.Domainpart()) {
+		return m.remoteFeatures(full)
+	}
 	for _, s := range m.host.Sessions(full.Bare()) {
 		if s.JID().Equal(full) {
 			return m.SessionFeatures(s)
@@ -251,7 +255,7 @@ func (m *Module) StanzaRoutes() []server.StanzaRoute {
 			m.presence(ctx, d.Session, d.Stanza)
 			return nil
 		}),
-	}}
+	}, m.remoteRoute()}
 }
 
 // SessionEnded forgets the session (its SessionValue goes by itself).
@@ -397,7 +401,7 @@ func (m *Module) run(ctx context.Context, k key) {
 		node := st.node
 		m.mu.Unlock()
 
-		feats, err := m.ask(ctx, target.JID(), node, k)
+		feats, err := m.ask(ctx, target.JID().Domain(), target.JID(), node, k)
 
 		m.mu.Lock()
 		st.asked = false
@@ -455,12 +459,12 @@ func reason(err error) string {
 	return "failed"
 }
 
-// ask sends the session full a disco#info query for node#ver and
+// ask sends full, from the local domain from, a disco#info query for node#ver and
 // returns the features of its answer if the answer verifies.
-func (m *Module) ask(ctx context.Context, full jid.JID, node string, k key) (Features, error) {
+func (m *Module) ask(ctx context.Context, from, full jid.JID, node string, k key) (Features, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.opts.QueryTimeout)
 	defer cancel()
-	iq := &stanza.Stanza{Kind: stanza.IQKind, Type: stanza.Get, From: full.Domain(), To: full}
+	iq := &stanza.Stanza{Kind: stanza.IQKind, Type: stanza.Get, From: from, To: full}
 	iq.AppendChild(stanza.Elem(xml.Name{Space: capsinfo.NSDiscoInfo, Local: "query"}, []xml.Attr{stanza.Attr("node", node+"#"+k.ver)}))
 	res, err := m.host.Request(ctx, iq)
 	if err != nil {

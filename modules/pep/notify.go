@@ -40,11 +40,29 @@ func (m *Module) notify(ctx context.Context, owner jid.JID, node string, cfg nod
 			continue
 		}
 		c, err := jid.Parse(it.JID)
-		if err != nil || !m.host.IsLocal(c.Domainpart()) {
-			// Remote contacts get events once the server federates.
+		if err != nil {
+			continue
+		}
+		if !m.host.IsLocal(c.Domainpart()) {
+			m.sendToRemote(ctx, owner, c, node, event)
 			continue
 		}
 		m.sendTo(ctx, owner, c, node, event)
+	}
+}
+
+// sendToRemote sends event from owner to every resource of the remote
+// account (on another server) whose available presence the server saw
+// and whose caps ask for node: over s2s, to its full JID.
+func (m *Module) sendToRemote(ctx context.Context, owner, account jid.JID, node string, event []xml.Token) {
+	for _, full := range m.caps.RemoteResources(account) {
+		if !m.wants(full, node) {
+			continue
+		}
+		msg := &stanza.Stanza{Kind: stanza.Message, Type: "headline", ID: newItemID(), From: owner, To: full, Inner: event}
+		if err := m.host.Router().Route(ctx, msg); err != nil {
+			m.log.Debug("an event was not delivered", "err", err)
+		}
 	}
 }
 
@@ -89,12 +107,21 @@ func inGroups(it storage.RosterItem, cfg nodeConfig) bool {
 // capsKnown sends a resource whose capabilities became known the last
 // items of the nodes it asks for: its own account's, and those of the
 // local contacts it is subscribed to (XEP-0163 §4.3.2, send last published
-// item on presence).
+// item on presence); a remote contact's, those of the local accounts it
+// sent its presence to.
 func (m *Module) capsKnown(ctx context.Context, full jid.JID, feats caps.Features) {
 	if m.host == nil {
 		return
 	}
 	user := full.Bare()
+	if !m.host.IsLocal(full.Domainpart()) {
+		// A remote contact: the last items of the local accounts it
+		// sent presence to (sendLast checks each node's access).
+		for _, owner := range m.caps.Audience(full) {
+			m.sendLast(ctx, owner, full, feats)
+		}
+		return
+	}
 	m.sendLast(ctx, user, full, feats)
 	items, err := m.roster.Items(ctx, user)
 	if err != nil {

@@ -1,0 +1,199 @@
+package caps
+
+import (
+	"context"
+	"slices"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/kiez-im/kiez/filter"
+	"github.com/kiez-im/kiez/server"
+	"github.com/kiez-im/kiez/stanza"
+	capsinfo "github.com/kiez-im/kiez/stanza/caps"
+)
+
+// Remote entities (federation): the presence a contact on another
+// server sends a local account carries its caps too. The module keeps,
+// per remote full JID, the ver it advertised, the local accounts it sent
+// available presence to, and its features once known; unknown vers are
+// asked for with disco#info over s2s, from the recipient's domain, and
+// verified and cached as for local clients.
+
+// Limits of what is kept of remote entities.
+const (
+	// maxRemote bounds the remote full JIDs followed; a presence from
+	// one more is not followed.
+	maxRemote = 4096
+	// maxAudience bounds the local accounts remembered per remote
+	// full JID.
+	maxAudience = 64
+)
+
+// remoteCaps is what the module knows of one remote full JID. Its
+// fields are guarded by Module.mu.
+type remoteCaps struct {
+	key      key
+	node     string
+	feats    Features
+	known    bool
+	asking   bool
+	audience []jid.JID // local bare JIDs it sent available presence to
+}
+
+// remoteRoute reads the caps of presence from other servers to local
+// accounts. It never stops a presence.
+func (m *Module) remoteRoute() server.StanzaRoute {
+	return server.StanzaRoute{
+		Side: filter.Receive, Kind: stanza.Presence, Types: []string{"", "unavailable"},
+		Handler: server.RouteHandlerFunc(func(ctx context.Context, d *server.Delivery) error {
+			if d.Origin == filter.Remote {
+				m.remotePresence(ctx, d.Account, d.Stanza)
+			}
+			return nil
+		}),
+	}
+}
+
+// remotePresence takes presence p from a remote entity to the local
+// account.
+func (m *Module) remotePresence(ctx context.Context, account jid.JID, p *stanza.Stanza) {
+	full := p.From
+	if m.host == nil || full.Resourcepart() == "" || m.host.IsLocal(full.Domainpart()) {
+		return
+	}
+	id := full.String()
+	account = account.Bare()
+	m.mu.Lock()
+	if m.remote == nil {
+		m.remote = make(map[string]*remoteCaps)
+	}
+	rc := m.remote[id]
+	if p.Type == "unavailable" {
+		if rc != nil {
+			rc.audience = slices.DeleteFunc(rc.audience, account.Equal)
+			if len(rc.audience) == 0 {
+				delete(m.remote, id)
+			}
+		}
+		m.mu.Unlock()
+		return
+	}
+	c, found := capsinfo.FromStanza(p)
+	if rc == nil {
+		if len(m.remote) >= maxRemote {
+			m.mu.Unlock()
+			return
+		}
+		rc = &remoteCaps{}
+		m.remote[id] = rc
+	}
+	newAudience := !slices.ContainsFunc(rc.audience, account.Equal)
+	if newAudience && len(rc.audience) < maxAudience {
+		rc.audience = append(rc.audience, account)
+	}
+	if found {
+		k := key{c.Hash, c.Ver}
+		if c.Legacy() || !capsinfo.Supported(c.Hash) {
+			k = key{}
+		}
+		if k != rc.key {
+			rc.key, rc.node, rc.feats, rc.known = k, c.Node, Features{}, false
+		}
+	}
+	if rc.key == (key{}) {
+		m.mu.Unlock()
+		return
+	}
+	if !rc.known {
+		if f, ok := m.cache.get(rc.key); ok {
+			rc.feats, rc.known = f, true
+			newAudience = true
+		}
+	}
+	if rc.known {
+		feats := rc.feats
+		m.mu.Unlock()
+		if newAudience {
+			m.notify(ctx, []jid.JID{full}, feats)
+		}
+		return
+	}
+	start := !rc.asking && !m.failedLocked(rc.key, full)
+	if start {
+		rc.asking = true
+	}
+	k, node := rc.key, rc.node
+	m.mu.Unlock()
+	if start {
+		m.host.Go(func(ctx context.Context) { m.askRemote(ctx, account.Domain(), full, node, k) })
+	}
+}
+
+// askRemote asks the remote full JID for the disco#info of k from the
+// local domain from, and gives it the features if they verify.
+func (m *Module) askRemote(ctx context.Context, from, full jid.JID, node string, k key) {
+	feats, err := m.ask(ctx, from, full, node, k)
+	id := full.String()
+	m.mu.Lock()
+	rc := m.remote[id]
+	if rc != nil {
+		rc.asking = false
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			m.failLocked(k, full)
+			m.log.Debug("remote caps not verified", "hash", k.hash, "reason", reason(err))
+		}
+		m.mu.Unlock()
+		return
+	}
+	m.cache.add(k, feats)
+	told := rc != nil && rc.key == k && !rc.known
+	if told {
+		rc.feats, rc.known = feats, true
+	}
+	m.mu.Unlock()
+	if told {
+		m.notify(ctx, []jid.JID{full}, feats)
+	}
+}
+
+// remoteFeatures is Features for a remote full JID.
+func (m *Module) remoteFeatures(full jid.JID) (Features, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rc := m.remote[full.String()]
+	if rc == nil {
+		return Features{}, false
+	}
+	return rc.feats, rc.known
+}
+
+// RemoteResources returns the full JIDs of the remote account bare (on
+// another server) that sent available presence to a local account and
+// did not go unavailable since, in no particular order.
+func (m *Module) RemoteResources(bare jid.JID) []jid.JID {
+	bare = bare.Bare()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []jid.JID
+	for id := range m.remote {
+		j, err := jid.Parse(id)
+		if err == nil && j.Bare().Equal(bare) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// Audience returns the local accounts (bare JIDs) that the remote full
+// JID full sent available presence to, as far as the module follows it.
+func (m *Module) Audience(full jid.JID) []jid.JID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rc := m.remote[full.String()]
+	if rc == nil {
+		return nil
+	}
+	return slices.Clone(rc.audience)
+}
