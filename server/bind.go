@@ -23,6 +23,18 @@ func (c *conn) bind(st *stanza.Stanza) (stepResult, error) {
 	if err != nil {
 		return stepResult{}, c.reply(st.ErrorReply(mstanza.Error{Type: mstanza.Modify, Condition: mstanza.BadRequest}))
 	}
+	return c.startSession(full, func(*Session) error {
+		result := st.ResultReply(bindResult(full))
+		result.From = jid.JID{}
+		return c.reply(result)
+	})
+}
+
+// startSession starts a session of full on the connection: it registers
+// it, tells the session listeners, and has answer tell the client (the
+// bind result, or SASL2's success with Bind 2's bound) while the session
+// is held, so nothing routed to it is written before.
+func (c *conn) startSession(full jid.JID, answer func(*Session) error) (stepResult, error) {
 	sess := newSession(c, full, c.srv.limits.QueueSize)
 	c.mu.Lock()
 	pending := c.pending
@@ -48,9 +60,7 @@ func (c *conn) bind(st *stanza.Stanza) (stepResult, error) {
 	for _, l := range c.srv.starters {
 		l.SessionStarted(ctx, sess)
 	}
-	result := st.ResultReply(bindResult(full))
-	result.From = jid.JID{}
-	if err := c.reply(result); err != nil {
+	if err := answer(sess); err != nil {
 		c.srv.sessions.remove(sess)
 		for _, l := range c.srv.enders {
 			l.SessionEnded(ctx, sess)

@@ -88,13 +88,14 @@ const (
 // state are an error naming both.
 func (s *Server) buildSteps() error {
 	authed := stateSecure | stateAuthn
+	s.buildBind2()
 	steps := []step{{
 		name:       xml.Name{Space: nsTLS, Local: "starttls"},
 		prohibited: stateSecure,
 		required:   true,
 		feature:    []byte(featureStartTLS),
 		run:        (*conn).startTLSStep,
-	}, saslStep()}
+	}, saslStep(), s.sasl2Step()}
 	steps = append(steps, s.moduleSteps(true)...)
 	steps = append(steps,
 		step{iqType: stanza.Set, iq: xml.Name{Space: nsBind, Local: "bind"}, necessary: authed, prohibited: stateBound,

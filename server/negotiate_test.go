@@ -83,7 +83,7 @@ func TestStreamFeatureSteps(t *testing.T) {
 		if !strings.Contains(got, "<register xmlns=\""+nsRegisterFeature+"\"") || !strings.Contains(got, "<mechanisms") {
 			t.Errorf("TLS stream features: %q", got)
 		}
-		if strings.Contains(got, nsLate) || strings.Contains(got, "<bind") {
+		if strings.Contains(got, nsLate) || strings.Contains(got, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'") {
 			t.Errorf("features of authenticated streams offered before authentication: %q", got)
 		}
 		r.send(`<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>`)

@@ -154,24 +154,36 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 	if err != nil {
 		return jid.JID{}, err
 	}
+	data, present, err := saslData(toks)
+	if err != nil {
+		return jid.JID{}, err
+	}
+	u, _, err := c.authMech(mech, data, present, false)
+	return u, err
+}
+
+// authMech runs one SASL exchange with the mechanism mech and the client's
+// initial response data (if present). v2 frames the challenges as SASL2
+// does (XEP-0388), and leaves the success to the caller, to which it
+// returns the mechanism's additional data; otherwise it writes the
+// RFC 6120 success itself.
+func (c *conn) authMech(mech string, data []byte, present, v2 bool) (jid.JID, []byte, error) {
 	offered := false
 	for _, m := range c.mechanisms() {
 		offered = offered || m == mech
 	}
 	if !offered {
-		return jid.JID{}, &scram.Failure{Condition: scram.InvalidMechanism}
+		return jid.JID{}, nil, &scram.Failure{Condition: scram.InvalidMechanism}
 	}
-	data, present, err := saslData(toks)
-	if err != nil {
-		return jid.JID{}, err
-	}
+	var err error
 	if mech == "PLAIN" {
 		if !present {
-			if data, err = c.challenge(nil); err != nil {
-				return jid.JID{}, err
+			if data, err = c.challenge(nil, v2); err != nil {
+				return jid.JID{}, nil, err
 			}
 		}
-		return c.authPlain(data)
+		u, err := c.authPlain(data, v2)
+		return u, nil, err
 	}
 
 	ctx := c.ctx
@@ -216,47 +228,54 @@ func (c *conn) authenticate(start xml.StartElement) (jid.JID, error) {
 		},
 	})
 	if err != nil {
-		return jid.JID{}, err
+		return jid.JID{}, nil, err
 	}
 	if !present {
-		if data, err = c.challenge(nil); err != nil {
-			return jid.JID{}, err
+		if data, err = c.challenge(nil, v2); err != nil {
+			return jid.JID{}, nil, err
 		}
 	}
 	for {
 		resp, done, err := srvMech.Step(data)
 		if err != nil {
-			return jid.JID{}, err
+			return jid.JID{}, nil, err
 		}
 		if done {
-			c.t.writeNonza(c.bw, []byte(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`+
-				base64.StdEncoding.EncodeToString(resp)+`</success>`))
-			if err := c.bw.Flush(); err != nil {
-				return jid.JID{}, err
+			if !v2 {
+				c.t.writeNonza(c.bw, []byte(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`+
+					base64.StdEncoding.EncodeToString(resp)+`</success>`))
+				if err := c.bw.Flush(); err != nil {
+					return jid.JID{}, nil, err
+				}
 			}
 			if name := srvMech.Username(); name == looked {
 				c.lastLogin = lastLogin
-				return lookedJID, nil
+				return lookedJID, resp, nil
 			}
 			u, err := c.userJID(srvMech.Username())
 			if err != nil {
-				return jid.JID{}, &scram.Failure{Condition: scram.NotAuthorized}
+				return jid.JID{}, nil, &scram.Failure{Condition: scram.NotAuthorized}
 			}
-			return u, nil
+			return u, resp, nil
 		}
-		if data, err = c.challenge(resp); err != nil {
-			return jid.JID{}, err
+		if data, err = c.challenge(resp, v2); err != nil {
+			return jid.JID{}, nil, err
 		}
 	}
 }
 
-// challenge sends a SASL challenge and reads the client's response.
-func (c *conn) challenge(ch []byte) ([]byte, error) {
+// challenge sends a SASL challenge and reads the client's response; v2
+// frames both as SASL2 does.
+func (c *conn) challenge(ch []byte, v2 bool) ([]byte, error) {
 	data := "="
 	if len(ch) > 0 {
 		data = base64.StdEncoding.EncodeToString(ch)
 	}
-	c.t.writeNonza(c.bw, []byte(`<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`+data+`</challenge>`))
+	ns := nsSASL
+	if v2 {
+		ns = nsSASL2
+	}
+	c.t.writeNonza(c.bw, []byte(`<challenge xmlns='`+ns+`'>`+data+`</challenge>`))
 	if err := c.bw.Flush(); err != nil {
 		return nil, err
 	}
@@ -269,13 +288,13 @@ func (c *conn) challenge(ch []byte) ([]byte, error) {
 		return nil, err
 	}
 	switch start.Name {
-	case xml.Name{Space: nsSASL, Local: "response"}:
+	case xml.Name{Space: ns, Local: "response"}:
 		data, _, err := saslData(toks)
 		if data == nil && err == nil {
 			data = []byte{}
 		}
 		return data, err
-	case xml.Name{Space: nsSASL, Local: "abort"}:
+	case xml.Name{Space: ns, Local: "abort"}:
 		return nil, &scram.Failure{Condition: "aborted"}
 	}
 	if stanza.KindOf(start.Name) != 0 {
@@ -284,7 +303,7 @@ func (c *conn) challenge(ch []byte) ([]byte, error) {
 	return nil, streamErr(condPolicyViolation, "expected a SASL response")
 }
 
-func (c *conn) authPlain(data []byte) (jid.JID, error) {
+func (c *conn) authPlain(data []byte, v2 bool) (jid.JID, error) {
 	authzid, username, password, err := scram.ParsePlain(data)
 	if err != nil {
 		return jid.JID{}, err
@@ -324,6 +343,9 @@ func (c *conn) authPlain(data []byte) (jid.JID, error) {
 			} else if len(added) > 0 {
 				// No JID: the line would tell when the user logged in.
 				c.srv.log.Info("added the SCRAM keys an account lacked", "hashes", added)
+			}
+			if v2 {
+				return u, nil
 			}
 			c.t.writeNonza(c.bw, []byte(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`))
 			return u, c.bw.Flush()
@@ -376,42 +398,57 @@ func (c *conn) appendMechanisms(b []byte) []byte {
 // end the stream, and so does a ban by the connection filter, which
 // learns of every failure that guesses a password.
 func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
-	s := c.srv
 	u, err := c.authenticate(start)
 	if err != nil {
-		var f *scram.Failure
-		if !errors.As(err, &f) {
-			return stepResult{}, err
-		}
-		s.log.Debug("authentication failed", "condition", f.Condition)
-		s.metrics.login(saslMechanism(start), false)
-		// The connection filter counts the failure before the client
-		// learns of it, so that its next connection meets any ban.
-		banned := f.Condition == scram.NotAuthorized && c.authFailed(saslMechanism(start))
-		c.writeFailure(f)
-		if err := c.bw.Flush(); err != nil {
-			return stepResult{}, err
-		}
-		if banned {
-			return stepResult{}, streamErr(condPolicyViolation, "too many failed authentications from your network")
-		}
-		if errors.Is(err, scram.ErrUnsupportedBinding) {
-			// The client saw our -PLUS offer but wants a binding type we
-			// cannot give (slixmpp 1.8 uses tls-unique on TLS 1.3). It is
-			// not guessing passwords, so this does not count; and its
-			// coming fallback with the 'y' flag is no downgrade attack, so
-			// accept it.
-			c.cbUnusable = true
-			return stepResult{}, nil
-		}
-		c.attempts++
-		if c.attempts >= s.limits.AuthAttempts {
-			return stepResult{}, streamErr(condPolicyViolation, "too many failed authentication attempts")
-		}
+		return c.authFailure(saslMechanism(start), err, c.writeFailure)
+	}
+	c.authSucceeded(saslMechanism(start), u)
+	return stepResult{state: stateAuthn, restart: true}, nil
+}
+
+// authFailure answers a failed authentication attempt with mech (SASL or
+// SASL2, whose failure write writes): it counts the attempt, and ends the
+// stream after Limits.AuthAttempts of them or a ban by the connection
+// filter. An error that is no SASL failure ends the stream.
+func (c *conn) authFailure(mech string, err error, write func(*scram.Failure)) (stepResult, error) {
+	s := c.srv
+	var f *scram.Failure
+	if !errors.As(err, &f) {
+		return stepResult{}, err
+	}
+	s.log.Debug("authentication failed", "condition", f.Condition)
+	s.metrics.login(mech, false)
+	// The connection filter counts the failure before the client
+	// learns of it, so that its next connection meets any ban.
+	banned := f.Condition == scram.NotAuthorized && c.authFailed(mech)
+	write(f)
+	if err := c.bw.Flush(); err != nil {
+		return stepResult{}, err
+	}
+	if banned {
+		return stepResult{}, streamErr(condPolicyViolation, "too many failed authentications from your network")
+	}
+	if errors.Is(err, scram.ErrUnsupportedBinding) {
+		// The client saw our -PLUS offer but wants a binding type we
+		// cannot give (slixmpp 1.8 uses tls-unique on TLS 1.3). It is
+		// not guessing passwords, so this does not count; and its
+		// coming fallback with the 'y' flag is no downgrade attack, so
+		// accept it.
+		c.cbUnusable = true
 		return stepResult{}, nil
 	}
+	c.attempts++
+	if c.attempts >= s.limits.AuthAttempts {
+		return stepResult{}, streamErr(condPolicyViolation, "too many failed authentication attempts")
+	}
+	return stepResult{}, nil
+}
+
+// authSucceeded records a successful authentication of u with mech.
+func (c *conn) authSucceeded(mech string, u jid.JID) {
+	s := c.srv
 	c.user = u
-	s.metrics.login(saslMechanism(start), true)
+	s.metrics.login(mech, true)
 	c.filterDone(true)
 	if c.rc != nil {
 		rate := int64(max(s.limits.ReadRateAuthenticated, 0))
@@ -427,5 +464,4 @@ func (c *conn) saslAuth(start xml.StartElement) (stepResult, error) {
 			s.log.Warn("recording the day of a login failed", "err", err)
 		}
 	}
-	return stepResult{state: stateAuthn, restart: true}, nil
 }

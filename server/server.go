@@ -69,6 +69,7 @@ type Server struct {
 	httpMux      *http.ServeMux
 	caps         string // XEP-0115 verification string of the server
 	starters     []SessionStarter
+	bind2        bind2Table // XEP-0386 inline features; see bind2.go
 	enders       []SessionEnder
 	accountLs    []AccountListener
 	filters      []filter.Filter // Config.Filters, then the modules' by priority
@@ -295,6 +296,7 @@ func (s *Server) addModule(m Module) error {
 		}
 	}
 	addIf(&s.starters, m)
+	addIf(&s.bind2.enablers, m)
 	addIf(&s.enders, m)
 	addIf(&s.accountLs, m)
 	addIf(&s.undelivered, m)

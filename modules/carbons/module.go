@@ -113,6 +113,16 @@ func (m *Module) toggle(ctx context.Context, iq stanza.IQ, w server.ResponseWrit
 	return w.Result(nil)
 }
 
+// InlineFeature is the namespace a client enables carbons with inside
+// an XEP-0386 Bind 2 request.
+func (*Module) InlineFeature() string { return NS }
+
+// EnableInline enables carbons for a session a Bind 2 request starts.
+func (m *Module) EnableInline(ctx context.Context, sess *server.Session) error {
+	m.enabled.Set(sess, true)
+	return nil
+}
+
 // Enabled reports whether sess has carbons enabled.
 func (m *Module) Enabled(sess *server.Session) bool {
 	_, ok := m.enabled.Get(sess)
@@ -361,4 +371,5 @@ var (
 	_ server.FeatureProvider = (*Module)(nil)
 	_ server.IQProvider      = (*Module)(nil)
 	_ server.RouteProvider   = (*Module)(nil)
+	_ server.InlineEnabler   = (*Module)(nil)
 )
