@@ -66,6 +66,15 @@ type S2SConfig struct {
 	// limit). Before authentication, Limits.ReadRate applies as for
 	// clients; Limits.MaxStanzaSize and MaxDepth bound elements.
 	ReadRate int
+	// RetryMin and RetryMax bound the back-off after an outgoing stream
+	// to a domain failed to be established: no new attempt is made for
+	// RetryMin (default 1 s), doubled after each further failure up to
+	// RetryMax (default 5 min), and stanzas for the domain bounce at
+	// once with remote-server-not-found meanwhile (those queued for an
+	// attempt in flight wait for it). An established stream resets it.
+	RetryMin, RetryMax time.Duration
+	// Now is the clock of the back-off; nil is time.Now. Tests set it.
+	Now func() time.Time
 }
 
 // Resolver looks up SRV records, as *net.Resolver does.
@@ -105,6 +114,7 @@ type federation struct {
 	secret []byte // the dialback secret (XEP-0185), new at every start
 	allow  map[string]bool
 	deny   map[string]bool
+	retry  *backoff // unreachable domains (s2s_backoff.go)
 
 	mu     sync.Mutex
 	out    map[pairKey]*remote
@@ -123,6 +133,7 @@ func newFederation(s *Server, cfg S2SConfig) (*federation, error) {
 		secret: make([]byte, 32),
 		out:    make(map[pairKey]*remote),
 		in:     make(map[*s2sIn]struct{}),
+		retry:  newBackoff(cfg.Now, cfg.RetryMin, cfg.RetryMax),
 	}
 	rand.Read(f.secret)
 	set := func(list []string, what string) (map[string]bool, error) {
@@ -167,7 +178,8 @@ func (f *federation) allowed(domain string) bool {
 var errS2SClosed = errors.New("server: s2s: shutting down")
 
 // RouteRemote queues st for the stream to its 'to' domain, opening that
-// stream if there is none. Stanzas that cannot be sent are bounced to
+// stream if there is none (unless the domain is in its retry back-off).
+// Stanzas that cannot be sent are bounced to
 // their sender here; an error makes the router bounce st with
 // remote-server-not-found.
 func (f *federation) RouteRemote(ctx context.Context, st *stanza.Stanza) error {
@@ -182,6 +194,10 @@ func (f *federation) RouteRemote(ctx context.Context, st *stanza.Stanza) error {
 			return errS2SClosed
 		}
 		r := f.out[k]
+		if r == nil && f.retry.waiting(k.remote) {
+			f.mu.Unlock()
+			return fmt.Errorf("server: s2s: %s unreachable, not retried yet", k.remote)
+		}
 		if r == nil {
 			r = newRemote(f, k)
 			if !f.srv.goConn(r.run) {

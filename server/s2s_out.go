@@ -116,9 +116,13 @@ func (r *remote) run() {
 	cancel()
 	if err != nil {
 		log.Debug("s2s: outgoing stream failed", "cause", s2sErrKind(err))
+		if !errors.Is(err, context.Canceled) {
+			f.retry.failed(r.key.remote)
+		}
 		r.bounceAll(r.finish(), bounceCondition(err))
 		return
 	}
+	f.retry.succeeded(r.key.remote)
 	log.Debug("s2s: outgoing stream established", "auth", o.auth)
 	r.mu.Lock()
 	r.nc = o.nc

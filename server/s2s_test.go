@@ -230,7 +230,7 @@ func TestS2SPeerDown(t *testing.T) {
 	if got := errorCondition(c.Expect(servertest.ByID("x2"))); got != "remote-server-not-found" {
 		t.Fatalf("iq bounce %q", got)
 	}
-	// The next stanza tries again, and fails again.
+	// The next stanza, within the retry back-off, bounces too.
 	c.Send(message(jid.MustParse("bob@b.test"), "x3", "again"))
 	c.Expect(servertest.ByID("x3"))
 }
