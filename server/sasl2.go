@@ -40,7 +40,7 @@ func (c *conn) appendAuthentication(b []byte) []byte {
 	}
 	b = append(b, `<inline>`...)
 	b = append(b, c.srv.bind2.feature...)
-	return append(b, `</inline></authentication>`...)
+	return append(b, `<sm xmlns='urn:xmpp:sm:3'/></inline></authentication>`...)
 }
 
 // authenticateRequest is what a client's <authenticate/> holds.
@@ -48,6 +48,7 @@ type authenticateRequest struct {
 	data    []byte // the initial response
 	present bool   // whether there was one
 	bind    *bind2Request
+	resume  *xml.StartElement // an inline stream management <resume/>
 }
 
 // parseAuthenticate reads the inner tokens of <authenticate/>. Unknown
@@ -64,6 +65,10 @@ func parseAuthenticate(toks []xml.Token) (authenticateRequest, error) {
 			depth++
 			if depth == 1 {
 				child, inner = tt.Name, nil
+				if tt.Name == (xml.Name{Space: nsSM, Local: "resume"}) {
+					st := tt.Copy()
+					req.resume = &st
+				}
 				continue
 			}
 		case xml.EndElement:
@@ -111,6 +116,20 @@ func (c *conn) sasl2Auth(start xml.StartElement) (stepResult, error) {
 	}
 	c.authSucceeded(mech, u)
 	c.t.setLimit(c.srv.limits.MaxStanzaSize)
+	if req.resume != nil {
+		// XEP-0198 §5 with SASL2: the outcome inside <success/>; after
+		// a failure the stream stays authenticated and the client binds.
+		res, err := c.resumeWith(*req.resume, func(answer []byte, sess *Session) error {
+			authzid := u.String()
+			if sess != nil {
+				authzid = sess.jid.String()
+			}
+			c.t.writeNonza(c.bw, sasl2Success(addl, authzid, string(answer)))
+			return c.bw.Flush()
+		})
+		res.state |= stateAuthn
+		return res, err
+	}
 	if req.bind == nil {
 		c.t.writeNonza(c.bw, sasl2Success(addl, u.String(), ""))
 		return stepResult{state: stateAuthn}, c.bw.Flush()

@@ -155,3 +155,45 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestSASL2Resume resumes a session inside SASL2's <authenticate/>
+// (XEP-0198 with XEP-0388): what the client had not acknowledged is sent
+// again on the new stream; an unknown id is a <failed/> inside <success/>,
+// after which the stream is authenticated and the client binds.
+func TestSASL2Resume(t *testing.T) {
+	srv := servertest.Start(t, server.Config{})
+	srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+
+	c := dialSM(t, srv.Addr)
+	c.sasl2Features()
+	success := c.sasl2SCRAM("alice", "pw", bind2Body)
+	m := regexp.MustCompile(`<authorization-identifier>([^<]+)</authorization-identifier>.*id='([^']+)'`).FindStringSubmatch(success)
+	if m == nil {
+		t.Fatalf("success: %q", success)
+	}
+	full, id := m[1], m[2]
+
+	bob := dialSM(t, srv.Addr)
+	bob.auth("bob", "pw")
+	bob.bind("desk")
+	bob.send(`<message to='` + full + `' id='while-away' type='chat'><body>hi</body></message>`)
+	c.tcp.Close() // lost without closing the stream; the message is unacknowledged or waiting
+
+	c2 := dialSM(t, srv.Addr)
+	c2.sasl2Features()
+	success = c2.sasl2SCRAM("alice", "pw", `<resume xmlns='urn:xmpp:sm:3' previd='`+id+`' h='0'/>`)
+	want := `<authorization-identifier>` + full + `</authorization-identifier><resumed xmlns='urn:xmpp:sm:3' previd='` + id + `' h='0'/>`
+	if !strings.Contains(success, want) {
+		t.Fatalf("success %q lacks %q", success, want)
+	}
+	c2.await(`id=` + q + `while-away` + q)
+
+	c3 := dialSM(t, srv.Addr)
+	c3.sasl2Features()
+	success = c3.sasl2SCRAM("alice", "pw", `<resume xmlns='urn:xmpp:sm:3' previd='nope' h='0'/>`)
+	if !strings.Contains(success, `<authorization-identifier>alice@localhost</authorization-identifier><failed xmlns='urn:xmpp:sm:3'><item-not-found `) {
+		t.Fatalf("success: %q", success)
+	}
+	c3.bind("desk")
+}

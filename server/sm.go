@@ -266,13 +266,22 @@ func endContext(parent context.Context) (context.Context, context.CancelFunc) {
 // result carries the resumed session; without one, the resumption failed
 // (the client was told) and the client may bind.
 func (c *conn) resume(start xml.StartElement) (stepResult, error) {
-	s := c.srv
 	if _, err := c.t.readElement(); err != nil {
 		return stepResult{}, err
 	}
+	return c.resumeWith(start, func(answer []byte, _ *Session) error {
+		c.t.writeNonza(c.bw, answer)
+		return c.bw.Flush()
+	})
+}
+
+// resumeWith resumes the session a <resume/> element (start) names, and
+// has write tell the client: a <failed/> (the session is nil) or
+// <resumed/>, alone or inside SASL2's success.
+func (c *conn) resumeWith(start xml.StartElement, write func(answer []byte, sess *Session) error) (stepResult, error) {
+	s := c.srv
 	failed := func(cond string) (stepResult, error) {
-		c.t.writeNonza(c.bw, smFailed(cond))
-		return stepResult{}, c.bw.Flush()
+		return stepResult{}, write(smFailed(cond), nil)
 	}
 	fail := func() (stepResult, error) { return failed("item-not-found") }
 	previd, _ := stanza.LookupAttr(start.Attr, "previd")
@@ -361,8 +370,7 @@ func (c *conn) resume(start xml.StartElement) (stepResult, error) {
 	sess.qmu.Unlock()
 
 	c.raw.SetDeadline(time.Time{})
-	c.t.writeNonza(c.bw, []byte(`<resumed xmlns='urn:xmpp:sm:3' previd='`+escapeString(previd)+`' h='`+strconv.FormatUint(uint64(inH), 10)+`'/>`))
-	err := c.bw.Flush()
+	err := write([]byte(`<resumed xmlns='urn:xmpp:sm:3' previd='`+escapeString(previd)+`' h='`+strconv.FormatUint(uint64(inH), 10)+`'/>`), sess)
 
 	sess.qmu.Lock()
 	sess.resuming = false
