@@ -130,6 +130,8 @@ type Module struct {
 	running map[key]bool
 	failed  map[failKey]time.Time
 	remote  map[string]*remoteCaps // by remote full JID (remote.go)
+	// remoteBare indexes remote by bare JID.
+	remoteBare map[string][]*remoteCaps
 
 	hooks hooks // for tests
 }

@@ -32,6 +32,7 @@ const (
 // remoteCaps is what the module knows of one remote full JID. Its
 // fields are guarded by Module.mu.
 type remoteCaps struct {
+	full     jid.JID
 	key      key
 	node     string
 	feats    Features
@@ -72,7 +73,7 @@ func (m *Module) remotePresence(ctx context.Context, account jid.JID, p *stanza.
 		if rc != nil {
 			rc.audience = slices.DeleteFunc(rc.audience, account.Equal)
 			if len(rc.audience) == 0 {
-				delete(m.remote, id)
+				m.forgetRemoteLocked(id, rc)
 			}
 		}
 		m.mu.Unlock()
@@ -84,8 +85,13 @@ func (m *Module) remotePresence(ctx context.Context, account jid.JID, p *stanza.
 			m.mu.Unlock()
 			return
 		}
-		rc = &remoteCaps{}
+		rc = &remoteCaps{full: full}
 		m.remote[id] = rc
+		bare := full.Bare().String()
+		if m.remoteBare == nil {
+			m.remoteBare = make(map[string][]*remoteCaps)
+		}
+		m.remoteBare[bare] = append(m.remoteBare[bare], rc)
 	}
 	newAudience := !slices.ContainsFunc(rc.audience, account.Equal)
 	if newAudience && len(rc.audience) < maxAudience {
@@ -158,6 +164,18 @@ func (m *Module) askRemote(ctx context.Context, from, full jid.JID, node string,
 	}
 }
 
+// forgetRemoteLocked stops following the remote full JID id.
+func (m *Module) forgetRemoteLocked(id string, rc *remoteCaps) {
+	delete(m.remote, id)
+	bare := rc.full.Bare().String()
+	rs := slices.DeleteFunc(m.remoteBare[bare], func(x *remoteCaps) bool { return x == rc })
+	if len(rs) == 0 {
+		delete(m.remoteBare, bare)
+	} else {
+		m.remoteBare[bare] = rs
+	}
+}
+
 // remoteFeatures is Features for a remote full JID.
 func (m *Module) remoteFeatures(full jid.JID) (Features, bool) {
 	m.mu.Lock()
@@ -173,15 +191,12 @@ func (m *Module) remoteFeatures(full jid.JID) (Features, bool) {
 // another server) that sent available presence to a local account and
 // did not go unavailable since, in no particular order.
 func (m *Module) RemoteResources(bare jid.JID) []jid.JID {
-	bare = bare.Bare()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []jid.JID
-	for id := range m.remote {
-		j, err := jid.Parse(id)
-		if err == nil && j.Bare().Equal(bare) {
-			out = append(out, j)
-		}
+	rs := m.remoteBare[bare.Bare().String()]
+	out := make([]jid.JID, 0, len(rs))
+	for _, rc := range rs {
+		out = append(out, rc.full)
 	}
 	return out
 }
