@@ -18,9 +18,18 @@
 //
 //	state                   steps offered (in feature order)
 //	plain                   STARTTLS (required)
-//	TLS                     SASL; modules' StreamFeatures with BeforeAuth (XEP-0077 registration), with their IQRoutes
+//	TLS                     SASL, SASL2; modules' StreamFeatures with BeforeAuth (XEP-0077 registration), with their IQRoutes
 //	TLS, authenticated      bind, session (RFC 3921), resumption (XEP-0198), CSI, caps; modules' StreamFeatures, with their IQRoutes
 //	bound                   (the session runs: stanzas go to the router)
+//
+// SASL2 (XEP-0388) offers SASL's mechanisms in one <authenticate/>, and
+// goes on without a stream restart. Inside it, a client may ask to resume
+// a session (XEP-0198) or to bind one with Bind 2 (XEP-0386): the server
+// picks the resource from the client's tag, enables stream management and
+// the features of modules that implement InlineEnabler (carbons), and
+// answers all in its <success/>, so that a phone logs in in one round
+// trip after TLS. Failures count toward Limits.AuthAttempts and the
+// connection filter as SASL's do.
 //
 // A stanza no offered step takes ends the stream with not-authorized;
 // two steps taking one iq in one state make New fail, naming both.
