@@ -17,11 +17,12 @@ func checkPEPLimits(lim storage.PEPLimits) error {
 	return nil
 }
 
-// errPEP carries a storage error out of a transaction.
-type errPEP struct{ err error }
+// errTx carries a storage error (ErrExists, ErrLimit) out of a
+// transaction, which it rolls back.
+type errTx struct{ err error }
 
-func (e errPEP) Error() string { return e.err.Error() }
-func (e errPEP) Unwrap() error { return e.err }
+func (e errTx) Error() string { return e.err.Error() }
+func (e errTx) Unwrap() error { return e.err }
 
 const pepNodeSelect = `SELECT n.name, n.config, count(i.id), coalesce(sum(length(i.id) + length(i.payload)), 0)
 	FROM pep_nodes n LEFT JOIN pep_items i ON i.jid = n.jid AND i.node = n.name`
@@ -94,10 +95,10 @@ func (s *Store) CreatePEPNode(ctx context.Context, user string, node storage.PEP
 			return err
 		}
 		if exists {
-			return errPEP{storage.ErrExists}
+			return errTx{storage.ErrExists}
 		}
 		if lim.MaxNodes > 0 && count >= lim.MaxNodes {
-			return errPEP{fmt.Errorf("%d nodes: %w", count, storage.ErrLimit)}
+			return errTx{fmt.Errorf("%d nodes: %w", count, storage.ErrLimit)}
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO pep_nodes (jid, name, config) VALUES ($1, $2, $3)`, user, []byte(node.Name), nonNil(node.Config))
 		return err
@@ -223,7 +224,7 @@ func (s *Store) PublishPEPItem(ctx context.Context, user, node string, config []
 		}
 		created = !exists
 		if created && lim.MaxNodes > 0 && count >= lim.MaxNodes {
-			return errPEP{fmt.Errorf("%d nodes: %w", count, storage.ErrLimit)}
+			return errTx{fmt.Errorf("%d nodes: %w", count, storage.ErrLimit)}
 		}
 		if lim.MaxBytes > 0 {
 			// The user's total after the publish: minus the replaced
@@ -241,7 +242,7 @@ func (s *Store) PublishPEPItem(ctx context.Context, user, node string, config []
 			}
 			total += int64(len(item.ID)) + int64(len(item.Payload))
 			if total > lim.MaxBytes {
-				return errPEP{fmt.Errorf("%d bytes in all: %w", total, storage.ErrLimit)}
+				return errTx{fmt.Errorf("%d bytes in all: %w", total, storage.ErrLimit)}
 			}
 		}
 		b := &pgx.Batch{}
