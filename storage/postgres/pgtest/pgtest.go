@@ -20,8 +20,24 @@ import (
 	"time"
 )
 
-// BinDir is where Debian installs the PostgreSQL 15 server binaries.
-var BinDir = "/usr/lib/postgresql/15/bin"
+// BinDir returns the directory of the PostgreSQL server binaries: the
+// environment variable KIEZ_PG_BINDIR, or else the newest version Debian
+// installed under /usr/lib/postgresql/VERSION/bin.
+func BinDir() string {
+	if d := os.Getenv("KIEZ_PG_BINDIR"); d != "" {
+		return d
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	best, bestVer := "/usr/lib/postgresql/15/bin", -1
+	for _, d := range dirs {
+		bin := filepath.Dir(d)
+		v, err := strconv.Atoi(filepath.Base(filepath.Dir(bin)))
+		if err == nil && v > bestVer {
+			best, bestVer = bin, v
+		}
+	}
+	return best
+}
 
 // ErrMissing is returned (wrapped) by Start when the server binaries are
 // not installed.
@@ -41,7 +57,7 @@ type Cluster struct {
 // Unix socket there. When running as root (initdb refuses root), the
 // cluster is owned by the "postgres" system user, run through runuser.
 func Start() (*Cluster, error) {
-	initdb := filepath.Join(BinDir, "initdb")
+	initdb := filepath.Join(BinDir(), "initdb")
 	if _, err := os.Stat(initdb); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMissing, err)
 	}
@@ -78,7 +94,7 @@ func Start() (*Cluster, error) {
 		return nil, fmt.Errorf("pgtest: initdb: %v: %s", err, out)
 	}
 	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories=%s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", dir)
-	if out, err := c.run(filepath.Join(BinDir, "pg_ctl"), "start", "-w", "-t", "30", "-D", c.data, "-l", filepath.Join(dir, "log"), "-o", opts); err != nil {
+	if out, err := c.run(filepath.Join(BinDir(), "pg_ctl"), "start", "-w", "-t", "30", "-D", c.data, "-l", filepath.Join(dir, "log"), "-o", opts); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pgtest: pg_ctl start: %v: %s%s", err, out, log)
@@ -115,7 +131,7 @@ func (c *Cluster) NewSchema() string {
 // Stop stops the server (fast shutdown, bounded wait) and removes its
 // directory.
 func (c *Cluster) Stop() error {
-	out, err := c.run(filepath.Join(BinDir, "pg_ctl"), "stop", "-w", "-t", "30", "-m", "fast", "-D", c.data)
+	out, err := c.run(filepath.Join(BinDir(), "pg_ctl"), "stop", "-w", "-t", "30", "-m", "fast", "-D", c.data)
 	if err != nil {
 		err = fmt.Errorf("pgtest: pg_ctl stop: %v: %s", err, strings.TrimSpace(string(out)))
 	}
