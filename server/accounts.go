@@ -131,6 +131,9 @@ waiting:
 			errs = append(errs, fmt.Errorf("module %s: %w", o.name, err))
 		}
 	}
+	if err := s.fast.deleteUser(ctx, user.String()); err != nil {
+		errs = append(errs, fmt.Errorf("FAST tokens: %w", err))
+	}
 	if d, ok := s.accounts.(storage.UserDataDeleter); ok {
 		if err := d.DeleteUserData(ctx, user.String()); err != nil {
 			errs = append(errs, fmt.Errorf("store: %w", err))

@@ -35,7 +35,8 @@ type conn struct {
 	websocket bool              // RFC 7395, c.t set from the start
 	leaf      *x509.Certificate // the certificate we presented
 
-	cbUnusable bool // the client tried a channel binding type we lack
+	cbUnusable bool   // the client tried a channel binding type we lack
+	fastToken  string // a XEP-0484 <token/> for the SASL2 <success/>; see fast.go
 
 	// During negotiation: the TLS session's state and the channel binding
 	// types it offers, taken once after the handshake, and the stream's

@@ -105,7 +105,7 @@ func TestSCRAMHashes(t *testing.T) {
 			t.Errorf("features lack %s: %s", want, features)
 		}
 	}
-	if strings.Contains(features, "SHA-256") || strings.Contains(features, "SHA-512") {
+	if strings.Contains(features, "SCRAM-SHA-256") || strings.Contains(features, "SCRAM-SHA-512") {
 		t.Errorf("features offer more than SHA-1: %s", features)
 	}
 	alice := srv.AddUser(t, "alice", "correct horse")

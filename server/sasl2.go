@@ -4,6 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/server/scram"
 )
@@ -40,6 +43,9 @@ func (c *conn) appendAuthentication(b []byte) []byte {
 	}
 	b = append(b, `<inline>`...)
 	b = append(b, c.srv.bind2.feature...)
+	if c.srv.fast != nil {
+		b = append(b, `<fast xmlns='urn:xmpp:fast:0'><mechanism>`+fastMech+`</mechanism></fast>`...)
+	}
 	return append(b, `<sm xmlns='urn:xmpp:sm:3'/></inline></authentication>`...)
 }
 
@@ -49,6 +55,10 @@ type authenticateRequest struct {
 	present bool   // whether there was one
 	bind    *bind2Request
 	resume  *xml.StartElement // an inline stream management <resume/>
+
+	userAgent      string // the <user-agent/> id
+	requestToken   string // the mechanism of a FAST <request-token/>
+	fastInvalidate bool   // a FAST <fast invalidate='true'/>
 }
 
 // parseAuthenticate reads the inner tokens of <authenticate/>. Unknown
@@ -65,9 +75,17 @@ func parseAuthenticate(toks []xml.Token) (authenticateRequest, error) {
 			depth++
 			if depth == 1 {
 				child, inner = tt.Name, nil
-				if tt.Name == (xml.Name{Space: nsSM, Local: "resume"}) {
+				switch tt.Name {
+				case xml.Name{Space: nsSM, Local: "resume"}:
 					st := tt.Copy()
 					req.resume = &st
+				case xml.Name{Space: nsSASL2, Local: "user-agent"}:
+					req.userAgent = attr(tt, "id")
+				case xml.Name{Space: nsFAST, Local: "request-token"}:
+					req.requestToken = attr(tt, "mechanism")
+				case xml.Name{Space: nsFAST, Local: "fast"}:
+					v := attr(tt, "invalidate")
+					req.fastInvalidate = v == "true" || v == "1"
 				}
 				continue
 			}
@@ -110,11 +128,22 @@ func (c *conn) sasl2Auth(start xml.StartElement) (stepResult, error) {
 	if err != nil {
 		return c.authFailure(mech, err, c.writeFailure2)
 	}
-	u, addl, err := c.authMech(mech, req.data, req.present, true)
+	var u jid.JID
+	var addl []byte
+	var token string // a FAST <token/> for <success/>
+	if mech == fastMech && c.srv.fast != nil {
+		u, addl, token, err = c.fastAuth(req)
+	} else {
+		u, addl, err = c.authMech(mech, req.data, req.present, true)
+		if err == nil && req.requestToken == fastMech && req.userAgent != "" && c.srv.fast != nil {
+			token, err = c.srv.fast.issue(c.ctx, fastKey(u.String(), req.userAgent), time.Now())
+		}
+	}
 	if err != nil {
 		return c.authFailure(mech, err, c.writeFailure2)
 	}
 	c.authSucceeded(mech, u)
+	c.fastToken = token
 	c.t.setLimit(c.srv.limits.MaxStanzaSize)
 	if req.resume != nil {
 		// XEP-0198 §5 with SASL2: the outcome inside <success/>; after
@@ -124,14 +153,14 @@ func (c *conn) sasl2Auth(start xml.StartElement) (stepResult, error) {
 			if sess != nil {
 				authzid = sess.jid.String()
 			}
-			c.t.writeNonza(c.bw, sasl2Success(addl, authzid, string(answer)))
+			c.t.writeNonza(c.bw, sasl2Success(addl, authzid, c.fastToken+string(answer)))
 			return c.bw.Flush()
 		})
 		res.state |= stateAuthn
 		return res, err
 	}
 	if req.bind == nil {
-		c.t.writeNonza(c.bw, sasl2Success(addl, u.String(), ""))
+		c.t.writeNonza(c.bw, sasl2Success(addl, u.String(), c.fastToken))
 		return stepResult{state: stateAuthn}, c.bw.Flush()
 	}
 	return c.bind2(req.bind, addl)

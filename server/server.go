@@ -69,7 +69,8 @@ type Server struct {
 	httpMux      *http.ServeMux
 	caps         string // XEP-0115 verification string of the server
 	starters     []SessionStarter
-	bind2        bind2Table // XEP-0386 inline features; see bind2.go
+	bind2        bind2Table  // XEP-0386 inline features; see bind2.go
+	fast         *fastTokens // XEP-0484 tokens, nil without storage.ServiceData; see fast.go
 	enders       []SessionEnder
 	accountLs    []AccountListener
 	filters      []filter.Filter // Config.Filters, then the modules' by priority
@@ -172,6 +173,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.decoys = d
+	if s.fast, err = newFASTTokens(ctx, cfg.Accounts); err != nil {
+		return nil, err
+	}
 	s.sessions = newRegistry()
 	s.router = &router{srv: s}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
