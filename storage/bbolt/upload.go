@@ -101,7 +101,7 @@ func decodeUpload(id, data []byte) (storage.Upload, error) {
 		d.fail("unknown version %d", v)
 	}
 	u := storage.Upload{ID: string(id), State: storage.UploadState(d.u8())}
-	if d.err == nil && !validUploadState(u.State) {
+	if d.err == nil && !u.State.Valid() {
 		d.fail("unknown state %d", u.State)
 	}
 	created, expires := d.varint("created"), d.varint("expires")
@@ -174,44 +174,12 @@ func uploadSize(k, v []byte) (uint64, error) {
 	return n, nil
 }
 
-func validUploadState(st storage.UploadState) bool {
-	return st >= storage.UploadSlot && st <= storage.UploadComplete
-}
-
-// uploadYears checks that t lies in years 1 to 9999.
-func uploadYears(what string, t time.Time) error {
-	if y := t.UTC().Year(); y < 1 || y > 9999 {
-		return fmt.Errorf("%s %v outside years 1 to 9999", what, t)
-	}
-	return nil
-}
-
 // checkNewUpload returns an error if u or lim cannot be stored.
 func checkNewUpload(u storage.Upload, lim storage.UploadLimits) error {
-	switch {
-	case u.ID == "" || u.Owner == "":
-		return errors.New("empty ID or owner")
-	case len(u.ID) > maxUploadID || len(u.Owner) > maxUploadOwner:
+	if len(u.ID) > maxUploadID || len(u.Owner) > maxUploadOwner {
 		return fmt.Errorf("ID of %d bytes or owner of %d bytes too long", len(u.ID), len(u.Owner))
-	case u.State != storage.UploadSlot:
-		return fmt.Errorf("state %d is not UploadSlot", u.State)
-	case u.Size < 0:
-		return fmt.Errorf("negative size %d", u.Size)
-	case u.Expires.IsZero():
-		return errors.New("no expiry")
-	case lim.MaxBytes < 0 || lim.MaxDayBytes < 0:
-		return fmt.Errorf("negative limit in %+v", lim)
 	}
-	if err := uploadYears("created", u.Created); err != nil {
-		return err
-	}
-	if err := uploadYears("expiry", u.Expires); err != nil {
-		return err
-	}
-	if lim.MaxDayBytes > 0 {
-		return uploadYears("day start", lim.DayStart)
-	}
-	return nil
+	return storage.CheckNewUpload(u, lim)
 }
 
 // uploadTx is the upload buckets of a transaction; its fields are nil
@@ -440,11 +408,11 @@ func (s *Store) Upload(ctx context.Context, id string) (storage.Upload, error) {
 
 // SetUploadState implements storage.Uploads.
 func (s *Store) SetUploadState(ctx context.Context, id string, from, to storage.UploadState, expires time.Time) error {
-	if id == "" || !validUploadState(from) || !validUploadState(to) {
+	if id == "" || !from.Valid() || !to.Valid() {
 		return fmt.Errorf("bbolt: set state of upload %q from %d to %d: empty ID or unknown state", id, from, to)
 	}
 	if !expires.IsZero() {
-		if err := uploadYears("expiry", expires); err != nil {
+		if err := storage.CheckUploadTime("expiry", expires); err != nil {
 			return fmt.Errorf("bbolt: set state of upload %q: %w", id, err)
 		}
 	}

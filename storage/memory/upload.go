@@ -30,44 +30,11 @@ type uploadOwner struct {
 	bytes int64 // the sum of their sizes
 }
 
-// uploadYears checks that t lies in years 1 to 9999.
-func uploadYears(what string, t time.Time) error {
-	if y := t.UTC().Year(); y < 1 || y > 9999 {
-		return fmt.Errorf("%s %v outside years 1 to 9999", what, t)
-	}
-	return nil
-}
-
-// validState reports whether st is one of the three upload states.
-func validState(st storage.UploadState) bool {
-	return st >= storage.UploadSlot && st <= storage.UploadComplete
-}
-
 // uploadIn returns the copy of u that the store keeps, or an error if it
 // cannot be stored.
 func uploadIn(u storage.Upload, lim storage.UploadLimits) (storage.Upload, error) {
-	switch {
-	case u.ID == "" || u.Owner == "":
-		return u, errors.New("empty ID or owner")
-	case u.State != storage.UploadSlot:
-		return u, fmt.Errorf("state %d is not UploadSlot", u.State)
-	case u.Size < 0:
-		return u, fmt.Errorf("negative size %d", u.Size)
-	case u.Expires.IsZero():
-		return u, errors.New("no expiry")
-	case lim.MaxBytes < 0 || lim.MaxDayBytes < 0:
-		return u, fmt.Errorf("negative limit in %+v", lim)
-	}
-	if err := uploadYears("created", u.Created); err != nil {
+	if err := storage.CheckNewUpload(u, lim); err != nil {
 		return u, err
-	}
-	if err := uploadYears("expiry", u.Expires); err != nil {
-		return u, err
-	}
-	if lim.MaxDayBytes > 0 {
-		if err := uploadYears("day start", lim.DayStart); err != nil {
-			return u, err
-		}
 	}
 	u.Created = u.Created.Truncate(time.Microsecond).UTC()
 	u.Expires = u.Expires.Truncate(time.Microsecond).UTC()
@@ -146,11 +113,11 @@ func (s *Store) SetUploadState(ctx context.Context, id string, from, to storage.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if id == "" || !validState(from) || !validState(to) {
+	if id == "" || !from.Valid() || !to.Valid() {
 		return fmt.Errorf("memory: set state of upload %q from %d to %d: empty ID or unknown state", id, from, to)
 	}
 	if !expires.IsZero() {
-		if err := uploadYears("expiry", expires); err != nil {
+		if err := storage.CheckUploadTime("expiry", expires); err != nil {
 			return fmt.Errorf("memory: set state of upload %q: %w", id, err)
 		}
 		expires = expires.Truncate(time.Microsecond).UTC()

@@ -10,40 +10,11 @@ import (
 	"github.com/kiez-im/kiez/storage"
 )
 
-func uploadYears(what string, t time.Time) error {
-	if y := t.UTC().Year(); y < 1 || y > 9999 {
-		return fmt.Errorf("%s %v outside years 1 to 9999", what, t)
-	}
-	return nil
-}
-
-func validState(st storage.UploadState) bool {
-	return st >= storage.UploadSlot && st <= storage.UploadComplete
-}
-
+// uploadIn returns the copy of u that the store keeps, or an error if it
+// cannot be stored.
 func uploadIn(u storage.Upload, lim storage.UploadLimits) (storage.Upload, error) {
-	switch {
-	case u.ID == "" || u.Owner == "":
-		return u, errors.New("empty ID or owner")
-	case u.State != storage.UploadSlot:
-		return u, fmt.Errorf("state %d is not UploadSlot", u.State)
-	case u.Size < 0:
-		return u, fmt.Errorf("negative size %d", u.Size)
-	case u.Expires.IsZero():
-		return u, errors.New("no expiry")
-	case lim.MaxBytes < 0 || lim.MaxDayBytes < 0:
-		return u, fmt.Errorf("negative limit in %+v", lim)
-	}
-	if err := uploadYears("created", u.Created); err != nil {
+	if err := storage.CheckNewUpload(u, lim); err != nil {
 		return u, err
-	}
-	if err := uploadYears("expiry", u.Expires); err != nil {
-		return u, err
-	}
-	if lim.MaxDayBytes > 0 {
-		if err := uploadYears("day start", lim.DayStart); err != nil {
-			return u, err
-		}
 	}
 	u.Created = u.Created.Truncate(time.Microsecond).UTC()
 	u.Expires = u.Expires.Truncate(time.Microsecond).UTC()
@@ -119,12 +90,12 @@ func (s *Store) Upload(ctx context.Context, id string) (storage.Upload, error) {
 
 // SetUploadState implements storage.Uploads.
 func (s *Store) SetUploadState(ctx context.Context, id string, from, to storage.UploadState, expires time.Time) error {
-	if id == "" || !validState(from) || !validState(to) {
+	if id == "" || !from.Valid() || !to.Valid() {
 		return fmt.Errorf("postgres: set state of upload %q from %d to %d: empty ID or unknown state", id, from, to)
 	}
 	var exp *time.Time
 	if !expires.IsZero() {
-		if err := uploadYears("expiry", expires); err != nil {
+		if err := storage.CheckUploadTime("expiry", expires); err != nil {
 			return fmt.Errorf("postgres: set state of upload %q: %w", id, err)
 		}
 		e := expires.Truncate(time.Microsecond).UTC()
