@@ -265,43 +265,50 @@ func parseItemJID(s string) (jid.JID, error) {
 }
 
 // PublicRooms lists the public rooms at service (conference.<domain>) with
-// their names, for the service's XEP-0030 disco#items (XEP-0045 §6.3).
-// The server answers disco#items on a service itself, with no items yet:
-// this is what a Service items hook would return.
+// their names, for the service's XEP-0030 disco#items (XEP-0045 §6.3;
+// Services gives it to the server as Service.Items). Stored rooms that
+// are not loaded are read, not loaded: listing does not keep every room
+// in memory.
 func (m *Module) PublicRooms(ctx context.Context, service jid.JID) ([]server.DiscoItem, error) {
 	names, err := m.store.Rooms(ctx, service.String())
 	if err != nil {
 		return nil, fmt.Errorf("muc: list rooms: %w", err)
 	}
-	for _, r := range m.loadedRooms() {
-		if r.jid.Domainpart() == service.Domainpart() {
-			names = append(names, r.jid.String())
-		}
-	}
 	seen := make(map[string]bool)
 	var items []server.DiscoItem
+	add := func(rj jid.JID, cfg *roomConfig) {
+		name := cfg.Name
+		if name == "" {
+			name = rj.Localpart()
+		}
+		items = append(items, server.DiscoItem{JID: rj, Name: name})
+	}
+	for _, r := range m.loadedRooms() {
+		if r.jid.Domainpart() != service.Domainpart() {
+			continue
+		}
+		seen[r.jid.String()] = true
+		r.mu.Lock()
+		if r.cfg.Public && !r.locked && !r.gone {
+			add(r.jid, &r.cfg)
+		}
+		r.mu.Unlock()
+	}
 	for _, n := range names {
 		if seen[n] {
 			continue
 		}
-		seen[n] = true
 		rj, err := jid.Parse(n)
 		if err != nil {
 			continue
 		}
-		r, err := m.lookup(ctx, rj)
-		if err != nil || r == nil {
-			continue
+		sr, err := m.store.Room(ctx, n)
+		if err != nil {
+			continue // destroyed meanwhile, or unreadable
 		}
-		r.mu.Lock()
-		if r.cfg.Public && !r.locked && !r.gone {
-			name := r.cfg.Name
-			if name == "" {
-				name = rj.Localpart()
-			}
-			items = append(items, server.DiscoItem{JID: rj, Name: name})
+		if cfg, err := decodeConfig(sr.Config); err == nil && cfg.Public {
+			add(rj, &cfg)
 		}
-		r.mu.Unlock()
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].JID.String() < items[j].JID.String() })
 	return items, nil
