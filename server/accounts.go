@@ -60,7 +60,8 @@ func (s *Server) CreateUser(ctx context.Context, user jid.JID, password string) 
 	return nil
 }
 
-// SetPassword replaces the SCRAM keys of every hash at once.
+// SetPassword replaces the SCRAM keys of every hash at once, and revokes
+// the account's XEP-0484 FAST tokens.
 func (s *Server) SetPassword(ctx context.Context, user jid.JID, password string) error {
 	user, keys, err := s.userKeys(user, password)
 	if err != nil {
@@ -75,6 +76,11 @@ func (s *Server) SetPassword(ctx context.Context, user jid.JID, password string)
 	}
 	s.decoys.add(old.Keys, -1)
 	s.decoys.add(keys, 1)
+	// The devices that logged in with the old password keep no access
+	// through their FAST tokens.
+	if err := s.fast.deleteUser(ctx, user.String()); err != nil {
+		return fmt.Errorf("server: password of %s changed, but revoking its FAST tokens failed: %w", user, err)
+	}
 	return nil
 }
 

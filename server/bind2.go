@@ -142,7 +142,7 @@ func (c *conn) bind2(req *bind2Request, addl []byte) (stepResult, error) {
 			sess.qmu.Unlock()
 		}
 		bound += `</bound>`
-		c.t.writeNonza(c.bw, sasl2Success(addl, full.String(), c.fastToken+bound))
+		c.t.writeNonza(c.bw, sasl2Success(addl, full.String(), bound+c.fastToken))
 		if err := c.bw.Flush(); err != nil {
 			return err
 		}

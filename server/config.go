@@ -68,6 +68,18 @@ type Config struct {
 	// authentication (see ConnFilter; package filter/ipfilter has one).
 	// Nil admits every connection.
 	ConnFilter ConnFilter
+	// FASTKey is the key XEP-0484 FAST tokens are derived with: the
+	// store keeps a random id per token, and the token is an HMAC of it
+	// under this key, so that the store alone (a stolen database or
+	// backup) yields no usable token. It must have at least 32 bytes, be
+	// kept apart from the store (kiezd keeps it in fast.key in its data
+	// directory) and stay the same across restarts: another key
+	// invalidates every token, and clients log in with their passwords
+	// again. Empty, the key is a secret in the store (storage.Secrets),
+	// so that a leaked store yields the tokens, or, without
+	// storage.Secrets, a random key per process. FAST is offered only if
+	// Accounts implements storage.ServiceData.
+	FASTKey []byte
 	// SCRAMIterations is the PBKDF2 iteration count for new passwords
 	// (default scram.DefaultIterations).
 	SCRAMIterations int

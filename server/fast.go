@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -20,56 +21,144 @@ import (
 )
 
 // XEP-0484 Fast Authentication Streamlining Tokens (FAST) on SASL2: a
-// client asks for a token in one authentication and logs in with it later
-// by the HT-SHA-256-NONE mechanism, one round trip and no key stretching.
+// client asks for a token (<request-token/>) in one authentication and
+// logs in with it later by one of the HT-SHA-256 mechanisms
+// (draft-schmaus-kitten-sasl-ht), one round trip and no key stretching,
+// with <fast/> in its <authenticate/>.
 //
-// The store keeps, per account and user agent, only a random token id
-// (and the previous one while a rotation is under way) with its expiry, in
-// storage.ServiceData; the token is an HMAC of the id keyed by a server
-// secret (storage.Secrets), so the store alone yields no token. Tokens and
-// secrets are never logged.
+// The store keeps, per account and user agent, two slots as XEP-0484 §6.1
+// describes: the token last issued ("new") and the one last used
+// ("current"), each as a random id with its mechanism, issue and expiry
+// times and the highest replay counter seen, in storage.ServiceData. The
+// token is an HMAC of the id (and the account, user agent and mechanism)
+// keyed by Config.FASTKey, which is kept outside the store, so that the
+// store alone yields no usable token. Tokens and keys are never logged.
 
 const (
-	nsFAST          = "urn:xmpp:fast:0"
-	fastNamespace   = "fast"              // the ServiceData namespace
-	fastSecretName  = "fast-token"        // the storage.Secrets name
-	fastMech        = "HT-SHA-256-NONE"   // the only mechanism offered
-	fastLifetime    = 14 * 24 * time.Hour // a token's validity
-	fastRotateAfter = fastLifetime / 2    // a used token older than this is replaced
-	fastGrace       = 24 * time.Hour      // the previous token stays valid this long after a rotation
+	nsFAST         = "urn:xmpp:fast:0"
+	fastNamespace  = "fast"       // the ServiceData namespace
+	fastSecretName = "fast-token" // the storage.Secrets name of the key without Config.FASTKey
+	// fastLifetime is a token's validity, as Prosody's
+	// sasl2_fast_token_ttl.
+	fastLifetime = 21 * 24 * time.Hour
+	// fastRotateAfter is the age after which a used token is replaced
+	// by a new one, as Prosody's sasl2_fast_token_min_ttl.
+	fastRotateAfter = 24 * time.Hour
+	// fastMinKey is the fewest bytes Config.FASTKey may have.
+	fastMinKey = 32
 )
+
+// The HT-SHA-256 mechanisms, strongest first, with the channel binding
+// type each uses ("" for none).
+var htMechs = []struct{ name, cb string }{
+	{"HT-SHA-256-EXPR", scram.TLSExporter},
+	{"HT-SHA-256-ENDP", scram.TLSServerEndPoint},
+	{"HT-SHA-256-UNIQ", scram.TLSUnique},
+	{"HT-SHA-256-NONE", ""},
+}
+
+// htBinding returns the channel binding type of the HT mechanism mech,
+// and whether mech is one.
+func htBinding(mech string) (string, bool) {
+	for _, m := range htMechs {
+		if m.name == mech {
+			return m.cb, true
+		}
+	}
+	return "", false
+}
+
+// fastMechanisms returns the HT mechanisms this stream can run: those
+// whose channel binding type it offers, and HT-SHA-256-NONE.
+func (c *conn) fastMechanisms() []string {
+	var ms []string
+	for _, m := range htMechs {
+		ok := m.cb == ""
+		for _, t := range c.cbTypes {
+			ok = ok || t == m.cb
+		}
+		if ok {
+			ms = append(ms, m.name)
+		}
+	}
+	return ms
+}
+
+// fastOffered reports whether mech is an HT mechanism this stream runs.
+func (c *conn) fastOffered(mech string) bool {
+	for _, m := range c.fastMechanisms() {
+		if m == mech {
+			return true
+		}
+	}
+	return false
+}
+
+// appendFAST appends the <fast/> inline feature of SASL2, if FAST is on.
+// No 'tls-0rtt': the server takes no TLS early data.
+func (c *conn) appendFAST(b []byte) []byte {
+	if c.srv.fast == nil {
+		return b
+	}
+	b = append(b, `<fast xmlns='urn:xmpp:fast:0'>`...)
+	for _, m := range c.fastMechanisms() {
+		b = append(b, "<mechanism>"...)
+		b = append(b, m...)
+		b = append(b, "</mechanism>"...)
+	}
+	return append(b, `</fast>`...)
+}
 
 // fastTokens issues and checks FAST tokens; nil when the store keeps no
 // ServiceData.
 type fastTokens struct {
-	secret []byte
-	sd     storage.ServiceData
+	key []byte
+	sd  storage.ServiceData
+	// skew is added to the time, by tests that age tokens.
+	skew atomic.Int64
 }
 
-// fastRecord is what the store keeps per account and user agent: token
-// ids (hex), never tokens.
+// now returns the time tokens are issued and checked at.
+func (f *fastTokens) now() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }
+
+// fastSlot is one token in the store: its id (hex), never the token.
+type fastSlot struct {
+	ID     string    `json:"i"`
+	Mech   string    `json:"m"`
+	Issued time.Time `json:"t"`
+	Exp    time.Time `json:"e"`
+	// Count is the highest XEP-0484 'count' a login with the token
+	// gave, nil before the first.
+	Count *uint64 `json:"n,omitempty"`
+}
+
+// fastRecord is what the store keeps per account and user agent.
 type fastRecord struct {
-	Cur     string    `json:"c"`
-	CurExp  time.Time `json:"ce"`
-	Prev    string    `json:"p,omitempty"`
-	PrevExp time.Time `json:"pe,omitempty"`
+	New *fastSlot `json:"new,omitempty"` // issued, not used yet
+	Cur *fastSlot `json:"cur,omitempty"` // the last used
 }
 
-func newFASTTokens(ctx context.Context, accounts storage.Accounts) (*fastTokens, error) {
+func newFASTTokens(ctx context.Context, accounts storage.Accounts, key []byte) (*fastTokens, error) {
 	sd, ok := accounts.(storage.ServiceData)
 	if !ok {
 		return nil, nil
 	}
 	f := &fastTokens{sd: sd}
-	if st, ok := accounts.(storage.Secrets); ok {
+	switch st, ok := accounts.(storage.Secrets); {
+	case len(key) > 0:
+		if len(key) < fastMinKey {
+			return nil, fmt.Errorf("server: FASTKey has %d bytes, fewer than %d", len(key), fastMinKey)
+		}
+		f.key = key
+	case ok:
 		s, err := st.Secret(ctx, fastSecretName, 32)
 		if err != nil {
-			return nil, fmt.Errorf("server: FAST secret: %w", err)
+			return nil, fmt.Errorf("server: FAST key: %w", err)
 		}
-		f.secret = s
-	} else {
-		f.secret = make([]byte, 32)
-		rand.Read(f.secret)
+		f.key = s
+	default:
+		f.key = make([]byte, 32)
+		rand.Read(f.key)
 	}
 	return f, nil
 }
@@ -81,26 +170,41 @@ func fastKey(user, ua string) string {
 	return user + "/" + hex.EncodeToString(h[:])
 }
 
-// token derives the token of id.
-func (f *fastTokens) token(id string) []byte {
-	m := hmac.New(sha256.New, f.secret)
-	m.Write([]byte(id))
+// token derives the token of slot s of the record at key.
+func (f *fastTokens) token(key string, s *fastSlot) []byte {
+	m := hmac.New(sha256.New, f.key)
+	m.Write([]byte("kiez FAST token\x00" + key + "\x00" + s.Mech + "\x00" + s.ID))
 	return []byte(base64.RawURLEncoding.EncodeToString(m.Sum(nil)))
 }
 
+// load returns the record at key; a record it cannot read (of an older
+// format) counts as none.
 func (f *fastTokens) load(ctx context.Context, key string) (fastRecord, error) {
 	var r fastRecord
 	v, _, err := f.sd.ServiceValue(ctx, fastNamespace, key)
 	if err != nil {
 		return r, err
 	}
-	return r, json.Unmarshal(v, &r)
+	if json.Unmarshal(v, &r) != nil {
+		return fastRecord{}, storage.ErrNotFound
+	}
+	return r, nil
 }
 
+// store writes r at key, or deletes it when it holds no token.
 func (f *fastTokens) store(ctx context.Context, key string, r fastRecord) error {
-	exp := r.CurExp
-	if r.PrevExp.After(exp) {
-		exp = r.PrevExp
+	var exp time.Time
+	for _, s := range []*fastSlot{r.New, r.Cur} {
+		if s != nil && s.Exp.After(exp) {
+			exp = s.Exp
+		}
+	}
+	if exp.IsZero() {
+		err := f.sd.DeleteServiceValue(ctx, fastNamespace, key)
+		if errors.Is(err, storage.ErrNotFound) {
+			err = nil
+		}
+		return err
 	}
 	v, err := json.Marshal(r)
 	if err != nil {
@@ -109,27 +213,42 @@ func (f *fastTokens) store(ctx context.Context, key string, r fastRecord) error 
 	return f.sd.PutServiceValue(ctx, fastNamespace, key, v, exp)
 }
 
-// issue makes a new token for key, keeping the current one as the previous
-// one for fastGrace, and returns the <token/> element.
-func (f *fastTokens) issue(ctx context.Context, key string, now time.Time) (string, error) {
-	r, err := f.load(ctx, key)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return "", err
-	}
+// newToken puts a new token for mech into r's new slot, replacing a token
+// issued before and never used (XEP-0484 §3.5), and returns the <token/>
+// element for <success/>.
+func (f *fastTokens) newToken(key string, r *fastRecord, mech string, now time.Time) string {
 	id := make([]byte, 16)
 	rand.Read(id)
-	if r.Cur != "" && r.CurExp.After(now) {
-		r.Prev, r.PrevExp = r.Cur, now.Add(fastGrace)
-		if r.CurExp.Before(r.PrevExp) {
-			r.PrevExp = r.CurExp
-		}
+	now = now.Truncate(time.Second)
+	r.New = &fastSlot{ID: hex.EncodeToString(id), Mech: mech, Issued: now, Exp: now.Add(fastLifetime)}
+	return `<token xmlns='` + nsFAST + `' expiry='` + r.New.Exp.UTC().Format(time.RFC3339) +
+		`' token='` + string(f.token(key, r.New)) + `'/>`
+}
+
+// requestedToken issues the token a password login asked for with
+// <request-token/>, and returns its <token/>. A failing store leaves the
+// token out (logged): the login goes on without it.
+func (c *conn) requestedToken(req authenticateRequest, u jid.JID) string {
+	f := c.srv.fast
+	if f == nil || req.requestToken == "" {
+		return ""
 	}
-	r.Cur, r.CurExp = hex.EncodeToString(id), now.Add(fastLifetime).Truncate(time.Second)
-	if err := f.store(ctx, key, r); err != nil {
-		return "", err
+	if req.userAgent == "" || !c.fastOffered(req.requestToken) {
+		c.srv.log.Debug("FAST token request without a user agent id or for a mechanism not offered")
+		return ""
 	}
-	return `<token xmlns='` + nsFAST + `' expiry='` + r.CurExp.UTC().Format(time.RFC3339) +
-		`' token='` + string(f.token(r.Cur)) + `'/>`, nil
+	key := fastKey(u.String(), req.userAgent)
+	r, err := f.load(c.ctx, key)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		c.srv.log.Warn("reading FAST tokens failed; no token issued", "err", err)
+		return ""
+	}
+	tok := f.newToken(key, &r, req.requestToken, f.now())
+	if err := f.store(c.ctx, key, r); err != nil {
+		c.srv.log.Warn("storing a FAST token failed; none issued", "err", err)
+		return ""
+	}
+	return tok
 }
 
 // fastHMAC returns HMAC-SHA-256(token, label || cb).
@@ -140,20 +259,44 @@ func fastHMAC(token []byte, label string, cb []byte) []byte {
 	return m.Sum(nil)
 }
 
-// fastAuth checks a HT-SHA-256-NONE initial response (username NUL
-// HMAC(token, "Initiator")) for the user agent ua, and returns the user,
-// the server's HMAC for <additional-data/> and the extra elements for
-// <success/>: a new token if one was asked for or the used one is old.
-// invalidate removes the tokens instead.
-func (c *conn) fastAuth(req authenticateRequest) (jid.JID, []byte, string, error) {
+// fastAuth runs an HT mechanism: the initial response is the username,
+// NUL, and HMAC(token, "Initiator" || channel binding data). It returns
+// the user, the server's HMAC(token, "Responder" || channel binding data)
+// for <additional-data/>, and the <token/> for <success/>: a new one if
+// the client asked for one or the token it used is due for rotation.
+//
+// It checks the token against the user agent's new slot, then its
+// current one, with the mechanism it was issued for; an expired token is
+// credentials-expired (XEP-0484 §4.2), and a 'count' not above the last
+// one seen for the token is refused as a replay. A login with the new
+// token makes it the current one; invalidate removes the user agent's
+// tokens (a new one is issued only if asked for).
+func (c *conn) fastAuth(mech string, req authenticateRequest) (jid.JID, []byte, string, error) {
 	f := c.srv.fast
-	notAuth := &scram.Failure{Condition: scram.NotAuthorized}
-	if f == nil || req.userAgent == "" || !req.present {
-		return jid.JID{}, nil, "", notAuth
+	notAuth := &scram.Failure{Condition: scram.NotAuthorized, Text: "authentication failed"}
+	if !c.fastOffered(mech) {
+		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.InvalidMechanism}
+	}
+	switch {
+	case !req.fast:
+		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.MalformedRequest, Text: "a FAST mechanism needs <fast xmlns='urn:xmpp:fast:0'/>"}
+	case req.userAgent == "":
+		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.MalformedRequest, Text: "FAST needs <user-agent id=…/>"}
+	case req.fastCountBad:
+		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.MalformedRequest, Text: "count is not a non-negative integer"}
+	case !req.present:
+		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.MalformedRequest, Text: "no initial response"}
 	}
 	name, mac, ok := strings.Cut(string(req.data), "\x00")
 	if !ok || len(mac) != sha256.Size {
 		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.MalformedRequest}
+	}
+	var cb []byte
+	if t, _ := htBinding(mech); t != "" {
+		var err error
+		if cb, err = scram.BindingData(c.tlsState, c.leaf, t); err != nil {
+			return jid.JID{}, nil, "", &scram.Failure{Condition: scram.MalformedRequest, Text: "channel binding unavailable", Err: err}
+		}
 	}
 	u, err := c.userJID(name)
 	if err != nil || c.srv.beingDeleted(u.String()) {
@@ -166,58 +309,76 @@ func (c *conn) fastAuth(req authenticateRequest) (jid.JID, []byte, string, error
 		return jid.JID{}, nil, "", notAuth
 	}
 	if err != nil {
-		return jid.JID{}, nil, "", err
+		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.TemporaryAuthFailure, Err: err}
 	}
-	now := time.Now()
+	now := f.now()
+	var used *fastSlot
 	var token []byte
-	usedCur := false
-	for _, t := range []struct {
-		id  string
-		exp time.Time
-		cur bool
-	}{{r.Cur, r.CurExp, true}, {r.Prev, r.PrevExp, false}} {
-		if t.id == "" || !t.exp.After(now) {
+	for _, s := range []*fastSlot{r.New, r.Cur} {
+		if s == nil || s.Mech != mech {
 			continue
 		}
-		tok := f.token(t.id)
-		if hmac.Equal(fastHMAC(tok, "Initiator", nil), []byte(mac)) {
-			token, usedCur = tok, t.cur
+		if t := f.token(key, s); hmac.Equal(fastHMAC(t, "Initiator", cb), []byte(mac)) && used == nil {
+			used, token = s, t
 		}
 	}
-	if token == nil {
+	switch {
+	case used == nil:
 		return jid.JID{}, nil, "", notAuth
+	case !used.Exp.After(now):
+		if used == r.New {
+			r.New = nil
+		} else {
+			r.Cur = nil
+		}
+		if err := f.store(ctx, key, r); err != nil {
+			c.srv.log.Warn("removing an expired FAST token failed", "err", err)
+		}
+		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.CredentialsExpired, Text: "the token has expired"}
+	case req.fastCount != nil && used.Count != nil && *req.fastCount <= *used.Count:
+		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.NotAuthorized, Text: "count already seen"}
 	}
-	if _, err := c.srv.accounts.Account(ctx, u.String()); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
+	if acct, err := c.srv.accounts.Account(ctx, u.String()); err != nil || !acct.Removed.IsZero() {
+		if err == nil || errors.Is(err, storage.ErrNotFound) {
 			return jid.JID{}, nil, "", notAuth
 		}
-		return jid.JID{}, nil, "", err
+		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.TemporaryAuthFailure, Err: err}
 	}
-	addl := fastHMAC(token, "Responder", nil)
-	if req.fastInvalidate {
-		if err := f.sd.DeleteServiceValue(ctx, fastNamespace, key); err != nil {
-			return jid.JID{}, nil, "", err
-		}
-		return u, addl, "", nil
+	addl := fastHMAC(token, "Responder", cb)
+	if req.fastCount != nil {
+		n := *req.fastCount
+		used.Count = &n
 	}
-	var extra string
-	// A new token when asked for, when the client used the previous one
-	// (it lacks the current one), or when the used one is old.
-	if req.requestToken == fastMech || !usedCur || r.CurExp.Sub(now) < fastLifetime-fastRotateAfter {
-		if extra, err = f.issue(ctx, key, now); err != nil {
-			return jid.JID{}, nil, "", err
-		}
-	} else if usedCur && r.Prev != "" {
-		// The client has the current token: the previous one goes.
-		r.Prev, r.PrevExp = "", time.Time{}
-		if err := f.store(ctx, key, r); err != nil {
-			return jid.JID{}, nil, "", err
-		}
+	if used == r.New {
+		// The client has the new token: it becomes the current one,
+		// and the one before is no longer valid (§3.5).
+		r.Cur, r.New = r.New, nil
 	}
-	return u, addl, extra, nil
+	var tok string
+	switch {
+	case req.fastInvalidate:
+		r = fastRecord{}
+		if req.requestToken != "" && c.fastOffered(req.requestToken) {
+			tok = f.newToken(key, &r, req.requestToken, now)
+		}
+	case req.requestToken != "" && c.fastOffered(req.requestToken):
+		tok = f.newToken(key, &r, req.requestToken, now)
+	case now.Sub(used.Issued) > fastRotateAfter:
+		tok = f.newToken(key, &r, mech, now)
+	}
+	if err := f.store(ctx, key, r); err != nil {
+		if req.fastInvalidate {
+			// The client asked for the token to be gone; it is not.
+			return jid.JID{}, nil, "", &scram.Failure{Condition: scram.TemporaryAuthFailure, Err: err}
+		}
+		// The token was right: the login goes on, without a new token.
+		c.srv.log.Warn("storing FAST tokens failed; no token issued", "err", err)
+		tok = ""
+	}
+	return u, addl, tok, nil
 }
 
-// deleteUser removes every FAST token record of user (a bare JID).
+// deleteUser removes every FAST token of user (a bare JID).
 func (f *fastTokens) deleteUser(ctx context.Context, user string) error {
 	if f == nil {
 		return nil
@@ -229,7 +390,7 @@ func (f *fastTokens) deleteUser(ctx context.Context, user string) error {
 			return err
 		}
 		for _, k := range keys {
-			if err := f.sd.DeleteServiceValue(ctx, fastNamespace, k); err != nil {
+			if err := f.sd.DeleteServiceValue(ctx, fastNamespace, k); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				errs = append(errs, err)
 			}
 		}
@@ -237,4 +398,18 @@ func (f *fastTokens) deleteUser(ctx context.Context, user string) error {
 			return errors.Join(errs...)
 		}
 	}
+}
+
+// RevokeTokens revokes every XEP-0484 FAST token of user (a bare JID of a
+// local account): its devices log in with the password again. SetPassword
+// and DeleteUser do this too.
+func (s *Server) RevokeTokens(ctx context.Context, user jid.JID) error {
+	user, err := s.userJID(user)
+	if err != nil {
+		return err
+	}
+	if err := s.fast.deleteUser(ctx, user.String()); err != nil {
+		return fmt.Errorf("server: revoking the FAST tokens of %s: %w", user, err)
+	}
+	return nil
 }

@@ -67,7 +67,7 @@ func benchLoginFAST(nc net.Conn, domain, user, pass string, token *string) error
 		return err
 	}
 	b64 := base64.StdEncoding
-	mech, resp, extra := "HT-SHA-256-NONE", append([]byte(user+"\x00"), fastMAC(*token, "Initiator")...), ""
+	mech, resp, extra := "HT-SHA-256-NONE", append([]byte(user+"\x00"), fastMAC(*token, "Initiator")...), fastElem
 	if *token == "" {
 		mech, resp, extra = "PLAIN", []byte("\x00"+user+"\x00"+pass), fastRequest
 	}

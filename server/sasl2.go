@@ -3,12 +3,13 @@ package server
 import (
 	"encoding/base64"
 	"encoding/xml"
+	"strconv"
 	"strings"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/kiez-im/kiez/server/scram"
+	"github.com/kiez-im/kiez/stanza"
 )
 
 // XEP-0388 Extensible SASL Profile (SASL2): authentication in one
@@ -43,9 +44,7 @@ func (c *conn) appendAuthentication(b []byte) []byte {
 	}
 	b = append(b, `<inline>`...)
 	b = append(b, c.srv.bind2.feature...)
-	if c.srv.fast != nil {
-		b = append(b, `<fast xmlns='urn:xmpp:fast:0'><mechanism>`+fastMech+`</mechanism></fast>`...)
-	}
+	b = c.appendFAST(b)
 	return append(b, `<sm xmlns='urn:xmpp:sm:3'/></inline></authentication>`...)
 }
 
@@ -56,9 +55,12 @@ type authenticateRequest struct {
 	bind    *bind2Request
 	resume  *xml.StartElement // an inline stream management <resume/>
 
-	userAgent      string // the <user-agent/> id
-	requestToken   string // the mechanism of a FAST <request-token/>
-	fastInvalidate bool   // a FAST <fast invalidate='true'/>
+	userAgent      string  // the <user-agent/> id
+	requestToken   string  // the mechanism of a FAST <request-token/>
+	fast           bool    // a FAST <fast/>: the client logs in with a token
+	fastInvalidate bool    // with invalidate='true'
+	fastCount      *uint64 // and its count, if any
+	fastCountBad   bool    // a count that is no number
 }
 
 // parseAuthenticate reads the inner tokens of <authenticate/>. Unknown
@@ -84,8 +86,13 @@ func parseAuthenticate(toks []xml.Token) (authenticateRequest, error) {
 				case xml.Name{Space: nsFAST, Local: "request-token"}:
 					req.requestToken = attr(tt, "mechanism")
 				case xml.Name{Space: nsFAST, Local: "fast"}:
+					req.fast = true
 					v := attr(tt, "invalidate")
 					req.fastInvalidate = v == "true" || v == "1"
+					if v, ok := stanza.LookupAttr(tt.Attr, "count"); ok {
+						n, err := strconv.ParseUint(v, 10, 64)
+						req.fastCount, req.fastCountBad = &n, err != nil
+					}
 				}
 				continue
 			}
@@ -131,12 +138,12 @@ func (c *conn) sasl2Auth(start xml.StartElement) (stepResult, error) {
 	var u jid.JID
 	var addl []byte
 	var token string // a FAST <token/> for <success/>
-	if mech == fastMech && c.srv.fast != nil {
-		u, addl, token, err = c.fastAuth(req)
+	if _, ht := htBinding(mech); ht && c.srv.fast != nil {
+		u, addl, token, err = c.fastAuth(mech, req)
 	} else {
 		u, addl, err = c.authMech(mech, req.data, req.present, true)
-		if err == nil && req.requestToken == fastMech && req.userAgent != "" && c.srv.fast != nil {
-			token, err = c.srv.fast.issue(c.ctx, fastKey(u.String(), req.userAgent), time.Now())
+		if err == nil {
+			token = c.requestedToken(req, u)
 		}
 	}
 	if err != nil {
@@ -153,7 +160,7 @@ func (c *conn) sasl2Auth(start xml.StartElement) (stepResult, error) {
 			if sess != nil {
 				authzid = sess.jid.String()
 			}
-			c.t.writeNonza(c.bw, sasl2Success(addl, authzid, c.fastToken+string(answer)))
+			c.t.writeNonza(c.bw, sasl2Success(addl, authzid, string(answer)+c.fastToken))
 			return c.bw.Flush()
 		})
 		res.state |= stateAuthn

@@ -173,7 +173,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.decoys = d
-	if s.fast, err = newFASTTokens(ctx, cfg.Accounts); err != nil {
+	if s.fast, err = newFASTTokens(ctx, cfg.Accounts, cfg.FASTKey); err != nil {
 		return nil, err
 	}
 	s.sessions = newRegistry()

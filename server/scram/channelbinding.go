@@ -59,6 +59,14 @@ func Mechanisms(cs *tls.ConnectionState) []string {
 	return append([]string{MechSHA512Plus, MechSHA256Plus, MechSHA1Plus}, plain...)
 }
 
+// BindingData returns the channel binding data of type cbType (one of the
+// constants above) for cs; cert is the server's certificate, used for
+// tls-server-end-point. Other mechanisms that bind to the channel
+// (XEP-0484's HT-SHA-256-EXPR, -ENDP and -UNIQ) take theirs from here.
+func BindingData(cs *tls.ConnectionState, cert *x509.Certificate, cbType string) ([]byte, error) {
+	return bindingData(cs, cert, cbType)
+}
+
 // bindingData returns the channel binding data of type cbType for cs. cert
 // is the server's certificate, used for tls-server-end-point.
 func bindingData(cs *tls.ConnectionState, cert *x509.Certificate, cbType string) ([]byte, error) {

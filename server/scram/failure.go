@@ -16,6 +16,9 @@ const (
 	// NotAuthorized: a wrong proof, an unknown user, a wrong nonce, channel
 	// binding data that does not match, or a downgrade ('y' flag).
 	NotAuthorized = "not-authorized"
+	// CredentialsExpired: the credential was right but is no longer
+	// valid (an expired XEP-0484 token).
+	CredentialsExpired = "credentials-expired"
 	// TemporaryAuthFailure: the credential lookup failed.
 	TemporaryAuthFailure = "temporary-auth-failure"
 )
