@@ -1,7 +1,7 @@
 package main
 
 // The control socket: while serve runs, the admin commands (adduser,
-// passwd, deluser, users, invite, ban, unban, bans) reach it through a Unix
+// passwd, deluser, undelete, revoke-tokens, users, invite, ban, unban, bans) reach it through a Unix
 // socket in the data directory instead of opening the database, which
 // serve holds locked, and act on its own parts (a ban on the filter that
 // admits its connections).
@@ -67,11 +67,12 @@ func (c *config) socketPath() string { return filepath.Join(c.DataDir, controlSo
 // adminRequest is one admin command, run by the running server or on
 // the database.
 type adminRequest struct {
-	// Op is adduser, passwd, deluser, users, invite, ban, unban, bans,
-	// export or import (export.go: these two stream their data).
+	// Op is adduser, passwd, deluser, undelete, revoke-tokens, users,
+	// invite, ban, unban, bans, export or import (export.go: these two
+	// stream their data).
 	Op string `json:"op"`
-	// User is the account of adduser, passwd and deluser, and the
-	// username of invite ("" for any).
+	// User is the account of adduser, passwd, deluser, undelete and
+	// revoke-tokens, and the username of invite ("" for any).
 	User string `json:"user,omitempty"`
 	// Domain limits users to one domain; "" lists all.
 	Domain string `json:"domain,omitempty"`
@@ -142,7 +143,7 @@ func execAdmin(ctx context.Context, t adminTarget, req adminRequest) (string, er
 		return listBans(t.filter), nil
 	case "invite":
 		return execInvite(ctx, t, req)
-	case "adduser", "passwd", "deluser", "undelete":
+	case "adduser", "passwd", "deluser", "undelete", "revoke-tokens":
 	default:
 		return "", fmt.Errorf("unknown admin command %q", req.Op)
 	}
@@ -168,6 +169,11 @@ func execAdmin(ctx context.Context, t adminTarget, req adminRequest) (string, er
 			return "", plain(err)
 		}
 		return fmt.Sprintf("deleted %s and all its data\n", user), nil
+	case req.Op == "revoke-tokens":
+		if err := srv.RevokeTokens(ctx, user); err != nil {
+			return "", plain(err)
+		}
+		return fmt.Sprintf("revoked the FAST tokens of %s: its devices log in with the password again\n", user), nil
 	case req.Op == "undelete":
 		err := srv.RestoreUser(ctx, user)
 		if errors.Is(err, server.ErrNotRemoved) {

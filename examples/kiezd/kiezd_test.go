@@ -171,6 +171,8 @@ func testUserCommands(t *testing.T, live bool) {
 		{"x", []string{"passwd", "alice@localhost"}, 1, "", tooShort},
 		{"n3w pass", []string{"passwd", "alice@localhost"}, 0, "changed the password of alice@localhost\n", ""},
 		{"x\n", []string{"passwd", "carol@localhost"}, 1, "", "kiezd: there is no account carol@localhost\n"},
+		{"", []string{"revoke-tokens", "alice@localhost"}, 0, "revoked the FAST tokens of alice@localhost: its devices log in with the password again\n", ""},
+		{"", []string{"revoke-tokens", "carol@localhost"}, 1, "", "kiezd: there is no account carol@localhost\n"},
 		{"", []string{"deluser", "bob@localhost"}, 0, "deleted bob@localhost and all its data\n", ""},
 		{"", []string{"deluser", "bob@localhost"}, 1, "", "kiezd: there is no account bob@localhost\n"},
 	}

@@ -89,6 +89,9 @@ Commands:
   adduser JID     create an account
   passwd JID      change an account's password
   deluser JID     delete an account and all its data
+  revoke-tokens JID
+                  revoke the account's FAST tokens: its devices log in
+                  with the password again (passwd does this too)
   undelete JID    undo the removal of an account its owner removed, while
                   [registration] removal_grace keeps it
   users [DOMAIN]  list the accounts, of one domain or all
@@ -128,7 +131,7 @@ Commands:
   version         print kiezd's version, revision and Go version (also
                   --version)
 
-While serve runs, adduser, passwd, deluser, undelete, users, invite, ban,
+While serve runs, adduser, passwd, deluser, undelete, revoke-tokens, users, invite, ban,
 unban, bans, export, import and backup are carried out by it, through
 the control socket DATA_DIR/kiezd.sock
 (a ban refuses the next connection at once); otherwise they open the
@@ -225,7 +228,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	switch cmd {
 	case "serve", "check-config", "check":
 		nargs = []int{0}
-	case "adduser", "passwd", "deluser", "undelete":
+	case "adduser", "passwd", "deluser", "undelete", "revoke-tokens":
 		nargs = []int{1}
 	case "users":
 		nargs = []int{0, 1}

@@ -156,7 +156,12 @@ func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slo
 	// The server's janitor expires the data of every module, and of the
 	// switched-off ones with these; see housekeeping.go.
 	mods = append(mods, leftovers(cfg, accounts)...)
+	fastKey, err := cfg.fastKey()
+	if err != nil {
+		return adminTarget{}, err
+	}
 	sc := server.Config{
+		FASTKey:         fastKey,
 		ConnFilter:      ipf,
 		Domains:         cfg.Domains,
 		TLS:             tlsCfg,
