@@ -38,9 +38,11 @@ type bind2Table struct {
 }
 
 // buildBind2 computes the <bind/> advertised in SASL2's inline features:
-// stream management and the modules' inline features.
+// stream management, client state indication (XEP-0352: the session
+// starts in the state the client gives) and the modules' inline
+// features.
 func (s *Server) buildBind2() {
-	b := `<bind xmlns='urn:xmpp:bind:0'><inline><feature var='urn:xmpp:sm:3'/>`
+	b := `<bind xmlns='urn:xmpp:bind:0'><inline><feature var='urn:xmpp:sm:3'/><feature var='urn:xmpp:csi:0'/>`
 	for _, e := range s.bind2.enablers {
 		b += `<feature var='` + escapeString(e.InlineFeature()) + `'/>`
 	}
@@ -54,6 +56,7 @@ type bind2Request struct {
 	sm       bool     // <enable xmlns='urn:xmpp:sm:3'/>
 	smResume bool     // with resume='true'
 	smMax    string   // and its max
+	inactive bool     // <inactive xmlns='urn:xmpp:csi:0'/>: the session starts inactive
 }
 
 // parseBind2 reads the inner tokens of <bind/>.
@@ -77,6 +80,8 @@ func parseBind2(toks []xml.Token) *bind2Request {
 				v, _ := stanza.LookupAttr(tt.Attr, "resume")
 				req.smResume = v == "true" || v == "1"
 				req.smMax, _ = stanza.LookupAttr(tt.Attr, "max")
+			case tt.Name.Space == nsCSI && (tt.Name.Local == "inactive" || tt.Name.Local == "active"):
+				req.inactive = tt.Name.Local == "inactive"
 			case tt.Name.Local == "enable":
 				req.enable = append(req.enable, tt.Name.Space)
 			}
@@ -130,6 +135,14 @@ func (c *conn) bind2(req *bind2Request, addl []byte) (stepResult, error) {
 					c.srv.log.Warn("enabling a feature inline failed", "feature", ns, "err", err)
 				}
 			}
+		}
+		if req.inactive {
+			sess.qmu.Lock()
+			if sess.csi == nil {
+				sess.csi = &csiState{}
+			}
+			sess.csi.inactive = true
+			sess.qmu.Unlock()
 		}
 		bound := `<bound xmlns='urn:xmpp:bind:0'>`
 		var sm *smState

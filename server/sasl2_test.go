@@ -84,7 +84,7 @@ func TestSASL2Bind2(t *testing.T) {
 	feats := c.sasl2Features()
 	for _, want := range []string{
 		`<authentication xmlns='urn:xmpp:sasl:2'>`, `<mechanism>SCRAM-SHA-256</mechanism>`,
-		`<bind xmlns='urn:xmpp:bind:0'><inline><feature var='urn:xmpp:sm:3'/><feature var='urn:xmpp:carbons:2'/></inline></bind>`,
+		`<bind xmlns='urn:xmpp:bind:0'><inline><feature var='urn:xmpp:sm:3'/><feature var='urn:xmpp:csi:0'/><feature var='urn:xmpp:carbons:2'/></inline></bind>`,
 	} {
 		if !strings.Contains(feats, want) {
 			t.Fatalf("features lack %s: %q", want, feats)
@@ -196,4 +196,31 @@ func TestSASL2Resume(t *testing.T) {
 		t.Fatalf("success: %q", success)
 	}
 	c3.bind("desk")
+}
+
+// TestSASL2Bind2Inactive (XEP-0386 with XEP-0352): a session bound with
+// <inactive/> inside <bind/> starts inactive: a presence is held back
+// until the client says <active/>.
+func TestSASL2Bind2Inactive(t *testing.T) {
+	srv := servertest.Start(t, server.Config{})
+	srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	c := dialSM(t, srv.Addr)
+	c.sasl2Features()
+	success := c.sasl2SCRAM("alice", "pw", `<bind xmlns='urn:xmpp:bind:0'><tag>phone</tag>`+
+		`<enable xmlns='urn:xmpp:sm:3'/><inactive xmlns='urn:xmpp:csi:0'/></bind>`)
+	m := regexp.MustCompile(`<authorization-identifier>([^<]+)</authorization-identifier>`).FindStringSubmatch(success)
+	if m == nil {
+		t.Fatalf("success: %q", success)
+	}
+	bob := dialSM(t, srv.Addr)
+	bob.auth("bob", "pw")
+	bob.bind("pc")
+	bob.send(`<presence to='` + m[1] + `'><show>away</show></presence>`)
+	bob.sync("b1") // the presence reached alice's session
+	if got := c.mark(); stanzas(got) {
+		t.Fatalf("a session bound inactive got %q", got)
+	}
+	c.send(`<active xmlns='urn:xmpp:csi:0'/>`)
+	c.await(`<show>away</show>`)
 }
