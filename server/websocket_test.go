@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
@@ -563,4 +564,83 @@ func TestWebSocketCloseDuringNegotiation(t *testing.T) {
 	if code, before := w.expectClose(); code != 1000 || before != `<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>` {
 		t.Fatalf("close code %d after %q", code, before)
 	}
+}
+
+// TestWebSocketSASL2 logs in over a WebSocket with SASL2 (SCRAM-SHA-256-PLUS
+// bound by tls-exporter) and Bind 2, asking for a FAST token, exchanges
+// messages with a TCP client, then logs in on a second WebSocket with the
+// token by HT-SHA-256-EXPR (bound to that WebSocket's TLS connection)
+// and exchanges a message again. No stream restart happens.
+func TestWebSocketSASL2(t *testing.T) {
+	srv, _ := startSM(t, 0)
+	addr := startWS(t, srv, server.WebSocketOptions{})
+	b := dialSM(t, srv.Addr)
+	b.auth("bob", "pw")
+	b.bind("pc")
+	b64 := base64.StdEncoding
+	const ua = `<user-agent id='8a7d5e4c-0c5e-4a43-9d0e-2d2b7c6f1f10'><software>kiez ws test</software></user-agent>`
+	const bind = `<bind xmlns='urn:xmpp:bind:0'><tag>web</tag><enable xmlns='urn:xmpp:sm:3'/></bind>`
+
+	// exchange checks that the session bound as full talks with bob.
+	exchange := func(w *wsClient, full, body string) {
+		t.Helper()
+		b.message(full, body)
+		w.expect(`^<message xmlns=['"]jabber:client['"].*<body>` + body + `</body>`)
+		w.send(`<message xmlns='jabber:client' to='bob@localhost/pc' type='chat'><body>re-` + body + `</body></message>`)
+		b.await(`<body>re-` + body + `</body>`)
+	}
+	open := func() (*wsClient, string) {
+		w := dialWS(t, addr)
+		w.send(wsOpen)
+		w.expect(`^<open `)
+		feats := w.expect(`^<stream:features .*</stream:features>$`)[0]
+		return w, feats
+	}
+
+	w, feats := open()
+	if !strings.Contains(feats, `<authentication xmlns='urn:xmpp:sasl:2'><mechanism>SCRAM-SHA-512-PLUS</mechanism>`) ||
+		!strings.Contains(feats, `<fast xmlns='urn:xmpp:fast:0'><mechanism>HT-SHA-256-EXPR</mechanism><mechanism>HT-SHA-256-NONE</mechanism></fast>`) {
+		t.Fatalf("features: %q", feats)
+	}
+	cs := w.c.ConnectionState()
+	cl, err := scram.NewClient(scram.MechSHA256Plus, "alice", "pw", "", &cs, scram.TLSExporter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := cl.Step(nil)
+	w.send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='SCRAM-SHA-256-PLUS'><initial-response>` + b64.EncodeToString(first) +
+		`</initial-response>` + ua + bind + `<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-EXPR'/></authenticate>`)
+	ch, _ := b64.DecodeString(w.expect(`^<challenge xmlns='urn:xmpp:sasl:2'>([^<]+)</challenge>$`)[1])
+	final, _, err := cl.Step(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.send(`<response xmlns='urn:xmpp:sasl:2'>` + b64.EncodeToString(final) + `</response>`)
+	m := w.expect(`^<success xmlns='urn:xmpp:sasl:2'><additional-data>([^<]+)</additional-data>` +
+		`<authorization-identifier>([^<]+)</authorization-identifier><bound xmlns='urn:xmpp:bind:0'><enabled xmlns='urn:xmpp:sm:3'/></bound>` +
+		`<token xmlns='urn:xmpp:fast:0' expiry='[^']+' token='([^']+)'/></success>$`)
+	sv, _ := b64.DecodeString(m[1])
+	if _, done, err := cl.Step(sv); err != nil || !done {
+		t.Fatalf("server signature: %v", err)
+	}
+	full, token := m[2], m[3]
+	exchange(w, full, "one")
+	w.send(`<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>`)
+	w.expect(`^<close `)
+
+	w, _ = open()
+	cs = w.c.ConnectionState()
+	cb, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-EXPR'><initial-response>` +
+		b64.EncodeToString(append([]byte("alice\x00"), fastMAC(token, "Initiator", cb...)...)) +
+		`</initial-response>` + ua + bind + fastElem + `</authenticate>`)
+	m = w.expect(`^<success xmlns='urn:xmpp:sasl:2'><additional-data>([^<]+)</additional-data>` +
+		`<authorization-identifier>([^<]+)</authorization-identifier>`)
+	if v, _ := b64.DecodeString(m[1]); !hmac.Equal(v, fastMAC(token, "Responder", cb...)) {
+		t.Fatalf("wrong server HMAC: %q", m[0])
+	}
+	exchange(w, m[2], "two")
 }
