@@ -5,8 +5,13 @@
 // account is offline), the server publishes a notification to that node
 // at the app server, which wakes the device.
 //
+// A subscription request (presence type subscribe) while no session is
+// connected is pushed for too, with the summary's
+// pending-subscription-count: the number of contacts that asked since a
+// session of the account was last connected.
+//
 // The notification keeps the privacy promise: by default it carries only
-// the XEP-0357 summary's message-count, never the sender nor the body,
+// the XEP-0357 summary's counts, never the sender nor the body,
 // so that the app server and the platform's push service (Apple's,
 // Google's) learn nothing but "something arrived". Options.IncludeSender
 // and Options.IncludeBody add them.
@@ -26,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -121,10 +127,11 @@ type Module struct {
 	host  server.Host
 	log   *slog.Logger
 
-	mu      sync.Mutex                // guards the maps and serialises changes of registrations
-	regs    map[string][]Registration // bare JID → registrations, a cache of the store
-	devices map[string]*device        // bare JID \x00 app JID \x00 node → push state
-	counts  map[string]int            // bare JID → messages since a session was last connected
+	mu      sync.Mutex                 // guards the maps and serialises changes of registrations
+	regs    map[string][]Registration  // bare JID → registrations, a cache of the store
+	devices map[string]*device         // bare JID \x00 app JID \x00 node → push state
+	counts  map[string]int             // bare JID → messages since a session was last connected
+	subs    map[string]map[string]bool // bare JID → senders of subscription requests since then
 }
 
 // device is the push state of one registration.
@@ -164,6 +171,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 		regs:    make(map[string][]Registration),
 		devices: make(map[string]*device),
 		counts:  make(map[string]int),
+		subs:    make(map[string]map[string]bool),
 	}, nil
 }
 
@@ -196,14 +204,29 @@ func (m *Module) IQRoutes() []server.IQRoute {
 	}
 }
 
-// RoutePriority is the priority of the module's Receive route: low, so
-// that what blocks or refuses a message runs first.
+// RoutePriority is the priority of the module's Receive route for
+// messages: low, so that what blocks or refuses a message runs first.
 const RoutePriority = -100
 
-// StanzaRoutes watch messages to local accounts.
+// SubscribeRoutePriority is the priority of the module's Receive route
+// for subscription requests: above the presence module's (0), which
+// takes them and ends their path.
+const SubscribeRoutePriority = 10
+
+// maxPendingSubs bounds the subscription requests counted per account.
+const maxPendingSubs = 100
+
+// StanzaRoutes watch messages and subscription requests to local
+// accounts.
 func (m *Module) StanzaRoutes() []server.StanzaRoute {
 	return []server.StanzaRoute{{
 		Side: filter.Receive, Kind: stanza.Message, Priority: RoutePriority,
+		Handler: server.RouteHandlerFunc(func(ctx context.Context, d *server.Delivery) error {
+			m.received(ctx, d.Account, d.Stanza)
+			return nil
+		}),
+	}, {
+		Side: filter.Receive, Kind: stanza.Presence, Types: []string{"subscribe"}, To: server.TargetBare, Priority: SubscribeRoutePriority,
 		Handler: server.RouteHandlerFunc(func(ctx context.Context, d *server.Delivery) error {
 			m.received(ctx, d.Account, d.Stanza)
 			return nil
@@ -378,21 +401,33 @@ func worthPushing(s *stanza.Stanza) bool {
 	return c&^(stanza.ChatState|stanza.Thread|stanza.Hints|stanza.Delay|stanza.StanzaID) != 0
 }
 
-// received decides whether a message to account calls for pushes: when
-// no session of the account is connected (every one is hibernated, or
-// there is none).
+// received decides whether a message or a subscription request to
+// account calls for pushes: when no session of the account is connected
+// (every one is hibernated, or there is none). A groupchat message to a
+// resource that has no session is not delivered (RFC 6121 §8.5.3.2.1)
+// and not pushed for, as Prosody's mod_cloud_notify does; one to a
+// hibernated session is, as any message with content.
 func (m *Module) received(ctx context.Context, account jid.JID, s *stanza.Stanza) {
-	if !worthPushing(s) {
+	sub := s.Kind == stanza.Presence && s.Type == "subscribe"
+	if sub && s.From.Localpart() == "" && s.From.Domainpart() == "" || !sub && !worthPushing(s) {
 		return
 	}
 	user := account.Bare().String()
-	for _, sess := range m.host.Sessions(account.Bare()) {
+	sessions := m.host.Sessions(account.Bare())
+	for _, sess := range sessions {
 		if !sess.Hibernated() {
 			m.mu.Lock()
-			delete(m.counts, user) // a client is connected: it sees them
+			// A client is connected: it sees them.
+			delete(m.counts, user)
+			delete(m.subs, user)
 			m.mu.Unlock()
 			return
 		}
+	}
+	if s.Type == "groupchat" && s.To.Resourcepart() != "" && !slices.ContainsFunc(sessions, func(sess *server.Session) bool {
+		return sess.JID().Equal(s.To)
+	}) {
+		return
 	}
 	regs, err := m.cached(ctx, user)
 	if err != nil {
@@ -403,8 +438,20 @@ func (m *Module) received(ctx context.Context, account jid.JID, s *stanza.Stanza
 		return
 	}
 	m.mu.Lock()
-	m.counts[user]++
-	count := m.counts[user]
+	if sub {
+		from := s.From.Bare().String()
+		if m.subs[user] == nil {
+			m.subs[user] = make(map[string]bool)
+		}
+		if m.subs[user][from] || len(m.subs[user]) >= maxPendingSubs {
+			m.mu.Unlock()
+			return // counted already: no new push for a repeated request
+		}
+		m.subs[user][from] = true
+	} else {
+		m.counts[user]++
+	}
+	sum := summary{count: m.counts[user], subs: len(m.subs[user])}
 	now := time.Now()
 	var due []Registration
 	for _, r := range regs {
@@ -424,11 +471,12 @@ func (m *Module) received(ctx context.Context, account jid.JID, s *stanza.Stanza
 	if len(due) == 0 {
 		return
 	}
-	sum := summary{count: count}
-	if m.opts.IncludeSender {
+	// Who asks for a subscription is never told, whatever the options
+	// say: last-message-sender and -body are about messages.
+	if m.opts.IncludeSender && !sub {
 		sum.sender = s.From.Bare().String()
 	}
-	if m.opts.IncludeBody {
+	if m.opts.IncludeBody && !sub {
 		if body, ok := s.ChildText(xml.Name{Space: stanza.NSClient, Local: "body"}); ok {
 			sum.body = truncate(body, maxBody)
 		}
@@ -438,9 +486,11 @@ func (m *Module) received(ctx context.Context, account jid.JID, s *stanza.Stanza
 	}
 }
 
-// summary is what a notification tells.
+// summary is what a notification tells: the messages and the
+// subscription requests since a session of the account was last
+// connected, and with the options the last message's sender and body.
 type summary struct {
-	count        int
+	count, subs  int
 	sender, body string
 }
 
@@ -510,6 +560,9 @@ func notification(r Registration, sum summary) xml.TokenReader {
 		{Var: "FORM_TYPE", Type: form.Hidden, Values: []string{NSSummary}},
 		{Var: "message-count", Values: []string{strconv.Itoa(sum.count)}},
 	}}
+	if sum.subs > 0 {
+		f.Fields = append(f.Fields, form.Field{Var: "pending-subscription-count", Values: []string{strconv.Itoa(sum.subs)}})
+	}
 	if sum.sender != "" {
 		f.Fields = append(f.Fields, form.Field{Var: "last-message-sender", Values: []string{sum.sender}})
 	}
@@ -538,6 +591,7 @@ func (m *Module) DeleteUser(ctx context.Context, user jid.JID) error {
 	defer m.mu.Unlock()
 	delete(m.regs, u)
 	delete(m.counts, u)
+	delete(m.subs, u)
 	for k := range m.devices {
 		if len(k) > len(u) && k[:len(u)] == u && k[len(u)] == 0 {
 			delete(m.devices, k)

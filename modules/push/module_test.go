@@ -250,3 +250,59 @@ func TestRegistrationLifecycle(t *testing.T) {
 		t.Fatal("registrations left after the account was deleted")
 	}
 }
+
+// A subscription request while alice is offline is pushed with
+// pending-subscription-count and never names the requester, even with
+// IncludeSender; the same contact asking again is not pushed again; the
+// next message's notification counts both.
+func TestPushSubscriptionRequest(t *testing.T) {
+	e := start(t, push.Options{MinInterval: -1, IncludeSender: true, IncludeBody: true}, ok)
+	r, _ := e.rawAlice(t)
+	r.Send(`</stream:stream>`)
+	<-e.probe.ended
+	subscribe := &stanza.Stanza{Kind: stanza.Presence, Type: "subscribe", To: e.alice}
+	e.bob.Send(subscribe)
+	got := e.app.Expect(isPublish)
+	checkNotification(t, got, "0")
+	if out := string(stanza.Marshal(got)); !strings.Contains(out, `var="pending-subscription-count"><value>1</value>`) {
+		t.Fatalf("no pending-subscription-count: %s", out)
+	}
+	await(t, "the push to be answered", func() bool { return e.push.InFlight() == 0 })
+	e.bob.Send(subscribe.Clone())
+	e.bob.Sync()
+	e.app.SyncNone(isPublish)
+
+	e.bob.Send(message(e.alice, "hi"))
+	out := string(stanza.Marshal(e.app.Expect(isPublish)))
+	for _, want := range []string{`var="message-count"><value>1</value>`, `var="pending-subscription-count"><value>1</value>`, `<value>hi</value>`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("notification lacks %q: %s", want, out)
+		}
+	}
+}
+
+// A groupchat message to alice's hibernated session is pushed (as
+// Prosody's mod_cloud_notify does); one to a resource she has no session
+// at is not delivered and not pushed or counted.
+func TestPushGroupchat(t *testing.T) {
+	e := start(t, push.Options{MinInterval: -1}, ok)
+	_, conn := e.rawAlice(t)
+	conn.Close()
+	await(t, "alice's session to hibernate", func() bool {
+		s := e.probe.host.Sessions(e.alice)
+		return len(s) == 1 && s[0].Hibernated()
+	})
+	groupchat := func(to string) *stanza.Stanza {
+		st := message(jid.MustParse(to), "wherefore art thou")
+		st.Type = "groupchat"
+		return st
+	}
+	e.bob.Send(groupchat("alice@localhost/phone"))
+	checkNotification(t, e.app.Expect(isPublish), "1")
+	await(t, "the push to be answered", func() bool { return e.push.InFlight() == 0 })
+	e.bob.Send(groupchat("alice@localhost/gone"))
+	e.bob.Sync()
+	e.app.SyncNone(isPublish)
+	e.bob.Send(message(e.alice, "wherefore art thou"))
+	checkNotification(t, e.app.Expect(isPublish), "2")
+}
