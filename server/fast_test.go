@@ -82,10 +82,12 @@ func (c *smClient) sasl2FAST(user, mech, token, extra string) (string, bool) {
 	return m[2], true
 }
 
-// fastLogin logs in on a new connection to srv by mech with token.
+// fastLogin logs in on a new connection to srv by mech with token, and
+// drops the connection.
 func fastLogin(t *testing.T, srv *servertest.Server, user, mech, token, extra string) (string, bool) {
 	t.Helper()
 	c := dialSM(t, srv.Addr)
+	defer c.tcp.Close()
 	c.sasl2Features()
 	return c.sasl2FAST(user, mech, token, extra)
 }
