@@ -156,18 +156,25 @@ func must[T any](v T, err error) T {
 	return v
 }
 
+// sasl2Alice starts a server with the accounts alice and bob, logs alice
+// in with SASL2 and extra in <authenticate/>, and returns the server, her
+// client and the inside of the <success/>.
+func sasl2Alice(t *testing.T, extra string) (*servertest.Server, *smClient, string) {
+	t.Helper()
+	srv := servertest.Start(t, server.Config{})
+	srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	c := dialSM(t, srv.Addr)
+	c.sasl2Features()
+	return srv, c, c.sasl2SCRAM("alice", "pw", extra)
+}
+
 // TestSASL2Resume resumes a session inside SASL2's <authenticate/>
 // (XEP-0198 with XEP-0388): what the client had not acknowledged is sent
 // again on the new stream; an unknown id is a <failed/> inside <success/>,
 // after which the stream is authenticated and the client binds.
 func TestSASL2Resume(t *testing.T) {
-	srv := servertest.Start(t, server.Config{})
-	srv.AddUser(t, "alice", "pw")
-	srv.AddUser(t, "bob", "pw")
-
-	c := dialSM(t, srv.Addr)
-	c.sasl2Features()
-	success := c.sasl2SCRAM("alice", "pw", bind2Body)
+	srv, c, success := sasl2Alice(t, bind2Body)
 	m := regexp.MustCompile(`<authorization-identifier>([^<]+)</authorization-identifier>.*id='([^']+)'`).FindStringSubmatch(success)
 	if m == nil {
 		t.Fatalf("success: %q", success)
@@ -202,12 +209,7 @@ func TestSASL2Resume(t *testing.T) {
 // <inactive/> inside <bind/> starts inactive: a presence is held back
 // until the client says <active/>.
 func TestSASL2Bind2Inactive(t *testing.T) {
-	srv := servertest.Start(t, server.Config{})
-	srv.AddUser(t, "alice", "pw")
-	srv.AddUser(t, "bob", "pw")
-	c := dialSM(t, srv.Addr)
-	c.sasl2Features()
-	success := c.sasl2SCRAM("alice", "pw", `<bind xmlns='urn:xmpp:bind:0'><tag>phone</tag>`+
+	srv, c, success := sasl2Alice(t, `<bind xmlns='urn:xmpp:bind:0'><tag>phone</tag>`+
 		`<enable xmlns='urn:xmpp:sm:3'/><inactive xmlns='urn:xmpp:csi:0'/></bind>`)
 	m := regexp.MustCompile(`<authorization-identifier>([^<]+)</authorization-identifier>`).FindStringSubmatch(success)
 	if m == nil {
