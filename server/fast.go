@@ -26,7 +26,7 @@ import (
 // (draft-schmaus-kitten-sasl-ht), one round trip and no key stretching,
 // with <fast/> in its <authenticate/>.
 //
-// The store keeps, per account and user agent, two slots as XEP-0484 §6.1
+// The store keeps, per account and user agent, two slots as XEP-0484 §5.1
 // describes: the token last issued ("new") and the one last used
 // ("current"), each as a random id with its mechanism, issue and expiry
 // times and the highest replay counter seen, in storage.ServiceData. The
