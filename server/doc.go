@@ -36,17 +36,16 @@
 // storage.ServiceData: a client that authenticated asks for a token per
 // device (its <user-agent id/>) and logs in with it later by
 // HT-SHA-256-EXPR, -ENDP or -UNIQ (bound to the TLS channel) or -NONE,
-// with no key stretching. A token is valid for 21 days, bound to its
-// mechanism, replaced at a login a day after it was issued (the old one
-// valid until the new one is used), and refused as a replay with a
+// with no key stretching. A token is valid for 21 days from the day it was
+// issued, bound to its mechanism, replaced at a login on a later day (the
+// old one valid until the new one is used), and refused as a replay with a
 // 'count' not above the last one seen. The store keeps a random id per
-// token, never the token, which is an HMAC of the id under
-// Config.FASTKey: kept outside the store, it makes a stolen database or
-// backup yield no usable token. Without FASTKey the key is a secret in
-// the store, and a leaked store yields the tokens. SetPassword,
-// RevokeTokens and DeleteUser revoke an account's tokens; a store error
-// while issuing one leaves it out of the <success/> (logged), and the
-// login goes on.
+// token, never the token, which is an HMAC of the id under Config.FASTKey:
+// kept outside the store, it makes a stolen database or backup yield no
+// usable token. Without FASTKey the key is a secret in the store, and a
+// leaked store yields the tokens. SetPassword, RevokeTokens and DeleteUser
+// revoke an account's tokens; a store error while issuing one leaves it
+// out of the <success/> (logged), and the login goes on.
 //
 // A stanza no offered step takes ends the stream with not-authorized;
 // two steps taking one iq in one state make New fail, naming both.

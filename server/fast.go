@@ -28,22 +28,22 @@ import (
 //
 // The store keeps, per account and user agent, two slots as XEP-0484 §5.1
 // describes: the token last issued ("new") and the one last used
-// ("current"), each as a random id with its mechanism, issue and expiry
-// times and the highest replay counter seen, in storage.ServiceData. The
-// token is an HMAC of the id (and the account, user agent and mechanism)
-// keyed by Config.FASTKey, which is kept outside the store, so that the
-// store alone yields no usable token. Tokens and keys are never logged.
+// ("current"), each as a random id with its mechanism, the days it was
+// issued and expires and the highest replay counter seen, in
+// storage.ServiceData. The token is an HMAC of the id (and the account,
+// user agent and mechanism) keyed by Config.FASTKey, which is kept outside
+// the store, so that the store alone yields no usable token. Tokens and
+// keys are never logged.
 
 const (
 	nsFAST         = "urn:xmpp:fast:0"
 	fastNamespace  = "fast"       // the ServiceData namespace
 	fastSecretName = "fast-token" // the storage.Secrets name of the key without Config.FASTKey
-	// fastLifetime is a token's validity, as Prosody's
-	// sasl2_fast_token_ttl.
+	// fastLifetime is a token's validity from the day it was issued,
+	// as Prosody's sasl2_fast_token_ttl. A token used on a later day than
+	// its issue is replaced, as Prosody's sasl2_fast_token_min_ttl (a
+	// day) has it; the store keeps days, not login times.
 	fastLifetime = 21 * 24 * time.Hour
-	// fastRotateAfter is the age after which a used token is replaced
-	// by a new one, as Prosody's sasl2_fast_token_min_ttl.
-	fastRotateAfter = 24 * time.Hour
 	// fastMinKey is the fewest bytes Config.FASTKey may have.
 	fastMinKey = 32
 )
@@ -123,8 +123,11 @@ func (f *fastTokens) now() time.Time { return time.Now().Add(time.Duration(f.ske
 
 // fastSlot is one token in the store: its id (hex), never the token.
 type fastSlot struct {
-	ID     string    `json:"i"`
-	Mech   string    `json:"m"`
+	ID   string `json:"i"`
+	Mech string `json:"m"`
+	// Issued is the UTC day the token was issued (no time of day, as
+	// for the accounts' days: the store tells no login time), Exp that
+	// day plus fastLifetime.
 	Issued time.Time `json:"t"`
 	Exp    time.Time `json:"e"`
 	// Count is the highest XEP-0484 'count' a login with the token
@@ -219,8 +222,8 @@ func (f *fastTokens) store(ctx context.Context, key string, r fastRecord) error 
 func (f *fastTokens) newToken(key string, r *fastRecord, mech string, now time.Time) string {
 	id := make([]byte, 16)
 	rand.Read(id)
-	now = now.Truncate(time.Second)
-	r.New = &fastSlot{ID: hex.EncodeToString(id), Mech: mech, Issued: now, Exp: now.Add(fastLifetime)}
+	day := storage.Day(now)
+	r.New = &fastSlot{ID: hex.EncodeToString(id), Mech: mech, Issued: day, Exp: day.Add(fastLifetime)}
 	return `<token xmlns='` + nsFAST + `' expiry='` + r.New.Exp.UTC().Format(time.RFC3339) +
 		`' token='` + string(f.token(key, r.New)) + `'/>`
 }
@@ -363,7 +366,7 @@ func (c *conn) fastAuth(mech string, req authenticateRequest) (jid.JID, []byte, 
 		}
 	case req.requestToken != "" && c.fastOffered(req.requestToken):
 		tok = f.newToken(key, &r, req.requestToken, now)
-	case now.Sub(used.Issued) > fastRotateAfter:
+	case used.Issued.Before(storage.Day(now)):
 		tok = f.newToken(key, &r, mech, now)
 	}
 	if err := f.store(ctx, key, r); err != nil {

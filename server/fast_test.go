@@ -217,8 +217,8 @@ func TestFASTChannelBinding(t *testing.T) {
 
 // TestFASTCountAndExpiry: a 'count' not above the last one seen for the
 // token is refused as a replay, and a new token starts afresh; a token
-// older than a day is replaced at login, the old one valid until the new
-// one is used; an expired token is credentials-expired.
+// used on a later day than its issue is replaced, the old one valid until
+// the new one is used; an expired token is credentials-expired.
 func TestFASTCountAndExpiry(t *testing.T) {
 	srv := servertest.Start(t, server.Config{})
 	srv.AddUser(t, "alice", "pw")
