@@ -130,6 +130,36 @@ func rawLogin(addr, user, domain, password, resource string) (*rawClient, error)
 	return c, nil
 }
 
+// rawSASL2 connects to a STARTTLS listener and sends authenticate, a
+// SASL2 <authenticate/> (XEP-0388), and returns the server's answer (a
+// <success/> or a <failure/>).
+func rawSASL2(addr, domain, authenticate string) (rawElem, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return rawElem{}, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	c := &rawClient{conn: conn}
+	if _, err := c.open(domain); err != nil {
+		return rawElem{}, err
+	}
+	c.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+	if _, err := c.expect("proceed"); err != nil {
+		return rawElem{}, err
+	}
+	tc := tls.Client(conn, &tls.Config{ServerName: domain, InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		return rawElem{}, err
+	}
+	c.conn = tc
+	if _, err := c.open(domain); err != nil {
+		return rawElem{}, err
+	}
+	c.send("%s", authenticate)
+	return c.next()
+}
+
 func (c *rawClient) close() {
 	c.conn.Close()
 }
