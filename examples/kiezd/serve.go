@@ -291,10 +291,13 @@ type filteredConn struct {
 	closed func()
 }
 
+// Close tells the filter first, then closes the connection: by the time
+// the client sees the TCP connection closed, it no longer counts against
+// max_unauthenticated, so a client that connects again at once is not
+// refused for a connection that has ended.
 func (c *filteredConn) Close() error {
-	err := c.Conn.Close()
 	c.closed()
-	return err
+	return c.Conn.Close()
 }
 
 // ReadFrom keeps the TCP connection's sendfile for plain HTTP.
