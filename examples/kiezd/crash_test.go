@@ -24,16 +24,26 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// child is a kiezd serve process started from the test binary.
+// child is a kiezd serve process the test started.
 type child struct {
 	cmd  *exec.Cmd
 	addr string
 }
 
+// startChild starts the test binary as kiezd serve with the configuration
+// file, and waits until it accepts connections on addr.
 func startChild(t *testing.T, file, addr string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-config", file, "serve")
-	cmd.Env = append(os.Environ(), "KIEZD_TEST_CHILD=1")
+	return startProcess(t, os.Args[0], []string{"KIEZD_TEST_CHILD=1"}, file, addr)
+}
+
+// startProcess starts bin as kiezd serve with the configuration file and
+// env added to the environment, waits until it accepts connections on
+// addr, and kills it when the test or benchmark ends.
+func startProcess(t testing.TB, bin string, env []string, file, addr string) *child {
+	t.Helper()
+	cmd := exec.Command(bin, "-config", file, "serve")
+	cmd.Env = append(os.Environ(), env...)
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -53,7 +63,9 @@ func startChild(t *testing.T, file, addr string) *child {
 	return nil
 }
 
-func freePort(t *testing.T) string {
+// freePort returns a loopback address with a port that was free a moment
+// ago, for a kiezd process to listen on.
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

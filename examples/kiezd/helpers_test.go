@@ -70,7 +70,7 @@ https = ["127.0.0.1:0"]
 
 // createDB creates an empty database in dataDir, as the first start of
 // serve does; the admin commands need one.
-func createDB(t *testing.T, dataDir string) {
+func createDB(t testing.TB, dataDir string) {
 	t.Helper()
 	st, err := bbolt.Open(filepath.Join(dataDir, "kiez.db"), bbolt.Options{})
 	if err != nil {
@@ -82,7 +82,7 @@ func createDB(t *testing.T, dataDir string) {
 }
 
 // kiezd runs one command to completion.
-func kiezd(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+func kiezd(t testing.TB, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut syncBuffer
 	code = run(context.Background(), args, env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut})

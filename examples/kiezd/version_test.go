@@ -14,11 +14,11 @@ import (
 	"github.com/kiez-im/kiez/storage/bbolt"
 )
 
-// buildKiezd builds kiezd into a temporary directory of the test, as a
-// user would with go build (version control information recorded if this
-// is a checkout), and returns the binary's path. It skips the test if
-// the go tool is missing.
-func buildKiezd(t *testing.T) string {
+// buildKiezd builds kiezd into a temporary directory of the test or
+// benchmark, as a user would with go build (version control information
+// recorded if this is a checkout), and returns the binary's path. It
+// skips the test if the go tool is missing.
+func buildKiezd(t testing.TB) string {
 	t.Helper()
 	goTool, err := exec.LookPath(filepath.Join(runtime.GOROOT(), "bin", "go"))
 	if err != nil {
