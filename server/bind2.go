@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/xml"
 	"strconv"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/kiez-im/kiez/stanza"
+	"mellium.im/xmpp/jid"
 )
 
 // XEP-0386 Bind 2: resource binding inside SASL2's <authenticate/>, with
@@ -100,12 +103,23 @@ func parseBind2(toks []xml.Token) *bind2Request {
 	return req
 }
 
-// bind2Resource returns the resource for a Bind 2 request with tag: the
-// server picks it (XEP-0386 §3), as the tag, which names the client
-// software, and random characters; only the random part without a usable
-// tag.
-func bind2Resource(tag string) string {
-	r := newID()[:12]
+// bind2Resource returns the resource for a Bind 2 request with tag from
+// user's device: the server picks it (XEP-0386 §3) as the tag, which names
+// the client software, a dot and a suffix; only the suffix without a
+// usable tag. With the client's <user-agent id/> (XEP-0388), the suffix
+// is a hash of the account and that id, so the same installation gets the
+// same resource at every login and its new session replaces the one it
+// left behind (XEP-0386: a server should end a client's old sessions when
+// it binds anew), while contacts learn nothing of the id; without one it
+// is random.
+func bind2Resource(tag string, user jid.JID, userAgent string) string {
+	var r string
+	if userAgent == "" {
+		r = newID()[:12]
+	} else {
+		sum := sha256.Sum256([]byte(user.String() + "\x00" + userAgent))
+		r = base64.RawURLEncoding.EncodeToString(sum[:9])
+	}
 	if tag == "" || len(tag) > 64 || strings.IndexFunc(tag, func(r rune) bool {
 		return !unicode.IsPrint(r) || unicode.IsSpace(r) || r == '/'
 	}) >= 0 {
@@ -117,10 +131,10 @@ func bind2Resource(tag string) string {
 // bind2 starts the session a Bind 2 request asks for after SASL2 success,
 // enables the features it names and answers with SASL2's <success/> with
 // <bound/>.
-func (c *conn) bind2(req *bind2Request, addl []byte) (stepResult, error) {
-	full, err := c.user.WithResource(bind2Resource(req.tag))
+func (c *conn) bind2(req *bind2Request, userAgent string, addl []byte) (stepResult, error) {
+	full, err := c.user.WithResource(bind2Resource(req.tag, c.user, userAgent))
 	if err != nil {
-		if full, err = c.user.WithResource(bind2Resource("")); err != nil {
+		if full, err = c.user.WithResource(bind2Resource("", c.user, userAgent)); err != nil {
 			return stepResult{}, err
 		}
 	}

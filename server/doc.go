@@ -25,8 +25,10 @@
 // SASL2 (XEP-0388) offers SASL's mechanisms in one <authenticate/>, and
 // goes on without a stream restart. Inside it, a client may ask to resume
 // a session (XEP-0198) or to bind one with Bind 2 (XEP-0386): the server
-// picks the resource from the client's tag, enables stream management and
-// the features of modules that implement InlineEnabler (carbons), starts
+// picks the resource from the client's tag (the same one at every login of
+// an installation, its <user-agent id/>, so that its new session replaces
+// the one it left behind), enables stream management and the features of
+// modules that implement InlineEnabler (carbons), starts
 // the session inactive on <inactive xmlns='urn:xmpp:csi:0'/> (XEP-0352), and
 // answers all in its <success/>, so that a phone logs in in one round
 // trip after TLS. Failures count toward Limits.AuthAttempts and the

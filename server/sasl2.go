@@ -170,7 +170,7 @@ func (c *conn) sasl2Auth(start xml.StartElement) (stepResult, error) {
 		c.t.writeNonza(c.bw, sasl2Success(addl, u.String(), c.fastToken))
 		return stepResult{state: stateAuthn}, c.bw.Flush()
 	}
-	return c.bind2(req.bind, addl)
+	return c.bind2(req.bind, req.userAgent, addl)
 }
 
 // sasl2Success returns a SASL2 <success/> with the mechanism's additional

@@ -35,9 +35,18 @@ const (
 		`<enable xmlns='urn:xmpp:sm:3' resume='true'/></bind>`
 )
 
+// testUserAgent is the <user-agent/> id sasl2SCRAM sends.
+const testUserAgent = "d4565fa7-4d72-4749-b3d3-740edbf87770"
+
 // sasl2SCRAM authenticates with SCRAM-SHA-256 over SASL2 with extra in
 // <authenticate/> and returns the inside of <success/>.
 func (c *smClient) sasl2SCRAM(user, pass, extra string) string {
+	c.t.Helper()
+	return c.sasl2SCRAMAs(user, pass, testUserAgent, extra)
+}
+
+// sasl2SCRAMAs is sasl2SCRAM from the device with user-agent id ua.
+func (c *smClient) sasl2SCRAMAs(user, pass, ua, extra string) string {
 	c.t.Helper()
 	cl, err := scram.NewClient(scram.MechSHA256, user, pass, "", nil, "")
 	if err != nil {
@@ -46,7 +55,7 @@ func (c *smClient) sasl2SCRAM(user, pass, extra string) string {
 	first, _, _ := cl.Step(nil)
 	b64 := base64.StdEncoding
 	c.send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='SCRAM-SHA-256'><initial-response>` + b64.EncodeToString(first) +
-		`</initial-response><user-agent id='d4565fa7-4d72-4749-b3d3-740edbf87770'><software>kiez test</software></user-agent>` +
+		`</initial-response><user-agent id='` + ua + `'><software>kiez test</software></user-agent>` +
 		extra + `</authenticate>`)
 	ch := c.await(`<challenge xmlns=` + q + `urn:xmpp:sasl:2` + q + `>([^<]+)</challenge>`)
 	data, err := b64.DecodeString(ch[1])
@@ -225,4 +234,45 @@ func TestSASL2Bind2Inactive(t *testing.T) {
 	}
 	c.send(`<active xmlns='urn:xmpp:csi:0'/>`)
 	c.await(`<show>away</show>`)
+}
+
+// TestBind2SameDevice: Bind 2 gives an installation (its <user-agent id/>)
+// the same resource at every login, so its new session replaces the one it
+// left behind (XEP-0386), while another device of the account gets
+// another resource and both stay; the id itself is not in the resource.
+func TestBind2SameDevice(t *testing.T) {
+	srv := servertest.Start(t, server.Config{})
+	srv.AddUser(t, "alice", "pw")
+	resource := regexp.MustCompile(`<authorization-identifier>alice@localhost/([^<]+)</authorization-identifier>`)
+	login := func(ua string) (*smClient, string) {
+		c := dialSM(t, srv.Addr)
+		c.sasl2Features()
+		m := resource.FindStringSubmatch(c.sasl2SCRAMAs("alice", "pw", ua, bind2Body))
+		if m == nil {
+			t.Fatal("no full JID in the success")
+		}
+		return c, m[1]
+	}
+	first, r1 := login(testUserAgent)
+	if !strings.HasPrefix(r1, "kiez-test.") || strings.Contains(r1, testUserAgent[:8]) {
+		t.Fatalf("resource %q: want the tag and a suffix not showing the id", r1)
+	}
+	laptop, r2 := login("0b9e3f35-1f4c-4e57-9d53-2a7b8c0d1e2f")
+	if r2 == r1 {
+		t.Fatalf("two devices got one resource %q", r1)
+	}
+	again, r3 := login(testUserAgent)
+	if r3 != r1 {
+		t.Fatalf("the same device got %q, then %q", r1, r3)
+	}
+	first.await(`<conflict xmlns=` + q + `urn:ietf:params:xml:ns:xmpp-streams` + q)
+
+	// Both remaining sessions are alive and reachable at their resources.
+	for _, c := range []struct {
+		cl  *smClient
+		res string
+	}{{again, r3}, {laptop, r2}} {
+		c.cl.send(`<iq type='get' id='ping-` + c.res + `' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		c.cl.await(`id=` + q + `ping-` + regexp.QuoteMeta(c.res) + q)
+	}
 }
