@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,7 +85,22 @@ func (ca *testCA) issue(t testing.TB, names ...string) tls.Certificate {
 // fedServer is one of two federating test servers.
 type fedServer struct {
 	*servertest.Server
-	S2SAddr string
+	S2SAddr  string
+	Accepted *atomic.Int64 // connections accepted by its s2s listener
+}
+
+// countingListener counts the connections it accepted.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // fedOptions change one side of a federation test.
@@ -122,8 +138,9 @@ func federate(t testing.TB, optA, optB fedOptions) (a, b *fedServer) {
 			TLS:     &tls.Config{Certificates: []tls.Certificate{ca.issue(t, names...)}},
 			S2S:     &cfg,
 		})
-		go srv.ServeS2S(ln)
-		return &fedServer{Server: srv, S2SAddr: ln.Addr().String()}
+		n := new(atomic.Int64)
+		go srv.ServeS2S(countingListener{ln, n})
+		return &fedServer{Server: srv, S2SAddr: ln.Addr().String(), Accepted: n}
 	}
 	a = start("a.test", lnA, "b.test", lnB.Addr().String(), optA)
 	b = start("b.test", lnB, "a.test", lnA.Addr().String(), optB)

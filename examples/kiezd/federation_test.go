@@ -94,6 +94,11 @@ func TestFederation(t *testing.T) {
 	bob.Expect(servertest.Body("hello from a.test"))
 	send(bob, aliceJID, "m2", "hello from b.test")
 	alice.Expect(servertest.Body("hello from b.test"))
+	// The stream a.test opened is bidirectional (XEP-0288): b.test sent
+	// its answers on it and opened none of its own.
+	if !strings.Contains(da.stderr.String(), "bidi=true") || strings.Contains(db.stderr.String(), "outgoing stream established") {
+		t.Errorf("not one bidirectional stream:\na.test:\n%s\nb.test:\n%s", da.stderr, db.stderr)
+	}
 
 	// Both archives hold both messages.
 	for _, c := range []*servertest.Client{alice, bob} {
