@@ -24,22 +24,31 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// child is a kiezd serve process started from the test binary.
+// child is a kiezd serve process.
 type child struct {
 	cmd  *exec.Cmd
 	addr string
+	logs *syncBuffer // its standard output and error
 }
 
+// startChild starts the test binary as kiezd serve.
 func startChild(t *testing.T, file, addr string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-config", file, "serve")
 	cmd.Env = append(os.Environ(), "KIEZD_TEST_CHILD=1")
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	return startProcess(t, cmd, addr)
+}
+
+// startProcess starts cmd, a kiezd serve, killed when the test ends, and
+// waits until it accepts connections on addr.
+func startProcess(t *testing.T, cmd *exec.Cmd, addr string) *child {
+	t.Helper()
+	logs := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, addr: addr}
+	c := &child{cmd: cmd, addr: addr, logs: logs}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
