@@ -84,8 +84,8 @@
 // established is not dialled again for a while (s2s_backoff.go): from
 // S2SConfig.RetryMin after the first failure, doubled after each further
 // one up to RetryMax; meanwhile its stanzas bounce at once with
-// remote-server-not-found, and a stream established, by either side,
-// forgets the failures. ServeS2S and ServeS2SDirectTLS accept other
+// remote-server-not-found, and a stream established to it (or a
+// bidirectional one from it) forgets the failures. ServeS2S and ServeS2SDirectTLS accept other
 // servers' streams. TLS is required both ways; a peer whose certificate
 // is valid for its domain authenticates with SASL EXTERNAL (XEP-0178),
 // another with Server Dialback (XEP-0220) over TLS unless
