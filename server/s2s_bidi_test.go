@@ -35,17 +35,8 @@ func TestS2SBidi(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := federate(t, tc.a, tc.b)
-			alice := a.AddUser(t, "alice", "pw")
-			bob := b.AddUser(t, "bob", "pw")
-			ca, cb := a.Connect(t, alice, "pw"), b.Connect(t, bob, "pw")
-			ca.Send(presence())
-			cb.Send(presence())
-			cb.Sync()
-
-			ca.Send(message(bob, "b1", "to bob"))
-			got := cb.Expect(servertest.Body("to bob"))
-			cb.Send(message(got.From, "b2", "to alice"))
-			ca.Expect(servertest.Body("to alice"))
+			_, bob, ca, cb := fedUsers(t, a, b)
+			exchange(ca, cb, bob, "to bob", "to alice")
 			// An iq from b.test and its answer.
 			disco := xml.Name{Space: "http://jabber.org/protocol/disco#info", Local: "query"}
 			cb.Send(&stanza.Stanza{Kind: stanza.IQKind, ID: "bdisco", Type: stanza.Get, To: jid.MustParse("a.test"),
@@ -53,8 +44,7 @@ func TestS2SBidi(t *testing.T) {
 			if res := cb.Expect(servertest.ByID("bdisco")); res.Type != stanza.Result {
 				t.Fatalf("disco#info of a.test: %s (%s)", res.Type, errorCondition(res))
 			}
-			ca.Send(message(bob, "b3", "again"))
-			cb.Expect(servertest.Body("again"))
+			exchange(ca, cb, bob, "again", "again back")
 			if gotA, gotB := a.Accepted.Load(), b.Accepted.Load(); gotA != tc.wantA || gotB != tc.wantB {
 				t.Fatalf("connections accepted by a.test %d, b.test %d; want %d, %d", gotA, gotB, tc.wantA, tc.wantB)
 			}
@@ -90,7 +80,10 @@ func (p *fakePeer) send(s string) {
 	}
 }
 
-const fakeOpen = `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='b.test' to='a.test' version='1.0'`
+// fakeOpen is b.test's opening of its stream to a.test, with id.
+func fakeOpen(id string) string {
+	return strings.Replace(s2sOpen("b.test", "a.test"), " version=", " id='"+id+"' version=", 1)
+}
 
 // acceptFake accepts a.test's stream on ln as b.test with the
 // certificate cert, negotiates STARTTLS and offers features.
@@ -105,7 +98,7 @@ func acceptFake(t *testing.T, ln *net.TCPListener, cert tls.Certificate, feature
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	p := &fakePeer{t: t, nc: nc, br: bufio.NewReader(nc)}
 	p.until("version='1.0'>")
-	p.send(fakeOpen + ` id='fake1'><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>`)
+	p.send(fakeOpen("fake1") + `<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>`)
 	p.until("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
 	p.send(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
 	tc := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert})
@@ -114,7 +107,7 @@ func acceptFake(t *testing.T, ln *net.TCPListener, cert tls.Certificate, feature
 	}
 	p.nc, p.br = tc, bufio.NewReader(tc)
 	p.until("version='1.0'>")
-	p.send(fakeOpen + ` id='fake2'><stream:features>` + features + `</stream:features>`)
+	p.send(fakeOpen("fake2") + `<stream:features>` + features + `</stream:features>`)
 	return p
 }
 
@@ -154,7 +147,7 @@ func TestS2SBidiForgedFrom(t *testing.T) {
 	}
 	p.send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
 	p.until("version='1.0'>")
-	p.send(fakeOpen + ` id='fake3'><stream:features/>`)
+	p.send(fakeOpen("fake3") + `<stream:features/>`)
 	p.until("hello b</body></message>")
 
 	// b.test's stanzas on a.test's stream: from b.test, delivered.
@@ -196,14 +189,16 @@ func TestS2SExternalRefusedThenDialback(t *testing.T) {
 	}
 
 	// b.test asks a.test, its authoritative server, about the key.
-	v := dialFake(t, aS2S, bCert)
+	// Dialback does not rely on the authoritative server's certificate.
+	cfg := &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{bCert}}
+	v, _ := dialS2S(t, aS2S, "b.test", "a.test", cfg)
 	v.send(`<db:verify from='b.test' to='a.test' id='fake2'>` + key + `</db:verify>`)
 	if got := v.until("/>"); !strings.Contains(got, "type='valid'") {
 		t.Fatalf("verification: %q", got)
 	}
 	v.send(`</stream:stream>`)
 	// A wrong key is not valid.
-	v2 := dialFake(t, aS2S, bCert)
+	v2, _ := dialS2S(t, aS2S, "b.test", "a.test", cfg)
 	v2.send(`<db:verify from='b.test' to='a.test' id='fake2'>0` + key[1:] + `</db:verify>`)
 	if got := v2.until("/>"); !strings.Contains(got, "type='invalid'") {
 		t.Fatalf("verification of a wrong key: %q", got)
@@ -213,9 +208,10 @@ func TestS2SExternalRefusedThenDialback(t *testing.T) {
 	p.until("after dialback</body></message>")
 }
 
-// dialFake opens a stream to addr as b.test, with STARTTLS, without
-// authenticating.
-func dialFake(t *testing.T, addr string, cert tls.Certificate) *fakePeer {
+// dialS2S opens a stream from the domain from to to at addr with
+// STARTTLS as cfg says, without authenticating, and returns it with the
+// stream features after TLS.
+func dialS2S(t *testing.T, addr, from, to string, cfg *tls.Config) (p *fakePeer, features string) {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -223,40 +219,31 @@ func dialFake(t *testing.T, addr string, cert tls.Certificate) *fakePeer {
 	}
 	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	p := &fakePeer{t: t, nc: nc, br: bufio.NewReader(nc)}
-	p.send(fakeOpen + `>`)
+	p = &fakePeer{t: t, nc: nc, br: bufio.NewReader(nc)}
+	p.send(s2sOpen(from, to))
 	p.until("</stream:features>")
 	p.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
 	p.until("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-	// Dialback does not rely on the authoritative server's certificate.
-	tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
+	tc := tls.Client(nc, cfg)
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
 	p.nc, p.br = tc, bufio.NewReader(tc)
-	p.send(fakeOpen + `>`)
-	p.until("</stream:features>")
-	return p
+	p.send(s2sOpen(from, to))
+	return p, p.until("</stream:features>")
+}
+
+// s2sOpen is the opening of a stream from the domain from to to.
+func s2sOpen(from, to string) string {
+	return `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='` + from + `' to='` + to + `' version='1.0'>`
 }
 
 func TestS2SPairNotAuthenticated(t *testing.T) {
 	// b.test serves two domains; a.test's stream is authenticated for
 	// the pair (a.test, b.test) only.
 	ca := newTestCA(t)
-	ln, err := server.Listen(context.Background(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := servertest.Start(t, server.Config{Domains: []string{"b.test", "b2.test"},
-		TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "b.test", "b2.test")}},
-		S2S: &server.S2SConfig{RootCAs: ca.pool}})
-	go b.ServeS2S(ln)
-	bob := b.AddUser(t, "bob", "pw")
-	cb := b.Connect(t, bob, "pw")
-	cb.Send(presence())
-	cb.Sync()
-
-	nc, br := rawS2S(t, ln.Addr().String(), "a.test", "b.test", ca.issue(t, "a.test"), ca.pool)
+	addr, cb := receiving(t, ca, "b.test", "b2.test")
+	nc, br := rawS2S(t, addr, "a.test", "b.test", ca.issue(t, "a.test"), ca.pool)
 	nc.Write([]byte(`<message from='alice@a.test/x' to='bob@b.test' id='p1'><body>for the pair</body></message>`))
 	cb.Expect(servertest.Body("for the pair"))
 	nc.Write([]byte(`<message from='alice@a.test/x' to='bob@b2.test' id='p2'><body>other pair</body></message>`))
