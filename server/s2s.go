@@ -78,7 +78,8 @@ type S2SConfig struct {
 	// ones beyond are bounced with resource-constraint.
 	QueueSize int
 	// ReadRate is how many bytes a second the server reads from an
-	// authenticated incoming stream (default 1 MiB/s; negative is no
+	// authenticated incoming stream, and from the peer's side of a
+	// bidirectional stream it opened (default 1 MiB/s; negative is no
 	// limit). Before authentication, Limits.ReadRate applies as for
 	// clients; Limits.MaxStanzaSize and MaxDepth bound elements.
 	ReadRate int

@@ -111,9 +111,10 @@ func acceptFake(t *testing.T, ln *net.TCPListener, cert tls.Certificate, feature
 	return p
 }
 
-// startFakeFederation starts a.test, with a certificate for certName,
-// whose stanzas for b.test go to a listener the test plays b.test on.
-func startFakeFederation(t *testing.T, certName string) (a *servertest.Server, aS2S string, fake *net.TCPListener, ca *testCA) {
+// startFakeFederation starts a.test, with a certificate for certName and
+// cfg, whose stanzas for b.test go to a listener the test plays b.test
+// on.
+func startFakeFederation(t *testing.T, certName string, cfg server.S2SConfig) (a *servertest.Server, aS2S string, fake *net.TCPListener, ca *testCA) {
 	t.Helper()
 	ca = newTestCA(t)
 	fake, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -121,33 +122,27 @@ func startFakeFederation(t *testing.T, certName string) (a *servertest.Server, a
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fake.Close() })
+	cfg.Hosts, cfg.RootCAs = map[string]string{"b.test": fake.Addr().String()}, ca.pool
 	lnA, err := server.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	a = servertest.Start(t, server.Config{Domains: []string{"a.test"},
 		TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, certName)}},
-		S2S: &server.S2SConfig{Hosts: map[string]string{"b.test": fake.Addr().String()}, RootCAs: ca.pool}})
+		S2S: &cfg})
 	go a.ServeS2S(lnA)
 	return a, lnA.Addr().String(), fake, ca
 }
 
 func TestS2SBidiForgedFrom(t *testing.T) {
-	a, _, fake, ca := startFakeFederation(t, "a.test")
+	a, _, fake, ca := startFakeFederation(t, "a.test", server.S2SConfig{})
 	alice := a.AddUser(t, "alice", "pw")
 	c := a.Connect(t, alice, "pw")
 	c.Send(presence())
 	c.Sync()
 	c.Send(message(jid.MustParse("bob@b.test"), "f1", "hello b"))
 
-	p := acceptFake(t, fake, ca.issue(t, "b.test"),
-		`<bidi xmlns='urn:xmpp:features:bidi'/><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>`)
-	if got := p.until("</auth>"); !strings.Contains(got, "<bidi xmlns='urn:xmpp:bidi'/>") {
-		t.Fatalf("no <bidi/> before authentication: %q", got)
-	}
-	p.send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
-	p.until("version='1.0'>")
-	p.send(fakeOpen("fake3") + `<stream:features/>`)
+	p := acceptBidi(t, fake, ca)
 	p.until("hello b</body></message>")
 
 	// b.test's stanzas on a.test's stream: from b.test, delivered.
@@ -163,11 +158,51 @@ func TestS2SBidiForgedFrom(t *testing.T) {
 	c.SyncNone(servertest.Body("forged"))
 }
 
+// acceptBidi accepts a.test's stream as b.test with a certificate from
+// ca, offering bidi and SASL EXTERNAL, and authenticates it.
+func acceptBidi(t *testing.T, fake *net.TCPListener, ca *testCA) *fakePeer {
+	t.Helper()
+	p := acceptFake(t, fake, ca.issue(t, "b.test"),
+		`<bidi xmlns='urn:xmpp:features:bidi'/><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>`)
+	if got := p.until("</auth>"); !strings.Contains(got, "<bidi xmlns='urn:xmpp:bidi'/>") {
+		t.Fatalf("no <bidi/> before authentication: %q", got)
+	}
+	p.send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
+	p.until("version='1.0'>")
+	p.send(fakeOpen("fake3") + `<stream:features/>`)
+	return p
+}
+
+// TestS2SBidiReadRate: the peer's side of a bidirectional stream a.test
+// opened is read at S2SConfig.ReadRate, as the streams the peer opens
+// are: a flood of it waits for the clock the test holds.
+func TestS2SBidiReadRate(t *testing.T) {
+	a, _, fake, ca := startFakeFederation(t, "a.test", server.S2SConfig{ReadRate: 4 << 10})
+	clk := server.NewRateClock()
+	a.SetRateClock(clk)
+	alice := a.AddUser(t, "alice", "pw")
+	c := a.Connect(t, alice, "pw")
+	c.Send(message(jid.MustParse("bob@b.test"), "r1", "hello b"))
+	p := acceptBidi(t, fake, ca)
+	p.until("hello b</body></message>")
+	go func() {
+		// Presence to no account is dropped; far more than a burst.
+		status := strings.Repeat("x", 8<<10)
+		for range 100 {
+			if _, err := p.nc.Write([]byte(`<presence from='bob@b.test/r' to='nobody@a.test'><status>` + status + `</status></presence>`)); err != nil {
+				return
+			}
+		}
+	}()
+	pollFor(t, "the peer's stanzas to be throttled", func() bool { return clk.Sleeping() == 1 })
+	shutdownAdvancing(t, a.Server, clk)
+}
+
 func TestS2SExternalRefusedThenDialback(t *testing.T) {
 	// a.test's certificate does not cover a.test: b.test (played by the
 	// test) refuses SASL EXTERNAL, and a.test authenticates by dialback
 	// on the same stream, which b.test verifies with a.test.
-	a, aS2S, fake, ca := startFakeFederation(t, "other.test")
+	a, aS2S, fake, ca := startFakeFederation(t, "other.test", server.S2SConfig{})
 	alice := a.AddUser(t, "alice", "pw")
 	c := a.Connect(t, alice, "pw")
 	c.Send(message(jid.MustParse("bob@b.test"), "e1", "after dialback"))

@@ -296,7 +296,8 @@ func (f *federation) resolve(ctx context.Context, domain string) []s2sTarget {
 
 // connect opens a stream from the local domain from to the remote domain
 // to, with TLS. Unless verifyOnly, it also authenticates: SASL EXTERNAL
-// when the peer offers it, else dialback.
+// when the peer offers it, else dialback. A bidirectional stream is read
+// at S2SConfig.ReadRate, as incoming ones are.
 func (f *federation) connect(ctx context.Context, from, to string, verifyOnly bool) (*s2sOut, error) {
 	var errs []error
 	for _, tg := range f.resolve(ctx, to) {
@@ -304,6 +305,14 @@ func (f *federation) connect(ctx context.Context, from, to string, verifyOnly bo
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		var rc *rateConn
+		if !verifyOnly && !f.cfg.NoBidi && f.cfg.ReadRate > 0 {
+			f.srv.mu.Lock()
+			clk := f.srv.rateClock
+			f.srv.mu.Unlock()
+			rc = newRateConn(nc, 0, 0, clk) // no limit until bidi is negotiated
+			nc = rc
 		}
 		o, err := f.negotiateOut(ctx, nc, tg.direct, from, to, verifyOnly)
 		if err != nil {
@@ -313,6 +322,10 @@ func (f *federation) connect(ctx context.Context, from, to string, verifyOnly bo
 				break
 			}
 			continue
+		}
+		if rc != nil && o.bidi {
+			rate := int64(f.cfg.ReadRate)
+			rc.setRate(rate, readBurst(rate, f.srv.limits.MaxStanzaSize))
 		}
 		return o, nil
 	}
