@@ -287,3 +287,65 @@ func TestS2SPairNotAuthenticated(t *testing.T) {
 		t.Fatalf("for a pair not authenticated: %q", got)
 	}
 }
+
+func TestS2SDialbackEachPair(t *testing.T) {
+	// The test plays a.test, whose certificate does not cover it: on
+	// its stream to b.test (serving b.test and b2.test) each domain
+	// pair is verified with a.test's authoritative server, also played
+	// by the test, before it may carry stanzas.
+	ca := newTestCA(t)
+	auth, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { auth.Close() })
+	ln, err := server.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := servertest.Start(t, server.Config{Domains: []string{"b.test", "b2.test"},
+		TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "b.test", "b2.test")}},
+		S2S: &server.S2SConfig{RootCAs: ca.pool, Hosts: map[string]string{"a.test": auth.Addr().String()}}})
+	go b.ServeS2S(ln)
+	bob := b.AddUser(t, "bob", "pw")
+	cb := b.Connect(t, bob, "pw")
+	cb.Send(presence())
+	cb.Sync()
+
+	aCert := ca.issue(t, "other.test")
+	p, features := dialS2S(t, ln.Addr().String(), "a.test", "b.test", &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{aCert}})
+	if strings.Contains(features, "EXTERNAL") {
+		t.Fatalf("SASL EXTERNAL offered for a certificate of another name: %q", features)
+	}
+	// verify answers b.test's verification of key as a.test's
+	// authoritative server, valid only for "good".
+	verify := func() {
+		t.Helper()
+		v := acceptFake(t, auth, ca.issue(t, "a.test"), "")
+		req := v.until("</db:verify>")
+		_, id, _ := strings.Cut(req, "id='")
+		id, _, _ = strings.Cut(id, "'")
+		typ := "invalid"
+		if strings.Contains(req, ">good</db:verify>") {
+			typ = "valid"
+		}
+		v.send(`<db:verify from='a.test' to='b.test' id='` + id + `' type='` + typ + `'/>`)
+	}
+	p.send(`<db:result from='a.test' to='b.test'>good</db:result>`)
+	verify()
+	if got := p.until("/>"); !strings.Contains(got, "type='valid'") {
+		t.Fatalf("dialback for (a.test, b.test): %q", got)
+	}
+	// Another pair with the same originating domain is verified too.
+	p.send(`<db:result from='a.test' to='b2.test'>bad</db:result>`)
+	verify()
+	if got := p.until("/>"); !strings.Contains(got, "type='invalid'") {
+		t.Fatalf("dialback for (a.test, b2.test) with a wrong key: %q", got)
+	}
+	p.send(`<message from='alice@a.test/x' to='bob@b.test' id='e1'><body>for the pair</body></message>`)
+	cb.Expect(servertest.Body("for the pair"))
+	p.send(`<message from='alice@a.test/x' to='bob@b2.test' id='e2'><body>other pair</body></message>`)
+	if got := p.until("</stream:stream>"); !strings.Contains(got, "<invalid-from") {
+		t.Fatalf("for a pair not verified: %q", got)
+	}
+}

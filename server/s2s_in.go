@@ -523,8 +523,9 @@ func (c *s2sIn) dialbackResult(ctx context.Context, start xml.StartElement) erro
 	valid := false
 	switch {
 	case c.f.cfg.NoDialback, from == "", !c.f.allowed(from), !s.serves(to):
-	case c.authedFrom(from):
-		// Already authenticated for another of our domains.
+	case c.sasl && c.authedFrom(from):
+		// Its certificate proved the domain: a pair with another of
+		// ours needs no key verified. After dialback, each pair does.
 		valid = true
 	default:
 		vctx, cancel := context.WithTimeout(ctx, c.f.cfg.ConnectTimeout)
