@@ -214,8 +214,11 @@ func (r *remote) pump(write func([]*stanza.Stanza, time.Duration) error, ended, 
 		}
 		if err := write(batch, r.f.srv.limits.WriteTimeout); err != nil {
 			if errors.Is(err, errStreamClosed) {
-				// Nothing was written: the stanzas go on a new stream.
-				r.requeueOrBounce(batch, err)
+				// Nothing was written: finish hands the stanzas on to
+				// a new stream.
+				r.mu.Lock()
+				r.queue = append(batch, r.queue...)
+				r.mu.Unlock()
 			} else {
 				r.bounceAll(batch, mstanza.RemoteServerTimeout)
 			}
