@@ -98,13 +98,24 @@
 // _xmpps-server._tcp (direct TLS, XEP-0368) and _xmpp-server._tcp SRV
 // records, else the domain on port 5269, with a bounded queue while it
 // connects; what cannot be sent is bounced (remote-server-not-found,
-// remote-server-timeout). ServeS2S and ServeS2SDirectTLS accept other
+// remote-server-timeout). A domain whose stream could not be
+// established is not dialled again for a while (s2s_backoff.go): from
+// S2SConfig.RetryMin after the first failure, doubled after each further
+// one up to RetryMax; meanwhile its stanzas bounce at once with
+// remote-server-not-found, and a stream established to it (or a
+// bidirectional one from it) forgets the failures. ServeS2S and ServeS2SDirectTLS accept other
 // servers' streams. TLS is required both ways; a peer whose certificate
 // is valid for its domain authenticates with SASL EXTERNAL (XEP-0178),
 // another with Server Dialback (XEP-0220) over TLS unless
-// S2SConfig.NoDialback. A stanza on an incoming stream must be from a
-// domain authenticated on it (else invalid-from) and to one of ours
-// (else host-unknown); it then takes the "other server" path above.
+// S2SConfig.NoDialback. Streams are bidirectional (XEP-0288) unless
+// S2SConfig.NoBidi: the initiating server asks for it with <bidi/> when
+// offered, and the receiving server then sends its stanzas for the
+// reversed authenticated pairs on that stream instead of opening one.
+// A stanza a peer sends, on a stream it opened or on a bidirectional
+// one we opened, must be from a domain authenticated on it (else
+// invalid-from), to one of ours (else host-unknown), and for a domain
+// pair authenticated on it (else invalid-from); it then takes the
+// "other server" path above.
 // Stream limits and the ConnFilter apply as for clients, and idle
 // streams close after S2SConfig.IdleTimeout.
 //

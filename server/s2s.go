@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 
 	mstanza "mellium.im/xmpp/stanza"
 
+	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/server/metrics"
 	"github.com/kiez-im/kiez/stanza"
 )
@@ -22,6 +24,8 @@ const (
 	nsServer     = "jabber:server"
 	nsDialback   = "jabber:server:dialback"
 	nsDialbackFt = "urn:xmpp:features:dialback"
+	nsBidi       = "urn:xmpp:bidi"
+	nsBidiFt     = "urn:xmpp:features:bidi"
 )
 
 // S2SConfig configures federation: streams to and from other servers
@@ -30,6 +34,14 @@ const (
 // offers it. A peer is authenticated by its certificate (PKIX, SASL
 // EXTERNAL as XEP-0178 says) or, when its certificate is not valid for
 // its domain, by Server Dialback (XEP-0220) over TLS unless NoDialback.
+//
+// Streams are bidirectional (XEP-0288) unless NoBidi: an incoming stream
+// offers it, an outgoing one asks for it when offered, and then one TCP
+// connection carries the stanzas of both servers. The receiving server
+// sends on it only for the domain pairs the initiating server
+// authenticated, reversed: with SASL EXTERNAL the stream's to and from,
+// with dialback each pair verified on it; stanzas it carries back pass
+// the same checks as on any incoming stream.
 type S2SConfig struct {
 	// Hosts maps a remote domain to the "host:port" to dial for it, with
 	// STARTTLS, instead of what DNS says (private networks, tests).
@@ -49,6 +61,10 @@ type S2SConfig struct {
 	// NoDialback turns Server Dialback off: then only peers with a
 	// certificate valid for their domain federate, in both directions.
 	NoDialback bool
+	// NoBidi turns bidirectional streams (XEP-0288) off: each server
+	// sends its stanzas on a stream it opened, two TCP connections per
+	// pair of servers, as with peers that do not offer it.
+	NoBidi bool
 	// RootCAs verifies peers' certificates; nil is the system's pool.
 	RootCAs *x509.CertPool
 	// IdleTimeout closes streams that carried no stanza for that long
@@ -62,7 +78,8 @@ type S2SConfig struct {
 	// ones beyond are bounced with resource-constraint.
 	QueueSize int
 	// ReadRate is how many bytes a second the server reads from an
-	// authenticated incoming stream (default 1 MiB/s; negative is no
+	// authenticated incoming stream, and from the peer's side of a
+	// bidirectional stream it opened (default 1 MiB/s; negative is no
 	// limit). Before authentication, Limits.ReadRate applies as for
 	// clients; Limits.MaxStanzaSize and MaxDepth bound elements.
 	ReadRate int
@@ -266,11 +283,49 @@ func (f *federation) registerMetrics(r *metrics.Registry) {
 		func() float64 { return float64(f.count()) }, metrics.Label{Name: "transport", Value: "s2s"})
 }
 
-// count returns the number of incoming and outgoing streams.
+// count returns the number of incoming and outgoing streams; an incoming
+// stream that also carries our stanzas (XEP-0288) counts once.
 func (f *federation) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.out) + len(f.in)
+	n := len(f.in)
+	for _, r := range f.out {
+		if r.in == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// receive reads the rest of a stanza from a peer's authenticated stream
+// and routes it on the stanza path of local ones. authed tells whether
+// the stanza's from domain was authenticated on the stream, and whether
+// its pair of from and to domains was: a stanza from another domain ends
+// the stream with invalid-from, one to a domain not ours with
+// host-unknown, one for a pair not authenticated with invalid-from.
+func (f *federation) receive(ctx context.Context, t *tcpStream, start xml.StartElement, authed func(from, to string) (fromOK, pairOK bool)) error {
+	st, err := t.readStanza(start)
+	if err != nil {
+		var ae *stanza.AddressError
+		if errors.As(err, &ae) {
+			return streamErr(condImproperAddressing, "")
+		}
+		return err
+	}
+	from, to := st.From.Domainpart(), st.To.Domainpart()
+	fromOK, pairOK := authed(from, to)
+	switch {
+	case !fromOK:
+		return streamErr(condS2SInvalidFrom, "")
+	case to == "":
+		return streamErr(condImproperAddressing, "")
+	case !f.srv.serves(to):
+		return streamErr(condHostUnknown, "")
+	case !pairOK:
+		return streamErr(condS2SInvalidFrom, "that domain pair was not authenticated on this stream")
+	}
+	f.srv.router.deliver(ctx, filter.Remote, st)
+	return nil
 }
 
 // bounceCondition is the stanza error for stanzas that could not be sent

@@ -24,12 +24,7 @@ func cpuTime(b *testing.B) time.Duration {
 // servers, two clients), so each server's own cost is lower.
 func BenchmarkS2SMessages(b *testing.B) {
 	a, bs := federate(b, fedOptions{}, fedOptions{})
-	alice := a.AddUser(b, "alice", "pw")
-	bob := bs.AddUser(b, "bob", "pw")
-	ca, cb := a.Connect(b, alice, "pw"), bs.Connect(b, bob, "pw")
-	ca.Send(presence())
-	cb.Send(presence())
-	cb.Sync()
+	_, bob, ca, cb := fedUsers(b, a, bs)
 	// The stream is up before the clock starts.
 	ca.Send(message(bob, "warm", "warm"))
 	cb.Expect(servertest.Body("warm"))
@@ -54,12 +49,7 @@ func BenchmarkS2SMessages(b *testing.B) {
 // p50 and p99 in microseconds.
 func BenchmarkS2SLatency(b *testing.B) {
 	a, bs := federate(b, fedOptions{}, fedOptions{})
-	alice := a.AddUser(b, "alice", "pw")
-	bob := bs.AddUser(b, "bob", "pw")
-	ca, cb := a.Connect(b, alice, "pw"), bs.Connect(b, bob, "pw")
-	ca.Send(presence())
-	cb.Send(presence())
-	cb.Sync()
+	_, bob, ca, cb := fedUsers(b, a, bs)
 	ca.Send(message(bob, "warm", "warm"))
 	cb.Expect(servertest.Body("warm"))
 	lat := make([]time.Duration, 0, b.N)

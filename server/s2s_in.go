@@ -15,10 +15,10 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/kiez-im/kiez/filter"
 	"github.com/kiez-im/kiez/stanza"
 )
 
@@ -48,7 +48,8 @@ func (s *Server) serveS2S(ln net.Listener, direct bool) error {
 		return errors.New("server: no S2S configuration")
 	}
 	return s.acceptLoop(ln, func(nc net.Conn, addr netip.Addr, filtered bool) error {
-		c := &s2sIn{f: f, raw: nc, nc: nc, direct: direct, addr: addr, filtered: filtered, authed: make(map[string]bool)}
+		c := &s2sIn{f: f, raw: nc, nc: nc, direct: direct, addr: addr, filtered: filtered,
+			authed: make(map[pairKey]bool), done: make(chan struct{})}
 		if l := s.limits; l.ReadRate > 0 || f.cfg.ReadRate > 0 {
 			rate := int64(max(l.ReadRate, 0))
 			c.rc = newRateConn(nc, rate, readBurst(rate, l.MaxPreAuthSize), s.rateClock)
@@ -74,7 +75,9 @@ func (s *Server) serveS2S(ln net.Listener, direct bool) error {
 // s2sIn is an incoming stream from another server: one goroutine reads
 // it and writes the answers of negotiation and dialback; the stanzas it
 // carries go to the router, and the answers to them leave on our own
-// outgoing stream to that server.
+// outgoing stream to that server, or, if the peer asked for a
+// bidirectional stream (XEP-0288), on this one, written by a remote's
+// goroutine (runBidi).
 type s2sIn struct {
 	f        *federation
 	raw      net.Conn  // the TCP connection, or rc over it
@@ -92,11 +95,87 @@ type s2sIn struct {
 	local    string // the stream's to
 	peer     string // the stream's from
 	id       string
-	// authed are the remote domains authenticated on the stream, whose
-	// stanzas it may carry.
-	authed map[string]bool
+	// authed are the domain pairs (local: the stanzas' to, remote:
+	// their from) authenticated on the stream, whose stanzas it may
+	// carry.
+	authed map[pairKey]bool
+	bidi   bool          // the peer asked for a bidirectional stream
+	done   chan struct{} // closed when the stream ended
+
+	// wmu guards bw and wclosed once a remote writes stanzas on the
+	// stream (XEP-0288) besides the reading goroutine's answers.
+	wmu     sync.Mutex
+	wclosed bool // our side of the stream is closed
 
 	stopping atomic.Bool
+}
+
+// authedFrom says whether domain was authenticated on the stream, for
+// any of our domains.
+func (c *s2sIn) authedFrom(domain string) bool {
+	for k := range c.authed {
+		if k.remote == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// send writes s, a serialised element, and flushes it.
+func (c *s2sIn) send(s string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.bw.WriteString(s)
+	return c.bw.Flush()
+}
+
+var errStreamClosed = errors.New("server: s2s: the stream was closed")
+
+// writeStanzas writes a batch of our stanzas on a bidirectional stream
+// and flushes it; it is the write side of a remote (runBidi).
+func (c *s2sIn) writeStanzas(batch []*stanza.Stanza, timeout time.Duration) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclosed {
+		return errStreamClosed
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(timeout))
+	for _, st := range batch {
+		if err := c.t.writeStanza(c.bw, st); err != nil {
+			return err
+		}
+	}
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	// The stream is in use: it is not idle, whatever the peer sends.
+	c.raw.SetReadDeadline(time.Now().Add(c.f.cfg.IdleTimeout))
+	if c.stopping.Load() {
+		c.raw.SetReadDeadline(time.Now())
+	}
+	return nil
+}
+
+// route makes the stream the way our stanzas for the pair k go to the
+// peer, if it asked for a bidirectional stream (XEP-0288) and no stream
+// for k is open or being opened.
+func (c *s2sIn) route(k pairKey) {
+	if !c.bidi {
+		return
+	}
+	f := c.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.out[k] != nil {
+		return
+	}
+	r := newRemote(f, k)
+	r.in = c
+	if !f.srv.goConn(r.runBidi) {
+		return
+	}
+	f.out[k] = r
+	f.retry.succeeded(k.remote)
 }
 
 // stop asks the stream to end with system-shutdown.
@@ -107,6 +186,7 @@ func (c *s2sIn) stop() {
 
 func (c *s2sIn) cleanup() {
 	c.raw.Close()
+	close(c.done)
 	c.filterDone(false)
 	c.f.mu.Lock()
 	delete(c.f.in, c)
@@ -157,12 +237,15 @@ func (c *s2sIn) serve() {
 	if c.t == nil {
 		return
 	}
+	c.wmu.Lock()
+	c.wclosed = true
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	if c.id == "" {
 		writeS2SOpen(c.bw, newID(), c.local, "")
 	}
 	c.t.writeClose(c.bw, se)
 	c.bw.Flush()
+	c.wmu.Unlock()
 	if se == nil && !errors.Is(err, io.EOF) {
 		c.drain()
 	}
@@ -181,7 +264,7 @@ func (c *s2sIn) drain() {
 			return
 		}
 		if stanza.KindOf(start.Name) != 0 && start.Name.Space == nsClient {
-			if err := c.stanza(ctx, start); err != nil {
+			if err := c.f.receive(ctx, c.t, start, c.pairAuthed); err != nil {
 				return
 			}
 			continue
@@ -264,6 +347,10 @@ func (c *s2sIn) run() error {
 		if err := c.bw.Flush(); err != nil {
 			return err
 		}
+		if c.sasl {
+			// After SASL EXTERNAL, the new stream may carry ours.
+			c.route(pairKey{local: c.local, remote: c.peer})
+		}
 		restart, err := c.elements()
 		if err != nil || !restart {
 			return err
@@ -280,6 +367,9 @@ func (c *s2sIn) features() []byte {
 		return nil
 	}
 	var b []byte
+	if !c.f.cfg.NoBidi {
+		b = append(b, `<bidi xmlns='urn:xmpp:features:bidi'/>`...)
+	}
 	b = append(b, `<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`...)
 	if c.peer != "" && c.f.verifyPeer(c.tlsState, c.peer) == nil {
 		b = append(b, `<mechanism>EXTERNAL</mechanism>`...)
@@ -317,11 +407,17 @@ func (c *s2sIn) elements() (restart bool, err error) {
 			if _, err := c.t.readElement(); err != nil {
 				return false, err
 			}
-			c.bw.WriteString(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
-			if err := c.bw.Flush(); err != nil {
+			if err := c.send(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`); err != nil {
 				return false, err
 			}
 			return true, c.startTLS()
+		case start.Name.Space == nsBidi && start.Name.Local == "bidi" && !c.f.cfg.NoBidi && len(c.authed) == 0:
+			// XEP-0288 §2.2: asked for before authentication; nothing
+			// is answered, our stanzas follow it.
+			if _, err := c.t.readElement(); err != nil {
+				return false, err
+			}
+			c.bidi = true
 		case start.Name.Space == nsSASL && start.Name.Local == "auth" && !c.sasl && len(c.authed) == 0:
 			ok, err := c.external(start)
 			if err != nil || ok {
@@ -339,7 +435,7 @@ func (c *s2sIn) elements() (restart bool, err error) {
 			if len(c.authed) == 0 {
 				return false, streamErr(condNotAuthorized, "")
 			}
-			if err := c.stanza(ctx, start); err != nil {
+			if err := c.f.receive(ctx, c.t, start, c.pairAuthed); err != nil {
 				return false, err
 			}
 		default:
@@ -348,8 +444,14 @@ func (c *s2sIn) elements() (restart bool, err error) {
 	}
 }
 
-// authenticated records that domain was authenticated on the stream.
-func (c *s2sIn) authenticated(domain string) {
+// pairAuthed says whether the domain from, and the pair of from and to,
+// were authenticated on the stream.
+func (c *s2sIn) pairAuthed(from, to string) (fromOK, pairOK bool) {
+	return c.authedFrom(from), c.authed[pairKey{local: to, remote: from}]
+}
+
+// authenticated records that the pair k was authenticated on the stream.
+func (c *s2sIn) authenticated(k pairKey) {
 	s := c.f.srv
 	if len(c.authed) == 0 {
 		c.raw.SetDeadline(time.Time{})
@@ -360,8 +462,8 @@ func (c *s2sIn) authenticated(domain string) {
 		}
 		c.filterDone(true)
 	}
-	c.authed[domain] = true
-	s.log.Debug("s2s: incoming stream authenticated", "remote", domain)
+	c.authed[k] = true
+	s.log.Debug("s2s: incoming stream authenticated", "remote", k.remote)
 }
 
 // external runs SASL EXTERNAL (XEP-0178): the peer's certificate must be
@@ -392,18 +494,16 @@ func (c *s2sIn) external(start xml.StartElement) (bool, error) {
 	if domain == "" || domain != c.peer || !c.f.allowed(domain) || c.f.verifyPeer(c.tlsState, domain) != nil {
 		return false, c.saslFailure("not-authorized")
 	}
-	c.bw.WriteString(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
-	if err := c.bw.Flush(); err != nil {
+	if err := c.send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`); err != nil {
 		return false, err
 	}
 	c.sasl = true
-	c.authenticated(domain)
+	c.authenticated(pairKey{local: c.local, remote: domain})
 	return true, nil
 }
 
 func (c *s2sIn) saslFailure(cond string) error {
-	c.bw.WriteString(`<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><` + cond + `/></failure>`)
-	return c.bw.Flush()
+	return c.send(`<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><` + cond + `/></failure>`)
 }
 
 // dialbackResult verifies an initiating server's dialback key with its
@@ -413,13 +513,19 @@ func (c *s2sIn) dialbackResult(ctx context.Context, start xml.StartElement) erro
 	if err != nil {
 		return err
 	}
+	if attr(start, "type") != "" {
+		// An answer: we ask nothing on incoming streams.
+		return nil
+	}
 	from, to := strings.ToLower(attr(start, "from")), strings.ToLower(attr(start, "to"))
 	key := charData(toks)
 	s := c.f.srv
 	valid := false
 	switch {
 	case c.f.cfg.NoDialback, from == "", !c.f.allowed(from), !s.serves(to):
-	case c.authed[from]:
+	case c.sasl && c.authedFrom(from):
+		// Its certificate proved the domain: a pair with another of
+		// ours needs no key verified. After dialback, each pair does.
 		valid = true
 	default:
 		vctx, cancel := context.WithTimeout(ctx, c.f.cfg.ConnectTimeout)
@@ -433,12 +539,14 @@ func (c *s2sIn) dialbackResult(ctx context.Context, start xml.StartElement) erro
 	if valid {
 		typ = "valid"
 	}
-	c.bw.WriteString(`<db:result from='` + escapeString(to) + `' to='` + escapeString(from) + `' type='` + typ + `'/>`)
-	if err := c.bw.Flush(); err != nil {
+	if err := c.send(`<db:result from='` + escapeString(to) + `' to='` + escapeString(from) + `' type='` + typ + `'/>`); err != nil {
 		return err
 	}
 	if valid {
-		c.authenticated(from)
+		k := pairKey{local: to, remote: from}
+		c.authenticated(k)
+		// XEP-0288 §4: the reverse of a pair verified by dialback.
+		c.route(k)
 	}
 	return nil
 }
@@ -458,33 +566,7 @@ func (c *s2sIn) dialbackVerify(start xml.StartElement) error {
 			typ = "valid"
 		}
 	}
-	c.bw.WriteString(`<db:verify from='` + escapeString(to) + `' to='` + escapeString(from) + `' id='` + escapeString(id) + `' type='` + typ + `'/>`)
-	return c.bw.Flush()
-}
-
-// stanza reads a stanza from an authenticated stream and routes it.
-func (c *s2sIn) stanza(ctx context.Context, start xml.StartElement) error {
-	s := c.f.srv
-	st, err := c.t.readStanza(start)
-	if err != nil {
-		var ae *stanza.AddressError
-		if errors.As(err, &ae) {
-			return streamErr(condImproperAddressing, "")
-		}
-		return err
-	}
-	if !c.authed[st.From.Domainpart()] {
-		return streamErr(condS2SInvalidFrom, "")
-	}
-	to := st.To.Domainpart()
-	switch {
-	case to == "":
-		return streamErr(condImproperAddressing, "")
-	case !s.serves(to):
-		return streamErr(condHostUnknown, "")
-	}
-	s.router.deliver(ctx, filter.Remote, st)
-	return nil
+	return c.send(`<db:verify from='` + escapeString(to) + `' to='` + escapeString(from) + `' id='` + escapeString(id) + `' type='` + typ + `'/>`)
 }
 
 func charData(toks []xml.Token) string {

@@ -24,10 +24,13 @@ import (
 
 // remote is the outgoing stream of one domain pair and the stanzas
 // waiting for it. One goroutine (run) connects, then writes what is
-// queued; another reads the peer's side of the stream.
+// queued; another reads the peer's side of the stream. Or the remote is
+// an incoming stream the peer made bidirectional (XEP-0288): then one
+// goroutine (runBidi) writes what is queued on it.
 type remote struct {
 	f    *federation
 	key  pairKey
+	in   *s2sIn        // the bidirectional incoming stream, if any
 	wake chan struct{} // something was queued, or stop was called
 
 	mu      sync.Mutex
@@ -123,45 +126,28 @@ func (r *remote) run() {
 		return
 	}
 	f.retry.succeeded(r.key.remote)
-	log.Debug("s2s: outgoing stream established", "auth", o.auth)
+	log.Debug("s2s: outgoing stream established", "auth", o.auth, "bidi", o.bidi)
 	r.mu.Lock()
 	r.nc = o.nc
 	r.mu.Unlock()
-	readDone := make(chan error, 1)
-	go func() { readDone <- o.readLoop() }()
-
-	idle := time.NewTimer(f.cfg.IdleTimeout)
-	defer idle.Stop()
-	var endErr error
+	readDone := make(chan struct{})
+	activity := make(chan struct{}, 1)
+	var readErr error
+	go func() {
+		readErr = o.readLoop(s.ctx, activity)
+		close(readDone)
+	}()
+	shutdown, readEnded, endErr := r.pump(o.writeStanzas, readDone, activity, f.cfg.IdleTimeout)
 	var se *StreamError
-loop:
-	for {
-		select {
-		case <-r.wake:
-		case <-idle.C:
-			break loop
-		case endErr = <-readDone:
-			readDone = nil
-			break loop
-		}
-		r.mu.Lock()
-		batch, stopped := r.queue, r.stopped
-		r.queue = nil
-		r.mu.Unlock()
-		if stopped {
-			se = streamErr(condSystemShutdown, "")
-			r.requeueOrBounce(batch, errS2SClosed)
-			break
-		}
-		if len(batch) == 0 {
-			continue
-		}
-		if err := o.writeStanzas(batch, s.limits.WriteTimeout); err != nil {
-			endErr = err
-			r.bounceAll(batch, mstanza.RemoteServerTimeout)
-			break
-		}
-		idle.Reset(f.cfg.IdleTimeout)
+	switch {
+	case shutdown:
+		se = streamErr(condSystemShutdown, "")
+	case readEnded:
+		endErr = readErr
+		// A stream error of ours (a stanza the peer may not send on a
+		// bidirectional stream); the peer's own end the stream with
+		// another error type.
+		errors.As(readErr, &se)
 	}
 	left := r.finish()
 	// Close our side: the stream error, if any, and the closing tag; the
@@ -169,7 +155,7 @@ loop:
 	o.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	o.t.writeClose(o.bw, se)
 	o.bw.Flush()
-	if readDone != nil {
+	if !readEnded {
 		o.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
 		<-readDone
 	}
@@ -179,6 +165,69 @@ loop:
 	}
 	// What came in while the stream closed goes on a new stream.
 	r.requeueOrBounce(left, endErr)
+}
+
+// runBidi writes the queue on the incoming stream r.in until that
+// stream ends; the stream's own goroutine closes it.
+func (r *remote) runBidi() {
+	_, _, endErr := r.pump(r.in.writeStanzas, r.in.done, nil, 0)
+	if endErr != nil && !errors.Is(endErr, errStreamClosed) {
+		// A write failed: end the stream, which its reader notices.
+		r.in.raw.Close()
+	}
+	r.requeueOrBounce(r.finish(), endErr)
+}
+
+// pump writes what is queued with write until ended is closed (the
+// stream's reader stopped), the server shuts down, a write fails, or,
+// if idleTimeout is not zero, nothing was written nor read (activity)
+// for that long.
+func (r *remote) pump(write func([]*stanza.Stanza, time.Duration) error, ended, activity <-chan struct{}, idleTimeout time.Duration) (shutdown, readEnded bool, err error) {
+	var idle <-chan time.Time
+	var timer *time.Timer
+	if idleTimeout > 0 {
+		timer = time.NewTimer(idleTimeout)
+		defer timer.Stop()
+		idle = timer.C
+	}
+	for {
+		select {
+		case <-r.wake:
+		case <-activity:
+			timer.Reset(idleTimeout)
+			continue
+		case <-idle:
+			return false, false, nil
+		case <-ended:
+			return false, true, nil
+		}
+		r.mu.Lock()
+		batch, stopped := r.queue, r.stopped
+		r.queue = nil
+		r.mu.Unlock()
+		if stopped {
+			r.requeueOrBounce(batch, errS2SClosed)
+			return true, false, nil
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if err := write(batch, r.f.srv.limits.WriteTimeout); err != nil {
+			if errors.Is(err, errStreamClosed) {
+				// Nothing was written: finish hands the stanzas on to
+				// a new stream.
+				r.mu.Lock()
+				r.queue = append(batch, r.queue...)
+				r.mu.Unlock()
+			} else {
+				r.bounceAll(batch, mstanza.RemoteServerTimeout)
+			}
+			return false, false, err
+		}
+		if timer != nil {
+			timer.Reset(idleTimeout)
+		}
+	}
 }
 
 // requeueOrBounce routes stanzas again on a new stream, or, when the
@@ -207,6 +256,7 @@ type s2sOut struct {
 	from, to string
 	id       string // the receiving server's stream id
 	auth     string // "sasl" or "dialback"
+	bidi     bool   // the peer may send its stanzas on it (XEP-0288)
 	// lastInner are the inner tokens of the element nonza read last.
 	lastInner []xml.Token
 }
@@ -249,7 +299,8 @@ func (f *federation) resolve(ctx context.Context, domain string) []s2sTarget {
 
 // connect opens a stream from the local domain from to the remote domain
 // to, with TLS. Unless verifyOnly, it also authenticates: SASL EXTERNAL
-// when the peer offers it, else dialback.
+// when the peer offers it, else dialback. A bidirectional stream is read
+// at S2SConfig.ReadRate, as incoming ones are.
 func (f *federation) connect(ctx context.Context, from, to string, verifyOnly bool) (*s2sOut, error) {
 	var errs []error
 	for _, tg := range f.resolve(ctx, to) {
@@ -257,6 +308,14 @@ func (f *federation) connect(ctx context.Context, from, to string, verifyOnly bo
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		var rc *rateConn
+		if !verifyOnly && !f.cfg.NoBidi && f.cfg.ReadRate > 0 {
+			f.srv.mu.Lock()
+			clk := f.srv.rateClock
+			f.srv.mu.Unlock()
+			rc = newRateConn(nc, 0, 0, clk) // no limit until bidi is negotiated
+			nc = rc
 		}
 		o, err := f.negotiateOut(ctx, nc, tg.direct, from, to, verifyOnly)
 		if err != nil {
@@ -266,6 +325,10 @@ func (f *federation) connect(ctx context.Context, from, to string, verifyOnly bo
 				break
 			}
 			continue
+		}
+		if rc != nil && o.bidi {
+			rate := int64(f.cfg.ReadRate)
+			rc.setRate(rate, readBurst(rate, f.srv.limits.MaxStanzaSize))
 		}
 		return o, nil
 	}
@@ -317,7 +380,7 @@ func (f *federation) verifyPeer(cs *tls.ConnectionState, domain string) error {
 
 // s2sFeatures is what a receiving server's stream features offer.
 type s2sFeatures struct {
-	startTLS, external, dialback bool
+	startTLS, external, dialback, bidi bool
 }
 
 func parseS2SFeatures(toks []xml.Token) s2sFeatures {
@@ -331,6 +394,8 @@ func parseS2SFeatures(toks []xml.Token) s2sFeatures {
 				ft.startTLS = true
 			case tt.Name.Space == nsDialbackFt && tt.Name.Local == "dialback":
 				ft.dialback = true
+			case tt.Name.Space == nsBidiFt && tt.Name.Local == "bidi":
+				ft.bidi = true
 			case tt.Name.Space == nsSASL && tt.Name.Local == "mechanism":
 				inMech = true
 			}
@@ -438,6 +503,11 @@ func (f *federation) negotiateOut(ctx context.Context, nc net.Conn, direct bool,
 		if certErr != nil && f.cfg.NoDialback {
 			return nil, fmt.Errorf("certificate of %s: %w", to, certErr)
 		}
+		if ft.bidi && !f.cfg.NoBidi {
+			// XEP-0288 §2.2: before authenticating; written with it.
+			o.bw.WriteString(`<bidi xmlns='urn:xmpp:bidi'/>`)
+			o.bidi = true
+		}
 		switch {
 		case ft.external:
 			o.bw.WriteString(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>` +
@@ -493,15 +563,20 @@ func (o *s2sOut) nonza() (xml.StartElement, error) {
 	if err != nil {
 		return start, err
 	}
+	return start, o.readNonza(start)
+}
+
+// readNonza reads the rest of the stream-level element start.
+func (o *s2sOut) readNonza(start xml.StartElement) error {
 	toks, err := o.t.readElement()
 	if err != nil {
-		return start, err
+		return err
 	}
 	o.lastInner = toks
 	if start.Name.Space == nsStream && start.Name.Local == "error" {
-		return start, fmt.Errorf("the peer sent a stream error: %s", streamErrorCondition(toks))
+		return fmt.Errorf("the peer sent a stream error: %s", streamErrorCondition(toks))
 	}
-	return start, nil
+	return nil
 }
 
 // streamErrorCondition returns the condition of a stream error's inner
@@ -549,14 +624,33 @@ func (o *s2sOut) writeStanzas(batch []*stanza.Stanza, timeout time.Duration) err
 }
 
 // readLoop reads the peer's side of an established outgoing stream until
-// it ends: nothing is expected on it but whitespace, a stream error and
-// the closing tag.
-func (o *s2sOut) readLoop() error {
+// it ends. On a bidirectional stream (XEP-0288) the peer's stanzas go to
+// the router if they are from the domain the stream is to and to the one
+// it is from, and each tells activity that the stream is in use; else
+// nothing is expected but whitespace, a stream error and the closing
+// tag. Dialback requests of the peer for other domain pairs are not
+// answered: it opens a stream of its own for them.
+func (o *s2sOut) readLoop(ctx context.Context, activity chan<- struct{}) error {
 	o.nc.SetReadDeadline(time.Time{})
+	authed := func(from, to string) (bool, bool) { return from == o.to, from == o.to && to == o.from }
 	for {
 		o.t.wait()
-		if _, err := o.nonza(); err != nil {
+		start, err := o.t.next()
+		if err != nil {
 			return err
+		}
+		if !o.bidi || stanza.KindOf(start.Name) == 0 || start.Name.Space != nsClient {
+			if err := o.readNonza(start); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := o.f.receive(ctx, o.t, start, authed); err != nil {
+			return err
+		}
+		select {
+		case activity <- struct{}{}:
+		default:
 		}
 	}
 }

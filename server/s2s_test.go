@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,7 +85,22 @@ func (ca *testCA) issue(t testing.TB, names ...string) tls.Certificate {
 // fedServer is one of two federating test servers.
 type fedServer struct {
 	*servertest.Server
-	S2SAddr string
+	S2SAddr  string
+	Accepted *atomic.Int64 // connections accepted by its s2s listener
+}
+
+// countingListener counts the connections it accepted.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // fedOptions change one side of a federation test.
@@ -122,24 +138,40 @@ func federate(t testing.TB, optA, optB fedOptions) (a, b *fedServer) {
 			TLS:     &tls.Config{Certificates: []tls.Certificate{ca.issue(t, names...)}},
 			S2S:     &cfg,
 		})
-		go srv.ServeS2S(ln)
-		return &fedServer{Server: srv, S2SAddr: ln.Addr().String()}
+		n := new(atomic.Int64)
+		go srv.ServeS2S(countingListener{ln, n})
+		return &fedServer{Server: srv, S2SAddr: ln.Addr().String(), Accepted: n}
 	}
 	a = start("a.test", lnA, "b.test", lnB.Addr().String(), optA)
 	b = start("b.test", lnB, "a.test", lnA.Addr().String(), optB)
 	return a, b
 }
 
-func TestS2SMessagesAndIQ(t *testing.T) {
-	a, b := federate(t, fedOptions{}, fedOptions{})
-	alice := a.AddUser(t, "alice", "pw")
-	bob := b.AddUser(t, "bob", "pw")
-	ca := a.Connect(t, alice, "pw")
-	cb := b.Connect(t, bob, "pw")
+// fedUsers adds alice to a and bob to b, connects their clients and
+// makes them available.
+func fedUsers(t testing.TB, a, b *fedServer) (alice, bob jid.JID, ca, cb *servertest.Client) {
+	t.Helper()
+	alice = a.AddUser(t, "alice", "pw")
+	bob = b.AddUser(t, "bob", "pw")
+	ca, cb = a.Connect(t, alice, "pw"), b.Connect(t, bob, "pw")
 	ca.Send(presence())
 	cb.Send(presence())
 	cb.Sync()
+	return alice, bob, ca, cb
+}
 
+// exchange sends the message there from ca to bob, and bob's answer
+// back from cb to where it came from, and waits for both.
+func exchange(ca, cb *servertest.Client, bob jid.JID, there, back string) {
+	ca.Send(message(bob, there, there))
+	got := cb.Expect(servertest.Body(there))
+	cb.Send(message(got.From, back, back))
+	ca.Expect(servertest.Body(back))
+}
+
+func TestS2SMessagesAndIQ(t *testing.T) {
+	a, b := federate(t, fedOptions{}, fedOptions{})
+	_, bob, ca, cb := fedUsers(t, a, b)
 	ca.Send(message(bob, "m1", "hello bob"))
 	got := cb.Expect(servertest.Body("hello bob"))
 	if !got.From.Equal(ca.LocalAddr()) {
@@ -185,21 +217,12 @@ func TestS2SDialback(t *testing.T) {
 			// with a.test over a stream of its own.
 			a, b := federate(t, fedOptions{certNames: []string{"other.test"}},
 				fedOptions{s2s: server.S2SConfig{NoDialback: tc.noDialback}})
-			alice := a.AddUser(t, "alice", "pw")
-			bob := b.AddUser(t, "bob", "pw")
-			ca := a.Connect(t, alice, "pw")
-			cb := b.Connect(t, bob, "pw")
-			ca.Send(presence())
-			cb.Send(presence())
-			cb.Sync()
-			ca.Send(message(bob, "d1", "via dialback"))
+			_, bob, ca, cb := fedUsers(t, a, b)
 			if tc.want == "" {
-				cb.Expect(servertest.Body("via dialback"))
-				// b.test's own stream to a.test uses SASL EXTERNAL.
-				cb.Send(message(alice, "d2", "back"))
-				ca.Expect(servertest.Body("back"))
+				exchange(ca, cb, bob, "via dialback", "back")
 				return
 			}
+			ca.Send(message(bob, "d1", "via dialback"))
 			if got := errorCondition(ca.Expect(servertest.ByID("d1"))); got != tc.want {
 				t.Fatalf("bounce %q, want %q", got, tc.want)
 			}
@@ -275,61 +298,41 @@ func TestS2SQueueBound(t *testing.T) {
 // certificate cert, and authenticates with SASL EXTERNAL.
 func rawS2S(t *testing.T, addr, from, to string, cert tls.Certificate, roots *x509.CertPool) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	p, features := dialS2S(t, addr, from, to, &tls.Config{ServerName: to, RootCAs: roots, Certificates: []tls.Certificate{cert}})
+	if !strings.Contains(features, "EXTERNAL") {
+		t.Fatalf("no SASL EXTERNAL: %q", features)
 	}
-	t.Cleanup(func() { nc.Close() })
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	open := `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='` + from + `' to='` + to + `' version='1.0'>`
-	br := bufio.NewReader(nc)
-	expect := func(r *bufio.Reader, want string) {
-		t.Helper()
-		var got strings.Builder
-		for !strings.Contains(got.String(), want) {
-			b, err := r.ReadByte()
-			if err != nil {
-				t.Fatalf("waiting for %q, got %q: %v", want, got.String(), err)
-			}
-			got.WriteByte(b)
-		}
-	}
-	nc.Write([]byte(open))
-	expect(br, "</stream:features>")
-	nc.Write([]byte(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`))
-	expect(br, "<proceed")
-	expect(br, "/>")
-	tc := tls.Client(nc, &tls.Config{ServerName: to, RootCAs: roots, Certificates: []tls.Certificate{cert}})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	br = bufio.NewReader(tc)
-	tc.Write([]byte(open))
-	expect(br, "EXTERNAL")
-	expect(br, "</stream:features>")
-	tc.Write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>` + base64.StdEncoding.EncodeToString([]byte(from)) + `</auth>`))
-	expect(br, "<success")
-	tc.Write([]byte(open))
-	expect(br, "features")
-	return tc, br
+	p.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>` + base64.StdEncoding.EncodeToString([]byte(from)) + `</auth>`)
+	p.until("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+	p.send(s2sOpen(from, to))
+	p.until("</stream:features>")
+	return p.nc, p.br
 }
 
-func TestS2SForgedFrom(t *testing.T) {
-	ca := newTestCA(t)
+// receiving starts a server for domains, with a certificate from ca for
+// them, serving s2s on loopback, and connects bob of the first domain;
+// it returns the s2s address and bob's client.
+func receiving(t *testing.T, ca *testCA, domains ...string) (string, *servertest.Client) {
+	t.Helper()
 	ln, err := server.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := servertest.Start(t, server.Config{Domains: []string{"b.test"},
-		TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "b.test")}},
+	b := servertest.Start(t, server.Config{Domains: domains,
+		TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, domains...)}},
 		S2S: &server.S2SConfig{RootCAs: ca.pool}})
 	go b.ServeS2S(ln)
 	bob := b.AddUser(t, "bob", "pw")
 	cb := b.Connect(t, bob, "pw")
 	cb.Send(presence())
 	cb.Sync()
+	return ln.Addr().String(), cb
+}
 
-	nc, br := rawS2S(t, ln.Addr().String(), "a.test", "b.test", ca.issue(t, "a.test"), ca.pool)
+func TestS2SForgedFrom(t *testing.T) {
+	ca := newTestCA(t)
+	addr, cb := receiving(t, ca, "b.test")
+	nc, br := rawS2S(t, addr, "a.test", "b.test", ca.issue(t, "a.test"), ca.pool)
 	// From the authenticated domain: delivered.
 	nc.Write([]byte(`<message from='alice@a.test/x' to='bob@b.test' id='ok'><body>genuine</body></message>`))
 	got := cb.Expect(servertest.Body("genuine"))
@@ -432,16 +435,8 @@ func TestS2SIdleStreamsReopen(t *testing.T) {
 	// after, or while one closes, goes on a new stream.
 	idle := server.S2SConfig{IdleTimeout: time.Millisecond}
 	a, b := federate(t, fedOptions{s2s: idle}, fedOptions{s2s: idle})
-	alice := a.AddUser(t, "alice", "pw")
-	bob := b.AddUser(t, "bob", "pw")
-	ca, cb := a.Connect(t, alice, "pw"), b.Connect(t, bob, "pw")
-	ca.Send(presence())
-	cb.Send(presence())
-	cb.Sync()
+	_, bob, ca, cb := fedUsers(t, a, b)
 	for _, body := range []string{"one", "two", "three", "four", "five"} {
-		ca.Send(message(bob, body, body))
-		got := cb.Expect(servertest.Body(body))
-		cb.Send(message(got.From, body+"-back", body+" back"))
-		ca.Expect(servertest.Body(body + " back"))
+		exchange(ca, cb, bob, body, body+" back")
 	}
 }

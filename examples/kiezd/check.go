@@ -194,6 +194,9 @@ type checker struct {
 	// services are the service sub-domains for every domain
 	// (upload.example.org), from the modules the configuration builds.
 	services []string
+	// components are the domains of the external components
+	// ([[components.component]]).
+	components []string
 	// notBefore is the latest NotBefore of the certificates read, and
 	// notBeforeOf its file, for the clock check.
 	notBefore   time.Time
@@ -221,6 +224,9 @@ func runChecks(ctx context.Context, cfg *config, deps checkDeps) *checkReport {
 	c.services, err = cfg.serviceHosts()
 	if err != nil {
 		g.add(levelError, "cannot build the modules: "+err.Error(), "fix the [modules] table")
+	}
+	for _, cc := range cfg.Components.Component {
+		c.components = append(c.components, strings.ToLower(cc.Domain))
 	}
 	c.checkCerts(r.group("Certificates"))
 	c.checkDNS(ctx, r.group("DNS"))
@@ -289,10 +295,13 @@ type checkedCert struct {
 
 // checkCerts checks the certificates: readable, valid now and for a
 // while, trusted, and covering every served name. A name none covers is
-// an error: clients refuse to connect to it.
+// an error: clients refuse to connect to it. A component's domain none
+// covers is a warning: only other servers connect to it, and those with
+// dialback still federate.
 func (c *checker) checkCerts(g *checkGroup) {
 	var certs []checkedCert
 	names := c.servedNames()
+	comps := slices.Clone(c.components)
 	switch {
 	case c.cfg.TLS.ACME.Enabled:
 		certs = c.acmeCerts(g)
@@ -315,8 +324,14 @@ func (c *checker) checkCerts(g *checkGroup) {
 				if !isLocalName(d) {
 					g.add(levelWarn, d+" will have a self-signed certificate: clients warn about it, or refuse it", "configure a certificate from a CA in [[tls.certificates]], or [tls.acme] (see kiezd.example.toml)")
 				}
-				// A new one covers the domain and its services.
-				names = slices.DeleteFunc(names, func(n string) bool { return n == d || strings.HasSuffix(n, "."+d) })
+				// A new one covers the domain and its services (and
+				// components named like them).
+				generated := func(n string) bool {
+					sub, ok := strings.CutSuffix(n, "."+d)
+					return n == d || ok && !strings.Contains(sub, ".")
+				}
+				names = slices.DeleteFunc(names, generated)
+				comps = slices.DeleteFunc(comps, generated)
 				continue
 			}
 			if err != nil {
@@ -351,6 +366,12 @@ func (c *checker) checkCerts(g *checkGroup) {
 			}
 			g.add(levelError, fmt.Sprintf("no certificate covers %s (a %s kiezd serves): clients and servers refuse it", n, what),
 				fmt.Sprintf("get a certificate naming %s (certbot: -d %s), or a wildcard *.%s, and list it in [[tls.certificates]]", n, n, parentDomain(n)))
+		}
+	}
+	for _, n := range comps {
+		if !coveredBy(certs, n) {
+			g.add(levelWarn, fmt.Sprintf("no certificate covers %s (a component's domain): other servers refuse to federate with it, unless they fall back to dialback", n),
+				fmt.Sprintf("clients never connect to it; for federation, add %s to the server's certificate (certbot: -d %s), or use a wildcard *.%s, in [[tls.certificates]]", n, n, parentDomain(n)))
 		}
 	}
 }

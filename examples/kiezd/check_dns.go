@@ -108,6 +108,12 @@ func (c *checker) checkDNS(ctx context.Context, g *checkGroup) {
 		}
 		c.checkHost(ctx, g, h, s, "a service sub-domain; only federation and ACME look it up", levelWarn)
 	}
+	for _, d := range c.components {
+		if isLocalName(d) {
+			continue
+		}
+		c.checkHost(ctx, g, h, d, "a component's domain; only federation looks it up", levelWarn)
+	}
 	for _, host := range https {
 		if slices.Contains(c.cfg.Domains, host) || isLocalName(host) {
 			continue

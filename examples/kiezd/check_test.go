@@ -470,3 +470,45 @@ func TestCheckACME(t *testing.T) {
 		t.Errorf("cached certificate:\n%s", r)
 	}
 }
+
+// A component's domain that no certificate covers, or without an
+// address, is a warning of check: only other servers reach it.
+func TestCheckComponents(t *testing.T) {
+	ca := newTestCA(t)
+	component := func(domain string) string {
+		return "\n[[components.component]]\ndomain = \"" + domain + "\"\nsecret = \"s3cret\"\n"
+	}
+	for _, tc := range []struct {
+		name, certNames, domain string
+		wantCert, wantDNS       string // a warning expected, or none if ""
+	}{
+		{"covered by a wildcard", "example.org *.example.org", "bridge.example.org", "", ""},
+		{"not covered", "example.org upload.example.org conference.example.org", "irc.example.org",
+			"no certificate covers irc.example.org (a component's domain)", ""},
+		{"under another domain", "example.org *.example.org", "gateway.example.net",
+			"no certificate covers gateway.example.net (a component's domain)",
+			"gateway.example.net (a component's domain; only federation looks it up) has no A or AAAA record"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			deps := publicDeps(goodDNS())
+			deps.Roots = x509.NewCertPool()
+			deps.Roots.AddCert(ca.cert)
+			r := deps.Resolver.(fakeResolver)
+			r.hosts["bridge.example.org"] = []string{"203.0.113.5"}
+			r.hosts["irc.example.org"] = []string{"203.0.113.5"}
+			cert := writeCert(t, t.TempDir(), "c", certSpec{names: strings.Fields(tc.certNames), ca: ca})
+			rep := checkFindings(t, exampleConfig(t, cert+component(tc.domain)), deps)
+			for _, w := range []struct{ group, want string }{{"Certificates", tc.wantCert}, {"DNS", tc.wantDNS}} {
+				switch {
+				case w.want != "" && !rep.has(w.group, levelWarn, w.want):
+					t.Errorf("no warning %q:\n%s", w.want, rep)
+				case w.want == "" && rep.has(w.group, levelWarn, tc.domain):
+					t.Errorf("a %s warning about %s:\n%s", w.group, tc.domain, rep)
+				}
+			}
+			if rep.has("Certificates", levelError, "") || rep.has("DNS", levelError, "") {
+				t.Errorf("an error:\n%s", rep)
+			}
+		})
+	}
+}

@@ -28,28 +28,28 @@ func TestMain(m *testing.M) {
 type child struct {
 	cmd  *exec.Cmd
 	addr string
+	logs *syncBuffer // its standard output and error
 }
 
 // startChild starts the test binary as kiezd serve with the configuration
 // file, and waits until it accepts connections on addr.
 func startChild(t *testing.T, file, addr string) *child {
 	t.Helper()
-	return startProcess(t, os.Args[0], []string{"KIEZD_TEST_CHILD=1"}, file, addr)
+	cmd := exec.Command(os.Args[0], "-config", file, "serve")
+	cmd.Env = append(os.Environ(), "KIEZD_TEST_CHILD=1")
+	return startProcess(t, cmd, addr)
 }
 
-// startProcess starts bin as kiezd serve with the configuration file and
-// env added to the environment, waits until it accepts connections on
-// addr, and kills it when the test or benchmark ends.
-func startProcess(t testing.TB, bin string, env []string, file, addr string) *child {
+// startProcess starts cmd, a kiezd serve, killed when the test or
+// benchmark ends, and waits until it accepts connections on addr.
+func startProcess(t testing.TB, cmd *exec.Cmd, addr string) *child {
 	t.Helper()
-	cmd := exec.Command(bin, "-config", file, "serve")
-	cmd.Env = append(os.Environ(), env...)
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, addr: addr}
+	c := &child{cmd: cmd, addr: addr, logs: logs}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {

@@ -16,7 +16,8 @@ import (
 // notifications but not OMEMO device lists. a.test learns his caps from
 // his presence, asks for the disco#info behind them over s2s, sends him
 // the last mood item alice published before, then the moods she
-// publishes, and none of her device lists.
+// publishes, and none of her device lists. When he then shares presence
+// with carol@a.test too, he gets her last mood, and not alice's again.
 func TestFederationPEP(t *testing.T) {
 	const (
 		nodeMood    = "http://jabber.org/protocol/mood"
@@ -28,6 +29,9 @@ func TestFederationPEP(t *testing.T) {
 	addrA, addrB := freePort(t), freePort(t)
 	fileA := federatedConfig(t, "a.test", addrA, "b.test", addrB, "alice@a.test")
 	fileB := federatedConfig(t, "b.test", addrB, "a.test", addrA, "bob@b.test")
+	if code, _, stderr := kiezd(t, "password\n", "-config", fileA, "adduser", "carol@a.test"); code != 0 {
+		t.Fatal(stderr)
+	}
 	da := startServe(t, nil, "-config", fileA)
 	db := startServe(t, nil, "-config", fileB)
 	if da.ended || db.ended {
@@ -52,46 +56,34 @@ func TestFederationPEP(t *testing.T) {
 	bob.Send(&stanza.Stanza{Kind: stanza.Presence})
 	alice.Sync()
 	bob.Sync()
-	presence := func(typ string, from jid.JID) func(*stanza.Stanza) bool {
-		return func(st *stanza.Stanza) bool {
-			return st.Kind == stanza.Presence && st.Type == typ && st.From.Bare().Equal(from)
-		}
-	}
-	for _, h := range []struct {
-		from, to       *servertest.Client
-		fromJID, toJID jid.JID
-	}{{alice, bob, aliceJID, bobJID}, {bob, alice, bobJID, aliceJID}} {
-		h.from.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribe", To: h.toJID})
-		h.to.Expect(presence("subscribe", h.fromJID))
-		h.to.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribed", To: h.fromJID})
-		h.from.Expect(presence("subscribed", h.toJID))
-		h.from.Expect(presence("", h.toJID))
-	}
+	subscribeBoth(alice, bob, aliceJID, bobJID)
 
 	elem := func(space, local string, attrs []xml.Attr, children ...xml.TokenReader) xml.TokenReader {
 		return stanza.Elem(xml.Name{Space: space, Local: local}, attrs, children...)
 	}
-	publish := func(id, node string, payload xml.TokenReader) {
+	publish := func(c *servertest.Client, id, node string, payload xml.TokenReader) {
 		t.Helper()
 		iq := &stanza.Stanza{Kind: stanza.IQKind, Type: stanza.Set, ID: id}
 		iq.AppendChild(elem(nsPubSub, "pubsub", nil, elem(nsPubSub, "publish", []xml.Attr{stanza.Attr("node", node)},
 			elem(nsPubSub, "item", []xml.Attr{stanza.Attr("id", "current")}, payload))))
-		alice.Send(iq)
-		if r := alice.Expect(servertest.ByID(id)); r.Type != stanza.Result {
+		c.Send(iq)
+		if r := c.Expect(servertest.ByID(id)); r.Type != stanza.Result {
 			t.Fatalf("publishing on %s: %v", node, r)
 		}
 	}
-	mood := func(id, m string) {
-		publish(id, nodeMood, elem(nodeMood, "mood", nil, elem(nodeMood, m, nil)))
+	moodOf := func(c *servertest.Client, id, m string) {
+		publish(c, id, nodeMood, elem(nodeMood, "mood", nil, elem(nodeMood, m, nil)))
 	}
+	mood := func(id, m string) { moodOf(alice, id, m) }
 	devices := func(id, dev string) {
-		publish(id, nodeDevices, elem("eu.siacs.conversations.axolotl", "list", nil,
+		publish(alice, id, nodeDevices, elem("eu.siacs.conversations.axolotl", "list", nil,
 			elem("eu.siacs.conversations.axolotl", "device", []xml.Attr{stanza.Attr("id", dev)})))
 	}
-	// event matches an event from alice about node; with m, a mood of m.
-	event := func(node, m string) func(*stanza.Stanza) bool {
+	// eventOf matches an event from owner about node; with m, a mood of
+	// m. event is one from alice.
+	eventOf := func(owner jid.JID, node, m string) func(*stanza.Stanza) bool {
 		return func(st *stanza.Stanza) bool {
-			if st.Kind != stanza.Message || !st.From.Equal(aliceJID) {
+			if st.Kind != stanza.Message || !st.From.Equal(owner) {
 				return false
 			}
 			ev, ok := st.ChildElement(xml.Name{Space: nsEvent, Local: "event"})
@@ -113,6 +105,7 @@ func TestFederationPEP(t *testing.T) {
 			return false
 		}
 	}
+	event := func(node, m string) func(*stanza.Stanza) bool { return eventOf(aliceJID, node, m) }
 	mood("p1", "happy")
 	devices("p2", "1")
 
@@ -146,4 +139,19 @@ func TestFederationPEP(t *testing.T) {
 	devices("p3", "2")
 	mood("p4", "sad")
 	bob.ExpectNoneUntil(event(nodeDevices, ""), event(nodeMood, "sad"))
+
+	// carol, another account of a.test, and bob share presence: once
+	// bob's presence (with the caps a.test knows) reaches her, he gets
+	// her last mood, and not alice's, which he has, again.
+	carolJID := jid.MustParse("carol@a.test")
+	cs2, err := login(t, da.bound.C2S[0], false, "carol@a.test", "password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol := servertest.NewClient(t, cs2)
+	carol.Send(&stanza.Stanza{Kind: stanza.Presence})
+	carol.Sync()
+	moodOf(carol, "c1", "calm")
+	subscribeBoth(bob, carol, bobJID, carolJID)
+	bob.ExpectNoneUntil(event(nodeMood, ""), eventOf(carolJID, nodeMood, "calm"))
 }

@@ -67,57 +67,20 @@ func TestFederation(t *testing.T) {
 	alice.Sync()
 	bob.Sync()
 
-	presence := func(typ string, from jid.JID) func(*stanza.Stanza) bool {
-		return func(st *stanza.Stanza) bool {
-			return st.Kind == stanza.Presence && st.Type == typ && st.From.Bare().Equal(from)
-		}
-	}
-	// Subscription handshake both ways; each approval brings the
-	// approver's presence.
-	for _, h := range []struct {
-		from, to       *servertest.Client
-		fromJID, toJID jid.JID
-	}{{alice, bob, aliceJID, bobJID}, {bob, alice, bobJID, aliceJID}} {
-		h.from.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribe", To: h.toJID})
-		h.to.Expect(presence("subscribe", h.fromJID))
-		h.to.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribed", To: h.fromJID})
-		h.from.Expect(presence("subscribed", h.toJID))
-		h.from.Expect(presence("", h.toJID))
-	}
-
-	send := func(c *servertest.Client, to jid.JID, id, body string) {
-		msg := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: to, ID: id}
-		msg.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, body))
-		c.Send(msg)
-	}
+	subscribeBoth(alice, bob, aliceJID, bobJID)
+	send := chat
 	send(alice, bobJID, "m1", "hello from a.test")
 	bob.Expect(servertest.Body("hello from a.test"))
 	send(bob, aliceJID, "m2", "hello from b.test")
 	alice.Expect(servertest.Body("hello from b.test"))
+	// The stream a.test opened is bidirectional (XEP-0288): b.test sent
+	// its answers on it and opened none of its own.
+	if !strings.Contains(da.stderr.String(), "bidi=true") || strings.Contains(db.stderr.String(), "outgoing stream established") {
+		t.Errorf("not one bidirectional stream:\na.test:\n%s\nb.test:\n%s", da.stderr, db.stderr)
+	}
 
 	// Both archives hold both messages.
-	for _, c := range []*servertest.Client{alice, bob} {
-		q := &stanza.Stanza{Kind: stanza.IQKind, Type: stanza.Set, ID: "mam"}
-		q.AppendChild(stanza.Elem(xml.Name{Space: "urn:xmpp:mam:2", Local: "query"}, []xml.Attr{stanza.Attr("queryid", "q")}))
-		c.Send(q)
-		var bodies []string
-		for range 2 {
-			res := c.Expect(func(st *stanza.Stanza) bool {
-				return st.Kind == stanza.Message && st.HasChild(xml.Name{Space: "urn:xmpp:mam:2", Local: "result"})
-			})
-			for _, tok := range res.Inner {
-				if cd, ok := tok.(xml.CharData); ok && strings.HasPrefix(string(cd), "hello from") {
-					bodies = append(bodies, string(cd))
-				}
-			}
-		}
-		if fin := c.Expect(servertest.ByID("mam")); fin.Type != stanza.Result {
-			t.Fatalf("archive query: %s", fin.Type)
-		}
-		if strings.Join(bodies, ",") != "hello from a.test,hello from b.test" {
-			t.Errorf("archive holds %q", bodies)
-		}
-	}
+	wantArchived(t, alice, bob)
 
 	// Bob joins alice's room at conference.a.test (its own streams,
 	// from and to the service's domain) and talks there.
@@ -161,4 +124,61 @@ func TestFederation(t *testing.T) {
 		t.Fatalf("to a user who blocks him: %s", stanzaText(e))
 	}
 	alice.SyncNone(servertest.Body("are you there?"))
+}
+
+// subscribeBoth runs the subscription handshake both ways between the
+// clients a and b of the users aJID and bJID; each approval brings the
+// approver's presence.
+func subscribeBoth(a, b *servertest.Client, aJID, bJID jid.JID) {
+	presence := func(typ string, from jid.JID) func(*stanza.Stanza) bool {
+		return func(st *stanza.Stanza) bool {
+			return st.Kind == stanza.Presence && st.Type == typ && st.From.Bare().Equal(from)
+		}
+	}
+	for _, h := range []struct {
+		from, to       *servertest.Client
+		fromJID, toJID jid.JID
+	}{{a, b, aJID, bJID}, {b, a, bJID, aJID}} {
+		h.from.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribe", To: h.toJID})
+		h.to.Expect(presence("subscribe", h.fromJID))
+		h.to.Send(&stanza.Stanza{Kind: stanza.Presence, Type: "subscribed", To: h.fromJID})
+		h.from.Expect(presence("subscribed", h.toJID))
+		h.from.Expect(presence("", h.toJID))
+	}
+}
+
+// chat sends a chat message with body from c.
+func chat(c *servertest.Client, to jid.JID, id, body string) {
+	msg := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: to, ID: id}
+	msg.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, body))
+	c.Send(msg)
+}
+
+// wantArchived checks that the archive (MAM) of each client's account
+// holds the two messages "hello from a.test" and "hello from b.test", in
+// that order.
+func wantArchived(t *testing.T, clients ...*servertest.Client) {
+	t.Helper()
+	for _, c := range clients {
+		q := &stanza.Stanza{Kind: stanza.IQKind, Type: stanza.Set, ID: "mam"}
+		q.AppendChild(stanza.Elem(xml.Name{Space: "urn:xmpp:mam:2", Local: "query"}, []xml.Attr{stanza.Attr("queryid", "q")}))
+		c.Send(q)
+		var bodies []string
+		for range 2 {
+			res := c.Expect(func(st *stanza.Stanza) bool {
+				return st.Kind == stanza.Message && st.HasChild(xml.Name{Space: "urn:xmpp:mam:2", Local: "result"})
+			})
+			for _, tok := range res.Inner {
+				if cd, ok := tok.(xml.CharData); ok && strings.HasPrefix(string(cd), "hello from") {
+					bodies = append(bodies, string(cd))
+				}
+			}
+		}
+		if fin := c.Expect(servertest.ByID("mam")); fin.Type != stanza.Result {
+			t.Fatalf("archive query: %s", fin.Type)
+		}
+		if strings.Join(bodies, ",") != "hello from a.test,hello from b.test" {
+			t.Errorf("archive holds %q", bodies)
+		}
+	}
 }

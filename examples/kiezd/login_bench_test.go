@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,7 +52,7 @@ func BenchmarkLoginCPU(b *testing.B) {
 	if code, _, stderr := kiezd(b, "bench password\n", "-config", file, "adduser", "u0@localhost"); code != 0 {
 		b.Fatal(stderr)
 	}
-	pid := startProcess(b, bin, nil, file, addr).cmd.Process.Pid
+	pid := startProcess(b, exec.Command(bin, "-config", file, "serve"), addr).cmd.Process.Pid
 	for _, bc := range []struct {
 		name  string
 		login func(*loginclient.Client, net.Conn) error

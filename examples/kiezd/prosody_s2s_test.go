@@ -18,8 +18,28 @@ import (
 // so that Prosody reaches it without DNS, on 127.0.0.1:5269) and reaches
 // Prosody's localhost through [s2s.hosts]. Both have self-signed
 // certificates, so each authenticates the other with dialback over TLS.
+// Without Prosody's mod_s2s_bidi each server opens a stream; with it
+// (XEP-0288), the stream of the server that sends first carries both
+// servers' stanzas, whichever it is.
 func TestProsodyFederation(t *testing.T) {
-	p := newProsody(t, `"roster"; "saslauth"; "tls"; "dialback"; "disco"`)
+	for _, tc := range []struct {
+		name               string
+		bidi, prosodyFirst bool
+	}{
+		{"two streams", false, false},
+		{"bidi, kiezd first", true, false},
+		{"bidi, prosody first", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { prosodyFederation(t, tc.bidi, tc.prosodyFirst) })
+	}
+}
+
+func prosodyFederation(t *testing.T, bidi, prosodyFirst bool) {
+	modules := `"roster"; "saslauth"; "tls"; "dialback"; "disco"`
+	if bidi {
+		modules += `; "s2s_bidi"`
+	}
+	p := newProsody(t, modules)
 	s2sAddr := freePort(t)
 	_, s2sPort, _ := net.SplitHostPort(s2sAddr)
 	data, err := os.ReadFile(p.cfg)
@@ -38,7 +58,7 @@ func TestProsodyFederation(t *testing.T) {
 		t.Skipf("127.0.0.1:5269 is taken: %v", err)
 	}
 	ln.Close()
-	file, _ := testConfig(t, "\n[muc]\nenabled = false\n\n[s2s]\nlisten = [\"127.0.0.1:5269\"]\n\n[s2s.hosts]\nlocalhost = \""+s2sAddr+"\"\n")
+	file, _ := testConfig(t, "\n[log]\nlevel = \"debug\"\n\n[muc]\nenabled = false\n\n[s2s]\nlisten = [\"127.0.0.1:5269\"]\n\n[s2s.hosts]\nlocalhost = \""+s2sAddr+"\"\n")
 	text, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -69,15 +89,36 @@ func TestProsodyFederation(t *testing.T) {
 	pat := p.connect("pat", "pat-password")
 	pat.Sync()
 
-	msg := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: jid.MustParse("pat@localhost"), ID: "k1"}
-	msg.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, "hello prosody"))
-	kim.Send(msg)
-	got := pat.Expect(servertest.Body("hello prosody"))
-	if got.From.Bare().String() != "kim@127.0.0.1" {
+	// One message from the first, answered by the other.
+	first, second := kim, pat
+	firstJID, secondJID := jid.MustParse("kim@127.0.0.1"), jid.MustParse("pat@localhost")
+	if prosodyFirst {
+		first, second, firstJID, secondJID = pat, kim, secondJID, firstJID
+	}
+	msg := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: secondJID, ID: "m1"}
+	msg.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, "hello"))
+	first.Send(msg)
+	got := second.Expect(servertest.Body("hello"))
+	if !got.From.Bare().Equal(firstJID) {
 		t.Fatalf("from %s", got.From)
 	}
-	reply := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: got.From, ID: "p1"}
-	reply.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, "hello kiezd"))
-	pat.Send(reply)
-	kim.Expect(servertest.Body("hello kiezd"))
+	reply := &stanza.Stanza{Kind: stanza.Message, Type: "chat", To: got.From, ID: "m2"}
+	reply.AppendChild(stanza.TextElem(xml.Name{Space: stanza.NSClient, Local: "body"}, "hello back"))
+	second.Send(reply)
+	first.Expect(servertest.Body("hello back"))
+
+	// Which streams kiezd opened and accepted. kiezd verifies Prosody's
+	// dialback key on a stream that authenticates nothing; Prosody
+	// verifies kiezd's on its own outgoing stream, which it
+	// authenticates too: with kiezd first, both streams exist anyway.
+	logs := d.stderr.String()
+	out, in := strings.Contains(logs, "s2s: outgoing stream established"), strings.Contains(logs, "s2s: incoming stream authenticated")
+	switch {
+	case !bidi && (!out || !in):
+		t.Errorf("without bidi: outgoing stream %v, incoming stream %v; want both", out, in)
+	case bidi && prosodyFirst && (out || !in):
+		t.Errorf("bidi, Prosody first: outgoing stream %v, incoming stream %v; want only Prosody's", out, in)
+	case bidi && !prosodyFirst && !strings.Contains(logs, "bidi=true"):
+		t.Errorf("kiezd's stream is not bidirectional")
+	}
 }

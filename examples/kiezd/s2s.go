@@ -28,15 +28,18 @@ type s2sConfig struct {
 	// Dialback accepts (and uses) Server Dialback, over TLS, with
 	// servers whose certificate is not valid for their domain.
 	Dialback bool `toml:"dialback"`
+	// Bidi offers and asks for bidirectional streams (XEP-0288): one
+	// TCP connection per pair of servers instead of two.
+	Bidi bool `toml:"bidi"`
 	// Hosts maps a domain to the "host:port" dialled for it instead of
 	// what DNS says.
 	Hosts map[string]string `toml:"hosts"`
 }
 
 // defaultS2S returns the [s2s] table's defaults: federation on, on the
-// standard port, with dialback as the fallback.
+// standard port, with dialback as the fallback, bidirectional streams.
 func defaultS2S() s2sConfig {
-	return s2sConfig{Listen: []string{":5269"}, Allow: []string{}, Deny: []string{}, Dialback: true, Hosts: map[string]string{}}
+	return s2sConfig{Listen: []string{":5269"}, Allow: []string{}, Deny: []string{}, Dialback: true, Bidi: true, Hosts: map[string]string{}}
 }
 
 // s2sErrors checks the [s2s] table; bad reports a mistake at the key
@@ -94,5 +97,6 @@ func (c *config) s2sOptions() *server.S2SConfig {
 		Allow:      lower(c.S2S.Allow),
 		Deny:       lower(c.S2S.Deny),
 		NoDialback: !c.S2S.Dialback,
+		NoBidi:     !c.S2S.Bidi,
 	}
 }

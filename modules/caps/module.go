@@ -120,7 +120,10 @@ type Module struct {
 	log      *slog.Logger
 	sessions server.SessionValue[*sessionCaps]
 	watchers []Listener // set before Init
-	started  atomic.Bool
+	// remoteWatchers are told of remote entities (remote.go); set
+	// before Init.
+	remoteWatchers []RemoteListener
+	started        atomic.Bool
 
 	mu    sync.Mutex
 	cache lru

@@ -19,6 +19,34 @@ import (
 // asked for with disco#info over s2s, from the recipient's domain, and
 // verified and cached as for local clients.
 
+// RemoteListener is told that the remote full JID full, whose features
+// are feats, sent available presence to the local account (a bare JID)
+// (see Module.WatchRemote).
+type RemoteListener func(ctx context.Context, full, account jid.JID, feats Features)
+
+// WatchRemote has f told, for each local account a remote full JID sent
+// available presence to, once: when the features of its caps become
+// known (for every such account then), or when it first sends presence
+// to an account after they became known (for that account only); again
+// for each account when its caps change. f must not block for long.
+// Call WatchRemote before server.New; it panics afterwards.
+func (m *Module) WatchRemote(f RemoteListener) {
+	if m.started.Load() {
+		panic("caps: WatchRemote called after the server was built")
+	}
+	m.remoteWatchers = append(m.remoteWatchers, f)
+}
+
+// notifyRemote tells the remote listeners that full, with features f,
+// sent presence to each of accounts.
+func (m *Module) notifyRemote(ctx context.Context, full jid.JID, accounts []jid.JID, f Features) {
+	for _, account := range accounts {
+		for _, w := range m.remoteWatchers {
+			w(ctx, full, account, f)
+		}
+	}
+}
+
 // Limits of what is kept of remote entities.
 const (
 	// maxRemote bounds the remote full JIDs followed; a presence from
@@ -93,8 +121,8 @@ func (m *Module) remotePresence(ctx context.Context, account jid.JID, p *stanza.
 		}
 		m.remoteBare[bare] = append(m.remoteBare[bare], rc)
 	}
-	newAudience := !slices.ContainsFunc(rc.audience, account.Equal)
-	if newAudience && len(rc.audience) < maxAudience {
+	newAudience := !slices.ContainsFunc(rc.audience, account.Equal) && len(rc.audience) < maxAudience
+	if newAudience {
 		rc.audience = append(rc.audience, account)
 	}
 	if found {
@@ -110,18 +138,19 @@ func (m *Module) remotePresence(ctx context.Context, account jid.JID, p *stanza.
 		m.mu.Unlock()
 		return
 	}
+	var tell []jid.JID // the accounts to tell of the features
 	if !rc.known {
 		if f, ok := m.cache.get(rc.key); ok {
 			rc.feats, rc.known = f, true
-			newAudience = true
+			tell = slices.Clone(rc.audience)
 		}
+	} else if newAudience {
+		tell = []jid.JID{account}
 	}
 	if rc.known {
 		feats := rc.feats
 		m.mu.Unlock()
-		if newAudience {
-			m.notify(ctx, []jid.JID{full}, feats)
-		}
+		m.notifyRemote(ctx, full, tell, feats)
 		return
 	}
 	start := !rc.asking && !m.failedLocked(rc.key, full)
@@ -154,14 +183,13 @@ func (m *Module) askRemote(ctx context.Context, from, full jid.JID, node string,
 		return
 	}
 	m.cache.add(k, feats)
-	told := rc != nil && rc.key == k && !rc.known
-	if told {
+	var tell []jid.JID
+	if rc != nil && rc.key == k && !rc.known {
 		rc.feats, rc.known = feats, true
+		tell = slices.Clone(rc.audience)
 	}
 	m.mu.Unlock()
-	if told {
-		m.notify(ctx, []jid.JID{full}, feats)
-	}
+	m.notifyRemote(ctx, full, tell, feats)
 }
 
 // forgetRemoteLocked stops following the remote full JID id.

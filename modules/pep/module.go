@@ -126,6 +126,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 		log: slog.New(slog.DiscardHandler)}
 	if m.caps != nil {
 		m.caps.Watch(m.capsKnown)
+		m.caps.WatchRemote(m.remoteCapsKnown)
 	}
 	return m, nil
 }

@@ -104,24 +104,15 @@ func inGroups(it storage.RosterItem, cfg nodeConfig) bool {
 	return false
 }
 
-// capsKnown sends a resource whose capabilities became known the last
-// items of the nodes it asks for: its own account's, and those of the
-// local contacts it is subscribed to (XEP-0163 §4.3.2, send last published
-// item on presence); a remote contact's, those of the local accounts it
-// sent its presence to.
+// capsKnown sends a local resource whose capabilities became known the
+// last items of the nodes it asks for: its own account's, and those of
+// the local contacts it is subscribed to (XEP-0163 §4.3.2, send last
+// published item on presence).
 func (m *Module) capsKnown(ctx context.Context, full jid.JID, feats caps.Features) {
-	if m.host == nil {
+	if m.host == nil || !m.host.IsLocal(full.Domainpart()) {
 		return
 	}
 	user := full.Bare()
-	if !m.host.IsLocal(full.Domainpart()) {
-		// A remote contact: the last items of the local accounts it
-		// sent presence to (sendLast checks each node's access).
-		for _, owner := range m.caps.Audience(full) {
-			m.sendLast(ctx, owner, full, feats)
-		}
-		return
-	}
 	m.sendLast(ctx, user, full, feats)
 	items, err := m.roster.Items(ctx, user)
 	if err != nil {
@@ -138,6 +129,17 @@ func (m *Module) capsKnown(ctx context.Context, full jid.JID, feats caps.Feature
 		}
 		m.sendLast(ctx, owner, full, feats)
 	}
+}
+
+// remoteCapsKnown sends a remote contact's resource the last items of
+// the local account it sent presence to, once its caps are known
+// (sendLast checks each node's access); each account only its own, so
+// that a contact of several accounts gets each item once.
+func (m *Module) remoteCapsKnown(ctx context.Context, full, account jid.JID, feats caps.Features) {
+	if m.host == nil {
+		return
+	}
+	m.sendLast(ctx, account, full, feats)
 }
 
 // sendLast sends to the last item of each of owner's nodes that to asks
