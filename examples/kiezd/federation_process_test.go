@@ -26,16 +26,24 @@ type processDomain struct {
 	file             string
 }
 
-// writeProcessConfig writes d's configuration, reaching peer through
-// [s2s.hosts], with a certificate for d's domain and its sub-domains
-// from ca, and adds the account user with kiezd adduser.
-func writeProcessConfig(t *testing.T, bin string, d *processDomain, peer *processDomain, ca *testCA, user string) {
+// writeProcessConfig writes d's configuration, reaching each peer and
+// its group chat service through [s2s.hosts], with a certificate from ca
+// for certNames (d's domain and its sub-domains when nil), and adds the
+// account user with kiezd adduser.
+func writeProcessConfig(t *testing.T, bin string, d *processDomain, peers []*processDomain, certNames []string, ca *testCA, user string) {
 	t.Helper()
 	dir := t.TempDir()
 	d.file = filepath.Join(dir, "kiezd.toml")
 	now := time.Now()
-	certLines := writeCert(t, dir, d.domain, certSpec{names: []string{d.domain, "*." + d.domain}, ca: ca,
+	if certNames == nil {
+		certNames = []string{d.domain, "*." + d.domain}
+	}
+	certLines := writeCert(t, dir, d.domain, certSpec{names: certNames, ca: ca,
 		notBefore: now.Add(-time.Hour), notAfter: now.Add(24 * time.Hour)})
+	var hosts strings.Builder
+	for _, p := range peers {
+		fmt.Fprintf(&hosts, "%q = %q\n%q = %q\n", p.domain, p.s2s, "conference."+p.domain, p.s2s)
+	}
 	conf := fmt.Sprintf(`domains = [%q]
 data_dir = "data"
 scram_iterations = 4096
@@ -52,9 +60,8 @@ level = "debug"
 listen = [%q]
 
 [s2s.hosts]
-%q = %q
-
-%s`, d.domain, d.c2s, d.s2s, peer.domain, peer.s2s, certLines)
+%s
+%s`, d.domain, d.c2s, d.s2s, hosts.String(), certLines)
 	if err := os.WriteFile(d.file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -70,11 +77,15 @@ listen = [%q]
 // source, a.test and b.test on loopback, with certificates from a test CA
 // both trust (SSL_CERT_FILE), so that they authenticate each other with
 // SASL EXTERNAL: a subscription handshake both ways, a message each way
-// on one bidirectional stream, both archives, offline delivery of a
-// remote sender's message, and a bounce once b.test is stopped.
+// on one bidirectional stream, both archives, a remote user in a room of
+// conference.a.test, offline delivery of a remote sender's message, a
+// blocked remote contact stopped, and a bounce once b.test is stopped. A
+// third process, c.test, has a certificate from the same CA for another
+// name: a.test offers it no SASL EXTERNAL, and the two authenticate with
+// dialback over TLS.
 func TestFederationProcesses(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds kiezd and starts two server processes")
+		t.Skip("builds kiezd and starts three server processes")
 	}
 	bin := buildKiezd(t)
 	ca := newTestCA(t)
@@ -84,17 +95,21 @@ func TestFederationProcesses(t *testing.T) {
 	}
 	a := &processDomain{domain: "a.test", c2s: freePort(t), s2s: freePort(t)}
 	b := &processDomain{domain: "b.test", c2s: freePort(t), s2s: freePort(t)}
-	writeProcessConfig(t, bin, a, b, ca, "alice@a.test")
-	writeProcessConfig(t, bin, b, a, ca, "bob@b.test")
+	c := &processDomain{domain: "c.test", c2s: freePort(t), s2s: freePort(t)}
+	writeProcessConfig(t, bin, a, []*processDomain{b, c}, nil, ca, "alice@a.test")
+	writeProcessConfig(t, bin, b, []*processDomain{a}, nil, ca, "bob@b.test")
+	// Valid for a name that is not c.test's: the chain verifies, the
+	// identity does not.
+	writeProcessConfig(t, bin, c, []*processDomain{a}, []string{"other.test"}, ca, "carol@c.test")
 	start := func(d *processDomain) *child {
 		cmd := exec.Command(bin, "-config", d.file, "serve")
 		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+caFile)
 		return startProcess(t, cmd, d.c2s)
 	}
-	pa, pb := start(a), start(b)
+	pa, pb, pc := start(a), start(b), start(c)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("a.test:\n%s\nb.test:\n%s", pa.logs, pb.logs)
+			t.Logf("a.test:\n%s\nb.test:\n%s\nc.test:\n%s", pa.logs, pb.logs, pc.logs)
 		}
 	})
 	connect := func(d *processDomain, user string) (*servertest.Client, func()) {
@@ -110,7 +125,7 @@ func TestFederationProcesses(t *testing.T) {
 		c.Send(&stanza.Stanza{Kind: stanza.Presence})
 		return c, func() { logout(sess) }
 	}
-	aliceJID, bobJID := jid.MustParse("alice@a.test"), jid.MustParse("bob@b.test")
+	aliceJID, bobJID, carolJID := jid.MustParse("alice@a.test"), jid.MustParse("bob@b.test"), jid.MustParse("carol@c.test")
 	alice, _ := connect(a, "alice@a.test")
 	bob, bobOut := connect(b, "bob@b.test")
 	alice.Sync()
@@ -128,6 +143,22 @@ func TestFederationProcesses(t *testing.T) {
 		t.Errorf("not one bidirectional stream authenticated with SASL EXTERNAL")
 	}
 
+	// Bob joins alice's room at conference.a.test (streams of its own,
+	// from and to the service's domain, which a.test's certificate
+	// covers with its wildcard) and talks there: both occupants get it.
+	const room = "lounge@conference.a.test"
+	mucCreate(t, alice, room, "alice")
+	if self := mucJoin(t, bob, room, "bob"); self.Type == stanza.Error {
+		t.Fatalf("bob's join: %s", stanzaText(self))
+	}
+	alice.Expect(mucFrom(stanza.Presence, room+"/bob"))
+	mucSay(t, bob, room, "hi room")
+	alice.Expect(mucFrom(stanza.Message, room+"/bob", "hi room"))
+	bob.Expect(mucFrom(stanza.Message, room+"/bob", "hi room"))
+	mucSay(t, alice, room, "welcome")
+	bob.Expect(mucFrom(stanza.Message, room+"/alice", "welcome"))
+	alice.Expect(mucFrom(stanza.Message, room+"/alice", "welcome"))
+
 	// Bob goes offline: once alice sees it, her message waits in his
 	// offline storage.
 	bobOut()
@@ -142,6 +173,35 @@ func TestFederationProcesses(t *testing.T) {
 	got := bob.Expect(servertest.Body("while you were away"))
 	if !got.From.Bare().Equal(aliceJID) || !got.HasChild(xml.Name{Space: "urn:xmpp:delay", Local: "delay"}) {
 		t.Errorf("offline message from %s: %s", got.From, stanzaText(got))
+	}
+
+	// Alice blocks bob (XEP-0191): a.test refuses his message with the
+	// error of the blocking module, and alice never sees it.
+	wantResultIQ(t, textIQ(t, alice, "block", `<iq type='set' id='block'><block xmlns='urn:xmpp:blocking'><item jid='bob@b.test'/></block></iq>`))
+	chat(bob, aliceJID, "m4", "are you there?")
+	if e := bob.Expect(servertest.ByID("m4")); e.Type != stanza.Error || !strings.Contains(stanzaText(e), "service-unavailable") {
+		t.Fatalf("to a user who blocks him: %s", stanzaText(e))
+	}
+	alice.SyncNone(servertest.Body("are you there?"))
+	wantResultIQ(t, textIQ(t, alice, "unblock", `<iq type='set' id='unblock'><unblock xmlns='urn:xmpp:blocking'><item jid='bob@b.test'/></unblock></iq>`))
+
+	// Carol at c.test writes to alice: c.test opens the stream, a.test
+	// offers no SASL EXTERNAL for a certificate not valid for c.test, and
+	// dialback (over TLS; a.test asks c.test's authoritative server)
+	// authenticates it. Alice's answer goes back on the same stream.
+	carol, _ := connect(c, "carol@c.test")
+	carol.Sync()
+	chat(carol, aliceJID, "m5", "hello from c.test")
+	if got := alice.Expect(servertest.Body("hello from c.test")); !got.From.Bare().Equal(carolJID) {
+		t.Errorf("carol's message from %s", got.From)
+	}
+	chat(alice, carolJID, "m6", "hello from a.test to c.test")
+	carol.Expect(servertest.Body("hello from a.test to c.test"))
+	if logs := pc.logs.String(); !logLine(logs, "outgoing stream established", "remote=a.test auth=dialback bidi=true") || strings.Contains(logs, "auth=sasl") {
+		t.Errorf("c.test's stream to a.test not authenticated by dialback")
+	}
+	if logLine(pa.logs.String(), "outgoing stream established", "remote=c.test") {
+		t.Errorf("a.test opened a stream of its own to c.test")
 	}
 
 	// b.test stops (SIGTERM): it ends the stream with system-shutdown,
@@ -163,9 +223,23 @@ func TestFederationProcesses(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	chat(alice, bobJID, "m4", "anyone there?")
-	bounce := stanzaText(alice.Expect(servertest.ByID("m4")))
+	chat(alice, bobJID, "m7", "anyone there?")
+	bounce := stanzaText(alice.Expect(servertest.ByID("m7")))
 	if !strings.Contains(bounce, "remote-server-not-found") && !strings.Contains(bounce, "remote-server-timeout") {
 		t.Fatalf("to a stopped server: %s", bounce)
 	}
+}
+
+// logLine says whether a line of logs holds every one of parts.
+func logLine(logs string, parts ...string) bool {
+	for l := range strings.SplitSeq(logs, "\n") {
+		found := true
+		for _, p := range parts {
+			found = found && strings.Contains(l, p)
+		}
+		if found {
+			return true
+		}
+	}
+	return false
 }
