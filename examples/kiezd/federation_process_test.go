@@ -146,18 +146,7 @@ func TestFederationProcesses(t *testing.T) {
 	// Bob joins alice's room at conference.a.test (streams of its own,
 	// from and to the service's domain, which a.test's certificate
 	// covers with its wildcard) and talks there: both occupants get it.
-	const room = "lounge@conference.a.test"
-	mucCreate(t, alice, room, "alice")
-	if self := mucJoin(t, bob, room, "bob"); self.Type == stanza.Error {
-		t.Fatalf("bob's join: %s", stanzaText(self))
-	}
-	alice.Expect(mucFrom(stanza.Presence, room+"/bob"))
-	mucSay(t, bob, room, "hi room")
-	alice.Expect(mucFrom(stanza.Message, room+"/bob", "hi room"))
-	bob.Expect(mucFrom(stanza.Message, room+"/bob", "hi room"))
-	mucSay(t, alice, room, "welcome")
-	bob.Expect(mucFrom(stanza.Message, room+"/alice", "welcome"))
-	alice.Expect(mucFrom(stanza.Message, room+"/alice", "welcome"))
+	remoteOccupant(t, alice, bob, "lounge@conference.a.test")
 
 	// Bob goes offline: once alice sees it, her message waits in his
 	// offline storage.

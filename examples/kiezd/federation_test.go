@@ -85,14 +85,7 @@ func TestFederation(t *testing.T) {
 	// Bob joins alice's room at conference.a.test (its own streams,
 	// from and to the service's domain) and talks there.
 	const room = "lounge@conference.a.test"
-	mucCreate(t, alice, room, "alice")
-	if self := mucJoin(t, bob, room, "bob"); self.Type == stanza.Error {
-		t.Fatalf("bob's join: %s", stanzaText(self))
-	}
-	alice.Expect(mucFrom(stanza.Presence, room+"/bob"))
-	mucSay(t, bob, room, "hi room")
-	alice.Expect(mucFrom(stanza.Message, room+"/bob", "hi room"))
-	bob.Expect(mucFrom(stanza.Message, room+"/bob", "hi room"))
+	remoteOccupant(t, alice, bob, room)
 
 	// Bob goes offline; alice's message waits in his offline storage.
 	// Alice sees him leave the room: b.test sends that unavailable
@@ -124,6 +117,23 @@ func TestFederation(t *testing.T) {
 		t.Fatalf("to a user who blocks him: %s", stanzaText(e))
 	}
 	alice.SyncNone(servertest.Body("are you there?"))
+}
+
+// remoteOccupant has alice create room, and bob, a user of another
+// server, join it: each of them says something there, which both get.
+func remoteOccupant(t *testing.T, alice, bob *servertest.Client, room string) {
+	t.Helper()
+	mucCreate(t, alice, room, "alice")
+	if self := mucJoin(t, bob, room, "bob"); self.Type == stanza.Error {
+		t.Fatalf("bob's join: %s", stanzaText(self))
+	}
+	alice.Expect(mucFrom(stanza.Presence, room+"/bob"))
+	mucSay(t, bob, room, "hi room")
+	alice.Expect(mucFrom(stanza.Message, room+"/bob", "hi room"))
+	bob.Expect(mucFrom(stanza.Message, room+"/bob", "hi room"))
+	mucSay(t, alice, room, "welcome")
+	bob.Expect(mucFrom(stanza.Message, room+"/alice", "welcome"))
+	alice.Expect(mucFrom(stanza.Message, room+"/alice", "welcome"))
 }
 
 // subscribeBoth runs the subscription handshake both ways between the
