@@ -32,8 +32,10 @@ const (
 // (RFC 6120, content namespace jabber:server). TLS is mandatory in both
 // directions: STARTTLS, or direct TLS (XEP-0368) where the peer's DNS
 // offers it. A peer is authenticated by its certificate (PKIX, SASL
-// EXTERNAL as XEP-0178 says) or, when its certificate is not valid for
-// its domain, by Server Dialback (XEP-0220) over TLS unless NoDialback.
+// EXTERNAL as XEP-0178 says; the certificate names the domain by a
+// DNS-ID, an XmppAddr or the SRV-ID _xmpp-server.<domain>, RFC 6120
+// §13.7.1.2) or, when its certificate is not valid for its domain, by
+// Server Dialback (XEP-0220) over TLS unless NoDialback.
 //
 // Streams are bidirectional (XEP-0288) unless NoBidi: an incoming stream
 // offers it, an outgoing one asks for it when offered, and then one TCP

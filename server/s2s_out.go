@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -359,8 +361,10 @@ func (f *federation) clientTLS(from, to string, direct bool) *tls.Config {
 	return cfg
 }
 
-// verifyPeer checks the peer's certificate chain against domain (RFC
-// 6125 DNS-ID, RFC 7590).
+// verifyPeer checks the peer's certificate chain, and that it presents
+// domain (RFC 6120 §13.7.2, RFC 6125): as a DNS-ID, an XmppAddr or the
+// SRV-ID _xmpp-server.domain (see xmppIdentityOK). A mismatch is an
+// x509.HostnameError.
 func (f *federation) verifyPeer(cs *tls.ConnectionState, domain string) error {
 	if cs == nil || len(cs.PeerCertificates) == 0 {
 		return errors.New("no certificate")
@@ -369,13 +373,80 @@ func (f *federation) verifyPeer(cs *tls.ConnectionState, domain string) error {
 	for _, c := range cs.PeerCertificates[1:] {
 		inter.AddCert(c)
 	}
-	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+	leaf := cs.PeerCertificates[0]
+	if otherNamesOnly(leaf) {
+		// A subjectAltName of otherNames only, critical as RFC 5280
+		// §4.2.1.6 has it when the subject is empty: the x509 package
+		// reads none of its names and leaves it unhandled; we handle it.
+		c := *leaf
+		c.UnhandledCriticalExtensions = nil
+		for _, id := range leaf.UnhandledCriticalExtensions {
+			if !id.Equal(oidSubjectAltName) {
+				c.UnhandledCriticalExtensions = append(c.UnhandledCriticalExtensions, id)
+			}
+		}
+		leaf = &c
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         f.cfg.RootCAs,
 		Intermediates: inter,
-		DNSName:       domain,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	if err := leaf.VerifyHostname(domain); err != nil && !(xmppIdentityOK(leaf, domain) && dnsConstraintsAllow(chains, domain)) {
+		return err
+	}
+	return nil
+}
+
+// dnsConstraintsAllow says whether the DNS name constraints of the CAs
+// of one of chains allow domain. The x509 package checks them against
+// DNS-IDs only; an XmppAddr or SRV-ID names a domain too.
+func dnsConstraintsAllow(chains [][]*x509.Certificate, domain string) bool {
+	for _, chain := range chains {
+		ok := true
+		for _, ca := range chain[1:] {
+			if len(ca.PermittedDNSDomains) > 0 && !slices.ContainsFunc(ca.PermittedDNSDomains, func(c string) bool { return underConstraint(domain, c) }) ||
+				slices.ContainsFunc(ca.ExcludedDNSDomains, func(c string) bool { return underConstraint(domain, c) }) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// underConstraint says whether domain is within a DNS name constraint
+// (RFC 5280 §4.2.1.10): the domain itself or a sub-domain, or, for a
+// constraint with a leading dot, a sub-domain only.
+func underConstraint(domain, constraint string) bool {
+	domain, constraint = strings.ToLower(domain), strings.ToLower(constraint)
+	if constraint == "" {
+		return true
+	}
+	if strings.HasPrefix(constraint, ".") {
+		return strings.HasSuffix(domain, constraint) && len(domain) > len(constraint)
+	}
+	return domain == constraint || strings.HasSuffix(domain, "."+constraint)
+}
+
+// otherNamesOnly says whether cert's subjectAltName extension is a
+// well-formed one that names it by XmppAddr or SRV-ID only.
+func otherNamesOnly(cert *x509.Certificate) bool {
+	if len(cert.DNSNames)+len(cert.EmailAddresses)+len(cert.IPAddresses)+len(cert.URIs) > 0 {
+		return false
+	}
+	ext := sanExtension(cert)
+	if ext == nil {
+		return false
+	}
+	addrs, srvs, err := certOtherNames(ext)
+	return err == nil && len(addrs)+len(srvs) > 0
 }
 
 // s2sFeatures is what a receiving server's stream features offer.

@@ -4,14 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/xml"
-	"math/big"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -34,24 +31,7 @@ type testCA struct {
 
 func newTestCA(t testing.TB) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "kiez test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
+	cert, key := server.NewTestIssuer(t, nil, nil)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return &testCA{cert: cert, key: key, pool: pool}
@@ -60,26 +40,11 @@ func newTestCA(t testing.TB) *testCA {
 // issue returns a certificate for the names, for servers and clients.
 func (ca *testCA) issue(t testing.TB, names ...string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	sans := make([]server.SANName, len(names))
+	for i, n := range names {
+		sans[i] = server.SANName{Kind: "dns", Value: n}
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return server.CertWithNames(t, ca.cert, ca.key, names[0], sans...)
 }
 
 // fedServer is one of two federating test servers.
@@ -106,7 +71,10 @@ func (l countingListener) Accept() (net.Conn, error) {
 // fedOptions change one side of a federation test.
 type fedOptions struct {
 	certNames []string // the names of the server's certificate; nil: its domain
-	s2s       server.S2SConfig
+	// sans, if set, are the certificate's subjectAltNames instead, with
+	// an empty subject.
+	sans []server.SANName
+	s2s  server.S2SConfig
 }
 
 // federate starts servers for a.test and b.test on 127.0.0.1, with
@@ -128,6 +96,10 @@ func federate(t testing.TB, optA, optB fedOptions) (a, b *fedServer) {
 		if names == nil {
 			names = []string{domain}
 		}
+		cert := ca.issue(t, names...)
+		if opt.sans != nil {
+			cert = server.CertWithNames(t, ca.cert, ca.key, "", opt.sans...)
+		}
 		cfg := opt.s2s
 		if cfg.Hosts == nil {
 			cfg.Hosts = map[string]string{peer: peerAddr}
@@ -135,7 +107,7 @@ func federate(t testing.TB, optA, optB fedOptions) (a, b *fedServer) {
 		cfg.RootCAs = ca.pool
 		srv := servertest.Start(t, server.Config{
 			Domains: []string{domain},
-			TLS:     &tls.Config{Certificates: []tls.Certificate{ca.issue(t, names...)}},
+			TLS:     &tls.Config{Certificates: []tls.Certificate{cert}},
 			S2S:     &cfg,
 		})
 		n := new(atomic.Int64)
@@ -228,6 +200,35 @@ func TestS2SDialback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestS2SXmppAddrAndSRVID federates a.test, whose certificate names it
+// by an XmppAddr only, and b.test, whose certificate names it by the
+// SRV-ID _xmpp-server.b.test only, without dialback: each accepts the
+// other's certificate for SASL EXTERNAL, as the receiving server and as
+// the initiating one. An XmppAddr for another domain is refused.
+func TestS2SXmppAddrAndSRVID(t *testing.T) {
+	xmppA := fedOptions{sans: []server.SANName{{Kind: "xmpp", Value: "a.test"}}}
+	srvB := fedOptions{sans: []server.SANName{{Kind: "srv", Value: "_xmpp-server.b.test"}}}
+	for _, noBidi := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noBidi=%v", noBidi), func(t *testing.T) {
+			optA, optB := xmppA, srvB
+			optA.s2s = server.S2SConfig{NoDialback: true, NoBidi: noBidi}
+			optB.s2s = server.S2SConfig{NoDialback: true, NoBidi: noBidi}
+			a, b := federate(t, optA, optB)
+			_, bob, ca, cb := fedUsers(t, a, b)
+			exchange(ca, cb, bob, "to an SRV-ID", "to an XmppAddr")
+		})
+	}
+	t.Run("XmppAddr of another domain", func(t *testing.T) {
+		a, b := federate(t, fedOptions{sans: []server.SANName{{Kind: "xmpp", Value: "c.test"}}},
+			fedOptions{s2s: server.S2SConfig{NoDialback: true}})
+		_, bob, ca, _ := fedUsers(t, a, b)
+		ca.Send(message(bob, "x1", "from a certificate for c.test"))
+		if got := errorCondition(ca.Expect(servertest.ByID("x1"))); got != "remote-server-not-found" {
+			t.Fatalf("bounce %q, want remote-server-not-found", got)
+		}
+	})
 }
 
 func TestS2SPeerDown(t *testing.T) {
