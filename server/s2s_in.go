@@ -431,6 +431,15 @@ func (c *s2sIn) elements() (restart bool, err error) {
 			if err := c.dialbackVerify(start); err != nil {
 				return false, err
 			}
+		case start.Name.Space == nsStream && start.Name.Local == "error":
+			// The peer ends the stream (RFC 6120 §4.9.1.1, a server
+			// shutting down): we close ours, with no error of our own.
+			toks, err := c.t.readElement()
+			if err != nil {
+				return false, err
+			}
+			s.log.Debug("s2s: incoming stream ended", "cause", "the peer sent a stream error: "+streamErrorCondition(toks))
+			return false, io.EOF
 		case stanza.KindOf(start.Name) != 0 && start.Name.Space == nsClient:
 			if len(c.authed) == 0 {
 				return false, streamErr(condNotAuthorized, "")

@@ -357,6 +357,28 @@ func TestS2SForgedFrom(t *testing.T) {
 	cb.SyncNone(servertest.Body("forged"))
 }
 
+// TestS2SPeerStreamError: a peer ending its stream with a stream error
+// (system-shutdown) gets the closing tag, not a stream error of ours.
+func TestS2SPeerStreamError(t *testing.T) {
+	ca := newTestCA(t)
+	addr, _ := receiving(t, ca, "b.test")
+	nc, br := rawS2S(t, addr, "a.test", "b.test", ca.issue(t, "a.test"), ca.pool)
+	nc.Write([]byte(`<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`))
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var rest strings.Builder
+	buf := make([]byte, 512)
+	for !strings.Contains(rest.String(), "</stream:stream>") {
+		n, err := br.Read(buf)
+		rest.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(rest.String(), "</stream:stream>") || strings.Contains(rest.String(), "error") {
+		t.Fatalf("after the peer's stream error: %q", rest.String())
+	}
+}
+
 // srvResolver answers SRV lookups from a table, without DNS.
 type srvResolver map[string][]*net.SRV
 
