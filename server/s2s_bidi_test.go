@@ -232,9 +232,13 @@ func TestS2SExternalRefusedThenDialback(t *testing.T) {
 		t.Fatalf("verification: %q", got)
 	}
 	v.send(`</stream:stream>`)
-	// A wrong key is not valid.
+	// A wrong key (its first hex digit changed) is not valid.
+	wrong := "0" + key[1:]
+	if key[0] == '0' {
+		wrong = "1" + key[1:]
+	}
 	v2, _ := dialS2S(t, aS2S, "b.test", "a.test", cfg)
-	v2.send(`<db:verify from='b.test' to='a.test' id='fake2'>0` + key[1:] + `</db:verify>`)
+	v2.send(`<db:verify from='b.test' to='a.test' id='fake2'>` + wrong + `</db:verify>`)
 	if got := v2.until("/>"); !strings.Contains(got, "type='invalid'") {
 		t.Fatalf("verification of a wrong key: %q", got)
 	}
