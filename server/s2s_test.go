@@ -342,17 +342,9 @@ func TestS2SForgedFrom(t *testing.T) {
 	}
 	// From another domain: the stream ends with invalid-from.
 	nc.Write([]byte(`<message from='mallory@c.test' to='bob@b.test' id='forged'><body>forged</body></message>`))
-	var rest strings.Builder
-	buf := make([]byte, 512)
-	for !strings.Contains(rest.String(), "</stream:stream>") {
-		n, err := br.Read(buf)
-		rest.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	if !strings.Contains(rest.String(), "<invalid-from") {
-		t.Fatalf("after a forged from: %q", rest.String())
+	rest := readToClose(br)
+	if !strings.Contains(rest, "<invalid-from") {
+		t.Fatalf("after a forged from: %q", rest)
 	}
 	cb.SyncNone(servertest.Body("forged"))
 }
@@ -365,6 +357,15 @@ func TestS2SPeerStreamError(t *testing.T) {
 	nc, br := rawS2S(t, addr, "a.test", "b.test", ca.issue(t, "a.test"), ca.pool)
 	nc.Write([]byte(`<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`))
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rest := readToClose(br)
+	if !strings.Contains(rest, "</stream:stream>") || strings.Contains(rest, "error") {
+		t.Fatalf("after the peer's stream error: %q", rest)
+	}
+}
+
+// readToClose reads br until the closing tag of the stream or an error,
+// and returns what it read.
+func readToClose(br *bufio.Reader) string {
 	var rest strings.Builder
 	buf := make([]byte, 512)
 	for !strings.Contains(rest.String(), "</stream:stream>") {
@@ -374,9 +375,7 @@ func TestS2SPeerStreamError(t *testing.T) {
 			break
 		}
 	}
-	if !strings.Contains(rest.String(), "</stream:stream>") || strings.Contains(rest.String(), "error") {
-		t.Fatalf("after the peer's stream error: %q", rest.String())
-	}
+	return rest.String()
 }
 
 // srvResolver answers SRV lookups from a table, without DNS.
