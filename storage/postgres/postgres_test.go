@@ -116,3 +116,37 @@ func TestMigrateFromFirst(t *testing.T) {
 	}
 	again.Close()
 }
+
+// An Exclusive Store keeps a second Exclusive Open out of its schema
+// until it is closed; other schemas and non-exclusive Opens are not
+// affected.
+func TestExclusive(t *testing.T) {
+	ctx := t.Context()
+	dsn, other := newSchema(t), newSchema(t)
+	first, err := Open(ctx, dsn, Options{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(ctx, dsn, Options{Exclusive: true}); !errors.Is(err, ErrLocked) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("second exclusive Open: %v, want ErrLocked", err)
+	}
+	shared, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatalf("non-exclusive Open: %v", err)
+	}
+	shared.Close()
+	elsewhere, err := Open(ctx, other, Options{Exclusive: true})
+	if err != nil {
+		t.Fatalf("exclusive Open of another schema: %v", err)
+	}
+	elsewhere.Close()
+	first.Close()
+	again, err := Open(ctx, dsn, Options{Exclusive: true})
+	if err != nil {
+		t.Fatalf("exclusive Open after Close: %v", err)
+	}
+	again.Close()
+}

@@ -1,0 +1,97 @@
+package main
+
+// The integration tests on both storage backends: a test wrapped in
+// onBothBackends runs once on bbolt and once on PostgreSQL (a throwaway
+// cluster started by the first test that needs it, a fresh schema per
+// test); KIEZ_TEST_BACKEND=postgres puts every test's kiezd on
+// PostgreSQL.
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kiez-im/kiez/storage/postgres/pgtest"
+)
+
+// The test binary's PostgreSQL cluster, started once when first needed
+// and stopped by TestMain.
+var (
+	pgOnce     sync.Once
+	pgCluster  *pgtest.Cluster
+	pgStartErr error
+)
+
+// stopPostgres stops the cluster, if one was started.
+func stopPostgres() error {
+	if pgCluster == nil {
+		return nil
+	}
+	return pgCluster.Stop()
+}
+
+// postgresTests are the names of the tests onBothBackends runs on
+// PostgreSQL, and of their subtests.
+var postgresTests sync.Map
+
+// onBothBackends runs f as the subtests bbolt and postgres, the
+// kiezd of the second keeping its data in PostgreSQL.
+func onBothBackends(t *testing.T, f func(t *testing.T)) {
+	t.Run(backendBbolt, f)
+	t.Run(backendPostgres, func(t *testing.T) {
+		postgresTests.Store(t.Name(), true)
+		f(t)
+	})
+}
+
+// testBackend returns the backend t's kiezd is to use.
+func testBackend(t *testing.T) string {
+	for name := t.Name(); ; {
+		if _, ok := postgresTests.Load(name); ok {
+			return backendPostgres
+		}
+		i := strings.LastIndexByte(name, '/')
+		if i < 0 {
+			break
+		}
+		name = name[:i]
+	}
+	if os.Getenv("KIEZ_TEST_BACKEND") == backendPostgres {
+		return backendPostgres
+	}
+	return backendBbolt
+}
+
+// newPostgresSchema returns the DSN of a new, empty schema of the test
+// cluster, skipping the test when PostgreSQL is not installed (failing
+// if KIEZ_REQUIRE_INTEROP is set, as in CI).
+func newPostgresSchema(t *testing.T) string {
+	t.Helper()
+	pgOnce.Do(func() { pgCluster, pgStartErr = pgtest.Start() })
+	if pgCluster == nil {
+		if errors.Is(pgStartErr, pgtest.ErrMissing) && os.Getenv("KIEZ_REQUIRE_INTEROP") == "" {
+			t.Skip(pgStartErr)
+		}
+		t.Fatal(pgStartErr)
+	}
+	schema := pgCluster.NewSchema()
+	conn, err := pgx.Connect(t.Context(), pgCluster.BaseDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	return pgCluster.DSN(schema)
+}
+
+// postgresTable is the [storage] table of a kiezd on a new schema.
+func postgresTable(t *testing.T) string {
+	return "\n[storage]\nbackend = \"postgres\"\ndsn = \"" + newPostgresSchema(t) + "\"\n"
+}
