@@ -23,7 +23,8 @@ func bareJID(jid string) string {
 	return bare
 }
 
-// AppendArchive implements storage.Archive.
+// AppendArchive implements storage.Archive. Concurrent appends share one
+// batch and one commit (see commit.go).
 func (s *Store) AppendArchive(ctx context.Context, user string, at time.Time, with string, data []byte) (uint64, error) {
 	if user == "" {
 		return 0, errors.New("postgres: append archive: empty user")
@@ -32,17 +33,7 @@ func (s *Store) AppendArchive(ctx context.Context, user string, at time.Time, wi
 	if want > math.MaxInt64 {
 		return 0, fmt.Errorf("postgres: append archive for %q: time %v out of range", user, at)
 	}
-	var id int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO archive_last (jid, last) VALUES ($1, greatest($2::bigint, 1))
-			ON CONFLICT (jid) DO UPDATE SET last = greatest(EXCLUDED.last, archive_last.last + 1) RETURNING last`,
-			user, int64(want)).Scan(&id); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO archive (jid, id, with_jid, with_bare, data) VALUES ($1, $2, $3, $4, $5)`,
-			user, id, with, bareJID(with), nonNil(data))
-		return err
-	})
+	id, err := s.appends.append(&appendReq{ctx: ctx, user: user, want: int64(want), with: with, data: data, done: make(chan appendRes, 1)})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: append archive for %q: %w", user, err)
 	}

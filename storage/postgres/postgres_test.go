@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,4 +151,168 @@ func TestExclusive(t *testing.T) {
 		t.Fatalf("exclusive Open after Close: %v", err)
 	}
 	again.Close()
+}
+
+// Concurrent appends, to a few archives at once and sharing batches,
+// each get a distinct ID that strictly increases per archive in the
+// order of the appends' times, and every message is stored under the ID
+// its append returned.
+func TestAppendConcurrent(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	const writers, each = 32, 40
+	users := []string{"a@example.org", "b@example.org", "c@example.org"}
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC) // the same time for all: IDs are raised
+	type got struct {
+		user string
+		id   uint64
+		data string
+	}
+	results := make(chan got, writers*each)
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				u := users[(w+i)%len(users)]
+				data := fmt.Sprintf("w%d-%d", w, i)
+				id, err := s.AppendArchive(ctx, u, at, "peer@example.net/r", []byte(data))
+				if err != nil {
+					errs <- err
+					return
+				}
+				results <- got{u, id, data}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(results)
+	want := make(map[string]map[uint64]string)
+	for r := range results {
+		if want[r.user] == nil {
+			want[r.user] = make(map[uint64]string)
+		}
+		if _, dup := want[r.user][r.id]; dup {
+			t.Fatalf("ID %d given twice in %s", r.id, r.user)
+		}
+		want[r.user][r.id] = r.data
+	}
+	total := 0
+	for _, u := range users {
+		page, err := s.QueryArchive(ctx, u, storage.ArchiveQuery{Max: writers * each})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Messages) != len(want[u]) {
+			t.Fatalf("%s holds %d messages, %d appends returned", u, len(page.Messages), len(want[u]))
+		}
+		for i, m := range page.Messages {
+			if want[u][m.ID] != string(m.Data) {
+				t.Errorf("%s: ID %d holds %q, its append was %q", u, m.ID, m.Data, want[u][m.ID])
+			}
+			if i == 0 && m.ID != storage.TimeID(at) {
+				t.Errorf("%s: first ID %d, want the time's %d", u, m.ID, storage.TimeID(at))
+			}
+			if i > 0 && m.ID != page.Messages[i-1].ID+1 {
+				t.Errorf("%s: ID %d after %d", u, m.ID, page.Messages[i-1].ID)
+			}
+		}
+		total += len(page.Messages)
+	}
+	if total != writers*each {
+		t.Errorf("%d messages stored, want %d", total, writers*each)
+	}
+	// After Close, appends fail instead of hanging.
+	s.Close()
+	if _, err := s.AppendArchive(ctx, users[0], at, "x@example.net", nil); err == nil {
+		t.Error("an append after Close succeeded")
+	}
+}
+
+// A bad append in a batch (an archive row already holding its ID, made
+// behind the store's back) fails alone; the others of its batch commit.
+func TestAppendBatchOneBad(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	if _, err := s.pool.Exec(ctx, `INSERT INTO archive (jid, id, with_jid, with_bare, data) VALUES ('bad@example.org', $1, 'x', 'x', '')`, int64(storage.TimeID(at))); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []*appendReq{
+		{ctx: ctx, user: "good@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("1"), done: make(chan appendRes, 1)},
+		{ctx: ctx, user: "bad@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("2"), done: make(chan appendRes, 1)},
+		{ctx: ctx, user: "good@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("3"), done: make(chan appendRes, 1)},
+	}
+	s.appends.commit(reqs)
+	for i, r := range reqs {
+		res := <-r.done
+		if (res.err != nil) != (i == 1) {
+			t.Errorf("append %d: %v", i, res.err)
+		}
+	}
+	st, err := s.ArchiveStats(ctx, "good@example.org")
+	if err != nil || st.Count != 2 {
+		t.Errorf("good archive: %+v, %v; want both appends", st, err)
+	}
+}
+
+// BenchmarkAppend: durable appends from 64 goroutines over 100 archives,
+// through the group commit (grouped) and each as its own statement and
+// transaction (direct, what AppendArchive did before).
+func BenchmarkAppend(b *testing.B) {
+	for _, grouped := range []bool{true, false} {
+		name := "direct"
+		if grouped {
+			name = "grouped"
+		}
+		b.Run(name, func(b *testing.B) {
+			if cluster == nil {
+				b.Skip(startErr)
+			}
+			dsn := benchSchema(b)
+			s, err := Open(b.Context(), dsn, Options{MaxConns: 16})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			data := make([]byte, 200)
+			var n atomic.Int64
+			b.SetParallelism(32) // 64 goroutines on 2 CPUs
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					user := "u" + strconv.FormatInt(i%100, 10) + "@example.org"
+					var err error
+					if grouped {
+						_, err = s.AppendArchive(b.Context(), user, time.Now(), "peer@example.net", data)
+					} else {
+						_, err = s.appendOne(b.Context(), user, int64(storage.TimeID(time.Now())), "peer@example.net", data)
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// benchSchema is newSchema for benchmarks.
+func benchSchema(b *testing.B) string {
+	schema := cluster.NewSchema()
+	conn, err := pgx.Connect(b.Context(), cluster.BaseDSN())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(b.Context(), "CREATE SCHEMA "+schema); err != nil {
+		b.Fatal(err)
+	}
+	return cluster.DSN(schema)
 }
