@@ -428,7 +428,7 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		defer stop()
 	}
 
-	log.Info("kiezd starting", "domains", strings.Join(cfg.Domains, ","), "data_dir", cfg.DataDir, "certificates", certs.kind)
+	log.Info("kiezd starting", "domains", strings.Join(cfg.Domains, ","), "data_dir", cfg.DataDir, "storage", cfg.Storage.Backend, "certificates", certs.kind)
 	errc := make(chan error, len(lns.all()))
 	var b bound
 	for _, ln := range lns.c2s {

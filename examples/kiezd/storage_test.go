@@ -65,3 +65,30 @@ func TestStoragePassword(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// kiezd check on PostgreSQL: connected, with the schema's version once
+// serve has created it, a note before; a server that is not there is an
+// error naming the database, with what to check.
+func TestCheckPostgres(t *testing.T) {
+	postgresTests.Store(t.Name(), true)
+	file, _ := testConfig(t, "")
+	deps := publicDeps(fakeResolver{})
+	if r := checkFindings(t, file, deps); !r.has("Database", levelOK, "connected to the PostgreSQL database") || !r.has("Database", levelNote, "no Kiez tables yet") {
+		t.Errorf("empty database:\n%s", r)
+	}
+	d := startServe(t, nil, "-config", file)
+	if d.ended {
+		t.Fatalf("serve exited:\n%s", d.stderr)
+	}
+	d.stop(t)
+	if r := checkFindings(t, file, deps); !r.has("Database", levelOK, "the Kiez schema is at version ") || r.count(levelError) > 0 && r.has("Database", levelError, "") {
+		t.Errorf("after serve:\n%s", r)
+	}
+	gone := strings.Replace(string(must(os.ReadFile(file))), "host=", "host=/nonexistent", 1)
+	if err := os.WriteFile(file, []byte(gone), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := checkFindings(t, file, deps); !r.has("Database", levelError, "cannot connect to the PostgreSQL database") {
+		t.Errorf("no server:\n%s", r)
+	}
+}
