@@ -7,14 +7,11 @@ package main
 // PostgreSQL.
 
 import (
-	"context"
 	"errors"
 	"os"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/kiez-im/kiez/storage/postgres/pgtest"
 )
@@ -79,16 +76,11 @@ func newPostgresSchema(t *testing.T) string {
 		}
 		t.Fatal(pgStartErr)
 	}
-	schema := pgCluster.NewSchema()
-	conn, err := pgx.Connect(t.Context(), pgCluster.BaseDSN())
+	dsn, err := pgCluster.CreateSchema(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	return pgCluster.DSN(schema)
+	return dsn
 }
 
 // postgresTable is the [storage] table of a kiezd on a new schema.

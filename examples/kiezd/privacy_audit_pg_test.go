@@ -28,16 +28,8 @@ import (
 // FULL, which writes every table and index anew, and checks that the
 // relation files of the schema hold none.
 func TestPrivacyAuditPostgres(t *testing.T) {
-	for _, viaSocket := range []bool{false, true} {
-		name := "deluser stopped"
-		if viaSocket {
-			name = "deluser via control socket"
-		}
-		t.Run(name, func(t *testing.T) {
-			postgresTests.Store(t.Name(), true)
-			privacyAuditPostgres(t, viaSocket)
-		})
-	}
+	postgresTests.Store(t.Name(), true)
+	eachDeluser(t, privacyAuditPostgres)
 }
 
 func privacyAuditPostgres(t *testing.T, viaSocket bool) {

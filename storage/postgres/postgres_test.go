@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/kiez-im/kiez/storage"
 	"github.com/kiez-im/kiez/storage/postgres/pgtest"
 	"github.com/kiez-im/kiez/storage/storagetest"
@@ -43,16 +41,11 @@ func newSchema(t *testing.T) string {
 		}
 		t.Fatal(startErr)
 	}
-	schema := cluster.NewSchema()
-	conn, err := pgx.Connect(t.Context(), cluster.BaseDSN())
+	dsn, err := cluster.CreateSchema(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	return cluster.DSN(schema)
+	return dsn
 }
 
 func newStore(t *testing.T) *Store {
@@ -273,7 +266,10 @@ func BenchmarkAppend(b *testing.B) {
 			if cluster == nil {
 				b.Skip(startErr)
 			}
-			dsn := benchSchema(b)
+			dsn, err := cluster.CreateSchema(b.Context())
+			if err != nil {
+				b.Fatal(err)
+			}
 			s, err := Open(b.Context(), dsn, Options{MaxConns: 16})
 			if err != nil {
 				b.Fatal(err)
@@ -301,18 +297,4 @@ func BenchmarkAppend(b *testing.B) {
 			})
 		})
 	}
-}
-
-// benchSchema is newSchema for benchmarks.
-func benchSchema(b *testing.B) string {
-	schema := cluster.NewSchema()
-	conn, err := pgx.Connect(b.Context(), cluster.BaseDSN())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(b.Context(), "CREATE SCHEMA "+schema); err != nil {
-		b.Fatal(err)
-	}
-	return cluster.DSN(schema)
 }
