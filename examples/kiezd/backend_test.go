@@ -32,25 +32,31 @@ func stopPostgres() error {
 	return pgCluster.Stop()
 }
 
-// postgresTests are the names of the tests onBothBackends runs on
-// PostgreSQL, and of their subtests.
-var postgresTests sync.Map
+// pinned are the backends of the tests that chose one (pinBackend),
+// by test name; their subtests inherit it.
+var pinned sync.Map
+
+// pinBackend makes t's kiezd use backend, whatever KIEZ_TEST_BACKEND
+// says: tests of what exists on one backend only (the bbolt file's
+// backup, restore and compaction) pin it.
+func pinBackend(t *testing.T, backend string) { pinned.Store(t.Name(), backend) }
 
 // onBothBackends runs f as the subtests bbolt and postgres, the
 // kiezd of the second keeping its data in PostgreSQL.
 func onBothBackends(t *testing.T, f func(t *testing.T)) {
-	t.Run(backendBbolt, f)
-	t.Run(backendPostgres, func(t *testing.T) {
-		postgresTests.Store(t.Name(), true)
-		f(t)
-	})
+	for _, b := range []string{backendBbolt, backendPostgres} {
+		t.Run(b, func(t *testing.T) {
+			pinBackend(t, b)
+			f(t)
+		})
+	}
 }
 
 // testBackend returns the backend t's kiezd is to use.
 func testBackend(t *testing.T) string {
 	for name := t.Name(); ; {
-		if _, ok := postgresTests.Load(name); ok {
-			return backendPostgres
+		if b, ok := pinned.Load(name); ok {
+			return b.(string)
 		}
 		i := strings.LastIndexByte(name, '/')
 		if i < 0 {

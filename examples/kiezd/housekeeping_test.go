@@ -22,6 +22,7 @@ import (
 // Deleting an account deletes everything of it even when the modules
 // that stored it have been switched off since.
 func TestDeluserWithModulesSwitchedOff(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself
 	file, dir := testConfig(t, "")
 	for _, u := range []string{"alice@localhost", "bob@localhost", "carol@localhost"} {
 		if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", u); code != 0 {

@@ -108,6 +108,7 @@ func verify(t *testing.T, dbPath, user, password string) bool {
 // server, and on a running server through its control socket: the same
 // answers either way, and live changes take effect at once.
 func TestUserCommands(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself
 	for _, live := range []bool{false, true} {
 		name := "direct"
 		if live {

@@ -30,6 +30,7 @@ import (
 // old stanza-ids. migrate-storage refuses while kiezd runs, and into a
 // database that is not empty.
 func TestMigrateStorage(t *testing.T) {
+	pinBackend(t, backendBbolt) // the source is the bbolt file
 	file, dir := testConfig(t, "")
 	db := filepath.Join(dir, "data", "kiez.db")
 	for _, u := range []string{auditUser, auditContact} {

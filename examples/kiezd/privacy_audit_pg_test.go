@@ -28,7 +28,7 @@ import (
 // FULL, which writes every table and index anew, and checks that the
 // relation files of the schema hold none.
 func TestPrivacyAuditPostgres(t *testing.T) {
-	postgresTests.Store(t.Name(), true)
+	pinBackend(t, backendPostgres)
 	eachDeluser(t, privacyAuditPostgres)
 }
 

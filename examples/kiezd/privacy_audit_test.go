@@ -72,7 +72,10 @@ import (
 // index entry in "service-expiry") survives deluser until it expires, 25
 // hours after the start of the day (UTC) of the upload, and the hourly
 // housekeeping removes it.
-func TestPrivacyAudit(t *testing.T) { eachDeluser(t, privacyAudit) }
+func TestPrivacyAudit(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself; TestPrivacyAuditPostgres for PostgreSQL
+	eachDeluser(t, privacyAudit)
+}
 
 // eachDeluser runs f as the subtests "deluser stopped" (deluser on the
 // database) and "deluser via control socket" (viaSocket, through a

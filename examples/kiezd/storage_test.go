@@ -70,7 +70,7 @@ func TestStoragePassword(t *testing.T) {
 // serve has created it, a note before; a server that is not there is an
 // error naming the database, with what to check.
 func TestCheckPostgres(t *testing.T) {
-	postgresTests.Store(t.Name(), true)
+	pinBackend(t, backendPostgres)
 	file, _ := testConfig(t, "")
 	deps := publicDeps(fakeResolver{})
 	if r := checkFindings(t, file, deps); !r.has("Database", levelOK, "connected to the PostgreSQL database") || !r.has("Database", levelNote, "no Kiez tables yet") {
