@@ -244,3 +244,32 @@ func dumpStore(t *testing.T, s kiezStore, namespaces []string) map[string]string
 	out["service"] = b.String()
 	return out
 }
+
+// migrate-storage refuses what it cannot do, saying why, and never
+// shows a password.
+func TestMigrateStorageBadInput(t *testing.T) {
+	pinBackend(t, backendBbolt)
+	file, dir := testConfig(t, "")
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"migrate-storage"}, 2, "--to is required"},
+		{[]string{"migrate-storage", "--to", "postgres://kiez:pw-s3cr3t@localhost/kiez"}, 2, "--to holds a password"},
+		{[]string{"migrate-storage", "--to", "host=/nonexistent dbname=kiez", "--password-file", "a", "--password-env", "B"}, 2, "one of --password-file and --password-env"},
+		{[]string{"migrate-storage", "--to", "host=/nonexistent dbname=kiez"}, 1, "cannot open the PostgreSQL database"},
+		{[]string{"migrate-storage", "--to", "host=/nonexistent dbname=kiez", "--password-env", "KIEZ_TEST_UNSET_PW"}, 1, "KIEZ_TEST_UNSET_PW is not set"},
+	} {
+		code, _, stderr := kiezd(t, "", append([]string{"-config", file}, tc.args...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.msg) || strings.Contains(stderr, "s3cr3t") {
+			t.Errorf("%q: exit %d, %q; want %d and %q", tc.args, code, stderr, tc.code, tc.msg)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, "data", "kiez.db")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := kiezd(t, "", "-config", file, "migrate-storage", "--to", "host=/nonexistent dbname=kiez"); code != 1 || !strings.Contains(stderr, "there is no database") {
+		t.Errorf("without a bbolt database: exit %d, %q", code, stderr)
+	}
+}
