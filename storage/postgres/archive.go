@@ -113,7 +113,7 @@ func (s *Store) ArchiveStats(ctx context.Context, user string) (storage.ArchiveS
 	var firstID, lastID *int64
 	var firstWith, lastWith *string
 	err := s.pool.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM archive WHERE jid = $1),
+			coalesce((SELECT n FROM archive_last WHERE jid = $1), 0),
 			f.id, f.with_jid, l.id, l.with_jid
 		FROM (SELECT 1) AS one
 		LEFT JOIN LATERAL (SELECT id, with_jid FROM archive WHERE jid = $1 ORDER BY id LIMIT 1) f ON true
@@ -155,22 +155,25 @@ func (s *Store) expireArchive(ctx context.Context, user string, cut int64, limit
 		if n <= 0 {
 			return removed, nil
 		}
-		var sql string
-		args := []any{cut, n}
-		if user == "" {
-			sql = `DELETE FROM archive WHERE (jid, id) IN (
+		del := `DELETE FROM archive WHERE (jid, id) IN (
 				SELECT jid, id FROM archive WHERE id < $1 ORDER BY id LIMIT $2)`
-		} else {
-			sql = `DELETE FROM archive WHERE jid = $3 AND id IN (
+		args := []any{cut, n}
+		if user != "" {
+			del = `DELETE FROM archive WHERE jid = $3 AND id IN (
 				SELECT id FROM archive WHERE jid = $3 AND id < $1 ORDER BY id LIMIT $2)`
 			args = append(args, user)
 		}
-		tag, err := s.pool.Exec(ctx, sql, args...)
+		// The counts of the archives go down in the same statement.
+		var k int64
+		err := s.pool.QueryRow(ctx, `WITH d AS (`+del+` RETURNING jid),
+			c AS (SELECT jid, count(*) AS k FROM d GROUP BY jid),
+			u AS (UPDATE archive_last SET n = archive_last.n - c.k FROM c WHERE archive_last.jid = c.jid)
+			SELECT coalesce(sum(k), 0)::bigint FROM c`, args...).Scan(&k)
 		if err != nil {
 			return removed, err
 		}
-		removed += int(tag.RowsAffected())
-		if int(tag.RowsAffected()) < n {
+		removed += int(k)
+		if int(k) < n {
 			return removed, nil
 		}
 	}

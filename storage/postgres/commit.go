@@ -26,12 +26,13 @@ const (
 )
 
 // appendSQL appends one message: it takes the archive's next ID (the
-// time's, or one above the last, so IDs strictly increase) and inserts
-// the message under it, in one statement. Appends to one archive in one
-// transaction see each other's IDs.
+// time's, or one above the last, so IDs strictly increase), counts the
+// message and inserts it under that ID, in one statement. Appends to one
+// archive in one transaction see each other's IDs.
 const appendSQL = `WITH l AS (
-		INSERT INTO archive_last (jid, last) VALUES ($1, greatest($2::bigint, 1))
-		ON CONFLICT (jid) DO UPDATE SET last = greatest(EXCLUDED.last, archive_last.last + 1) RETURNING last)
+		INSERT INTO archive_last (jid, last, n) VALUES ($1, greatest($2::bigint, 1), 1)
+		ON CONFLICT (jid) DO UPDATE SET last = greatest(EXCLUDED.last, archive_last.last + 1), n = archive_last.n + 1
+		RETURNING last)
 	INSERT INTO archive (jid, id, with_jid, with_bare, data) SELECT $1, last, $3, $4, $5 FROM l RETURNING id`
 
 // errClosed fails the appends that reach a closed Store.

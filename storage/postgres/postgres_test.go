@@ -298,3 +298,43 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// Migration 11 counts the messages of the archives that exist, so that
+// ArchiveStats, which reads the count, is right after the upgrade.
+func TestMigrateArchiveCount(t *testing.T) {
+	ctx := t.Context()
+	dsn := newSchema(t)
+	old, err := open(ctx, dsn, Options{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		if _, err := old.appendOne(ctx, "a@example.org", int64(storage.TimeID(at.Add(time.Duration(i)*time.Second))), "b@example.org", []byte("x")); err == nil {
+			t.Fatal("an append with the count at schema version 10 succeeded; want no column n yet")
+		}
+	}
+	for i := range 3 {
+		if _, err := old.pool.Exec(ctx, `WITH l AS (INSERT INTO archive_last (jid, last) VALUES ('a@example.org', $1)
+			ON CONFLICT (jid) DO UPDATE SET last = EXCLUDED.last RETURNING last)
+			INSERT INTO archive (jid, id, with_jid, with_bare, data) SELECT 'a@example.org', last, 'b@example.org', 'b@example.org', 'x' FROM l`,
+			int64(storage.TimeID(at.Add(time.Duration(i)*time.Second)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	s, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if st, err := s.ArchiveStats(ctx, "a@example.org"); err != nil || st.Count != 3 {
+		t.Fatalf("after the upgrade: %+v, %v; want a count of 3", st, err)
+	}
+	if _, err := s.AppendArchive(ctx, "a@example.org", at, "b@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.ArchiveStats(ctx, "a@example.org"); err != nil || st.Count != 4 {
+		t.Fatalf("after an append: %+v, %v; want 4", st, err)
+	}
+}
