@@ -58,6 +58,9 @@ func execBackup(ctx context.Context, t adminTarget, out io.Writer) (string, erro
 // temporary file beside FILE, synced, checked and renamed to FILE. FILE
 // "-" is standard output.
 func backupCommand(ctx context.Context, cfg *config, e env, file string, f backupFlags) error {
+	if cfg.postgres() {
+		return notForPostgres("backup", "back the database up with PostgreSQL's pg_dump (pg_dump -Fc -f kiez.dump DBNAME), also while kiezd runs, and the uploaded files under "+displayPath(cfg.uploadsPath())+" apart")
+	}
 	req := adminRequest{Op: "backup"}
 	if file == "-" {
 		_, err := transfer(ctx, cfg, e, req, nil, e.stdout)
@@ -137,6 +140,9 @@ func serverRunning(ctx context.Context, cfg *config) (bool, error) {
 // checks that FILE is a Kiez database, keeps the current database as
 // kiez.db.before-restore-DATE and puts a copy of FILE in its place.
 func restoreCommand(ctx context.Context, cfg *config, e env, file string) error {
+	if cfg.postgres() {
+		return notForPostgres("restore", "restore a pg_dump backup with pg_restore into an empty database (pg_restore -d DBNAME kiez.dump) while kiezd is stopped")
+	}
 	if running, err := serverRunning(ctx, cfg); err != nil {
 		return err
 	} else if running {
@@ -250,6 +256,9 @@ func copyToTemp(src, dir string) (string, error) {
 // compactCommand runs kiezd compact: with no kiezd running, it rewrites
 // the database with only its live data and prints the sizes.
 func compactCommand(ctx context.Context, cfg *config, e env) error {
+	if cfg.postgres() {
+		return notForPostgres("compact", "PostgreSQL's autovacuum reuses the space of deleted rows; VACUUM FULL rewrites the tables without them (it locks them meanwhile)")
+	}
 	if running, err := serverRunning(ctx, cfg); err != nil {
 		return err
 	} else if running {

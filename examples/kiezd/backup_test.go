@@ -39,6 +39,7 @@ func rosterOf(t *testing.T, d *daemon, user string) string {
 // compact refuse to run while kiezd serves; backup refuses to replace a
 // file without --force.
 func TestBackupRestore(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself
 	file, dir := testConfig(t, "")
 	for _, u := range []string{"alice", "bob"} {
 		if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", u+"@localhost"); code != 0 {
@@ -158,6 +159,7 @@ func TestBackupRestore(t *testing.T) {
 // restore refuses what is not a kiezd database and leaves the data
 // directory alone.
 func TestRestoreRefusesOtherFiles(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself
 	file, dir := testConfig(t, "")
 	junk := filepath.Join(t.TempDir(), "junk.db")
 	os.WriteFile(junk, bytes.Repeat([]byte("junk"), 4096), 0o600)
@@ -181,6 +183,7 @@ func TestRestoreRefusesOtherFiles(t *testing.T) {
 // backup fails cleanly: without a database it says so and leaves no
 // file, not even a temporary one; a directory is no file name.
 func TestBackupErrors(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself
 	file, _ := testConfig(t, "")
 	out := t.TempDir()
 	empty := filepath.Join(t.TempDir(), "data")
@@ -209,6 +212,7 @@ func TestBackupErrors(t *testing.T) {
 
 // kiezd compact shrinks a database after deletions, and kiezd serves it.
 func TestCompactCommand(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself
 	file, dir := testConfig(t, "")
 	if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
 		t.Fatal(stderr)

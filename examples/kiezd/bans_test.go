@@ -118,7 +118,9 @@ func TestBanLive(t *testing.T) {
 
 // Without a running server the commands work on the database, and the
 // next serve keeps to what they did.
-func TestBanOffline(t *testing.T) {
+func TestBanOffline(t *testing.T) { onBothBackends(t, testBanOffline) }
+
+func testBanOffline(t *testing.T) {
 	file, _ := testConfig(t, "")
 	k := func(args ...string) (int, string, string) {
 		return kiezd(t, "", append([]string{"-config", file}, args...)...)

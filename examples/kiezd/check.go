@@ -232,6 +232,9 @@ func runChecks(ctx context.Context, cfg *config, deps checkDeps) *checkReport {
 	c.checkDNS(ctx, r.group("DNS"))
 	c.checkListeners(ctx, r.group("Listeners"))
 	c.checkClock(r.group("Clock"))
+	if cfg.postgres() {
+		c.checkPostgres(ctx, r.group("Database"))
+	}
 	return r
 }
 

@@ -61,6 +61,7 @@ type config struct {
 	Filter          filterConfig   `toml:"filter"`
 	Registration    regConfig      `toml:"registration"`
 	Metrics         metricsConfig  `toml:"metrics"`
+	Storage         storageConfig  `toml:"storage"` // see storage.go
 
 	// Components is the [components] table; see components.go.
 	Components componentsConfig `toml:"components"`
@@ -258,6 +259,7 @@ func defaultConfig() *config {
 			Listen:       ":443",
 		}},
 		Log:     logConfig{Level: "info", Format: "text"},
+		Storage: storageConfig{Backend: backendBbolt},
 		Metrics: metricsConfig{Listen: []string{}},
 		Limits: limitsConfig{
 			MaxStanzaSize:  256 << 10,
@@ -375,6 +377,7 @@ func parseConfig(file string, data []byte) (*config, error) {
 	}
 	cfg.TLS.ACME.CacheDir = rel(cfg.TLS.ACME.CacheDir)
 	cfg.ExternalServices.TURNSecretFile = rel(cfg.ExternalServices.TURNSecretFile)
+	cfg.Storage.PasswordFile = rel(cfg.Storage.PasswordFile)
 	for i := range cfg.Components.Component {
 		cfg.Components.Component[i].SecretFile = rel(cfg.Components.Component[i].SecretFile)
 	}
@@ -583,6 +586,7 @@ func (c *config) validate() error {
 	if after := time.Duration(c.Accounts.RemoveUnusedAfter); after < minUnusedAfter {
 		bad("accounts.remove_unused_after: %q is shorter than %s", formatDuration(after), formatDuration(minUnusedAfter))
 	}
+	c.storageErrors(badAt)
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		bad("log.level: %v", err)
 	}

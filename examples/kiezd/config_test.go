@@ -112,7 +112,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "bad duration", file: "testdata/bad-duration.toml", line: 4, msg: `"4 minutes" is not a duration`},
 		{name: "bad domain", file: "testdata/bad-domain.toml", line: 3, msg: `"alice@example.org" is not a valid domain`},
 		{name: "syntax", file: "testdata/syntax.toml", line: 2, msg: "expected '.' or ']' to end table name"},
-		{name: "unknown table", text: "domains = [\"a.example\"]\n\n[storage]\nkind = \"sql\"\n", line: 3, msg: `unknown key "storage"`},
+		{name: "unknown table", text: "domains = [\"a.example\"]\n\n[database]\nkind = \"sql\"\n", line: 3, msg: `unknown key "database"`},
 		{name: "unknown key in array of tables", text: "[[tls.certificates]]\ncert = \"a\"\nkey = \"b\"\n\n[[tls.certificates]]\ncert = \"c\"\nkey = \"d\"\ndomain = \"x\"\n", line: 8, msg: `unknown key "tls.certificates.domain"`},
 		{name: "dotted unknown key", text: "domains = [\"a.example\"]\nlimits.queue = 4\n", line: 2, msg: `unknown key "limits.queue"`},
 		{name: "integer duration", text: "[limits]\nping_timeout = 60\n", line: 2, msg: "durations are strings"},
@@ -160,6 +160,12 @@ func TestConfigErrors(t *testing.T) {
 		{name: "s2s address", text: "[s2s]\nlisten = [\"5269\"]\n", line: 2, msg: `s2s.listen: "5269" is not an address`},
 		{name: "s2s deny", text: "[s2s]\n\ndeny = [\"bad domain\"]\n", line: 3, msg: `s2s.deny: "bad domain" is not a valid domain`},
 		{name: "s2s dialback", text: "[s2s]\ndialback = \"no\"\n", line: 2, msg: `s2s.dialback: must be true or false`},
+		{name: "storage backend", text: "[storage]\nbackend = \"mysql\"\n", line: 2, msg: `storage.backend: "mysql" is neither "bbolt" nor "postgres"`},
+		{name: "storage no dsn", text: "[storage]\nbackend = \"postgres\"\n", line: 2, msg: `storage.dsn: backend "postgres" needs the database`},
+		{name: "storage dsn for bbolt", text: "[storage]\n\ndsn = \"postgres://kiez@localhost/kiez\"\n", line: 3, msg: `storage.dsn: set, but backend is "bbolt"`},
+		{name: "storage two passwords", text: "[storage]\nbackend = \"postgres\"\ndsn = \"host=/run/postgresql dbname=kiez\"\npassword_env = \"PW\"\npassword_file = \"pw\"\n", line: 5, msg: `storage.password_file: give the password in one of`},
+		{name: "storage max_conns", text: "[storage]\nbackend = \"postgres\"\ndsn = \"host=/run/postgresql dbname=kiez\"\nmax_conns = -1\n", line: 4, msg: `storage.max_conns: -1 is not between 0`},
+		{name: "storage bad dsn", text: "[storage]\nbackend = \"postgres\"\ndsn = \"postgres://kiez@[::1/kiez\"\n", line: 3, msg: `storage.dsn: not a PostgreSQL connection string`},
 		{name: "s2s host", text: "[s2s.hosts]\n\"a.example\" = \"10.0.0.1:5269\"\n\"b.example\" = \"b.example\"\n", line: 3, msg: `s2s.hosts: "b.example" for b.example is not a "host:port"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

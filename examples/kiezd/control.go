@@ -256,9 +256,8 @@ func admin(ctx context.Context, cfg *config, e env, req adminRequest) (string, e
 	if !errors.Is(err, errNoServer) {
 		return out, err
 	}
-	db := cfg.dbPath()
-	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("there is no database %s (kiezd serve creates it on its first start)", displayPath(db))
+	if err := cfg.databaseExists(); err != nil {
+		return "", err
 	}
 	err = withStore(ctx, cfg, e, func(t adminTarget) error {
 		// Holding the database, we know that no kiezd runs: a socket

@@ -12,6 +12,7 @@ import (
 
 // The admin commands never create a database: only serve does.
 func TestNoDatabase(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself
 	file, _ := testConfig(t, "")
 	for _, empty := range []bool{false, true} {
 		data := filepath.Join(t.TempDir(), "data")
@@ -120,6 +121,7 @@ func staleSocket(t *testing.T, path string) {
 // (they use the database, and remove the file) nor serve (it replaces
 // the file).
 func TestStaleControlSocket(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself
 	file, dir := testConfig(t, "")
 	sock := filepath.Join(dir, "data", controlSocketName)
 	staleSocket(t, sock)

@@ -186,9 +186,8 @@ func transfer(ctx context.Context, cfg *config, e env, req adminRequest, in io.R
 	if !errors.Is(err, errNoServer) {
 		return summary, err
 	}
-	db := cfg.dbPath()
-	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("there is no database %s (kiezd serve creates it on its first start)", displayPath(db))
+	if err := cfg.databaseExists(); err != nil {
+		return "", err
 	}
 	err = withStore(ctx, cfg, e, func(t adminTarget) error {
 		removeStaleSocket(cfg.socketPath())

@@ -43,7 +43,8 @@ func (b *syncBuffer) String() string {
 // testConfig writes a kiezd.toml into a new directory: domain localhost,
 // data in ./data beside it with an empty database, the c2s, direct TLS,
 // HTTPS and s2s listeners on loopback ports the system picks, and the fewest
-// SCRAM iterations. extra is appended.
+// SCRAM iterations. extra is appended. On PostgreSQL (testBackend), the
+// database is a new schema of the test cluster.
 func testConfig(t *testing.T, extra string) (file, dir string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -60,6 +61,9 @@ https = ["127.0.0.1:0"]
 	if !strings.Contains(extra, "[s2s]") {
 		// Last, so that the line numbers of the rest stay as they are.
 		text += "\n[s2s]\nlisten = [\"127.0.0.1:0\"]\n"
+	}
+	if testBackend(t) == backendPostgres && !strings.Contains(extra, "[storage]") {
+		text += postgresTable(t) // last too
 	}
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

@@ -16,13 +16,13 @@ import (
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
 	"github.com/kiez-im/kiez/storage"
-	"github.com/kiez-im/kiez/storage/bbolt"
 	"github.com/kiez-im/kiez/storage/bbolt/bbolttest"
 )
 
 // Deleting an account deletes everything of it even when the modules
 // that stored it have been switched off since.
 func TestDeluserWithModulesSwitchedOff(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself
 	file, dir := testConfig(t, "")
 	for _, u := range []string{"alice@localhost", "bob@localhost", "carol@localhost"} {
 		if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", u); code != 0 {
@@ -109,14 +109,14 @@ func must[T any](v T, err error) T {
 
 // housekeepingFixture opens a kiezd database with a server built as serve
 // builds it from config text, for housekeeper tests.
-func housekeepingFixture(t *testing.T, extra string) (*housekeeper, *bbolt.Store, *syncBuffer) {
+func housekeepingFixture(t *testing.T, extra string) (*housekeeper, kiezStore, *syncBuffer) {
 	t.Helper()
 	file, _ := testConfig(t, extra)
 	cfg, err := loadConfig(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := openStore(cfg)
+	store, err := openStore(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestHousekeepingExpiresSwitchedOff(t *testing.T) {
 
 // createAged creates an account as if made created days ago and last
 // logged in to lastLogin days ago (-1: never).
-func createAged(t *testing.T, store *bbolt.Store, user string, created, lastLogin int) {
+func createAged(t *testing.T, store kiezStore, user string, created, lastLogin int) {
 	t.Helper()
 	day := func(n int) time.Time { return storage.Day(time.Now().Add(-time.Duration(n) * 24 * time.Hour)) }
 	a := storage.Account{JID: user, Created: day(created), Keys: map[storage.Hash]storage.SCRAMKeys{
@@ -188,7 +188,7 @@ func createAged(t *testing.T, store *bbolt.Store, user string, created, lastLogi
 // With accounts.remove_unused, accounts unused for longer than
 // remove_unused_after are deleted with their data; without it, none is.
 func TestHousekeepingRemovesUnused(t *testing.T) {
-	accounts := func(t *testing.T, store *bbolt.Store) {
+	accounts := func(t *testing.T, store kiezStore) {
 		createAged(t, store, "old@localhost", 400, 100)     // last login 100 days ago
 		createAged(t, store, "never@localhost", 100, -1)    // created 100 days ago, never used
 		createAged(t, store, "recent@localhost", 400, 10)   // logged in 10 days ago
@@ -260,7 +260,7 @@ func TestJanitorExpiresBansAndInvites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := openStore(cfg)
+	store, err := openStore(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

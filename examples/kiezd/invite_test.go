@@ -118,7 +118,9 @@ func TestInviteLive(t *testing.T) {
 
 // Without a running server, invite writes the invitation to the database;
 // the next serve redeems it.
-func TestInviteOffline(t *testing.T) {
+func TestInviteOffline(t *testing.T) { onBothBackends(t, testInviteOffline) }
+
+func testInviteOffline(t *testing.T) {
 	file, _ := testConfig(t, "")
 	code, stdout, stderr := kiezd(t, "", "-config", file, "invite")
 	if code != 0 {

@@ -108,6 +108,7 @@ func verify(t *testing.T, dbPath, user, password string) bool {
 // server, and on a running server through its control socket: the same
 // answers either way, and live changes take effect at once.
 func TestUserCommands(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself
 	for _, live := range []bool{false, true} {
 		name := "direct"
 		if live {
@@ -217,7 +218,9 @@ func testUserCommands(t *testing.T, live bool) {
 	}
 }
 
-func TestServeAndLogin(t *testing.T) {
+func TestServeAndLogin(t *testing.T) { onBothBackends(t, testServeAndLogin) }
+
+func testServeAndLogin(t *testing.T) {
 	file, dir := testConfig(t, "")
 	if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
 		t.Fatal(stderr)
@@ -258,6 +261,13 @@ func TestServeAndLogin(t *testing.T) {
 		logout(sess)
 	}
 	wantLocked := "kiezd: the database " + filepath.Join(dir, "data", "kiez.db") + " is in use by another process (is kiezd running?)\n"
+	if testBackend(t) == backendPostgres {
+		cfg, err := loadConfig(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantLocked = "kiezd: the " + cfg.databaseName() + " is in use by another kiezd\n"
+	}
 	var stderr2 syncBuffer
 	d2 := startServe(t, &stderr2, "-config", file)
 	if !d2.ended || d2.code != 1 || !strings.HasSuffix(stderr2.String(), wantLocked) {

@@ -13,7 +13,8 @@
 // Commands are serve (the default), adduser JID, passwd JID, deluser JID,
 // undelete JID, users [DOMAIN], invite [-for DURATION] [-user NAME], ban ADDR[/PREFIX] [-for DURATION] [-reason TEXT],
 // unban ADDR[/PREFIX], bans, export JID… | -domain DOMAIN | -all,
-// import [FILE|DIR…], backup [-force] FILE, restore FILE, compact, version,
+// import [FILE|DIR…], backup [-force] FILE, restore FILE, compact,
+// migrate-storage -to DSN, version,
 // check-config and check (check.go). While serve runs, the admin
 // commands reach it through a Unix socket in the data directory
 // (control.go).
@@ -125,6 +126,12 @@ Commands:
                   (only while kiezd is stopped)
   compact         rewrite the database without the space and the bytes
                   deleted data left (only while kiezd is stopped)
+  migrate-storage --to DSN [--password-file FILE | --password-env VAR]
+                  copy the bbolt database of the data directory into the
+                  empty PostgreSQL database DSN, to serve from it with
+                  [storage] backend = "postgres" (only while kiezd is
+                  stopped); backup, restore and compact are for bbolt:
+                  use pg_dump and pg_restore with PostgreSQL
   check-config    check the configuration and certificates, then exit
   check           check-config, then DNS records, listeners and the clock,
                   each finding with what to do (exit status 1 on errors)
@@ -186,6 +193,8 @@ type globalFlags struct {
 	xfer transferFlags
 	// bak are the flags of backup (backup.go).
 	bak backupFlags
+	// mig are the flags of migrate-storage (migrate.go).
+	mig migrateFlags
 }
 
 func (g *globalFlags) flagSet(name string) *flag.FlagSet {
@@ -240,7 +249,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		// Checked by exportCommand and importCommand.
 	case "backup", "restore":
 		nargs = []int{1}
-	case "compact":
+	case "compact", "migrate-storage":
 		nargs = []int{0}
 	case "help":
 		fmt.Fprint(e.stdout, usage)
@@ -262,6 +271,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	}
 	g.xfer.register(sub, cmd)
 	g.bak.register(sub, cmd)
+	g.mig.register(sub, cmd)
 	// Flags may come between and after the arguments too; "--" ends
 	// them.
 	var rest []string
@@ -342,6 +352,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return restoreCommand(ctx, cfg, e, args[0])
 	case "compact":
 		return compactCommand(ctx, cfg, e)
+	case "migrate-storage":
+		return migrateCommand(ctx, cfg, e, g.mig)
 	default:
 		return changeUser(ctx, cmd, args[0], cfg, e)
 	}

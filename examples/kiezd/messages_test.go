@@ -16,6 +16,10 @@ import (
 // stamp; both users' archives hold it, and the delivered copy carries the
 // recipient's archive id.
 func TestOfflineAndArchiveAcrossRestart(t *testing.T) {
+	onBothBackends(t, testOfflineAndArchiveAcrossRestart)
+}
+
+func testOfflineAndArchiveAcrossRestart(t *testing.T) {
 	file, _ := testConfig(t, "")
 	for _, u := range []string{"alice@localhost", "bob@localhost"} {
 		if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", u); code != 0 {

@@ -125,7 +125,9 @@ func mucLeave(t *testing.T, c *servertest.Client, room, nick string) {
 // from the room's archive, which he also queries (XEP-0313 on the room's
 // address), and carol once made a member joins too. The XEP-0227 export
 // lists bob's membership.
-func TestMUC(t *testing.T) {
+func TestMUC(t *testing.T) { onBothBackends(t, testMUC) }
+
+func testMUC(t *testing.T) {
 	file, _ := testConfig(t, "")
 	const (
 		alice = "alice@localhost"

@@ -73,12 +73,20 @@ import (
 // hours after the start of the day (UTC) of the upload, and the hourly
 // housekeeping removes it.
 func TestPrivacyAudit(t *testing.T) {
+	pinBackend(t, backendBbolt) // the bbolt file itself; TestPrivacyAuditPostgres for PostgreSQL
+	eachDeluser(t, privacyAudit)
+}
+
+// eachDeluser runs f as the subtests "deluser stopped" (deluser on the
+// database) and "deluser via control socket" (viaSocket, through a
+// running kiezd).
+func eachDeluser(t *testing.T, f func(t *testing.T, viaSocket bool)) {
 	for _, viaSocket := range []bool{false, true} {
 		name := "deluser stopped"
 		if viaSocket {
 			name = "deluser via control socket"
 		}
-		t.Run(name, func(t *testing.T) { privacyAudit(t, viaSocket) })
+		t.Run(name, func(t *testing.T) { f(t, viaSocket) })
 	}
 }
 

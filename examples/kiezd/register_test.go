@@ -64,7 +64,9 @@ func registerRaw(t *testing.T, addr, user, password string) (typ, inner string) 
 // kiezd offers in-band registration as [registration] says: the default
 // invite policy refuses a registration without an invitation; "open"
 // creates the account, which then logs in; reserved names stay refused.
-func TestRegistration(t *testing.T) {
+func TestRegistration(t *testing.T) { onBothBackends(t, testRegistration) }
+
+func testRegistration(t *testing.T) {
 	file, _ := testConfig(t, "")
 	d := startServe(t, nil, "-config", file)
 	if typ, inner := registerRaw(t, d.bound.C2S[0].String(), "mallory", "a long password"); typ != "error" || !strings.Contains(inner, "not-allowed") {

@@ -13,7 +13,9 @@ import (
 // kiezd users as removed, with the day of its purge; kiezd undelete,
 // through the control socket, lets it log in again; restoring an account
 // that was not removed says so.
-func TestRemovalGrace(t *testing.T) {
+func TestRemovalGrace(t *testing.T) { onBothBackends(t, testRemovalGrace) }
+
+func testRemovalGrace(t *testing.T) {
 	file, _ := testConfig(t, "\n[registration]\nremoval_grace = \"14d\"\n")
 	const user, pw = "alice@localhost", "correct horse"
 	if code, _, stderr := kiezd(t, pw+"\n", "-config", file, "adduser", user); code != 0 {

@@ -26,7 +26,9 @@ import (
 // contact's members-only room (its registered nick there is free) and no
 // owner of the room the old account created (the contact, its admin,
 // inherited it).
-func TestReregisterStartsEmpty(t *testing.T) {
+func TestReregisterStartsEmpty(t *testing.T) { onBothBackends(t, testReregisterStartsEmpty) }
+
+func testReregisterStartsEmpty(t *testing.T) {
 	file, _ := testConfig(t, "\n[registration]\npolicy = \"open\"\n\n[filter]\nallow = [\"127.0.0.1/32\"]\n")
 	for _, u := range []string{auditUser, auditContact} {
 		if code, _, stderr := kiezd(t, auditPassword+"\n", "-config", file, "adduser", u); code != 0 {

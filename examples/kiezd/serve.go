@@ -21,7 +21,6 @@ import (
 	"github.com/kiez-im/kiez/modules/invite"
 	"github.com/kiez-im/kiez/modules/register"
 	"github.com/kiez-im/kiez/server"
-	"github.com/kiez-im/kiez/storage/bbolt"
 )
 
 // shutdownTimeout bounds the graceful stop after SIGINT or SIGTERM.
@@ -90,20 +89,6 @@ func (c *certSource) reload(domains []string, log *slog.Logger) {
 	}
 }
 
-// openStore opens the database, translating a lock held by another
-// process into a plain sentence.
-func openStore(cfg *config) (*bbolt.Store, error) {
-	path := cfg.dbPath()
-	st, err := bbolt.Open(path, bbolt.Options{Timeout: time.Second})
-	if errors.Is(err, bbolt.ErrLocked) {
-		return nil, fmt.Errorf("the database %s is in use by another process (is kiezd running?)", displayPath(path))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cannot open the database %s: %v", displayPath(path), unwrapAll(err))
-	}
-	return st, nil
-}
-
 // displayPath shows a relative path as ./path, as an admin would type it.
 func displayPath(p string) string {
 	if filepath.IsAbs(p) || strings.HasPrefix(p, ".") {
@@ -129,7 +114,7 @@ func unwrapAll(err error) error {
 // ConnFilter), for the ban commands, and its invite module, for invite.
 // tlsCfg is nil for the admin commands, which do not listen. opts change
 // the server.Config last: serve adds what depends on its listeners.
-func newServer(ctx context.Context, cfg *config, accounts *bbolt.Store, log *slog.Logger, tlsCfg *tls.Config, opts ...func(*server.Config)) (adminTarget, error) {
+func newServer(ctx context.Context, cfg *config, accounts kiezStore, log *slog.Logger, tlsCfg *tls.Config, opts ...func(*server.Config)) (adminTarget, error) {
 	// The upload directory is opened with the service switched off too,
 	// so that the files kept from before go with their accounts and
 	// expire (upload.Leftovers).
@@ -395,7 +380,7 @@ func serve(ctx context.Context, cfg *config, e env) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -451,7 +436,7 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		defer stop()
 	}
 
-	log.Info("kiezd starting", "domains", strings.Join(cfg.Domains, ","), "data_dir", cfg.DataDir, "certificates", certs.kind)
+	log.Info("kiezd starting", "domains", strings.Join(cfg.Domains, ","), "data_dir", cfg.DataDir, "storage", cfg.Storage.Backend, "certificates", certs.kind)
 	errc := make(chan error, len(lns.all()))
 	var b bound
 	for _, ln := range lns.c2s {

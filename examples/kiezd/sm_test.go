@@ -22,6 +22,10 @@ import (
 // (RFC 6121 §4.6.3), after the server has handed the unacknowledged
 // message on.
 func TestUnresumedSessionMessageGoesOffline(t *testing.T) {
+	onBothBackends(t, testUnresumedSessionMessageGoesOffline)
+}
+
+func testUnresumedSessionMessageGoesOffline(t *testing.T) {
 	file, _ := testConfig(t, "\n[limits]\nresume_timeout = \"1s\"\n")
 	for _, u := range []string{"alice@localhost", "bob@localhost"} {
 		if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", u); code != 0 {

@@ -20,7 +20,9 @@ import (
 // kiezd serves HTTP file upload out of the box: a slot over XMPP, the
 // file PUT and fetched over the HTTPS listener; deleting the account
 // deletes the file from disk, also with the service switched off since.
-func TestUploadOutOfTheBox(t *testing.T) {
+func TestUploadOutOfTheBox(t *testing.T) { onBothBackends(t, testUploadOutOfTheBox) }
+
+func testUploadOutOfTheBox(t *testing.T) {
 	file, dir := testConfig(t, "")
 	if code, _, stderr := kiezd(t, "password\n", "-config", file, "adduser", "alice@localhost"); code != 0 {
 		t.Fatal(stderr)

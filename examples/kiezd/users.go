@@ -25,7 +25,7 @@ import (
 // account reaches every module's data, and its IP filter, which keeps its
 // bans in the database. The database is locked meanwhile.
 func withStore(ctx context.Context, cfg *config, e env, f func(adminTarget) error) error {
-	store, err := openStore(cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ func checkConfig(cfg *config, e env) error {
 	fmt.Fprintf(e.stdout, "  https:        %s\n", addrs(cfg.Listen.HTTPS))
 	fmt.Fprintf(e.stdout, "  http:         %s\n", addrs(cfg.Listen.HTTP))
 	fmt.Fprintf(e.stdout, "  HTTP URLs:    %s\n", urls)
-	fmt.Fprintf(e.stdout, "  database:     %s\n", displayPath(cfg.dbPath()))
+	fmt.Fprintf(e.stdout, "  database:     %s\n", cfg.databaseName())
 	fmt.Fprintf(e.stdout, "  certificates: %s\n", certs)
 	return nil
 }

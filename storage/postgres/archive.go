@@ -23,7 +23,8 @@ func bareJID(jid string) string {
 	return bare
 }
 
-// AppendArchive implements storage.Archive.
+// AppendArchive implements storage.Archive. Concurrent appends share one
+// batch and one commit (see commit.go).
 func (s *Store) AppendArchive(ctx context.Context, user string, at time.Time, with string, data []byte) (uint64, error) {
 	if user == "" {
 		return 0, errors.New("postgres: append archive: empty user")
@@ -32,17 +33,7 @@ func (s *Store) AppendArchive(ctx context.Context, user string, at time.Time, wi
 	if want > math.MaxInt64 {
 		return 0, fmt.Errorf("postgres: append archive for %q: time %v out of range", user, at)
 	}
-	var id int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO archive_last (jid, last) VALUES ($1, greatest($2::bigint, 1))
-			ON CONFLICT (jid) DO UPDATE SET last = greatest(EXCLUDED.last, archive_last.last + 1) RETURNING last`,
-			user, int64(want)).Scan(&id); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO archive (jid, id, with_jid, with_bare, data) VALUES ($1, $2, $3, $4, $5)`,
-			user, id, with, bareJID(with), nonNil(data))
-		return err
-	})
+	id, err := s.appends.append(&appendReq{ctx: ctx, user: user, want: int64(want), with: with, data: data, done: make(chan appendRes, 1)})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: append archive for %q: %w", user, err)
 	}
@@ -122,7 +113,7 @@ func (s *Store) ArchiveStats(ctx context.Context, user string) (storage.ArchiveS
 	var firstID, lastID *int64
 	var firstWith, lastWith *string
 	err := s.pool.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM archive WHERE jid = $1),
+			coalesce((SELECT n FROM archive_last WHERE jid = $1), 0),
 			f.id, f.with_jid, l.id, l.with_jid
 		FROM (SELECT 1) AS one
 		LEFT JOIN LATERAL (SELECT id, with_jid FROM archive WHERE jid = $1 ORDER BY id LIMIT 1) f ON true
@@ -164,22 +155,25 @@ func (s *Store) expireArchive(ctx context.Context, user string, cut int64, limit
 		if n <= 0 {
 			return removed, nil
 		}
-		var sql string
-		args := []any{cut, n}
-		if user == "" {
-			sql = `DELETE FROM archive WHERE (jid, id) IN (
+		del := `DELETE FROM archive WHERE (jid, id) IN (
 				SELECT jid, id FROM archive WHERE id < $1 ORDER BY id LIMIT $2)`
-		} else {
-			sql = `DELETE FROM archive WHERE jid = $3 AND id IN (
+		args := []any{cut, n}
+		if user != "" {
+			del = `DELETE FROM archive WHERE jid = $3 AND id IN (
 				SELECT id FROM archive WHERE jid = $3 AND id < $1 ORDER BY id LIMIT $2)`
 			args = append(args, user)
 		}
-		tag, err := s.pool.Exec(ctx, sql, args...)
+		// The counts of the archives go down in the same statement.
+		var k int64
+		err := s.pool.QueryRow(ctx, `WITH d AS (`+del+` RETURNING jid),
+			c AS (SELECT jid, count(*) AS k FROM d GROUP BY jid),
+			u AS (UPDATE archive_last SET n = archive_last.n - c.k FROM c WHERE archive_last.jid = c.jid)
+			SELECT coalesce(sum(k), 0)::bigint FROM c`, args...).Scan(&k)
 		if err != nil {
 			return removed, err
 		}
-		removed += int(tag.RowsAffected())
-		if int(tag.RowsAffected()) < n {
+		removed += int(k)
+		if int(k) < n {
 			return removed, nil
 		}
 	}

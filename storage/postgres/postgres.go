@@ -6,6 +6,17 @@
 // in a transaction, recorded in the schema_migrations table) before it
 // returns. Point the DSN's search_path at a schema to keep Kiez's tables
 // apart from others in the same database.
+//
+// Archive appends are group-committed: concurrent AppendArchive calls are
+// sent as one pgx batch, which runs in one implicit transaction, so they
+// share one round trip, one commit and one WAL flush; a lone append is
+// one statement, without waiting for company. On the development machine
+// (2 shared cores, the test cluster of package pgtest, which runs with
+// fsync off), 64 goroutines appending 200-byte messages to 100 archives
+// take 30-37 µs per append grouped against 94-143 µs each in its own
+// transaction (two runs, 3-4 times as many appends per second):
+//
+//	go test ./storage/postgres -bench Append -run X -benchtime 3s
 package postgres
 
 import (
@@ -29,12 +40,32 @@ type Options struct {
 	// MaxConns caps the pool's connections; zero keeps pgxpool's default
 	// (the larger of 4 and the number of CPUs).
 	MaxConns int32
+	// Password, if not empty, is the password to log in with, in place of
+	// one the DSN or PostgreSQL's usual sources (PGPASSWORD, a .pgpass
+	// file) give, so that it need not be written into the DSN. It is
+	// never logged nor put into errors.
+	Password string
+	// Exclusive makes Open take a lock on the database, or rather on the
+	// first schema of the search_path, where the tables are (a session
+	// advisory lock on a connection of its own, held until Close), that
+	// no other Exclusive Store may hold at the same time: Open fails
+	// with an error wrapping ErrLocked while another holds it. A server
+	// that keeps state in memory (sessions, rooms) takes it so that a
+	// second one cannot run on the same data. If that connection is
+	// lost, so is the lock.
+	Exclusive bool
 }
+
+// ErrLocked is returned, wrapped, by an Exclusive Open while another
+// Exclusive Store holds the database.
+var ErrLocked = errors.New("postgres: database in use by another process")
 
 // Store is a PostgreSQL-backed implementation of the storage interfaces.
 // It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	lock    *pgx.Conn // holds the Exclusive lock, or nil
+	appends *committer
 }
 
 // Open connects to the database named by dsn (a URL or key=value string
@@ -53,6 +84,9 @@ func open(ctx context.Context, dsn string, opts Options, upTo int) (*Store, erro
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	if opts.Password != "" {
+		cfg.ConnConfig.Password = opts.Password
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -61,12 +95,46 @@ func open(ctx context.Context, dsn string, opts Options, upTo int) (*Store, erro
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool}
+	if opts.Exclusive {
+		if s.lock, err = lockExclusive(ctx, pool); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	s.appends = newCommitter(s)
+	return s, nil
 }
 
-// Close closes every connection of the pool.
+// lockExclusive takes the Exclusive lock on a connection taken out of
+// the pool, and returns that connection.
+func lockExclusive(ctx context.Context, pool *pgxpool.Pool) (*pgx.Conn, error) {
+	pc, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: lock: %w", err)
+	}
+	conn := pc.Hijack()
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, int32(migrationLock)).Scan(&ok); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("postgres: lock: %w", err)
+	}
+	if !ok {
+		conn.Close(context.Background())
+		return nil, ErrLocked
+	}
+	return conn, nil
+}
+
+// Close waits for the archive appends being committed, fails those that
+// come later, closes every connection of the pool and releases the
+// Exclusive lock.
 func (s *Store) Close() error {
+	s.appends.close()
 	s.pool.Close()
+	if s.lock != nil {
+		return s.lock.Close(context.Background()) // again: nothing
+	}
 	return nil
 }
 

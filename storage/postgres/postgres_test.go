@@ -1,14 +1,14 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/kiez-im/kiez/storage"
 	"github.com/kiez-im/kiez/storage/postgres/pgtest"
 	"github.com/kiez-im/kiez/storage/storagetest"
@@ -41,16 +41,11 @@ func newSchema(t *testing.T) string {
 		}
 		t.Fatal(startErr)
 	}
-	schema := cluster.NewSchema()
-	conn, err := pgx.Connect(t.Context(), cluster.BaseDSN())
+	dsn, err := cluster.CreateSchema(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	return cluster.DSN(schema)
+	return dsn
 }
 
 func newStore(t *testing.T) *Store {
@@ -115,4 +110,231 @@ func TestMigrateFromFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	again.Close()
+}
+
+// An Exclusive Store keeps a second Exclusive Open out of its schema
+// until it is closed; other schemas and non-exclusive Opens are not
+// affected.
+func TestExclusive(t *testing.T) {
+	ctx := t.Context()
+	dsn, other := newSchema(t), newSchema(t)
+	first, err := Open(ctx, dsn, Options{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(ctx, dsn, Options{Exclusive: true}); !errors.Is(err, ErrLocked) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("second exclusive Open: %v, want ErrLocked", err)
+	}
+	shared, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatalf("non-exclusive Open: %v", err)
+	}
+	shared.Close()
+	elsewhere, err := Open(ctx, other, Options{Exclusive: true})
+	if err != nil {
+		t.Fatalf("exclusive Open of another schema: %v", err)
+	}
+	elsewhere.Close()
+	first.Close()
+	again, err := Open(ctx, dsn, Options{Exclusive: true})
+	if err != nil {
+		t.Fatalf("exclusive Open after Close: %v", err)
+	}
+	again.Close()
+}
+
+// Concurrent appends, to a few archives at once and sharing batches,
+// each get a distinct ID that strictly increases per archive in the
+// order of the appends' times, and every message is stored under the ID
+// its append returned.
+func TestAppendConcurrent(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	const writers, each = 32, 40
+	users := []string{"a@example.org", "b@example.org", "c@example.org"}
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC) // the same time for all: IDs are raised
+	type got struct {
+		user string
+		id   uint64
+		data string
+	}
+	results := make(chan got, writers*each)
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				u := users[(w+i)%len(users)]
+				data := fmt.Sprintf("w%d-%d", w, i)
+				id, err := s.AppendArchive(ctx, u, at, "peer@example.net/r", []byte(data))
+				if err != nil {
+					errs <- err
+					return
+				}
+				results <- got{u, id, data}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(results)
+	want := make(map[string]map[uint64]string)
+	for r := range results {
+		if want[r.user] == nil {
+			want[r.user] = make(map[uint64]string)
+		}
+		if _, dup := want[r.user][r.id]; dup {
+			t.Fatalf("ID %d given twice in %s", r.id, r.user)
+		}
+		want[r.user][r.id] = r.data
+	}
+	total := 0
+	for _, u := range users {
+		page, err := s.QueryArchive(ctx, u, storage.ArchiveQuery{Max: writers * each})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Messages) != len(want[u]) {
+			t.Fatalf("%s holds %d messages, %d appends returned", u, len(page.Messages), len(want[u]))
+		}
+		for i, m := range page.Messages {
+			if want[u][m.ID] != string(m.Data) {
+				t.Errorf("%s: ID %d holds %q, its append was %q", u, m.ID, m.Data, want[u][m.ID])
+			}
+			if i == 0 && m.ID != storage.TimeID(at) {
+				t.Errorf("%s: first ID %d, want the time's %d", u, m.ID, storage.TimeID(at))
+			}
+			if i > 0 && m.ID != page.Messages[i-1].ID+1 {
+				t.Errorf("%s: ID %d after %d", u, m.ID, page.Messages[i-1].ID)
+			}
+		}
+		total += len(page.Messages)
+	}
+	if total != writers*each {
+		t.Errorf("%d messages stored, want %d", total, writers*each)
+	}
+	// After Close, appends fail instead of hanging.
+	s.Close()
+	if _, err := s.AppendArchive(ctx, users[0], at, "x@example.net", nil); err == nil {
+		t.Error("an append after Close succeeded")
+	}
+}
+
+// A bad append in a batch (an archive row already holding its ID, made
+// behind the store's back) fails alone; the others of its batch commit.
+func TestAppendBatchOneBad(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	if _, err := s.pool.Exec(ctx, `INSERT INTO archive (jid, id, with_jid, with_bare, data) VALUES ('bad@example.org', $1, 'x', 'x', '')`, int64(storage.TimeID(at))); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []*appendReq{
+		{ctx: ctx, user: "good@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("1"), done: make(chan appendRes, 1)},
+		{ctx: ctx, user: "bad@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("2"), done: make(chan appendRes, 1)},
+		{ctx: ctx, user: "good@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("3"), done: make(chan appendRes, 1)},
+	}
+	s.appends.commit(reqs)
+	for i, r := range reqs {
+		res := <-r.done
+		if (res.err != nil) != (i == 1) {
+			t.Errorf("append %d: %v", i, res.err)
+		}
+	}
+	st, err := s.ArchiveStats(ctx, "good@example.org")
+	if err != nil || st.Count != 2 {
+		t.Errorf("good archive: %+v, %v; want both appends", st, err)
+	}
+}
+
+// BenchmarkAppend: durable appends from 64 goroutines over 100 archives,
+// through the group commit (grouped) and each as its own statement and
+// transaction (direct, what AppendArchive did before).
+func BenchmarkAppend(b *testing.B) {
+	for _, grouped := range []bool{true, false} {
+		name := "direct"
+		if grouped {
+			name = "grouped"
+		}
+		b.Run(name, func(b *testing.B) {
+			if cluster == nil {
+				b.Skip(startErr)
+			}
+			dsn, err := cluster.CreateSchema(b.Context())
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := Open(b.Context(), dsn, Options{MaxConns: 16})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			data := make([]byte, 200)
+			var n atomic.Int64
+			b.SetParallelism(32) // 64 goroutines on 2 CPUs
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					user := "u" + strconv.FormatInt(i%100, 10) + "@example.org"
+					var err error
+					if grouped {
+						_, err = s.AppendArchive(b.Context(), user, time.Now(), "peer@example.net", data)
+					} else {
+						_, err = s.appendOne(b.Context(), user, int64(storage.TimeID(time.Now())), "peer@example.net", data)
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// Migration 11 counts the messages of the archives that exist, so that
+// ArchiveStats, which reads the count, is right after the upgrade.
+func TestMigrateArchiveCount(t *testing.T) {
+	ctx := t.Context()
+	dsn := newSchema(t)
+	old, err := open(ctx, dsn, Options{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		if _, err := old.appendOne(ctx, "a@example.org", int64(storage.TimeID(at.Add(time.Duration(i)*time.Second))), "b@example.org", []byte("x")); err == nil {
+			t.Fatal("an append with the count at schema version 10 succeeded; want no column n yet")
+		}
+	}
+	for i := range 3 {
+		if _, err := old.pool.Exec(ctx, `WITH l AS (INSERT INTO archive_last (jid, last) VALUES ('a@example.org', $1)
+			ON CONFLICT (jid) DO UPDATE SET last = EXCLUDED.last RETURNING last)
+			INSERT INTO archive (jid, id, with_jid, with_bare, data) SELECT 'a@example.org', last, 'b@example.org', 'b@example.org', 'x' FROM l`,
+			int64(storage.TimeID(at.Add(time.Duration(i)*time.Second)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	s, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if st, err := s.ArchiveStats(ctx, "a@example.org"); err != nil || st.Count != 3 {
+		t.Fatalf("after the upgrade: %+v, %v; want a count of 3", st, err)
+	}
+	if _, err := s.AppendArchive(ctx, "a@example.org", at, "b@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.ArchiveStats(ctx, "a@example.org"); err != nil || st.Count != 4 {
+		t.Fatalf("after an append: %+v, %v; want 4", st, err)
+	}
 }

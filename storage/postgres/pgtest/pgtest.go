@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // BinDir returns the directory of the PostgreSQL server binaries: the
@@ -126,6 +128,20 @@ func (c *Cluster) DSN(schema string) string {
 // NewSchema returns a fresh schema name unique within the cluster.
 func (c *Cluster) NewSchema() string {
 	return "t" + strconv.FormatInt(c.n.Add(1), 10)
+}
+
+// CreateSchema creates a fresh schema (NewSchema) and returns its DSN.
+func (c *Cluster) CreateSchema(ctx context.Context) (string, error) {
+	schema := c.NewSchema()
+	conn, err := pgx.Connect(ctx, c.BaseDSN())
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", fmt.Errorf("pgtest: create schema: %w", err)
+	}
+	return c.DSN(schema), nil
 }
 
 // Stop stops the server (fast shutdown, bounded wait) and removes its
