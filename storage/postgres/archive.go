@@ -197,12 +197,16 @@ func (s *Store) ExpireUserArchive(ctx context.Context, user string, t time.Time,
 	return n, nil
 }
 
-// DeleteArchive implements storage.Archive.
+// DeleteArchive implements storage.Archive. The counter row goes first:
+// an append in flight holds it, so the deletion waits for that append to
+// commit and then, in its next statement, sees and deletes its message
+// too. The other way round, the append's message would stay behind with
+// no counter (a count of 0, and its ID given again).
 func (s *Store) DeleteArchive(ctx context.Context, user string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		b.Queue(`DELETE FROM archive WHERE jid = $1`, user)
 		b.Queue(`DELETE FROM archive_last WHERE jid = $1`, user)
+		b.Queue(`DELETE FROM archive WHERE jid = $1`, user)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -336,5 +337,61 @@ func TestMigrateArchiveCount(t *testing.T) {
 	}
 	if st, err := s.ArchiveStats(ctx, "a@example.org"); err != nil || st.Count != 4 {
 		t.Fatalf("after an append: %+v, %v; want 4", st, err)
+	}
+}
+
+// waitLocked waits until a statement starting with prefix waits for a
+// lock in the cluster.
+func waitLocked(t *testing.T, s *Store, prefix string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		var n int
+		if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, prefix+"%").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if i == 1000 {
+			t.Fatalf("no statement %q waits for a lock", prefix)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// DeleteArchive while an append to the archive is in flight (its
+// transaction open on another connection) removes the appended message
+// with the rest, so that the archive is empty and counted so.
+func TestDeleteArchiveDuringAppend(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	const user = "a@example.org"
+	at := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
+	if _, err := s.AppendArchive(ctx, user, at, "b@example.org", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, appendSQL, user, int64(storage.TimeID(at.Add(time.Second))), "b@example.org", "b@example.org", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	go func() { deleted <- s.DeleteArchive(ctx, user) }()
+	waitLocked(t, s, "DELETE FROM archive")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	var rows, counted int64
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM archive WHERE jid = $1), coalesce((SELECT n FROM archive_last WHERE jid = $1), 0)`, user).Scan(&rows, &counted); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 || counted != 0 {
+		t.Errorf("after the deletion: %d messages, counted %d; want none", rows, counted)
 	}
 }
