@@ -47,7 +47,8 @@ type Options struct {
 	Password string
 	// Exclusive makes Open take a lock on the database, or rather on the
 	// first schema of the search_path, where the tables are (a session
-	// advisory lock on a connection of its own, held until Close), that
+	// advisory lock on a connection of its own, held until Close; taken
+	// before the migrations, which thus never run under another), that
 	// no other Exclusive Store may hold at the same time: Open fails
 	// with an error wrapping ErrLocked while another holds it. A server
 	// that keeps state in memory (sessions, rooms) takes it so that a
@@ -91,16 +92,21 @@ func open(ctx context.Context, dsn string, opts Options, upTo int) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	if err := migrate(ctx, pool, upTo); err != nil {
-		pool.Close()
-		return nil, err
-	}
 	s := &Store{pool: pool}
+	// The lock first: a second process started by mistake must not
+	// migrate the schema under the one that holds it.
 	if opts.Exclusive {
 		if s.lock, err = lockExclusive(ctx, pool); err != nil {
 			pool.Close()
 			return nil, err
 		}
+	}
+	if err := migrate(ctx, pool, upTo); err != nil {
+		pool.Close()
+		if s.lock != nil {
+			s.lock.Close(context.Background())
+		}
+		return nil, err
 	}
 	s.appends = newCommitter(s)
 	return s, nil

@@ -395,3 +395,28 @@ func TestDeleteArchiveDuringAppend(t *testing.T) {
 		t.Errorf("after the deletion: %d messages, counted %d; want none", rows, counted)
 	}
 }
+
+// An Exclusive Open of a schema another Exclusive Store holds fails
+// without migrating it: the schema stays at the holder's older version.
+func TestExclusiveNoMigration(t *testing.T) {
+	ctx := t.Context()
+	dsn := newSchema(t)
+	old, err := open(ctx, dsn, Options{Exclusive: true}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if s, err := Open(ctx, dsn, Options{Exclusive: true}); !errors.Is(err, ErrLocked) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("second exclusive Open: %v, want ErrLocked", err)
+	}
+	var v int
+	if err := old.pool.QueryRow(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != 10 {
+		t.Errorf("schema at version %d after the refused Open, want 10 still", v)
+	}
+}
