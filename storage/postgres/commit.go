@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Group commit of archive appends. AppendArchive hands its append to a
@@ -16,14 +17,16 @@ import (
 // since the statements of a batch run in one implicit transaction, one
 // commit and one WAL flush for all of them. A lone writer waits for
 // exactly one statement (no batching delay): a batch is what queued up
-// while the previous one ran. If a batch fails, each of its appends is
-// retried on its own, so one bad append cannot fail the others.
-const (
-	// maxAppendBatch caps the appends of one batch.
-	maxAppendBatch = 256
-	// appendTimeout bounds one batch (or one retried append).
-	appendTimeout = 30 * time.Second
-)
+// while the previous one ran. If the server rejects a statement of a
+// batch, each of its appends is retried on its own, so one bad append
+// cannot fail the others; other failures fail the whole batch (see
+// retrySingly).
+// maxAppendBatch caps the appends of one batch.
+const maxAppendBatch = 256
+
+// appendTimeout bounds one batch (or one retried append); a variable for
+// tests.
+var appendTimeout = 30 * time.Second
 
 // appendSQL appends one message: it takes the archive's next ID (the
 // time's, or one above the last, so IDs strictly increase), counts the
@@ -139,10 +142,32 @@ func (c *committer) commit(batch []*appendReq) {
 		}
 		return
 	}
+	if !retrySingly(err) {
+		for _, r := range live {
+			r.done <- appendRes{err: err}
+		}
+		return
+	}
 	for _, r := range live {
 		id, err := c.s.appendOne(r.ctx, r.user, r.want, r.with, r.data)
 		r.done <- appendRes{id, err}
 	}
+}
+
+// retrySingly reports whether the appends of a batch that failed with
+// err are retried one by one: when the batch certainly did not commit,
+// because the server rejected one of its statements (rolling the batch
+// back), or because it was never sent (pgconn.SafeToRetry). After any
+// other failure (a lost connection, a timeout) the commit may have
+// happened unseen, and a retry could store every message twice. A
+// statement cancelled (a timeout, again) is not retried either: each
+// append would wait as long once more.
+func retrySingly(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code != "57014" // query_canceled
+	}
+	return pgconn.SafeToRetry(err)
 }
 
 // appendOne runs one append as its own statement (and transaction).

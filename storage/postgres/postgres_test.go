@@ -420,3 +420,48 @@ func TestExclusiveNoMigration(t *testing.T) {
 		t.Errorf("schema at version %d after the refused Open, want 10 still", v)
 	}
 }
+
+// A batch that fails other than by a statement the server rejected (here
+// a timeout while another transaction holds its archive's counter) fails
+// all its appends with the error, without retrying them one by one: the
+// commit might have happened unseen. Retried, the appends would be
+// stored once the other transaction ends.
+func TestAppendBatchTimeoutNoRetry(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	if _, err := s.AppendArchive(ctx, "a@example.org", at, "p@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `UPDATE archive_last SET n = n WHERE jid = 'a@example.org'`); err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { appendTimeout = d }(appendTimeout)
+	appendTimeout = 500 * time.Millisecond
+	reqs := []*appendReq{
+		{ctx: ctx, user: "a@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("1"), done: make(chan appendRes, 1)},
+		{ctx: ctx, user: "a@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("2"), done: make(chan appendRes, 1)},
+	}
+	go func() {
+		time.Sleep(700 * time.Millisecond) // after the batch's timeout
+		tx.Rollback(context.Background())
+	}()
+	s.appends.commit(reqs)
+	for i, r := range reqs {
+		if res := <-r.done; res.err == nil {
+			t.Errorf("append %d succeeded after its batch timed out", i)
+		}
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM archive WHERE jid = 'a@example.org'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("the archive holds %d messages, want the first alone", n)
+	}
+}
