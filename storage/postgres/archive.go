@@ -14,7 +14,7 @@ import (
 	"github.com/kiez-im/kiez/storage"
 )
 
-// expireBatch is how many archived messages one expiry statement removes
+// expireBatch is how many archived messages one expiry transaction removes
 // at most, so that no transaction runs long.
 const expireBatch = 10000
 
@@ -143,8 +143,8 @@ func expireCut(t time.Time) int64 {
 }
 
 // expireArchive deletes due messages (IDs below cut), of user or of every
-// user when user is "", in statements of at most expireBatch, oldest
-// first, up to limit in all.
+// user when user is "", in transactions of at most expireBatch messages,
+// oldest first, up to limit in all.
 func (s *Store) expireArchive(ctx context.Context, user string, cut int64, limit int) (int, error) {
 	removed := 0
 	for {
@@ -155,28 +155,58 @@ func (s *Store) expireArchive(ctx context.Context, user string, cut int64, limit
 		if n <= 0 {
 			return removed, nil
 		}
-		del := `DELETE FROM archive WHERE (jid, id) IN (
-				SELECT jid, id FROM archive WHERE id < $1 ORDER BY id LIMIT $2)`
-		args := []any{cut, n}
-		if user != "" {
-			del = `DELETE FROM archive WHERE jid = $3 AND id IN (
-				SELECT id FROM archive WHERE jid = $3 AND id < $1 ORDER BY id LIMIT $2)`
-			args = append(args, user)
-		}
-		// The counts of the archives go down in the same statement.
-		var k int64
-		err := s.pool.QueryRow(ctx, `WITH d AS (`+del+` RETURNING jid),
-			c AS (SELECT jid, count(*) AS k FROM d GROUP BY jid),
-			u AS (UPDATE archive_last SET n = archive_last.n - c.k FROM c WHERE archive_last.jid = c.jid)
-			SELECT coalesce(sum(k), 0)::bigint FROM c`, args...).Scan(&k)
+		var found, k int
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			found, k, err = expireSome(ctx, tx, user, cut, n)
+			return err
+		})
 		if err != nil {
 			return removed, err
 		}
-		removed += int(k)
-		if int(k) < n {
+		removed += k
+		if found < n {
 			return removed, nil
 		}
 	}
+}
+
+// expireSome deletes at most n due messages, the oldest, in tx: it finds
+// them, locks the counters of their archives in the order of the archives'
+// JIDs, which is the order a batch of appends locks them in (commit.go),
+// so that the two cannot deadlock, then deletes the messages and counts
+// them down. It returns how many it found and how many it deleted.
+func expireSome(ctx context.Context, tx pgx.Tx, user string, cut int64, n int) (found, deleted int, err error) {
+	sel := `SELECT jid, id FROM archive WHERE id < $1 ORDER BY id LIMIT $2`
+	args := []any{cut, n}
+	if user != "" {
+		sel = `SELECT jid, id FROM archive WHERE jid = $3 AND id < $1 ORDER BY id LIMIT $2`
+		args = append(args, user)
+	}
+	var jids []string
+	var ids []int64
+	rows, _ := tx.Query(ctx, sel, args...)
+	var jid string
+	var id int64
+	if _, err := pgx.ForEachRow(rows, []any{&jid, &id}, func() error {
+		jids, ids = append(jids, jid), append(ids, id)
+		return nil
+	}); err != nil {
+		return 0, 0, err
+	}
+	if len(ids) == 0 {
+		return 0, 0, nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT jid FROM archive_last WHERE jid = ANY($1) ORDER BY jid COLLATE "C" FOR UPDATE`, jids); err != nil {
+		return 0, 0, err
+	}
+	// The counts of the archives go down in the same statement.
+	var k int64
+	err = tx.QueryRow(ctx, `WITH d AS (DELETE FROM archive WHERE (jid, id) IN (SELECT * FROM unnest($1::text[], $2::bigint[])) RETURNING jid),
+			c AS (SELECT jid, count(*) AS k FROM d GROUP BY jid),
+			u AS (UPDATE archive_last SET n = archive_last.n - c.k FROM c WHERE archive_last.jid = c.jid)
+			SELECT coalesce(sum(k), 0)::bigint FROM c`, jids, ids).Scan(&k)
+	return len(ids), int(k), err
 }
 
 // ExpireArchive implements storage.Archive over the index on id.

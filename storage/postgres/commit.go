@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,7 +120,7 @@ func (c *committer) run() {
 
 // commit runs batch and answers each of its appends.
 func (c *committer) commit(batch []*appendReq) {
-	live := batch[:0]
+	live := make([]*appendReq, 0, len(batch))
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- appendRes{err: err}
@@ -135,6 +137,11 @@ func (c *committer) commit(batch []*appendReq) {
 	if len(live) == 0 {
 		return
 	}
+	// In the order of the archives' JIDs (byte-wise, as the expiry's
+	// ORDER BY jid COLLATE "C"), so that a batch and the expiry lock
+	// archive_last rows in one order and cannot deadlock; stable, so
+	// that each archive's appends keep their order.
+	slices.SortStableFunc(live, func(a, b *appendReq) int { return strings.Compare(a.user, b.user) })
 	ids, err := c.s.appendBatch(live)
 	if err == nil {
 		for i, r := range live {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/kiez-im/kiez/storage"
 	"github.com/kiez-im/kiez/storage/postgres/pgtest"
 	"github.com/kiez-im/kiez/storage/storagetest"
@@ -343,13 +345,19 @@ func TestMigrateArchiveCount(t *testing.T) {
 // waitLocked waits until a statement starting with prefix waits for a
 // lock in the cluster.
 func waitLocked(t *testing.T, s *Store, prefix string) {
+	waitLockedN(t, s, prefix, 1)
+}
+
+// waitLockedN waits until n statements starting with prefix wait for a
+// lock.
+func waitLockedN(t *testing.T, s *Store, prefix string, want int) {
 	t.Helper()
 	for i := 0; ; i++ {
 		var n int
 		if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, prefix+"%").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 {
+		if n >= want {
 			return
 		}
 		if i == 1000 {
@@ -463,5 +471,108 @@ func TestAppendBatchTimeoutNoRetry(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("the archive holds %d messages, want the first alone", n)
+	}
+}
+
+// lockCounters begins a transaction on another connection that locks the
+// archive counters of users, in that order; a deadlock aborts it rather
+// than the store's statements.
+func lockCounters(t *testing.T, s *Store, users ...string) pgx.Tx {
+	t.Helper()
+	tx, err := s.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
+	// This transaction looks for a deadlock first, and is the one
+	// aborted if there is one.
+	if _, err := tx.Exec(t.Context(), `SET LOCAL deadlock_timeout = '10ms'`); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if _, err := tx.Exec(t.Context(), `UPDATE archive_last SET n = n WHERE jid = $1`, u); err != nil {
+			t.Fatalf("lock the counter of %s: %v", u, err)
+		}
+	}
+	return tx
+}
+
+// A batch of appends locks the archives' counters in the order of their
+// JIDs, whatever the order of the appends, as another transaction that
+// locks them in that order does: neither is aborted as a deadlock.
+func TestAppendBatchLockOrder(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	for _, u := range []string{"a@example.org", "b@example.org"} {
+		if _, err := s.AppendArchive(ctx, u, at, "p@example.net", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx := lockCounters(t, s, "a@example.org")
+	req := func(user, data string) *appendReq {
+		return &appendReq{ctx: ctx, user: user, want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte(data), done: make(chan appendRes, 1)}
+	}
+	reqs := []*appendReq{req("b@example.org", "b1"), req("a@example.org", "a1"), req("b@example.org", "b2")}
+	done := make(chan struct{})
+	go func() { s.appends.commit(reqs); close(done) }()
+	waitLocked(t, s, "WITH l AS")
+	if _, err := tx.Exec(ctx, `UPDATE archive_last SET n = n WHERE jid = 'b@example.org'`); err != nil {
+		t.Fatalf("the other transaction: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	var ids []uint64
+	for i, r := range reqs {
+		res := <-r.done
+		if res.err != nil {
+			t.Errorf("append %d: %v", i, res.err)
+		}
+		ids = append(ids, uint64(res.id))
+	}
+	if ids[0] >= ids[2] {
+		t.Errorf("b's appends got IDs %d and %d, want them in order", ids[0], ids[2])
+	}
+}
+
+// The expiry locks the counters of the archives it expires in the order
+// of their JIDs, before deleting: waiting for the first, it holds none
+// that another transaction locking them in that order needs.
+func TestExpireLockOrder(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	for _, u := range []string{"b@example.org", "a@example.org", "c@example.org"} {
+		if _, err := s.AppendArchive(ctx, u, at, "p@example.net", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx := lockCounters(t, s, "a@example.org")
+	expired := make(chan error, 1)
+	go func() {
+		n, err := s.ExpireArchive(ctx, at.Add(time.Hour), 0)
+		if err == nil && n != 3 {
+			err = fmt.Errorf("expired %d, want 3", n)
+		}
+		expired <- err
+	}()
+	waitLockedN(t, s, "", 1)
+	for _, u := range []string{"b@example.org", "c@example.org"} {
+		if _, err := tx.Exec(ctx, `UPDATE archive_last SET n = n WHERE jid = $1`, u); err != nil {
+			t.Fatalf("the other transaction: %v", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-expired; err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"a@example.org", "b@example.org", "c@example.org"} {
+		if st, err := s.ArchiveStats(ctx, u); err != nil || st.Count != 0 {
+			t.Errorf("%s: %+v, %v; want nothing left", u, st, err)
+		}
 	}
 }
