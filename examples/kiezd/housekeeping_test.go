@@ -116,7 +116,7 @@ func housekeepingFixture(t *testing.T, extra string) (*housekeeper, kiezStore, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := openStore(t.Context(), cfg)
+	store, err := openStore(t.Context(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestJanitorExpiresBansAndInvites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := openStore(t.Context(), cfg)
+	store, err := openStore(t.Context(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

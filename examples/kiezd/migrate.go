@@ -80,14 +80,14 @@ func migrateCommand(ctx context.Context, cfg *config, e env, f migrateFlags) err
 	}
 	src := *cfg
 	src.Storage = storageConfig{Backend: backendBbolt}
-	from, err := openStore(ctx, &src)
+	from, err := openStore(ctx, &src, nil)
 	if err != nil {
 		return fmt.Errorf("migrate-storage: %v", err)
 	}
 	defer from.Close()
 	dst := *cfg
 	dst.Storage = storageConfig{Backend: backendPostgres, DSN: f.to, PasswordFile: f.passwordFile, PasswordEnv: f.passwordEnv}
-	to, err := openPostgres(ctx, &dst, f.to)
+	to, err := openPostgres(ctx, &dst, f.to, nil)
 	if err != nil {
 		return fmt.Errorf("migrate-storage: %v", err)
 	}

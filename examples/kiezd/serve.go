@@ -380,7 +380,7 @@ func serve(ctx context.Context, cfg *config, e env) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg)
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"regexp"
@@ -146,16 +147,18 @@ func (c *config) dbPassword() (string, error) {
 	return "", nil
 }
 
-// openTimeout bounds connecting to PostgreSQL and migrating its schema at
-// start.
-const openTimeout = 30 * time.Second
+// connectTimeout bounds each connection to PostgreSQL: dialling and
+// logging in. Migrating the schema at start is not bounded but by ctx
+// (SIGINT, SIGTERM): on a big database a migration may take minutes.
+const connectTimeout = 30 * time.Second
 
 // openStore opens the configured database, translating the usual
 // failures (a bbolt file locked by another process, a PostgreSQL server
-// that refuses) into a plain sentence.
-func openStore(ctx context.Context, cfg *config) (kiezStore, error) {
+// that refuses) into a plain sentence. log, if not nil, hears of schema
+// migrations.
+func openStore(ctx context.Context, cfg *config, log *slog.Logger) (kiezStore, error) {
 	if cfg.postgres() {
-		return openPostgres(ctx, cfg, cfg.Storage.DSN)
+		return openPostgres(ctx, cfg, cfg.Storage.DSN, log)
 	}
 	path := cfg.dbPath()
 	st, err := bbolt.Open(path, bbolt.Options{Timeout: time.Second})
@@ -169,17 +172,17 @@ func openStore(ctx context.Context, cfg *config) (kiezStore, error) {
 }
 
 // openPostgres opens the PostgreSQL database dsn with the configured
-// password and pool size, applying pending schema migrations. Like the
-// bbolt file, the database is kiezd's alone while it is open: a second
-// kiezd serving it would keep sessions and rooms of its own.
-func openPostgres(ctx context.Context, cfg *config, dsn string) (*postgres.Store, error) {
+// password and pool size, applying pending schema migrations (telling
+// log, if not nil). Like the bbolt file, the database is kiezd's alone
+// while it is open: a second kiezd serving it would keep sessions and
+// rooms of its own.
+func openPostgres(ctx context.Context, cfg *config, dsn string, log *slog.Logger) (*postgres.Store, error) {
 	pw, err := cfg.dbPassword()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, openTimeout)
-	defer cancel()
-	st, err := postgres.Open(ctx, dsn, postgres.Options{MaxConns: int32(cfg.Storage.MaxConns), Password: pw, Exclusive: true})
+	st, err := postgres.Open(ctx, dsn, postgres.Options{MaxConns: int32(cfg.Storage.MaxConns), Password: pw, Exclusive: true,
+		ConnectTimeout: connectTimeout, Logger: log})
 	if errors.Is(err, postgres.ErrLocked) {
 		return nil, fmt.Errorf("the %s is in use by another kiezd", cfg.databaseName())
 	}

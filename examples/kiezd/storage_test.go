@@ -60,7 +60,7 @@ func TestStoragePassword(t *testing.T) {
 	// A server that is not there: the error names the database, not
 	// the password.
 	cfg.Storage.PasswordEnv = "KIEZ_TEST_DB_PW"
-	_, err := openStore(t.Context(), cfg)
+	_, err := openStore(t.Context(), cfg, nil)
 	if err == nil || !strings.Contains(err.Error(), "cannot open the PostgreSQL database") || strings.Contains(err.Error(), "env-pw") {
 		t.Errorf("got %v", err)
 	}
@@ -81,6 +81,9 @@ func TestCheckPostgres(t *testing.T) {
 		t.Fatalf("serve exited:\n%s", d.stderr)
 	}
 	d.stop(t)
+	if !strings.Contains(d.stderr.String(), `msg="migrating schema to `) {
+		t.Errorf("serve did not log the migration of the empty database:\n%s", d.stderr)
+	}
 	if r := checkFindings(t, file, deps); !r.has("Database", levelOK, "the Kiez schema is at version ") || r.count(levelError) > 0 && r.has("Database", levelError, "") {
 		t.Errorf("after serve:\n%s", r)
 	}

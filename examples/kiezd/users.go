@@ -25,11 +25,6 @@ import (
 // account reaches every module's data, and its IP filter, which keeps its
 // bans in the database. The database is locked meanwhile.
 func withStore(ctx context.Context, cfg *config, e env, f func(adminTarget) error) error {
-	store, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
 	// The admin's terminal hears warnings and errors only, not the
 	// informational lines a server logs as it starts ("bans loaded").
 	lc := cfg.Log
@@ -37,6 +32,11 @@ func withStore(ctx context.Context, cfg *config, e env, f func(adminTarget) erro
 		lc.Level = "warn"
 	}
 	log := newLogger(lc, e.stderr)
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	// The invitations' landing URLs point at the configured HTTPS
 	// listener, as serve's would (none for a port the system picks).
 	port := ""

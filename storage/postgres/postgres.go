@@ -4,7 +4,10 @@
 //
 // Open applies the embedded schema migrations (versioned, forward-only, each
 // in a transaction, recorded in the schema_migrations table) before it
-// returns. Point the DSN's search_path at a schema to keep Kiez's tables
+// returns, telling Options.Logger; they may run long on a big database
+// (the archive's counts, for one, read every archived message), so only
+// Open's context bounds them, while Options.ConnectTimeout bounds
+// connecting. Point the DSN's search_path at a schema to keep Kiez's tables
 // apart from others in the same database.
 //
 // Archive appends are group-committed: concurrent AppendArchive calls are
@@ -25,10 +28,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -55,6 +60,14 @@ type Options struct {
 	// second one cannot run on the same data. If that connection is
 	// lost, so is the lock.
 	Exclusive bool
+	// ConnectTimeout, if not zero, bounds each connection's dialling
+	// and login (as the DSN's connect_timeout), and nothing else: the
+	// migrations take as long as they take, bounded only by Open's
+	// context, since one may rewrite every row of a big table.
+	ConnectTimeout time.Duration
+	// Logger, if not nil, hears of the migrations Open applies, at
+	// level Info.
+	Logger *slog.Logger
 }
 
 // ErrLocked is returned, wrapped, by an Exclusive Open while another
@@ -88,6 +101,9 @@ func open(ctx context.Context, dsn string, opts Options, upTo int) (*Store, erro
 	if opts.Password != "" {
 		cfg.ConnConfig.Password = opts.Password
 	}
+	if opts.ConnectTimeout > 0 {
+		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -101,7 +117,7 @@ func open(ctx context.Context, dsn string, opts Options, upTo int) (*Store, erro
 			return nil, err
 		}
 	}
-	if err := migrate(ctx, pool, upTo); err != nil {
+	if err := migrate(ctx, pool, upTo, opts.Logger); err != nil {
 		pool.Close()
 		if s.lock != nil {
 			s.lock.Close(context.Background())
@@ -187,8 +203,8 @@ func migrations() ([]migration, error) {
 const migrationLock = 0x6b69657a // "kiez"
 
 // migrate applies, in one transaction, every migration above the recorded
-// version and up to upTo (0: all of them).
-func migrate(ctx context.Context, pool *pgxpool.Pool, upTo int) error {
+// version and up to upTo (0: all of them), telling log (if not nil).
+func migrate(ctx context.Context, pool *pgxpool.Pool, upTo int, log *slog.Logger) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -210,8 +226,15 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, upTo int) error {
 		if cur > len(ms) {
 			return fmt.Errorf("postgres: database schema version %d is newer than this Kiez knows (%d)", cur, len(ms))
 		}
+		to := len(ms)
+		if upTo > 0 {
+			to = min(to, upTo)
+		}
+		if log != nil && to > cur {
+			log.Info(fmt.Sprintf("migrating schema to %d", to), "from", cur)
+		}
 		for _, m := range ms[cur:] {
-			if upTo > 0 && m.version > upTo {
+			if m.version > to {
 				break
 			}
 			if _, err := tx.Exec(ctx, m.sql); err != nil {

@@ -1,11 +1,14 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,21 +87,25 @@ func TestMigrateFromFirst(t *testing.T) {
 	}
 	first.Close()
 
-	s, err := Open(ctx, dsn, Options{})
+	var logged bytes.Buffer
+	s, err := Open(ctx, dsn, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf(`msg="migrating schema to %d" from=1`, len(ms)); !strings.Contains(logged.String(), want) {
+		t.Errorf("logged %q, want %s", logged.String(), want)
+	}
 	got, err := s.Account(ctx, a.JID)
 	if err != nil || !got.Created.Equal(a.Created) || got.Keys[storage.SHA256].Iterations != 4096 {
 		t.Fatalf("after upgrade: Account = %+v, %v", got, err)
 	}
 	if err := s.Put(ctx, a.JID, "vcard", []byte("x")); err != nil {
 		t.Fatalf("after upgrade: Put: %v", err)
-	}
-	ms, err := migrations()
-	if err != nil {
-		t.Fatal(err)
 	}
 	var n, max int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &max); err != nil {
@@ -107,12 +114,16 @@ func TestMigrateFromFirst(t *testing.T) {
 	if n != len(ms) || max != len(ms) {
 		t.Errorf("schema_migrations has %d rows up to %d, want %d", n, max, len(ms))
 	}
-	// Opening again applies nothing and keeps the data.
-	again, err := Open(ctx, dsn, Options{})
+	// Opening again applies nothing, says nothing and keeps the data.
+	logged.Reset()
+	again, err := Open(ctx, dsn, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	again.Close()
+	if logged.Len() > 0 {
+		t.Errorf("opened again, logged %q", logged.String())
+	}
 }
 
 // An Exclusive Store keeps a second Exclusive Open out of its schema
