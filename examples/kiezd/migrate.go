@@ -16,6 +16,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kiez-im/kiez/storage"
@@ -49,6 +50,7 @@ type migrationSource interface {
 type migrationTarget interface {
 	kiezStore
 	RowCounts(ctx context.Context) (map[string]int64, error)
+	Truncate(ctx context.Context) error
 	ImportSecret(ctx context.Context, name string, value []byte) error
 }
 
@@ -106,10 +108,31 @@ func migrateCommand(ctx context.Context, cfg *config, e env, f migrateFlags) err
 		sort.Strings(full)
 		return fmt.Errorf("migrate-storage: the %s is not empty: %s; give an empty database, or an empty schema with search_path in --to", dst.databaseName(), strings.Join(full, ", "))
 	}
+	// SIGINT and SIGTERM stop the copy, which then empties the target.
+	if e.signals != nil {
+		sigs, stop := e.signals()
+		defer stop()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			for {
+				select {
+				case sig := <-sigs:
+					if sig != syscall.SIGHUP {
+						cancel()
+						return
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	start := time.Now()
-	n, err := copyStore(ctx, from.(migrationSource), to)
+	n, err := copyAll(ctx, from.(migrationSource), to)
 	if err != nil {
-		return fmt.Errorf("migrate-storage: %v (the target is incomplete: empty it before trying again)", err)
+		return fmt.Errorf("migrate-storage: %v", err)
 	}
 	fmt.Fprintf(e.stdout, "copied %s into the %s in %s:\n", displayPath(cfg.dbPath()), dst.databaseName(), time.Since(start).Round(time.Millisecond))
 	n.write(e.stdout)
@@ -138,6 +161,28 @@ func (n migrationCounts) write(w io.Writer) {
 	} {
 		fmt.Fprintf(w, "  %8d %s\n", l.n, l.what)
 	}
+}
+
+// emptyTimeout bounds emptying the target after a failed copy.
+const emptyTimeout = time.Minute
+
+// copyAll copies from into the empty to (copyStore); if that fails or
+// is interrupted (ctx), it empties to again, so that the half-filled
+// database is not taken for a complete one, and says so in the error.
+func copyAll(ctx context.Context, from migrationSource, to migrationTarget) (migrationCounts, error) {
+	n, err := copyStore(ctx, from, to)
+	if err == nil {
+		return n, nil
+	}
+	if ctx.Err() != nil {
+		err = fmt.Errorf("interrupted: %w", err)
+	}
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), emptyTimeout)
+	defer cancel()
+	if terr := to.Truncate(ectx); terr != nil {
+		return n, fmt.Errorf("%w; the target is incomplete, and emptying it failed (%v): empty it before trying again", err, unwrapAll(terr))
+	}
+	return n, fmt.Errorf("%w; the target was emptied again, nothing is copied", err)
 }
 
 // archivePage is how many archived messages copyStore reads at once.

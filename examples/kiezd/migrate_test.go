@@ -273,3 +273,61 @@ func TestMigrateStorageBadInput(t *testing.T) {
 		t.Errorf("without a bbolt database: exit %d, %q", code, stderr)
 	}
 }
+
+// failingSource is a migration source whose Rooms, read after the
+// accounts were copied, interrupts the copy as SIGINT would.
+type failingSource struct {
+	migrationSource
+	cancel context.CancelFunc
+}
+
+func (f failingSource) Rooms(ctx context.Context, domain string) ([]string, error) {
+	f.cancel()
+	return nil, ctx.Err()
+}
+
+// A copy interrupted midway empties the target again, keeping its
+// schema: a database serve takes as new, and migrate-storage as empty.
+func TestMigrateStorageInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	src, err := bbolt.Open(filepath.Join(t.TempDir(), "kiez.db"), bbolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, err := src.Secret(ctx, "s", 32); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.CreateAccount(ctx, storage.Account{JID: auditUser, Keys: map[storage.Hash]storage.SCRAMKeys{
+		storage.SHA256: {Salt: []byte("s"), Iterations: 4096, StoredKey: []byte("k"), ServerKey: []byte("v")}}}); err != nil {
+		t.Fatal(err)
+	}
+	dsn := newPostgresSchema(t)
+	to, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer to.Close()
+	_, err = copyAll(ctx, failingSource{src, cancel}, to)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || !strings.Contains(err.Error(), "emptied again") {
+		t.Fatalf("copy: %v; want interrupted, emptied", err)
+	}
+	counts, err := to.RowCounts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for table, n := range counts {
+		if n != 0 {
+			t.Errorf("table %s holds %d rows after the interrupted copy", table, n)
+		}
+	}
+	if _, ok := counts["accounts"]; !ok {
+		t.Errorf("tables after the copy: %v; want them kept", counts)
+	}
+	again, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatalf("open after the interrupted copy: %v", err)
+	}
+	again.Close()
+}

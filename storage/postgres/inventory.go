@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -42,6 +43,23 @@ func (s *Store) RowCounts(ctx context.Context) (map[string]int64, error) {
 		counts[n] = c
 	}
 	return counts, nil
+}
+
+// Truncate empties every table of Tables in one statement, keeping the
+// tables and schema_migrations: the store is then as a fresh one.
+func (s *Store) Truncate(ctx context.Context) error {
+	names, err := s.Tables(ctx)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	ids := make([]string, len(names))
+	for i, n := range names {
+		ids[i] = pgx.Identifier{n}.Sanitize()
+	}
+	if _, err := s.pool.Exec(ctx, `TRUNCATE `+strings.Join(ids, ", ")); err != nil {
+		return fmt.Errorf("postgres: truncate: %w", err)
+	}
+	return nil
 }
 
 // ImportSecret stores a secret of storage.Secrets with the value another
