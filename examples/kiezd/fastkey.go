@@ -2,7 +2,8 @@ package main
 
 // The FAST key: XEP-0484 tokens are derived from a random id in the
 // database and this key (server.Config.FASTKey), which kiezd keeps in
-// fast.key in the data directory, mode 0600, made at the first start. The
+// fast.key in the data directory, mode 0600, made at the first start of
+// serve (the admin commands neither read nor make it). The
 // database or a backup of it alone thus yields no token. A lost or
 // replaced key only logs every device out of FAST: the clients log in
 // with their passwords again and get new tokens.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -141,12 +142,15 @@ func newServer(ctx context.Context, cfg *config, accounts kiezStore, log *slog.L
 	// The server's janitor expires the data of every module, and of the
 	// switched-off ones with these; see housekeeping.go.
 	mods = append(mods, leftovers(cfg, accounts)...)
-	fastKey, err := cfg.fastKey()
-	if err != nil {
-		return adminTarget{}, err
-	}
+	// The admin commands issue and check no FAST token (revoking deletes
+	// records): they get a key of their own, thrown away, so that they
+	// neither need fast.key nor make it (run as root, they would make it
+	// root's, and unreadable to the kiezd user). serve sets the key of
+	// fast.key (opts).
+	adminKey := make([]byte, fastKeyLen)
+	rand.Read(adminKey)
 	sc := server.Config{
-		FASTKey:         fastKey,
+		FASTKey:         adminKey,
 		ConnFilter:      ipf,
 		Domains:         cfg.Domains,
 		TLS:             tlsCfg,
@@ -398,7 +402,12 @@ func serve(ctx context.Context, cfg *config, e env) error {
 		_, httpsPort, _ = net.SplitHostPort(lns.https[0].Addr().String())
 	}
 	reg := newMetricsRegistry(cfg)
+	fastKey, err := cfg.fastKey()
+	if err != nil {
+		return err
+	}
 	target, err := newServer(ctx, cfg, store, log, tlsCfg, func(c *server.Config) {
+		c.FASTKey = fastKey
 		c.HTTPBaseURL = cfg.httpBaseURL(httpsPort)
 		c.Modules = append(c.Modules, e.modules...)
 		c.Metrics = reg

@@ -195,6 +195,12 @@ func writeFile(path string, data []byte, perm os.FileMode) error {
 		tmp.Close()
 		return fmt.Errorf("cannot write %s: %v", path, pathErr(err))
 	}
+	// On the disk before the rename, so that a crash leaves the old
+	// file or the whole new one, never an empty one.
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("cannot write %s: %v", path, pathErr(err))
+	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("cannot write %s: %v", path, pathErr(err))
 	}
