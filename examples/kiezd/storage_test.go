@@ -58,11 +58,19 @@ func TestStoragePassword(t *testing.T) {
 		t.Errorf("unset variable: got %v", err)
 	}
 	// A server that is not there: the error names the database, not
-	// the password.
+	// the password, even where the driver's message holds it (here the
+	// user name, which pgconn puts into its errors, is the password).
 	cfg.Storage.PasswordEnv = "KIEZ_TEST_DB_PW"
+	cfg.Storage.DSN = "host=/nonexistent dbname=kiez user=env-pw"
 	_, err := openStore(t.Context(), cfg, nil)
-	if err == nil || !strings.Contains(err.Error(), "cannot open the PostgreSQL database") || strings.Contains(err.Error(), "env-pw") {
-		t.Errorf("got %v", err)
+	if err == nil || !strings.Contains(err.Error(), "cannot open the PostgreSQL database") || !strings.Contains(err.Error(), "user=********") || strings.Contains(err.Error(), "env-pw") {
+		t.Errorf("got %v; want the password (the user name) redacted", err)
+	}
+	if got := redact("a s3cret b s3cret", "s3cret"); got != "a ******** b ********" {
+		t.Errorf("redact: %q", got)
+	}
+	if got := redact("a b", ""); got != "a b" {
+		t.Errorf("redact without a password: %q", got)
 	}
 }
 
