@@ -133,7 +133,7 @@ func open(ctx context.Context, dsn string, opts Options, upTo int) (*Store, erro
 func lockExclusive(ctx context.Context, pool *pgxpool.Pool) (*pgx.Conn, error) {
 	pc, err := pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: lock: %w", err)
+		return nil, fmt.Errorf("postgres: open: %w", err) // the first connection
 	}
 	conn := pc.Hijack()
 	var ok bool
