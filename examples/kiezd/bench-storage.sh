@@ -29,8 +29,9 @@ go build -o "$W/kiezd" ./examples/kiezd
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 AS=()
 if [ "$(id -u)" = 0 ]; then AS=(runuser -u postgres --); fi
-KPID= PGUP=
+KPID= PGUP= SAMPLER=
 cleanup() {
+	[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null || true
 	[ -n "$KPID" ] && kill "$KPID" 2>/dev/null && wait "$KPID" 2>/dev/null || true
 	[ -n "$PGUP" ] && "${AS[@]}" "$PGBIN/pg_ctl" stop -w -m fast -D "$W/pg/data" >/dev/null 2>&1 || true
 	if [ -n "${KEEP:-}" ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
@@ -161,10 +162,10 @@ B() { "$W/bench" "$@" -port $PORT -domain bench.test -pass benchpass -pidfile "$
 # run BACKEND: the scenarios on a fresh kiezd; a JSON line each, with
 # pg_cpu_s (0 on bbolt) and the rates per server CPU-s beside the harness's.
 run() {
-	local be=$1 log=$W/$1.log pgs=$W/$1.pgcpu sampler=
+	local be=$1 log=$W/$1.log pgs=$W/$1.pgcpu
 	if [ "$be" = postgres ]; then
 		cpu_sampler "$W/pg/data/postmaster.pid" "$pgs"
-		sampler=$!
+		SAMPLER=$! # global: cleanup kills it should the script fail meanwhile
 	fi
 	for i in $(seq "$REPS"); do
 		start_kiezd "$be"
@@ -194,7 +195,8 @@ run() {
 		report "$be" mam "$(python3 -c "print(round($k1 - $k0, 3), round($p1 - $p0, 3))")"
 	done
 	stop_kiezd
-	[ -n "$sampler" ] && kill "$sampler" || true
+	[ -n "$SAMPLER" ] && kill "$SAMPLER" || true
+	SAMPLER=
 }
 
 report() { # BACKEND SCENARIO "KIEZD_CPU PG_CPU"
