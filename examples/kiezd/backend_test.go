@@ -3,8 +3,10 @@ package main
 // The integration tests on both storage backends: a test wrapped in
 // onBothBackends runs once on bbolt and once on PostgreSQL (a throwaway
 // cluster started by the first test that needs it, a fresh schema per
-// test); KIEZ_TEST_BACKEND=postgres puts every test's kiezd on
-// PostgreSQL.
+// test); KIEZ_TEST_BACKEND=postgres puts the kiezd of every test that
+// uses testBackend (through testConfig) on PostgreSQL, except the tests
+// pinned to bbolt (pinBackend); tests writing a configuration of their
+// own stay on bbolt.
 
 import (
 	"errors"
