@@ -11,8 +11,9 @@ import (
 	"github.com/kiez-im/kiez/storage"
 )
 
-// Tables returns the names of Kiez's tables in the store's schema (the
-// first of the search_path), sorted, without schema_migrations.
+// Tables returns the names of every table in the store's schema (the
+// first of the search_path), Kiez's and any other there, sorted, without
+// schema_migrations.
 func (s *Store) Tables(ctx context.Context) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT table_name::text FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations'`)
@@ -27,8 +28,9 @@ func (s *Store) Tables(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// RowCounts returns the number of rows of each of Kiez's tables (see
-// Tables): all zero for a store nothing was written to.
+// RowCounts returns the number of rows of each table of the schema (see
+// Tables): all zero for a store nothing was written to, in a schema of
+// its own.
 func (s *Store) RowCounts(ctx context.Context) (map[string]int64, error) {
 	names, err := s.Tables(ctx)
 	if err != nil {
@@ -45,8 +47,10 @@ func (s *Store) RowCounts(ctx context.Context) (map[string]int64, error) {
 	return counts, nil
 }
 
-// Truncate empties every table of Tables in one statement, keeping the
-// tables and schema_migrations: the store is then as a fresh one.
+// Truncate empties every table of Tables (so every table of the schema,
+// Kiez's or not) in one statement, keeping the tables and
+// schema_migrations: a store in a schema of its own is then as a fresh
+// one.
 func (s *Store) Truncate(ctx context.Context) error {
 	names, err := s.Tables(ctx)
 	if err != nil || len(names) == 0 {
