@@ -121,10 +121,16 @@ func (c *s2sIn) authedFrom(domain string) bool {
 	return false
 }
 
-// send writes s, a serialised element, and flushes it.
+// send writes s, a serialised element, and flushes it, within
+// Limits.WriteTimeout: on a bidirectional stream the deadline a remote's
+// last batch set (writeStanzas) may have passed long ago.
 func (c *s2sIn) send(s string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.wclosed {
+		return errStreamClosed
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.f.srv.limits.WriteTimeout))
 	c.bw.WriteString(s)
 	return c.bw.Flush()
 }
