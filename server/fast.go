@@ -31,9 +31,12 @@ import (
 // ("current"), each as a random id with its mechanism, the days it was
 // issued and expires and the highest replay counter seen, in
 // storage.ServiceData. The token is an HMAC of the id (and the account,
-// user agent and mechanism) keyed by Config.FASTKey, which is kept outside
-// the store, so that the store alone yields no usable token. Tokens and
-// keys are never logged.
+// user agent and mechanism) under a key: Config.FASTKey if set, kept
+// outside the store, so that the store alone yields no usable token;
+// otherwise a secret in the store itself (storage.Secrets, fastSecretName),
+// so that a leaked store does yield the tokens, or, without
+// storage.Secrets, a random key per process (tokens die with it). Tokens
+// and keys are never logged.
 
 const (
 	nsFAST         = "urn:xmpp:fast:0"
