@@ -117,7 +117,11 @@
 // pair authenticated on it (else invalid-from); it then takes the
 // "other server" path above.
 // Stream limits and the ConnFilter apply as for clients, and idle
-// streams close after S2SConfig.IdleTimeout.
+// streams close after S2SConfig.IdleTimeout. One incoming stream may
+// authenticate at most 64 domain pairs (maxS2SPairs in s2s_in.go; a
+// request beyond is answered with the dialback error
+// resource-constraint) and fail at most 8 dialback requests
+// (maxS2SDialbackFailures; the next ends it with policy-violation).
 //
 // # Module lifecycle
 //

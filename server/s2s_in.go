@@ -28,6 +28,22 @@ const (
 	condImproperAddressing = "improper-addressing"
 )
 
+// Bounds of what a peer may make one incoming stream cost (see
+// "Federation" in doc.go).
+const (
+	// maxS2SPairs is how many domain pairs one incoming stream may
+	// authenticate: each may start a writer of ours (XEP-0288). A
+	// request beyond is answered with a dialback error,
+	// resource-constraint (XEP-0220's dialback error conditions: the
+	// peer opens another stream for it).
+	maxS2SPairs = 64
+	// maxS2SDialbackFailures is how many dialback requests on one
+	// incoming stream may fail to verify (each makes us dial the
+	// peer's authoritative server); the next request ends the stream
+	// with policy-violation.
+	maxS2SDialbackFailures = 8
+)
+
 // ServeS2S accepts connections from other servers on ln, which start in
 // plain text and must upgrade with STARTTLS (RFC 6120 §5), usually on
 // port 5269. Config.S2S must be set. Config.ConnFilter admits them as it
@@ -99,8 +115,10 @@ type s2sIn struct {
 	// their from) authenticated on the stream, whose stanzas it may
 	// carry.
 	authed map[pairKey]bool
-	bidi   bool          // the peer asked for a bidirectional stream
-	done   chan struct{} // closed when the stream ended
+	// dbFailed counts the dialback requests that failed to verify.
+	dbFailed int
+	bidi     bool          // the peer asked for a bidirectional stream
+	done     chan struct{} // closed when the stream ended
 
 	// wmu guards bw and wclosed once a remote writes stanzas on the
 	// stream (XEP-0288) besides the reading goroutine's answers.
@@ -535,9 +553,18 @@ func (c *s2sIn) dialbackResult(ctx context.Context, start xml.StartElement) erro
 	from, to := strings.ToLower(attr(start, "from")), strings.ToLower(attr(start, "to"))
 	key := charData(toks)
 	s := c.f.srv
+	if !c.authed[pairKey{local: to, remote: from}] {
+		if c.dbFailed >= maxS2SDialbackFailures {
+			return streamErr(condPolicyViolation, "too many failed dialback requests")
+		}
+		if len(c.authed) >= maxS2SPairs {
+			return c.send(`<db:result from='` + escapeString(to) + `' to='` + escapeString(from) + `' type='error'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>`)
+		}
+	}
 	valid := false
 	switch {
 	case c.f.cfg.NoDialback, from == "", !c.f.allowed(from), !s.serves(to):
+		c.dbFailed++
 	case c.sasl && c.authedFrom(from):
 		// Its certificate proved the domain: a pair with another of
 		// ours needs no key verified. After dialback, each pair does.
@@ -548,6 +575,9 @@ func (c *s2sIn) dialbackResult(ctx context.Context, start xml.StartElement) erro
 		cancel()
 		if err != nil {
 			s.log.Debug("s2s: dialback verification failed", "remote", from, "cause", s2sErrKind(err))
+		}
+		if !valid {
+			c.dbFailed++
 		}
 	}
 	typ := "invalid"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +15,11 @@ import (
 	"github.com/kiez-im/kiez/server/servertest"
 )
 
-// bidiIn starts b.test and b2.test with limits and s2s, and authenticates
-// the test, playing a.test, on an incoming stream by SASL EXTERNAL after
+// bidiIn starts b.test, b2.test and the domains more with limits and
+// s2s, and authenticates the test, playing a.test, on an incoming stream by SASL EXTERNAL after
 // asking for a bidirectional one (XEP-0288). It returns the stream and
 // bob@b.test's client.
-func bidiIn(t *testing.T, limits server.Limits, s2s server.S2SConfig) (*fakePeer, *servertest.Client) {
+func bidiIn(t *testing.T, limits server.Limits, s2s server.S2SConfig, more ...string) (*fakePeer, *servertest.Client) {
 	t.Helper()
 	ca := newTestCA(t)
 	ln, err := server.Listen(context.Background(), "127.0.0.1:0")
@@ -26,7 +27,7 @@ func bidiIn(t *testing.T, limits server.Limits, s2s server.S2SConfig) (*fakePeer
 		t.Fatal(err)
 	}
 	s2s.RootCAs = ca.pool
-	b := servertest.Start(t, server.Config{Domains: []string{"b.test", "b2.test"}, Limits: limits,
+	b := servertest.Start(t, server.Config{Domains: append([]string{"b.test", "b2.test"}, more...), Limits: limits,
 		TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "b.test", "b2.test")}},
 		S2S: &s2s})
 	go b.ServeS2S(ln)
@@ -58,5 +59,52 @@ func TestS2SBidiInAnswerAfterWriteTimeout(t *testing.T) {
 	p.send(`<db:result from='a.test' to='b2.test'>key</db:result>`)
 	if got := p.until("/>"); !strings.Contains(got, "<db:result from='b2.test' to='a.test' type='valid'/>") {
 		t.Fatalf("dialback answer: %q", got)
+	}
+}
+
+// TestS2SInPairLimit: one incoming stream authenticates at most 64 domain
+// pairs; a dialback request for one more is answered with the dialback
+// error resource-constraint, and the stream goes on.
+func TestS2SInPairLimit(t *testing.T) {
+	var more []string
+	for i := range 64 {
+		more = append(more, fmt.Sprintf("d%d.test", i))
+	}
+	p, cb := bidiIn(t, server.Limits{}, server.S2SConfig{}, more...)
+	// (b.test, a.test) by SASL, 63 more by dialback: a.test's
+	// certificate proves it, no key is verified.
+	for _, d := range more[:63] {
+		p.send(`<db:result from='a.test' to='` + d + `'>key</db:result>`)
+		if got := p.until("/>"); !strings.Contains(got, "type='valid'") {
+			t.Fatalf("pair with %s: %q", d, got)
+		}
+	}
+	p.send(`<db:result from='a.test' to='d63.test'>key</db:result>`)
+	got := p.until("</db:result>")
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "<resource-constraint ") {
+		t.Fatalf("the 65th pair: %q", got)
+	}
+	p.send(`<message from='alice@a.test/x' to='bob@b.test' id='l1'><body>still open</body></message>`)
+	cb.Expect(servertest.Body("still open"))
+}
+
+// TestS2SInDialbackFailureLimit: after 8 dialback requests that failed
+// to verify, the next one ends the stream with policy-violation.
+func TestS2SInDialbackFailureLimit(t *testing.T) {
+	hosts := map[string]string{}
+	for i := range 9 {
+		// Nothing listens there: each verification fails at once.
+		hosts[fmt.Sprintf("c%d.test", i)] = "127.0.0.1:1"
+	}
+	p, _ := bidiIn(t, server.Limits{}, server.S2SConfig{Hosts: hosts})
+	for i := range 8 {
+		p.send(fmt.Sprintf(`<db:result from='c%d.test' to='b.test'>key</db:result>`, i))
+		if got := p.until("/>"); !strings.Contains(got, "type='invalid'") {
+			t.Fatalf("request %d: %q", i, got)
+		}
+	}
+	p.send(`<db:result from='c8.test' to='b.test'>key</db:result>`)
+	if got := p.until("</stream:stream>"); !strings.Contains(got, "<policy-violation ") {
+		t.Fatalf("the 9th failed request: %q", got)
 	}
 }
