@@ -157,13 +157,16 @@ var errStreamClosed = errors.New("server: s2s: the stream was closed")
 
 // writeStanzas writes a batch of our stanzas on a bidirectional stream
 // and flushes it; it is the write side of a remote (runBidi).
-func (c *s2sIn) writeStanzas(batch []*stanza.Stanza, timeout time.Duration) error {
+func (c *s2sIn) writeStanzas(ctl []string, batch []*stanza.Stanza, timeout time.Duration) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.wclosed {
 		return errStreamClosed
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(timeout))
+	for _, s := range ctl {
+		c.bw.WriteString(s)
+	}
 	for _, st := range batch {
 		if err := c.t.writeStanza(c.bw, st); err != nil {
 			return err
@@ -603,15 +606,19 @@ func (c *s2sIn) dialbackVerify(start xml.StartElement) error {
 	if err != nil {
 		return err
 	}
-	from, to, id := attr(start, "from"), attr(start, "to"), attr(start, "id")
-	key := charData(toks)
+	return c.send(c.f.verifyAnswer(attr(start, "from"), attr(start, "to"), attr(start, "id"), charData(toks)))
+}
+
+// verifyAnswer is the answer of the authoritative server to a
+// <db:verify/> from, to, with the stream id id and the key key.
+func (f *federation) verifyAnswer(from, to, id, key string) string {
 	typ := "invalid"
-	if c.f.srv.serves(to) {
-		if hmac.Equal([]byte(key), []byte(c.f.dialbackKey(from, to, id))) {
+	if f.srv.serves(to) {
+		if hmac.Equal([]byte(key), []byte(f.dialbackKey(from, to, id))) {
 			typ = "valid"
 		}
 	}
-	return c.send(`<db:verify from='` + escapeString(to) + `' to='` + escapeString(from) + `' id='` + escapeString(id) + `' type='` + typ + `'/>`)
+	return `<db:verify from='` + escapeString(to) + `' to='` + escapeString(from) + `' id='` + escapeString(id) + `' type='` + typ + `'/>`
 }
 
 func charData(toks []xml.Token) string {
