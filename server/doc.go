@@ -130,8 +130,8 @@
 //	           stream features, HTTP routes, data owners (declaring data without owning it fails New)
 //	Init       in Config.Modules order, with a Host (domains, logger, Router, SendTo, Request, Go)
 //	serving    iq handlers answer through a ResponseWriter exactly once; SessionStarter before the
-//	           client learns its JID, AvailabilityListener at initial presence, SessionEnder after the
-//	           session left the registry; SessionValues are dropped with the session;
+//	           client learns its JID, SessionResumer after a stream management resumption,
+//	           AvailabilityListener at initial presence, SessionEnder after the session left the registry; SessionValues are dropped with the session;
 //	           AccountListener on CreateUser/DeleteUser; DeleteUser asks every UserDataOwner, then the
 //	           store (storage.UserDataDeleter)
 //	Shutdown   streams closed with <system-shutdown/>, detached sessions ended (their unacknowledged
