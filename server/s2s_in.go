@@ -93,7 +93,8 @@ func (s *Server) serveS2S(ln net.Listener, direct bool) error {
 // carries go to the router, and the answers to them leave on our own
 // outgoing stream to that server, or, if the peer asked for a
 // bidirectional stream (XEP-0288), on this one, written by a remote's
-// goroutine (runBidi).
+// goroutine (runBidi); from then on that goroutine writes the reader's
+// dialback answers too (send).
 type s2sIn struct {
 	f        *federation
 	raw      net.Conn  // the TCP connection, or rc over it
@@ -120,6 +121,12 @@ type s2sIn struct {
 	bidi     bool          // the peer asked for a bidirectional stream
 	done     chan struct{} // closed when the stream ended
 
+	// w is the first remote writing our stanzas on the stream
+	// (XEP-0288), if any: from then on the reading goroutine's answers
+	// are queued for its writer rather than written by the reader. Only
+	// the reading goroutine uses the field.
+	w *remote
+
 	// wmu guards bw and wclosed once a remote writes stanzas on the
 	// stream (XEP-0288) besides the reading goroutine's answers.
 	wmu     sync.Mutex
@@ -139,10 +146,15 @@ func (c *s2sIn) authedFrom(domain string) bool {
 	return false
 }
 
-// send writes s, a serialised element, and flushes it, within
-// Limits.WriteTimeout: on a bidirectional stream the deadline a remote's
-// last batch set (writeStanzas) may have passed long ago.
+// send writes s, a serialised element, and flushes it. Once a remote
+// writes our stanzas on the stream (c.w), s is queued for that writer
+// instead, which writes it with the next batch; else, or if that writer
+// has ended, the reader writes it itself, within Limits.WriteTimeout (the
+// deadline a remote's last batch set may have passed long ago).
 func (c *s2sIn) send(s string) error {
+	if c.w != nil && c.w.answer(s) {
+		return nil
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.wclosed {
@@ -203,6 +215,9 @@ func (c *s2sIn) route(k pairKey) {
 	}
 	f.out[k] = r
 	f.retry.succeeded(k.remote)
+	if c.w == nil {
+		c.w = r
+	}
 }
 
 // stop asks the stream to end with system-shutdown.

@@ -72,12 +72,12 @@ func (r *remote) enqueue(st *stanza.Stanza) enqueueResult {
 	return enqueued
 }
 
-// answer queues ctl, a serialised element, for the writer; false if too
-// many wait (the peer floods us with requests).
+// answer queues ctl, a serialised element, for the writer; false if the
+// stream ended or too many wait (the peer floods us with requests).
 func (r *remote) answer(ctl string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.ctl) >= maxS2SPairs {
+	if r.done || len(r.ctl) >= maxS2SPairs {
 		return false
 	}
 	r.ctl = append(r.ctl, ctl)
