@@ -117,7 +117,11 @@
 // pair authenticated on it (else invalid-from); it then takes the
 // "other server" path above.
 // Stream limits and the ConnFilter apply as for clients, and idle
-// streams close after S2SConfig.IdleTimeout.
+// streams close after S2SConfig.IdleTimeout. One incoming stream may
+// authenticate at most 64 domain pairs (maxS2SPairs in s2s_in.go; a
+// request beyond is answered with the dialback error
+// resource-constraint) and fail at most 8 dialback requests
+// (maxS2SDialbackFailures; the next ends it with policy-violation).
 //
 // # Module lifecycle
 //
@@ -126,8 +130,8 @@
 //	           stream features, HTTP routes, data owners (declaring data without owning it fails New)
 //	Init       in Config.Modules order, with a Host (domains, logger, Router, SendTo, Request, Go)
 //	serving    iq handlers answer through a ResponseWriter exactly once; SessionStarter before the
-//	           client learns its JID, AvailabilityListener at initial presence, SessionEnder after the
-//	           session left the registry; SessionValues are dropped with the session;
+//	           client learns its JID, SessionResumer after a stream management resumption,
+//	           AvailabilityListener at initial presence, SessionEnder after the session left the registry; SessionValues are dropped with the session;
 //	           AccountListener on CreateUser/DeleteUser; DeleteUser asks every UserDataOwner, then the
 //	           store (storage.UserDataDeleter)
 //	Shutdown   streams closed with <system-shutdown/>, detached sessions ended (their unacknowledged

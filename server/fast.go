@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,9 +33,12 @@ import (
 // ("current"), each as a random id with its mechanism, the days it was
 // issued and expires and the highest replay counter seen, in
 // storage.ServiceData. The token is an HMAC of the id (and the account,
-// user agent and mechanism) keyed by Config.FASTKey, which is kept outside
-// the store, so that the store alone yields no usable token. Tokens and
-// keys are never logged.
+// user agent and mechanism) under a key: Config.FASTKey if set, kept
+// outside the store, so that the store alone yields no usable token;
+// otherwise a secret in the store itself (storage.Secrets, fastSecretName),
+// so that a leaked store does yield the tokens, or, without
+// storage.Secrets, a random key per process (tokens die with it). Tokens
+// and keys are never logged.
 
 const (
 	nsFAST         = "urn:xmpp:fast:0"
@@ -114,8 +119,21 @@ func (c *conn) appendFAST(b []byte) []byte {
 type fastTokens struct {
 	key []byte
 	sd  storage.ServiceData
+	// locks serialise the read, check and write of one record (by a hash
+	// of its key) within the process: two logins with one count, or a
+	// login and an invalidation, do not both act on what they read.
+	locks [64]sync.Mutex
 	// skew is added to the time, by tests that age tokens.
 	skew atomic.Int64
+}
+
+// lock locks the record at key and returns its unlock.
+func (f *fastTokens) lock(key string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	m := &f.locks[h.Sum32()%uint32(len(f.locks))]
+	m.Lock()
+	return m.Unlock
 }
 
 // now returns the time tokens are issued and checked at.
@@ -241,6 +259,7 @@ func (c *conn) requestedToken(req authenticateRequest, u jid.JID) string {
 		return ""
 	}
 	key := fastKey(u.String(), req.userAgent)
+	defer f.lock(key)()
 	r, err := f.load(c.ctx, key)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		c.srv.log.Warn("reading FAST tokens failed; no token issued", "err", err)
@@ -271,7 +290,13 @@ func fastHMAC(token []byte, label string, cb []byte) []byte {
 // It checks the token against the user agent's new slot, then its
 // current one, with the mechanism it was issued for; an expired token is
 // credentials-expired (XEP-0484 §4.2), and a 'count' not above the last
-// one seen for the token is refused as a replay. A login with the new
+// one seen for the token is refused as a replay. XEP-0484 asks for
+// 'count' only with TLS 0-RTT, so a login without one is accepted while
+// the token has none recorded; once a client counted with a token, a
+// login with it that omits the count is refused too, or a replay would
+// pass by dropping the attribute. The record is read, checked and
+// written under its lock (fastTokens.lock), atomic within the process.
+// A login with the new
 // token makes it the current one; invalidate removes the user agent's
 // tokens (a new one is issued only if asked for).
 func (c *conn) fastAuth(mech string, req authenticateRequest) (jid.JID, []byte, string, error) {
@@ -307,6 +332,7 @@ func (c *conn) fastAuth(mech string, req authenticateRequest) (jid.JID, []byte, 
 	}
 	ctx := c.ctx
 	key := fastKey(u.String(), req.userAgent)
+	defer f.lock(key)()
 	r, err := f.load(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return jid.JID{}, nil, "", notAuth
@@ -338,6 +364,8 @@ func (c *conn) fastAuth(mech string, req authenticateRequest) (jid.JID, []byte, 
 			c.srv.log.Warn("removing an expired FAST token failed", "err", err)
 		}
 		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.CredentialsExpired, Text: "the token has expired"}
+	case used.Count != nil && req.fastCount == nil:
+		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.NotAuthorized, Text: "count missing: the token was used with one"}
 	case req.fastCount != nil && used.Count != nil && *req.fastCount <= *used.Count:
 		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.NotAuthorized, Text: "count already seen"}
 	}

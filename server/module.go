@@ -262,6 +262,14 @@ type SessionStarter interface {
 	SessionStarted(ctx context.Context, s *Session)
 }
 
+// SessionResumer is implemented by modules that act when a session
+// hibernated by stream management (XEP-0198) is resumed on a new
+// connection, after the client learnt it: the client is connected again,
+// as after SessionStarted.
+type SessionResumer interface {
+	SessionResumed(ctx context.Context, s *Session)
+}
+
 // SessionEnder is implemented by modules that act when a session ends,
 // after it is gone from the registry. State a module keeps per session
 // belongs in a SessionValue, which the server drops by itself.

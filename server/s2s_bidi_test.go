@@ -353,3 +353,29 @@ func TestS2SDialbackEachPair(t *testing.T) {
 		t.Fatalf("for a pair not verified: %q", got)
 	}
 }
+
+// TestS2SBidiOutDialbackAnswered: on a bidirectional stream a.test
+// opened, the peer's dialback requests are answered: a pair to
+// authenticate on it is refused with resource-constraint, so the peer
+// opens a stream of its own at once, and a key is verified.
+func TestS2SBidiOutDialbackAnswered(t *testing.T) {
+	a, _, fake, ca := startFakeFederation(t, "a.test", server.S2SConfig{})
+	alice := a.AddUser(t, "alice", "pw")
+	c := a.Connect(t, alice, "pw")
+	c.Send(message(jid.MustParse("bob@b.test"), "d1", "hello b"))
+	p := acceptBidi(t, fake, ca)
+	p.until("hello b</body></message>")
+
+	p.send(`<db:result from='b2.test' to='a.test'>key</db:result>`)
+	got := p.until("</db:result>")
+	if !strings.Contains(got, "<db:result from='a.test' to='b2.test' type='error'>") || !strings.Contains(got, "<resource-constraint ") {
+		t.Fatalf("answer to a dialback request: %q", got)
+	}
+	p.send(`<db:verify from='b.test' to='a.test' id='x1'>wrong</db:verify>`)
+	if got := p.until("/>"); !strings.Contains(got, "<db:verify from='a.test' to='b.test' id='x1' type='invalid'/>") {
+		t.Fatalf("answer to a verification: %q", got)
+	}
+	// The stream goes on.
+	c.Send(message(jid.MustParse("bob@b.test"), "d2", "still there"))
+	p.until("still there</body></message>")
+}

@@ -28,6 +28,22 @@ const (
 	condImproperAddressing = "improper-addressing"
 )
 
+// Bounds of what a peer may make one incoming stream cost (see
+// "Federation" in doc.go).
+const (
+	// maxS2SPairs is how many domain pairs one incoming stream may
+	// authenticate: each may start a writer of ours (XEP-0288). A
+	// request beyond is answered with a dialback error,
+	// resource-constraint (XEP-0220's dialback error conditions: the
+	// peer opens another stream for it).
+	maxS2SPairs = 64
+	// maxS2SDialbackFailures is how many dialback requests on one
+	// incoming stream may fail to verify (each makes us dial the
+	// peer's authoritative server); the next request ends the stream
+	// with policy-violation.
+	maxS2SDialbackFailures = 8
+)
+
 // ServeS2S accepts connections from other servers on ln, which start in
 // plain text and must upgrade with STARTTLS (RFC 6120 §5), usually on
 // port 5269. Config.S2S must be set. Config.ConnFilter admits them as it
@@ -77,7 +93,8 @@ func (s *Server) serveS2S(ln net.Listener, direct bool) error {
 // carries go to the router, and the answers to them leave on our own
 // outgoing stream to that server, or, if the peer asked for a
 // bidirectional stream (XEP-0288), on this one, written by a remote's
-// goroutine (runBidi).
+// goroutine (runBidi); from then on that goroutine writes the reader's
+// dialback answers too (send).
 type s2sIn struct {
 	f        *federation
 	raw      net.Conn  // the TCP connection, or rc over it
@@ -99,8 +116,16 @@ type s2sIn struct {
 	// their from) authenticated on the stream, whose stanzas it may
 	// carry.
 	authed map[pairKey]bool
-	bidi   bool          // the peer asked for a bidirectional stream
-	done   chan struct{} // closed when the stream ended
+	// dbFailed counts the dialback requests that failed to verify.
+	dbFailed int
+	bidi     bool          // the peer asked for a bidirectional stream
+	done     chan struct{} // closed when the stream ended
+
+	// w is the first remote writing our stanzas on the stream
+	// (XEP-0288), if any: from then on the reading goroutine's answers
+	// are queued for its writer rather than written by the reader. Only
+	// the reading goroutine uses the field.
+	w *remote
 
 	// wmu guards bw and wclosed once a remote writes stanzas on the
 	// stream (XEP-0288) besides the reading goroutine's answers.
@@ -121,10 +146,21 @@ func (c *s2sIn) authedFrom(domain string) bool {
 	return false
 }
 
-// send writes s, a serialised element, and flushes it.
+// send writes s, a serialised element, and flushes it. Once a remote
+// writes our stanzas on the stream (c.w), s is queued for that writer
+// instead, which writes it with the next batch; else, or if that writer
+// has ended, the reader writes it itself, within Limits.WriteTimeout (the
+// deadline a remote's last batch set may have passed long ago).
 func (c *s2sIn) send(s string) error {
+	if c.w != nil && c.w.answer(s) {
+		return nil
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.wclosed {
+		return errStreamClosed
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.f.srv.limits.WriteTimeout))
 	c.bw.WriteString(s)
 	return c.bw.Flush()
 }
@@ -133,13 +169,16 @@ var errStreamClosed = errors.New("server: s2s: the stream was closed")
 
 // writeStanzas writes a batch of our stanzas on a bidirectional stream
 // and flushes it; it is the write side of a remote (runBidi).
-func (c *s2sIn) writeStanzas(batch []*stanza.Stanza, timeout time.Duration) error {
+func (c *s2sIn) writeStanzas(ctl []string, batch []*stanza.Stanza, timeout time.Duration) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.wclosed {
 		return errStreamClosed
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(timeout))
+	for _, s := range ctl {
+		c.bw.WriteString(s)
+	}
 	for _, st := range batch {
 		if err := c.t.writeStanza(c.bw, st); err != nil {
 			return err
@@ -176,6 +215,9 @@ func (c *s2sIn) route(k pairKey) {
 	}
 	f.out[k] = r
 	f.retry.succeeded(k.remote)
+	if c.w == nil {
+		c.w = r
+	}
 }
 
 // stop asks the stream to end with system-shutdown.
@@ -529,9 +571,18 @@ func (c *s2sIn) dialbackResult(ctx context.Context, start xml.StartElement) erro
 	from, to := strings.ToLower(attr(start, "from")), strings.ToLower(attr(start, "to"))
 	key := charData(toks)
 	s := c.f.srv
+	if !c.authed[pairKey{local: to, remote: from}] {
+		if c.dbFailed >= maxS2SDialbackFailures {
+			return streamErr(condPolicyViolation, "too many failed dialback requests")
+		}
+		if len(c.authed) >= maxS2SPairs {
+			return c.send(`<db:result from='` + escapeString(to) + `' to='` + escapeString(from) + `' type='error'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>`)
+		}
+	}
 	valid := false
 	switch {
 	case c.f.cfg.NoDialback, from == "", !c.f.allowed(from), !s.serves(to):
+		c.dbFailed++
 	case c.sasl && c.authedFrom(from):
 		// Its certificate proved the domain: a pair with another of
 		// ours needs no key verified. After dialback, each pair does.
@@ -542,6 +593,9 @@ func (c *s2sIn) dialbackResult(ctx context.Context, start xml.StartElement) erro
 		cancel()
 		if err != nil {
 			s.log.Debug("s2s: dialback verification failed", "remote", from, "cause", s2sErrKind(err))
+		}
+		if !valid {
+			c.dbFailed++
 		}
 	}
 	typ := "invalid"
@@ -567,15 +621,19 @@ func (c *s2sIn) dialbackVerify(start xml.StartElement) error {
 	if err != nil {
 		return err
 	}
-	from, to, id := attr(start, "from"), attr(start, "to"), attr(start, "id")
-	key := charData(toks)
+	return c.send(c.f.verifyAnswer(attr(start, "from"), attr(start, "to"), attr(start, "id"), charData(toks)))
+}
+
+// verifyAnswer is the answer of the authoritative server to a
+// <db:verify/> from, to, with the stream id id and the key key.
+func (f *federation) verifyAnswer(from, to, id, key string) string {
 	typ := "invalid"
-	if c.f.srv.serves(to) {
-		if hmac.Equal([]byte(key), []byte(c.f.dialbackKey(from, to, id))) {
+	if f.srv.serves(to) {
+		if hmac.Equal([]byte(key), []byte(f.dialbackKey(from, to, id))) {
 			typ = "valid"
 		}
 	}
-	return c.send(`<db:verify from='` + escapeString(to) + `' to='` + escapeString(from) + `' id='` + escapeString(id) + `' type='` + typ + `'/>`)
+	return `<db:verify from='` + escapeString(to) + `' to='` + escapeString(from) + `' id='` + escapeString(id) + `' type='` + typ + `'/>`
 }
 
 func charData(toks []xml.Token) string {

@@ -35,8 +35,12 @@ type remote struct {
 	in   *s2sIn        // the bidirectional incoming stream, if any
 	wake chan struct{} // something was queued, or stop was called
 
-	mu      sync.Mutex
-	queue   []*stanza.Stanza
+	mu    sync.Mutex
+	queue []*stanza.Stanza
+	// ctl are answers of the reading goroutine to the peer's dialback
+	// requests (serialised elements), written before the next batch by
+	// the writer, the stream's only one.
+	ctl     []string
 	done    bool // the stream ended: enqueue refuses
 	stopped bool // the server is shutting down
 	nc      net.Conn
@@ -66,6 +70,19 @@ func (r *remote) enqueue(st *stanza.Stanza) enqueueResult {
 	r.queue = append(r.queue, st)
 	r.signal()
 	return enqueued
+}
+
+// answer queues ctl, a serialised element, for the writer; false if the
+// stream ended or too many wait (the peer floods us with requests).
+func (r *remote) answer(ctl string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done || len(r.ctl) >= maxS2SPairs {
+		return false
+	}
+	r.ctl = append(r.ctl, ctl)
+	r.signal()
+	return true
 }
 
 func (r *remote) signal() {
@@ -136,7 +153,7 @@ func (r *remote) run() {
 	activity := make(chan struct{}, 1)
 	var readErr error
 	go func() {
-		readErr = o.readLoop(s.ctx, activity)
+		readErr = o.readLoop(s.ctx, activity, r.answer)
 		close(readDone)
 	}()
 	shutdown, readEnded, endErr := r.pump(o.writeStanzas, readDone, activity, f.cfg.IdleTimeout)
@@ -184,7 +201,7 @@ func (r *remote) runBidi() {
 // stream's reader stopped), the server shuts down, a write fails, or,
 // if idleTimeout is not zero, nothing was written nor read (activity)
 // for that long.
-func (r *remote) pump(write func([]*stanza.Stanza, time.Duration) error, ended, activity <-chan struct{}, idleTimeout time.Duration) (shutdown, readEnded bool, err error) {
+func (r *remote) pump(write func([]string, []*stanza.Stanza, time.Duration) error, ended, activity <-chan struct{}, idleTimeout time.Duration) (shutdown, readEnded bool, err error) {
 	var idle <-chan time.Time
 	var timer *time.Timer
 	if idleTimeout > 0 {
@@ -204,17 +221,17 @@ func (r *remote) pump(write func([]*stanza.Stanza, time.Duration) error, ended, 
 			return false, true, nil
 		}
 		r.mu.Lock()
-		batch, stopped := r.queue, r.stopped
-		r.queue = nil
+		batch, ctl, stopped := r.queue, r.ctl, r.stopped
+		r.queue, r.ctl = nil, nil
 		r.mu.Unlock()
 		if stopped {
 			r.requeueOrBounce(batch, errS2SClosed)
 			return true, false, nil
 		}
-		if len(batch) == 0 {
+		if len(batch) == 0 && len(ctl) == 0 {
 			continue
 		}
-		if err := write(batch, r.f.srv.limits.WriteTimeout); err != nil {
+		if err := write(ctl, batch, r.f.srv.limits.WriteTimeout); err != nil {
 			if errors.Is(err, errStreamClosed) {
 				// Nothing was written: finish hands the stanzas on to
 				// a new stream.
@@ -650,6 +667,22 @@ func (o *s2sOut) readNonza(start xml.StartElement) error {
 	return nil
 }
 
+// dialbackAnswer returns the answer to start, the element readNonza read
+// last, if it is a dialback request of the peer; else "".
+func (o *s2sOut) dialbackAnswer(start xml.StartElement) string {
+	if start.Name.Space != nsDialback || attr(start, "type") != "" {
+		return ""
+	}
+	from, to := attr(start, "from"), attr(start, "to")
+	switch start.Name.Local {
+	case "verify":
+		return o.f.verifyAnswer(from, to, attr(start, "id"), charData(o.lastInner))
+	case "result":
+		return `<db:result from='` + escapeString(to) + `' to='` + escapeString(from) + `' type='error'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>`
+	}
+	return ""
+}
+
 // streamErrorCondition returns the condition of a stream error's inner
 // tokens.
 func streamErrorCondition(toks []xml.Token) string {
@@ -683,9 +716,12 @@ func (o *s2sOut) dialback() error {
 	}
 }
 
-// writeStanzas writes a batch and flushes it.
-func (o *s2sOut) writeStanzas(batch []*stanza.Stanza, timeout time.Duration) error {
+// writeStanzas writes the answers ctl and a batch, and flushes them.
+func (o *s2sOut) writeStanzas(ctl []string, batch []*stanza.Stanza, timeout time.Duration) error {
 	o.nc.SetWriteDeadline(time.Now().Add(timeout))
+	for _, s := range ctl {
+		o.bw.WriteString(s)
+	}
 	for _, st := range batch {
 		if err := o.t.writeStanza(o.bw, st); err != nil {
 			return err
@@ -699,9 +735,14 @@ func (o *s2sOut) writeStanzas(batch []*stanza.Stanza, timeout time.Duration) err
 // the router if they are from the domain the stream is to and to the one
 // it is from, and each tells activity that the stream is in use; else
 // nothing is expected but whitespace, a stream error and the closing
-// tag. Dialback requests of the peer for other domain pairs are not
-// answered: it opens a stream of its own for them.
-func (o *s2sOut) readLoop(ctx context.Context, activity chan<- struct{}) error {
+// tag. The peer's dialback requests are handed to answer, which queues
+// their answers for the writer: a key to verify (<db:verify/>, we are
+// its authoritative server) is answered as on an incoming stream; a
+// domain pair to authenticate on our stream (<db:result/>, XEP-0288 §2)
+// is refused with the dialback error resource-constraint, upon which
+// the peer opens a stream of its own for it (XEP-0220's dialback error
+// conditions), rather than waiting for an answer that never comes.
+func (o *s2sOut) readLoop(ctx context.Context, activity chan<- struct{}, answer func(string) bool) error {
 	o.nc.SetReadDeadline(time.Time{})
 	authed := func(from, to string) (bool, bool) { return from == o.to, from == o.to && to == o.from }
 	for {
@@ -713,6 +754,9 @@ func (o *s2sOut) readLoop(ctx context.Context, activity chan<- struct{}) error {
 		if !o.bidi || stanza.KindOf(start.Name) == 0 || start.Name.Space != nsClient {
 			if err := o.readNonza(start); err != nil {
 				return err
+			}
+			if a := o.dialbackAnswer(start); a != "" && !answer(a) {
+				return streamErr(condPolicyViolation, "too many dialback requests")
 			}
 			continue
 		}

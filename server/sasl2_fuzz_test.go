@@ -2,22 +2,24 @@ package server
 
 import (
 	"encoding/xml"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 // FuzzAuthenticate feeds arbitrary children of a SASL2 <authenticate/>
 // (XEP-0388, with Bind 2 and FAST elements) to its parser and checks that
-// it never panics and that what it reports holds together.
+// it never panics and that what it reports holds together. Its seeds are
+// the bodies in testdata/sasl2.
 func FuzzAuthenticate(f *testing.F) {
-	for _, s := range []string{
-		`<initial-response>AGFsaWNlAHB3</initial-response><user-agent id='u1'><software>x</software></user-agent>`,
-		`<initial-response>=</initial-response><bind xmlns='urn:xmpp:bind:0'><tag>t</tag><enable xmlns='urn:xmpp:carbons:2'/>` +
-			`<enable xmlns='urn:xmpp:sm:3' resume='true' max='60'/><inactive xmlns='urn:xmpp:csi:0'/></bind>`,
-		`<initial-response/><fast xmlns='urn:xmpp:fast:0' count='7' invalidate='1'/><request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>`,
-		`<fast xmlns='urn:xmpp:fast:0' count='-1'/><resume xmlns='urn:xmpp:sm:3' previd='x' h='1'/>`,
-	} {
-		f.Add(s)
+	seeds, _ := filepath.Glob("testdata/sasl2/*.xml")
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		d := xml.NewDecoder(strings.NewReader(`<authenticate xmlns='urn:xmpp:sasl:2'>` + body + `</authenticate>`))

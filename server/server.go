@@ -69,6 +69,7 @@ type Server struct {
 	httpMux      *http.ServeMux
 	caps         string // XEP-0115 verification string of the server
 	starters     []SessionStarter
+	resumers     []SessionResumer
 	bind2        bind2Table  // XEP-0386 inline features; see bind2.go
 	fast         *fastTokens // XEP-0484 tokens, nil without storage.ServiceData; see fast.go
 	enders       []SessionEnder
@@ -300,6 +301,7 @@ func (s *Server) addModule(m Module) error {
 		}
 	}
 	addIf(&s.starters, m)
+	addIf(&s.resumers, m)
 	addIf(&s.bind2.enablers, m)
 	addIf(&s.enders, m)
 	addIf(&s.accountLs, m)

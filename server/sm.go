@@ -393,6 +393,9 @@ func (c *conn) resumeWith(start xml.StartElement, write func(answer []byte, sess
 	sess.qmu.Unlock()
 	c.negotiated()
 	s.log.Debug("session resumed")
+	for _, l := range s.resumers {
+		l.SessionResumed(c.ctx, sess)
+	}
 	return stepResult{state: stateBound, sess: sess}, nil
 }
 

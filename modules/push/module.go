@@ -8,7 +8,10 @@
 // A subscription request (presence type subscribe) while no session is
 // connected is pushed for too, with the summary's
 // pending-subscription-count: the number of contacts that asked since a
-// session of the account was last connected.
+// session of the account was last connected (bound or resumed). With
+// Deps.Roster, a request the presence module answers by itself (the
+// contact already has a subscription from the account, or was
+// pre-approved) is not pushed for: the user never sees it.
 //
 // The notification keeps the privacy promise: by default it carries only
 // the XEP-0357 summary's counts, never the sender nor the body,
@@ -103,6 +106,9 @@ type Deps struct {
 	// Store keeps the registrations (required); storage.KV
 	// implementations satisfy it.
 	Store Store
+	// Roster, if set, is the roster store of the presence module: a
+	// subscription request it answers by itself is not pushed for.
+	Roster storage.Roster
 }
 
 // Registration is one app server registered by a client.
@@ -122,10 +128,11 @@ type Field struct {
 
 // Module implements XEP-0357. Create it with New.
 type Module struct {
-	opts  Options
-	store Store
-	host  server.Host
-	log   *slog.Logger
+	opts   Options
+	store  Store
+	roster storage.Roster
+	host   server.Host
+	log    *slog.Logger
 
 	mu      sync.Mutex                 // guards the maps and serialises changes of registrations
 	regs    map[string][]Registration  // bare JID → registrations, a cache of the store
@@ -167,6 +174,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 	return &Module{
 		opts:    opts,
 		store:   deps.Store,
+		roster:  deps.Roster,
 		log:     slog.New(slog.DiscardHandler),
 		regs:    make(map[string][]Registration),
 		devices: make(map[string]*device),
@@ -434,7 +442,7 @@ func (m *Module) received(ctx context.Context, account jid.JID, s *stanza.Stanza
 		m.log.Warn("push: no registrations", "err", err)
 		return
 	}
-	if len(regs) == 0 {
+	if len(regs) == 0 || sub && m.answered(ctx, user, s.From.Bare().String()) {
 		return
 	}
 	m.mu.Lock()
@@ -484,6 +492,37 @@ func (m *Module) received(ctx context.Context, account jid.JID, s *stanza.Stanza
 	for _, r := range due {
 		m.host.Go(func(ctx context.Context) { m.publish(ctx, account.Bare(), r, sum) })
 	}
+}
+
+// answered says whether the presence module answers contact's
+// subscription request to user by itself, from user's roster as it is
+// before the request (our route runs first): the contact already has a
+// subscription from user, or user pre-approved it (RFC 6121 §3.1.3). A
+// roster that cannot be read counts as not answered.
+func (m *Module) answered(ctx context.Context, user, contact string) bool {
+	if m.roster == nil {
+		return false
+	}
+	it, err := m.roster.RosterItem(ctx, user, contact)
+	if err != nil {
+		return false
+	}
+	return it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth || it.Approved
+}
+
+// SessionStarted forgets the messages and subscription requests counted
+// for the account: a client of it is connected and sees them.
+func (m *Module) SessionStarted(ctx context.Context, s *server.Session) { m.reset(s.JID()) }
+
+// SessionResumed does as SessionStarted for a resumed session.
+func (m *Module) SessionResumed(ctx context.Context, s *server.Session) { m.reset(s.JID()) }
+
+func (m *Module) reset(account jid.JID) {
+	user := account.Bare().String()
+	m.mu.Lock()
+	delete(m.counts, user)
+	delete(m.subs, user)
+	m.mu.Unlock()
 }
 
 // summary is what a notification tells: the messages and the
@@ -613,6 +652,8 @@ func (*Module) ExportUser(ctx context.Context, user jid.JID, w xmlstream.TokenWr
 var (
 	_ server.Module           = (*Module)(nil)
 	_ server.Initializer      = (*Module)(nil)
+	_ server.SessionStarter   = (*Module)(nil)
+	_ server.SessionResumer   = (*Module)(nil)
 	_ server.IQProvider       = (*Module)(nil)
 	_ server.FeatureProvider  = (*Module)(nil)
 	_ server.RouteProvider    = (*Module)(nil)

@@ -14,6 +14,7 @@ import (
 	"github.com/kiez-im/kiez/server"
 	"github.com/kiez-im/kiez/server/servertest"
 	"github.com/kiez-im/kiez/stanza"
+	"github.com/kiez-im/kiez/storage"
 	"github.com/kiez-im/kiez/storage/memory"
 )
 
@@ -39,12 +40,13 @@ type env struct {
 	app   *servertest.Client // the app server: a second account
 	alice jid.JID
 	bob   *servertest.Client
+	smID  string // the stream management id of alice's last raw login
 }
 
 func start(t *testing.T, opts push.Options, appAnswer func(iq *stanza.Stanza) *stanza.Stanza) *env {
 	t.Helper()
 	store := memory.New()
-	m, err := push.New(opts, push.Deps{Store: store})
+	m, err := push.New(opts, push.Deps{Store: store, Roster: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,9 @@ func (e *env) rawLogin(t *testing.T, enable ...string) (*servertest.Raw, net.Con
 		t.Fatalf("bind: %s", got)
 	}
 	r.Send(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
-	r.Expect("<enabled")
+	enabled := r.Expect("resume='true'")
+	_, id, _ := strings.Cut(enabled, "id='")
+	e.smID, _, _ = strings.Cut(id, "'")
 	for _, iq := range enable {
 		if got := r.IQ(iq); !strings.Contains(got, `type="result"`) && !strings.Contains(got, `type='result'`) {
 			t.Fatalf("push enable: %s", got)
@@ -279,6 +283,90 @@ func TestPushSubscriptionRequest(t *testing.T) {
 			t.Errorf("notification lacks %q: %s", want, out)
 		}
 	}
+}
+
+// A subscription request the presence module answers by itself (the
+// contact has a subscription from alice already, or she pre-approved it)
+// is not pushed for; one she must answer is.
+func TestNoPushForAnsweredSubscriptionRequest(t *testing.T) {
+	e := start(t, push.Options{MinInterval: -1}, ok)
+	r, _ := e.rawAlice(t)
+	r.Send(`</stream:stream>`)
+	<-e.probe.ended
+	ctx := context.Background()
+	subscribe := &stanza.Stanza{Kind: stanza.Presence, Type: "subscribe", To: e.alice}
+	for _, it := range []storage.RosterItem{
+		{JID: "bob@localhost", Subscription: storage.SubFrom},
+		{JID: "bob@localhost", Subscription: storage.SubBoth},
+		{JID: "bob@localhost", Subscription: storage.SubNone, Approved: true},
+	} {
+		if _, err := e.store.SetRosterItem(ctx, "alice@localhost", it); err != nil {
+			t.Fatal(err)
+		}
+		e.bob.Send(subscribe.Clone())
+		e.bob.Sync()
+		e.app.SyncNone(isPublish)
+	}
+	if _, err := e.store.SetRosterItem(ctx, "alice@localhost", storage.RosterItem{JID: "bob@localhost", Subscription: storage.SubNone}); err != nil {
+		t.Fatal(err)
+	}
+	e.bob.Send(subscribe.Clone())
+	if out := string(stanza.Marshal(e.app.Expect(isPublish))); !strings.Contains(out, `var="pending-subscription-count"><value>1</value>`) {
+		t.Fatalf("notification: %s", out)
+	}
+}
+
+// The counts start over when a session of the account is bound, even if
+// nothing arrived while it was connected.
+func TestPushCountResetOnBind(t *testing.T) {
+	e := start(t, push.Options{MinInterval: -1}, ok)
+	r, _ := e.rawAlice(t)
+	r.Send(`</stream:stream>`)
+	<-e.probe.ended
+	e.bob.Send(message(e.alice, "one"))
+	checkNotification(t, e.app.Expect(isPublish), "1")
+	await(t, "the push to be answered", func() bool { return e.push.InFlight() == 0 })
+
+	r, _ = e.rawAlice(t)
+	r.Send(`</stream:stream>`)
+	<-e.probe.ended
+	e.bob.Send(message(e.alice, "two"))
+	checkNotification(t, e.app.Expect(isPublish), "1")
+}
+
+// The counts start over when alice's hibernated session is resumed.
+func TestPushCountResetOnResume(t *testing.T) {
+	e := start(t, push.Options{MinInterval: -1}, ok)
+	_, conn := e.rawAlice(t)
+	hibernated := func() bool {
+		s := e.probe.host.Sessions(e.alice)
+		return len(s) == 1 && s[0].Hibernated()
+	}
+	conn.Close()
+	await(t, "alice's session to hibernate", hibernated)
+	e.bob.Send(message(e.alice, "one"))
+	checkNotification(t, e.app.Expect(isPublish), "1")
+	await(t, "the push to be answered", func() bool { return e.push.InFlight() == 0 })
+
+	conn, err := net.Dial("tcp", e.srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := servertest.NewRaw(t, conn)
+	if got := r.AuthPlain("alice", "pw"); !strings.Contains(got, "<success") {
+		t.Fatalf("auth: %s", got)
+	}
+	r.Send(servertest.RawHeader)
+	r.Expect("</stream:features>")
+	r.Send(`<resume xmlns='urn:xmpp:sm:3' previd='` + e.smID + `' h='0'/>`)
+	r.Expect("<resumed")
+	// Read in order after the resumption: once answered, the module
+	// was told.
+	r.IQ(`<iq type='get' id='s3'><query xmlns='urn:kiez:test:nothing'/></iq>`)
+	conn.Close()
+	await(t, "alice's session to hibernate again", hibernated)
+	e.bob.Send(message(e.alice, "two"))
+	checkNotification(t, e.app.Expect(isPublish), "1")
 }
 
 // A groupchat message to alice's hibernated session is pushed (as

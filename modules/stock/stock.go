@@ -323,7 +323,12 @@ func Modules(store Store, opts Options) ([]server.Module, error) {
 		add(muc.New(opts.MUC, deps))
 	}
 	if on(Push) {
-		add(push.New(opts.Push, push.Deps{Store: store}))
+		deps := push.Deps{Store: store}
+		if ros != nil {
+			// Requests presence answers by itself are not pushed for.
+			deps.Roster = store
+		}
+		add(push.New(opts.Push, deps))
 	}
 	if on(ExternalServices) && len(opts.ExternalServices.Services) > 0 {
 		add(extdisco.New(opts.ExternalServices, extdisco.Deps{}))
