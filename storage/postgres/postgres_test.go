@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -456,7 +457,11 @@ func TestAppendBatchTimeoutNoRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(context.Background())
+	// Rolled back once, by the goroutine below or, if the test ends
+	// first, by the deferred call (sync.Once makes the second wait).
+	var once sync.Once
+	rollback := func() { once.Do(func() { tx.Rollback(context.Background()) }) }
+	defer rollback()
 	if _, err := tx.Exec(ctx, `UPDATE archive_last SET n = n WHERE jid = 'a@example.org'`); err != nil {
 		t.Fatal(err)
 	}
@@ -466,11 +471,14 @@ func TestAppendBatchTimeoutNoRetry(t *testing.T) {
 		{ctx: ctx, user: "a@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("1"), done: make(chan appendRes, 1)},
 		{ctx: ctx, user: "a@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("2"), done: make(chan appendRes, 1)},
 	}
+	released := make(chan struct{})
 	go func() {
+		defer close(released)
 		time.Sleep(700 * time.Millisecond) // after the batch's timeout
-		tx.Rollback(context.Background())
+		rollback()
 	}()
 	s.appends.commit(reqs)
+	<-released
 	for i, r := range reqs {
 		if res := <-r.done; res.err == nil {
 			t.Errorf("append %d succeeded after its batch timed out", i)
