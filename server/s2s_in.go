@@ -385,19 +385,29 @@ func (c *s2sIn) run() error {
 		if c.peer != "" && !c.f.allowed(c.peer) {
 			return streamErr(condPolicyViolation, "not federating with that domain")
 		}
-		c.t.writeFeatures(c.bw, c.features())
-		if err := c.bw.Flush(); err != nil {
+		if err := c.writeFeatures(); err != nil {
 			return err
-		}
-		if c.sasl {
-			// After SASL EXTERNAL, the new stream may carry ours.
-			c.route(pairKey{local: c.local, remote: c.peer})
 		}
 		restart, err := c.elements()
 		if err != nil || !restart {
 			return err
 		}
 	}
+}
+
+// writeFeatures writes the stream features. After SASL EXTERNAL, the new
+// stream may carry ours (XEP-0288): it becomes the pair's route before the
+// peer can read the features, so that nothing we route once it has them
+// goes another way, while the write lock keeps the route's writer from
+// writing a stanza before them.
+func (c *s2sIn) writeFeatures() error {
+	if c.sasl {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		c.route(pairKey{local: c.local, remote: c.peer})
+	}
+	c.t.writeFeatures(c.bw, c.features())
+	return c.bw.Flush()
 }
 
 // features returns the stream features for the stream's state.
