@@ -323,6 +323,11 @@ type controlServer struct {
 
 	mu sync.Mutex // one admin command at a time
 	wg sync.WaitGroup
+
+	// closing guards closed, so that serve adds no request to wg once
+	// close waits on it (an Add racing a Wait is the WaitGroup's misuse).
+	closing sync.Mutex
+	closed  bool
 }
 
 // listenControl creates the control socket at path, mode 0600. serve
@@ -380,7 +385,14 @@ func (c *controlServer) serve(ctx context.Context) {
 			}
 			continue
 		}
+		c.closing.Lock()
+		if c.closed {
+			c.closing.Unlock()
+			conn.Close()
+			return
+		}
 		c.wg.Add(1)
+		c.closing.Unlock()
 		go func() {
 			defer c.wg.Done()
 			c.handle(ctx, conn)
@@ -435,6 +447,9 @@ func (c *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
 // close stops accepting, waits for the requests being answered and
 // removes the socket file.
 func (c *controlServer) close() {
+	c.closing.Lock()
+	c.closed = true
+	c.closing.Unlock()
 	c.ln.Close()
 	c.wg.Wait()
 	os.Remove(c.path)
