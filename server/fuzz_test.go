@@ -19,12 +19,7 @@ import (
 // XML, stanza parsing) and checks that it never panics or hangs, and that
 // every stanza it accepts survives being written out and read back.
 func FuzzInbound(f *testing.F) {
-	seeds, _ := filepath.Glob("../testdata/stream/*.xml")
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fuzzSeeds(f, "../testdata/stream/*.xml") {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -114,3 +109,22 @@ func normalise(toks []xml.Token) []xml.Token {
 }
 
 var _ = io.EOF
+
+// fuzzSeeds returns the contents of the files glob matches, a fuzz
+// target's seeds.
+func fuzzSeeds(f *testing.F, glob string) [][]byte {
+	f.Helper()
+	paths, err := filepath.Glob(glob)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var seeds [][]byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, b)
+	}
+	return seeds
+}

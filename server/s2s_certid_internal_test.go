@@ -4,8 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -133,12 +131,7 @@ func mustMarshal(t testing.TB, v any) []byte {
 // and that what it reads, written again, reads the same. Its seeds are the
 // DER values in testdata/san (written by SANDER).
 func FuzzCertOtherNames(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/san/*.der")
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fuzzSeeds(f, "testdata/san/*.der") {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, der []byte) {

@@ -2,8 +2,6 @@ package server
 
 import (
 	"encoding/xml"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,12 +11,7 @@ import (
 // it never panics and that what it reports holds together. Its seeds are
 // the bodies in testdata/sasl2.
 func FuzzAuthenticate(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/sasl2/*.xml")
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fuzzSeeds(f, "testdata/sasl2/*.xml") {
 		f.Add(string(b))
 	}
 	f.Fuzz(func(t *testing.T, body string) {

@@ -7,8 +7,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/kiez-im/kiez/stanza"
@@ -45,12 +43,7 @@ func FuzzWebSocket(f *testing.F) {
 	f.Add(append(append(append([]byte(nil), open...),
 		wsClientFrame(false, wsText, []byte(`<message xmlns='jabber:client' to='a@localhost'>`))...),
 		append(wsClientFrame(true, wsPing, []byte("p")), wsClientFrame(true, wsContinuation, []byte(`<body>hi</body></message>`))...)...))
-	seeds, _ := filepath.Glob("../testdata/stream/*.xml")
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fuzzSeeds(f, "../testdata/stream/*.xml") {
 		f.Add(append(append([]byte(nil), open...), wsClientFrame(true, wsText, b)...))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
