@@ -376,26 +376,36 @@ func (c *conn) fastAuth(mech string, req authenticateRequest) (jid.JID, []byte, 
 		return jid.JID{}, nil, "", &scram.Failure{Condition: scram.TemporaryAuthFailure, Err: err}
 	}
 	addl := fastHMAC(token, "Responder", cb)
+	// The record is written back only if the login changed it: most
+	// logins with the current token and no count leave it as it was.
+	changed := false
 	if req.fastCount != nil {
 		n := *req.fastCount
 		used.Count = &n
+		changed = true
 	}
 	if used == r.New {
 		// The client has the new token: it becomes the current one,
 		// and the one before is no longer valid (§3.5).
 		r.Cur, r.New = r.New, nil
+		changed = true
 	}
+	asked := req.requestToken != "" && c.fastOffered(req.requestToken)
 	var tok string
 	switch {
 	case req.fastInvalidate:
 		r = fastRecord{}
-		if req.requestToken != "" && c.fastOffered(req.requestToken) {
+		changed = true
+		if asked {
 			tok = f.newToken(key, &r, req.requestToken, now)
 		}
-	case req.requestToken != "" && c.fastOffered(req.requestToken):
+	case asked:
 		tok = f.newToken(key, &r, req.requestToken, now)
 	case used.Issued.Before(storage.Day(now)):
 		tok = f.newToken(key, &r, mech, now)
+	}
+	if !changed && tok == "" {
+		return u, addl, "", nil
 	}
 	if err := f.store(ctx, key, r); err != nil {
 		if req.fastInvalidate {
