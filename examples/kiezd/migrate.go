@@ -89,7 +89,7 @@ func migrateCommand(ctx context.Context, cfg *config, e env, f migrateFlags) err
 	defer from.Close()
 	dst := *cfg
 	dst.Storage = storageConfig{Backend: backendPostgres, DSN: f.to, PasswordFile: f.passwordFile, PasswordEnv: f.passwordEnv}
-	to, err := openPostgres(ctx, &dst, f.to, nil)
+	to, err := openPostgres(ctx, &dst, nil)
 	if err != nil {
 		return fmt.Errorf("migrate-storage: %v", err)
 	}

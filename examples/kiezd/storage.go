@@ -158,7 +158,7 @@ const connectTimeout = 30 * time.Second
 // migrations.
 func openStore(ctx context.Context, cfg *config, log *slog.Logger) (kiezStore, error) {
 	if cfg.postgres() {
-		return openPostgres(ctx, cfg, cfg.Storage.DSN, log)
+		return openPostgres(ctx, cfg, log)
 	}
 	path := cfg.dbPath()
 	st, err := bbolt.Open(path, bbolt.Options{Timeout: time.Second})
@@ -171,17 +171,17 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (kiezStore, e
 	return st, nil
 }
 
-// openPostgres opens the PostgreSQL database dsn with the configured
-// password and pool size, applying pending schema migrations (telling
-// log, if not nil). Like the bbolt file, the database is kiezd's alone
+// openPostgres opens the PostgreSQL database of cfg's [storage] dsn with
+// the configured password and pool size, applying pending schema
+// migrations (telling log, if not nil). Like the bbolt file, the database is kiezd's alone
 // while it is open: a second kiezd serving it would keep sessions and
 // rooms of its own.
-func openPostgres(ctx context.Context, cfg *config, dsn string, log *slog.Logger) (*postgres.Store, error) {
+func openPostgres(ctx context.Context, cfg *config, log *slog.Logger) (*postgres.Store, error) {
 	pw, err := cfg.dbPassword()
 	if err != nil {
 		return nil, err
 	}
-	st, err := postgres.Open(ctx, dsn, postgres.Options{MaxConns: int32(cfg.Storage.MaxConns), Password: pw, Exclusive: true,
+	st, err := postgres.Open(ctx, cfg.Storage.DSN, postgres.Options{MaxConns: int32(cfg.Storage.MaxConns), Password: pw, Exclusive: true,
 		ConnectTimeout: connectTimeout, Logger: log})
 	if errors.Is(err, postgres.ErrLocked) {
 		return nil, fmt.Errorf("the %s is in use by another kiezd", cfg.databaseName())
