@@ -77,11 +77,11 @@ func migrateCommand(ctx context.Context, cfg *config, e env, f migrateFlags) err
 	} else if running {
 		return errors.New("migrate-storage: kiezd is running (its control socket answers): stop it first (systemctl stop kiezd), migrate, then start it again with [storage] backend = \"postgres\"")
 	}
-	if err := (&config{DataDir: cfg.DataDir}).databaseExists(); err != nil {
-		return fmt.Errorf("migrate-storage: %v", err)
-	}
 	src := *cfg
 	src.Storage = storageConfig{Backend: backendBbolt}
+	if err := src.databaseExists(); err != nil {
+		return fmt.Errorf("migrate-storage: %v", err)
+	}
 	from, err := openStore(ctx, &src, nil)
 	if err != nil {
 		return fmt.Errorf("migrate-storage: %v", err)
