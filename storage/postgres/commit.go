@@ -128,33 +128,27 @@ func (c *committer) commit(batch []*appendReq) {
 		}
 		live = append(live, r)
 	}
-	if len(live) == 1 {
-		r := live[0]
-		id, err := c.s.appendOne(r.ctx, r.user, r.want, r.with, r.data)
-		r.done <- appendRes{id, err}
-		return
-	}
-	if len(live) == 0 {
-		return
-	}
-	// In the order of the archives' JIDs (byte-wise, as the expiry's
-	// ORDER BY jid COLLATE "C"), so that a batch and the expiry lock
-	// archive_last rows in one order and cannot deadlock; stable, so
-	// that each archive's appends keep their order.
-	slices.SortStableFunc(live, func(a, b *appendReq) int { return strings.Compare(a.user, b.user) })
-	ids, err := c.s.appendBatch(live)
-	if err == nil {
-		for i, r := range live {
-			r.done <- appendRes{id: ids[i]}
+	if len(live) > 1 {
+		// In the order of the archives' JIDs (byte-wise, as the expiry's
+		// ORDER BY jid COLLATE "C"), so that a batch and the expiry lock
+		// archive_last rows in one order and cannot deadlock; stable, so
+		// that each archive's appends keep their order.
+		slices.SortStableFunc(live, func(a, b *appendReq) int { return strings.Compare(a.user, b.user) })
+		ids, err := c.s.appendBatch(live)
+		if err == nil {
+			for i, r := range live {
+				r.done <- appendRes{id: ids[i]}
+			}
+			return
 		}
-		return
-	}
-	if !retrySingly(err) {
-		for _, r := range live {
-			r.done <- appendRes{err: err}
+		if !retrySingly(err) {
+			for _, r := range live {
+				r.done <- appendRes{err: err}
+			}
+			return
 		}
-		return
 	}
+	// A lone append, or each append of a batch that did not commit.
 	for _, r := range live {
 		id, err := c.s.appendOne(r.ctx, r.user, r.want, r.with, r.data)
 		r.done <- appendRes{id, err}
