@@ -241,6 +241,12 @@ func TestAppendConcurrent(t *testing.T) {
 	}
 }
 
+// testAppend is an append for committer.commit: data to user's archive
+// at the time at, with p@example.net.
+func testAppend(ctx context.Context, user string, at time.Time, data string) *appendReq {
+	return &appendReq{ctx: ctx, user: user, want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte(data), done: make(chan appendRes, 1)}
+}
+
 // A bad append in a batch (an archive row already holding its ID, made
 // behind the store's back) fails alone; the others of its batch commit.
 func TestAppendBatchOneBad(t *testing.T) {
@@ -250,11 +256,7 @@ func TestAppendBatchOneBad(t *testing.T) {
 	if _, err := s.pool.Exec(ctx, `INSERT INTO archive (jid, id, with_jid, with_bare, data) VALUES ('bad@example.org', $1, 'x', 'x', '')`, int64(storage.TimeID(at))); err != nil {
 		t.Fatal(err)
 	}
-	reqs := []*appendReq{
-		{ctx: ctx, user: "good@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("1"), done: make(chan appendRes, 1)},
-		{ctx: ctx, user: "bad@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("2"), done: make(chan appendRes, 1)},
-		{ctx: ctx, user: "good@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("3"), done: make(chan appendRes, 1)},
-	}
+	reqs := []*appendReq{testAppend(ctx, "good@example.org", at, "1"), testAppend(ctx, "bad@example.org", at, "2"), testAppend(ctx, "good@example.org", at, "3")}
 	s.appends.commit(reqs)
 	for i, r := range reqs {
 		res := <-r.done
@@ -461,10 +463,7 @@ func TestAppendBatchTimeoutNoRetry(t *testing.T) {
 	}
 	defer func(d time.Duration) { appendTimeout = d }(appendTimeout)
 	appendTimeout = 500 * time.Millisecond
-	reqs := []*appendReq{
-		{ctx: ctx, user: "a@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("1"), done: make(chan appendRes, 1)},
-		{ctx: ctx, user: "a@example.org", want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte("2"), done: make(chan appendRes, 1)},
-	}
+	reqs := []*appendReq{testAppend(ctx, "a@example.org", at, "1"), testAppend(ctx, "a@example.org", at, "2")}
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
@@ -523,10 +522,7 @@ func TestAppendBatchLockOrder(t *testing.T) {
 		}
 	}
 	tx := lockCounters(t, s, "a@example.org")
-	req := func(user, data string) *appendReq {
-		return &appendReq{ctx: ctx, user: user, want: int64(storage.TimeID(at)), with: "p@example.net", data: []byte(data), done: make(chan appendRes, 1)}
-	}
-	reqs := []*appendReq{req("b@example.org", "b1"), req("a@example.org", "a1"), req("b@example.org", "b2")}
+	reqs := []*appendReq{testAppend(ctx, "b@example.org", at, "b1"), testAppend(ctx, "a@example.org", at, "a1"), testAppend(ctx, "b@example.org", at, "b2")}
 	done := make(chan struct{})
 	go func() { s.appends.commit(reqs); close(done) }()
 	waitLocked(t, s, "WITH l AS")
